@@ -1,0 +1,88 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "tend",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tend", targets: ["tend"]),
+        .library(name: "TendSpec", targets: ["TendSpec"]),
+        .library(name: "TendCore", targets: ["TendCore"]),
+        .library(name: "TendProviders", targets: ["TendProviders"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CYAML",
+            path: "modules/CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .target(
+            name: "TendSpec",
+            dependencies: [
+                "CYAML",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "TendCore",
+            dependencies: [
+                "TendSpec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "TendProviders",
+            dependencies: [
+                "TendCore",
+                "TendSpec",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "tend",
+            dependencies: [
+                "TendProviders",
+                "TendCore",
+                "TendSpec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),
+        .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"]),
+        .testTarget(
+            name: "TendProvidersTests",
+            dependencies: ["TendProviders", "TendCore", "TendSpec"]
+        ),
+        .testTarget(
+            name: "TendIntegrationTests",
+            dependencies: [
+                "tend",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+    ]
+)
+
+// One set of strict settings for every target, as swift-log does.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

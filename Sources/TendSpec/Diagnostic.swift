@@ -1,0 +1,66 @@
+/// One problem found in the configuration, with where it is.
+public struct Diagnostic: Hashable, Sendable, Error, CustomStringConvertible {
+    /// Where the problem is; `nil` only for problems of the repository as a whole.
+    public var location: SourceLocation?
+    public var message: String
+
+    public init(_ message: String, at location: SourceLocation?) {
+        self.message = message
+        self.location = location
+    }
+
+    /// `path:line:col: message`.
+    public var description: String {
+        guard let location else { return message }
+        return "\(location): \(message)"
+    }
+
+    /// The same diagnostic with its path shown as `prefix/path` (the folder the user named).
+    public func displayed(under prefix: String) -> Diagnostic {
+        guard var location, !prefix.isEmpty else { return self }
+        location.file = prefix.hasSuffix("/") ? prefix + location.file : prefix + "/" + location.file
+        return Diagnostic(message, at: location)
+    }
+}
+
+/// Problems collected across the whole repository, so that one bad entry does not hide the next.
+public struct Diagnostics: Sendable {
+    public private(set) var all: [Diagnostic] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { all.isEmpty }
+
+    public mutating func error(_ message: String, at location: SourceLocation?) {
+        all.append(Diagnostic(message, at: location))
+    }
+
+    public mutating func append(contentsOf other: Diagnostics) {
+        all.append(contentsOf: other.all)
+    }
+
+    public mutating func append(contentsOf other: [Diagnostic]) {
+        all.append(contentsOf: other)
+    }
+
+    /// In file, line and column order; diagnostics without a location first.
+    public var sorted: [Diagnostic] {
+        all.enumerated().sorted { a, b in
+            switch (a.element.location, b.element.location) {
+            case let (l?, r?): return l == r ? a.offset < b.offset : l < r
+            case (nil, _?): return true
+            case (_?, nil): return false
+            case (nil, nil): return a.offset < b.offset
+            }
+        }.map(\.element)
+    }
+}
+
+/// Thrown when the configuration is invalid; carries every problem found.
+public struct ConfigurationError: Error, Sendable {
+    public var diagnostics: [Diagnostic]
+
+    public init(_ diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics
+    }
+}

@@ -1,0 +1,92 @@
+internal import Glibc
+
+/// The decoded `tend.yaml`: which manifests apply to which hosts, and the vars.
+public struct RepositoryConfig: Sendable {
+    /// Repository-wide vars, for templates.
+    public var vars: YAMLNode?
+    /// The host entries in the order written.
+    public var hosts: [HostEntry]
+
+    public init(vars: YAMLNode? = nil, hosts: [HostEntry]) {
+        self.vars = vars
+        self.hosts = hosts
+    }
+
+    /// The manifest folders (and files) that apply to a host with these facts, each once, in the
+    /// order the host entries name them.
+    public func applied(to facts: HostFacts) -> [String] {
+        var seen: Set<String> = []
+        var result: [String] = []
+        for entry in hosts where entry.match?.matches(facts) ?? true {
+            for path in entry.apply where seen.insert(path.value).inserted {
+                result.append(path.value)
+            }
+        }
+        return result
+    }
+
+    /// Every folder that any host entry names, each once.
+    public var allApplied: [Located<String>] {
+        var seen: Set<String> = []
+        return hosts.flatMap(\.apply).filter { seen.insert($0.value).inserted }
+    }
+}
+
+/// One entry of `hosts:`: a selector and what it applies.
+public struct HostEntry: Sendable {
+    public var match: HostMatch?
+    public var apply: [Located<String>]
+    public var vars: YAMLNode?
+    public var location: SourceLocation
+
+    public init(match: HostMatch?, apply: [Located<String>], vars: YAMLNode?, location: SourceLocation) {
+        self.match = match
+        self.apply = apply
+        self.vars = vars
+        self.location = location
+    }
+}
+
+/// `match:` of a host entry; every condition given must hold.
+public struct HostMatch: Sendable {
+    /// Shell-style globs; the hostname must match one of them.
+    public var hostnames: [String]?
+    /// Labels the host must carry with exactly these values.
+    public var labels: [String: String]
+    /// Operating system ids (`debian`, `ubuntu`); the host's ID or one of its ID_LIKE must be one.
+    public var os: [String]?
+
+    public init(hostnames: [String]? = nil, labels: [String: String] = [:], os: [String]? = nil) {
+        self.hostnames = hostnames
+        self.labels = labels
+        self.os = os
+    }
+
+    public func matches(_ facts: HostFacts) -> Bool {
+        if let hostnames, !hostnames.contains(where: { fnmatch($0, facts.hostname, 0) == 0 }) { return false }
+        for (key, value) in labels where facts.labels[key] != value { return false }
+        if let os, !os.contains(where: { $0 == facts.os || facts.osLike.contains($0) }) { return false }
+        return true
+    }
+}
+
+/// What host selection knows about a host.
+public struct HostFacts: Sendable, Codable, Hashable {
+    public var hostname: String
+    /// `ID` from os-release (`debian`).
+    public var os: String
+    /// `ID_LIKE` from os-release.
+    public var osLike: [String]
+    /// `VERSION_ID` from os-release.
+    public var osVersion: String
+    /// Labels given to the host by its operator.
+    public var labels: [String: String]
+
+    public init(hostname: String, os: String = "", osLike: [String] = [], osVersion: String = "", labels: [String: String] = [:]) {
+        self.hostname = hostname
+        self.os = os
+        self.osLike = osLike
+        self.osVersion = osVersion
+        self.labels = labels
+    }
+}

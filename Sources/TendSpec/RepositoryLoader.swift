@@ -1,0 +1,213 @@
+/// Load: reads `tend.yaml` and every manifest it names from a snapshot, and decodes them into
+/// declarations, collecting every problem in the repository before returning.
+public struct RepositoryLoader: Sendable {
+    /// The name of the file at the repository root that says which manifests apply where.
+    public static let configFile = "tend.yaml"
+
+    public let snapshot: any Snapshot
+    /// The resource kinds that exist (the kind key of each entry must be one of them).
+    public let kinds: Set<String>
+
+    public init(snapshot: any Snapshot, kinds: Set<String>) {
+        self.snapshot = snapshot
+        self.kinds = kinds
+    }
+
+    /// The whole repository: the config, every manifest that any host entry names, and every
+    /// problem found on the way.
+    public struct Result: Sendable {
+        public var config: RepositoryConfig?
+        /// Manifests by repository path.
+        public var manifests: [String: Manifest]
+        /// For each `apply:` path, the manifest paths it contributes, in name order.
+        public var contributions: [String: [String]]
+        public var diagnostics: Diagnostics
+
+        /// The declarations that apply to a host with `facts`, in the order of the host entries,
+        /// their `apply:` lists and the manifests' names.
+        public func declarations(for facts: HostFacts) -> [ResourceDeclaration] {
+            guard let config else { return [] }
+            var seen: Set<String> = []
+            var result: [ResourceDeclaration] = []
+            for applied in config.applied(to: facts) {
+                for path in contributions[applied] ?? [] where seen.insert(path).inserted {
+                    result.append(contentsOf: manifests[path]?.resources ?? [])
+                }
+            }
+            return result
+        }
+    }
+
+    public func load() -> Result {
+        var diagnostics = Diagnostics()
+        var result = Result(config: nil, manifests: [:], contributions: [:], diagnostics: diagnostics)
+        let bytes: [UInt8]
+        do {
+            bytes = try snapshot.read(Self.configFile)
+        } catch {
+            let reason = error.code == .notFound ? "not found" : error.message
+            diagnostics.error("\(Self.configFile): \(reason); a configuration repository has tend.yaml at its root", at: nil)
+            result.diagnostics = diagnostics
+            return result
+        }
+        let config = decodeConfig(bytes, &diagnostics)
+        result.config = config
+        for applied in config?.allApplied ?? [] {
+            let paths = manifestPaths(for: applied, &diagnostics)
+            result.contributions[applied.value] = paths
+            for path in paths where result.manifests[path] == nil {
+                result.manifests[path] = loadManifest(path, &diagnostics)
+            }
+        }
+        result.diagnostics = diagnostics
+        return result
+    }
+
+    // MARK: tend.yaml
+
+    private func decodeConfig(_ bytes: [UInt8], _ diagnostics: inout Diagnostics) -> RepositoryConfig? {
+        let parsed = YAMLParser.parse(bytes, file: Self.configFile)
+        diagnostics.append(contentsOf: parsed.diagnostics)
+        guard parsed.diagnostics.isEmpty else { return nil }
+        guard parsed.documents.count == 1, let root = parsed.documents.first, !root.isNull else {
+            let message = parsed.documents.count > 1 ? "tend.yaml must hold one YAML document, found \(parsed.documents.count)" : "tend.yaml is empty; it needs a 'hosts:' list"
+            diagnostics.error(message, at: SourceLocation(file: Self.configFile, line: 1, column: 1))
+            return nil
+        }
+        guard var reader = MappingReader(root, what: "tend.yaml", diagnostics: &diagnostics) else { return nil }
+        var config = RepositoryConfig(hosts: [])
+        if let vars = reader.take("vars"), vars.mapping == nil {
+            diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
+        } else {
+            config.vars = reader.peek("vars")?.value
+        }
+        if let prune = reader.take("prune"), prune.bool("'prune'", &diagnostics) == true {
+            diagnostics.error("'prune: true' needs the record of earlier applies that the agent keeps, which this version of tend does not have yet", at: prune.location)
+        }
+        if let hosts = reader.take("hosts") {
+            if let items = hosts.sequence {
+                config.hosts = items.compactMap { decodeHostEntry($0, &diagnostics) }
+            } else {
+                diagnostics.error("'hosts' must be a list of host entries, found \(hosts.kindDescription)", at: hosts.location)
+            }
+        } else {
+            diagnostics.error("tend.yaml needs a 'hosts:' list that says which manifests to apply", at: root.location)
+        }
+        reader.finish(&diagnostics, context: "tend.yaml")
+        return config
+    }
+
+    private func decodeHostEntry(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> HostEntry? {
+        guard var reader = MappingReader(node, what: "a host entry", diagnostics: &diagnostics) else { return nil }
+        var match: HostMatch?
+        if let matchNode = reader.take("match"), var matchReader = MappingReader(matchNode, what: "'match'", diagnostics: &diagnostics) {
+            var selector = HostMatch()
+            selector.hostnames = matchReader.take("hostname")?.stringList("'hostname'", &diagnostics)?.map(\.value)
+            selector.labels = matchReader.take("labels")?.stringMap("'labels'", &diagnostics)?.mapValues(\.value) ?? [:]
+            selector.os = matchReader.take("os")?.stringList("'os'", &diagnostics)?.map(\.value)
+            matchReader.finish(&diagnostics, context: "'match'")
+            match = selector
+        }
+        var apply: [Located<String>] = []
+        if let applyNode = reader.take("apply") {
+            for path in applyNode.stringList("'apply'", &diagnostics) ?? [] {
+                if let problem = Self.problem(inRepositoryPath: path.value) {
+                    diagnostics.error("'\(path.value)' in 'apply': \(problem)", at: path.location)
+                } else {
+                    apply.append(Located(RepositoryPath.resolve(path.value, in: "") ?? path.value, at: path.location))
+                }
+            }
+        } else {
+            diagnostics.error("a host entry needs 'apply:', the list of manifest folders it applies", at: node.location)
+        }
+        let vars = reader.take("vars")
+        if let vars, vars.mapping == nil {
+            diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
+        }
+        reader.finish(&diagnostics, context: "a host entry")
+        return HostEntry(match: match, apply: apply, vars: vars, location: node.location)
+    }
+
+    /// Why a path written in tend.yaml cannot name a folder of the repository, or nil.
+    static func problem(inRepositoryPath path: String) -> String? {
+        if path.isEmpty { return "an empty path" }
+        if path.hasPrefix("/") { return "paths in tend.yaml are relative to the repository root" }
+        if path.split(separator: "/").contains("..") { return "'..' would leave the repository" }
+        return nil
+    }
+
+    // MARK: Manifests
+
+    /// The manifests an `apply:` path contributes: a .yaml file itself, or the .yaml files
+    /// directly in a folder in name order.
+    private func manifestPaths(for applied: Located<String>, _ diagnostics: inout Diagnostics) -> [String] {
+        let path = applied.value
+        switch snapshot.kind(of: path) {
+        case .file?:
+            guard path.hasSuffix(".yaml") || path.hasSuffix(".yml") else {
+                diagnostics.error("'\(path)' in 'apply' is a file but not a .yaml manifest", at: applied.location)
+                return []
+            }
+            return [path]
+        case .directory?:
+            let entries = (try? snapshot.entries(in: path)) ?? []
+            return entries
+                .filter { $0.kind == .file && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
+                .map { path.isEmpty ? $0.name : "\(path)/\($0.name)" }
+        default:
+            diagnostics.error("'\(path)' in 'apply' does not exist in \(snapshot.description)", at: applied.location)
+            return []
+        }
+    }
+
+    private func loadManifest(_ path: String, _ diagnostics: inout Diagnostics) -> Manifest {
+        var manifest = Manifest(path: path, resources: [])
+        let bytes: [UInt8]
+        do {
+            bytes = try snapshot.read(path)
+        } catch {
+            diagnostics.error("cannot read manifest: \(error.message)", at: SourceLocation(file: path, line: 1, column: 1))
+            return manifest
+        }
+        let parsed = YAMLParser.parse(bytes, file: path)
+        diagnostics.append(contentsOf: parsed.diagnostics)
+        for document in parsed.documents where !document.isNull {
+            guard var reader = MappingReader(document, what: "a manifest", diagnostics: &diagnostics) else { continue }
+            if let resources = reader.take("resources") {
+                if let items = resources.sequence {
+                    manifest.resources += items.compactMap { decodeEntry($0, manifest: path, &diagnostics) }
+                } else if !resources.isNull {
+                    diagnostics.error("'resources' must be a list, found \(resources.kindDescription)", at: resources.location)
+                }
+            }
+            reader.finish(&diagnostics, context: "a manifest")
+        }
+        return manifest
+    }
+
+    private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
+        guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return nil }
+        let kindKeys = reader.keys.filter { kinds.contains($0) }
+        guard let kind = kindKeys.first else {
+            let first = reader.keys.first
+            let location = first.flatMap { reader.peek($0)?.key.location } ?? node.location
+            var message = "a resource needs exactly one kind key (\(kinds.sorted().joined(separator: ", ")))"
+            if let first, let suggestion = Suggestion.nearest(to: first, in: kinds) {
+                message = "unknown resource kind '\(first)'; did you mean '\(suggestion)'?"
+            } else if let first {
+                message = "unknown resource kind '\(first)'; \(message)"
+            }
+            diagnostics.error(message, at: location)
+            return nil
+        }
+        if kindKeys.count > 1, let second = reader.peek(kindKeys[1]) {
+            diagnostics.error("a resource has exactly one kind key, but this one has '\(kind)' and '\(kindKeys[1])'", at: second.key.location)
+            return nil
+        }
+        guard let nameNode = reader.take(kind), let name = nameNode.string("the name of a \(kind)", &diagnostics) else { return nil }
+        let requires = reader.take("requires")?.stringList("'requires'", &diagnostics) ?? []
+        let notify = reader.take("notify")?.stringList("'notify'", &diagnostics) ?? []
+        return ResourceDeclaration(kind: kind, name: name, nameLocation: nameNode.location, attributes: reader,
+                                   requires: requires, notify: notify, manifest: manifest)
+    }
+}

@@ -1,0 +1,45 @@
+/// One entry of a manifest's `resources:` list, before its kind has decoded its attributes.
+public struct ResourceDeclaration: Sendable {
+    /// The kind key (`file`, `directory`, …).
+    public var kind: String
+    /// The kind key's value: the resource's name.
+    public var name: String
+    /// Where the name was written (errors about the name point here).
+    public var nameLocation: SourceLocation
+    /// The other keys of the entry; the kind key, `requires` and `notify` are already taken.
+    public var attributes: MappingReader
+    /// `requires:` as written.
+    public var requires: [Located<String>]
+    /// `notify:` as written.
+    public var notify: [Located<String>]
+    /// The repository path of the manifest that declares it (`source:` is relative to its folder).
+    public var manifest: String
+
+    public init(kind: String, name: String, nameLocation: SourceLocation, attributes: MappingReader,
+                requires: [Located<String>], notify: [Located<String>], manifest: String) {
+        self.kind = kind
+        self.name = name
+        self.nameLocation = nameLocation
+        self.attributes = attributes
+        self.requires = requires
+        self.notify = notify
+        self.manifest = manifest
+    }
+
+    /// The folder of the manifest, against which `source:` paths resolve.
+    public var manifestDirectory: String { RepositoryPath.split(manifest).parent }
+
+    /// Where the entry starts.
+    public var location: SourceLocation { attributes.node.location }
+}
+
+/// One manifest file and what it declares.
+public struct Manifest: Sendable {
+    public var path: String
+    public var resources: [ResourceDeclaration]
+
+    public init(path: String, resources: [ResourceDeclaration]) {
+        self.path = path
+        self.resources = resources
+    }
+}
