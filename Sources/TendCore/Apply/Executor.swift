@@ -1,0 +1,120 @@
+public import Logging
+
+/// Apply: carries out a plan's steps in order. The only holder of a `HostWriter`.
+///
+/// A step whose dependency failed or was skipped is skipped, with the reason; independent steps
+/// still run. After each step the resource is observed again, and if it still differs from the
+/// desired state the step fails ("inconsistent result after apply").
+public struct Executor: Sendable {
+    public let catalog: Catalog
+    public let logger: Logger
+
+    public init(catalog: Catalog, logger: Logger) {
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    /// Applies `plan` under its root, calling `progress` as each step starts and ends.
+    public func apply(_ plan: Plan, progress: (ApplyEvent) -> Void = { _ in }) throws(HostError) -> ApplyReport {
+        let writer = HostWriter(reader: try HostReader(root: plan.root))
+        let context = catalog.planContext
+        var report = ApplyReport()
+        var failed: Set<ResourceID> = []
+        for step in plan.steps {
+            var logger = self.logger
+            logger[metadataKey: "resource"] = "\(step.id)"
+            let outcome: StepResult.Outcome
+            if let error = step.error {
+                outcome = .failed(error)
+            } else if let blocker = step.dependsOn.first(where: failed.contains) {
+                outcome = .skipped("requires \(blocker), which did not converge")
+            } else if let change = step.change, let entry = catalog[step.id] {
+                progress(.started(step.id, change.action))
+                outcome = run(change, entry: entry, writer: writer, context: context)
+            } else {
+                outcome = .failed("not in the catalog")
+            }
+            let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
+            if case .done = outcome {
+                logger.info("applied", metadata: ["action": "\(result.action?.rawValue ?? "")", "result": "done"])
+            } else {
+                failed.insert(step.id)
+                logger.info("not applied", metadata: ["action": "\(result.action?.rawValue ?? "")", "result": "\(result.outcome.label)",
+                                                      "reason": "\(result.outcome.reason ?? "")"])
+            }
+            report.results.append(result)
+            progress(.finished(result))
+        }
+        return report
+    }
+
+    private func run(_ change: Change, entry: Catalog.Entry, writer: HostWriter, context: PlanContext) -> StepResult.Outcome {
+        do {
+            try entry.resource.apply(change, host: writer)
+        } catch {
+            return .failed(error.description)
+        }
+        // Check the result against the plan, as Terraform does after apply.
+        let after = Planner.step(for: entry, host: writer.reader, context: context)
+        if let error = after?.error { return .failed("inconsistent result after apply: \(error)") }
+        if let remaining = after?.change {
+            let what = remaining.attributes.map(\.name) + (remaining.content == nil ? [] : ["content"])
+            return .failed("inconsistent result after apply: \(what.joined(separator: ", ")) still differ")
+        }
+        return .done
+    }
+}
+
+/// What the executor reports while it works.
+public enum ApplyEvent: Sendable {
+    case started(ResourceID, Change.Action)
+    case finished(StepResult)
+}
+
+/// How one step of an apply ended.
+public struct StepResult: Sendable, Hashable {
+    public enum Outcome: Sendable, Hashable {
+        case done
+        case failed(String)
+        case skipped(String)
+
+        public var label: String {
+            switch self {
+            case .done: "done"
+            case .failed: "failed"
+            case .skipped: "skipped"
+            }
+        }
+
+        public var reason: String? {
+            switch self {
+            case .done: nil
+            case .failed(let reason), .skipped(let reason): reason
+            }
+        }
+    }
+
+    public var id: ResourceID
+    public var action: Change.Action?
+    public var outcome: Outcome
+}
+
+/// The results of one apply.
+public struct ApplyReport: Sendable {
+    public var results: [StepResult] = []
+
+    public init() {}
+
+    public var failures: [StepResult] { results.filter { if case .failed = $0.outcome { true } else { false } } }
+    public var skipped: [StepResult] { results.filter { if case .skipped = $0.outcome { true } else { false } } }
+    public var succeeded: Bool { failures.isEmpty && skipped.isEmpty }
+
+    /// How many steps of each action were done.
+    public var done: [Change.Action: Int] {
+        var counts: [Change.Action: Int] = [:]
+        for result in results where result.outcome == .done {
+            if let action = result.action { counts[action, default: 0] += 1 }
+        }
+        return counts
+    }
+}

@@ -1,0 +1,181 @@
+public import TendSpec
+internal import HeapModule
+
+/// The desired resources of one host, in dependency order, with the edges between them.
+public struct Catalog: Sendable {
+    /// One resource of the catalog.
+    public struct Entry: Sendable {
+        public let id: ResourceID
+        /// Where its name was written.
+        public let location: SourceLocation
+        /// The resources it comes after: `requires`, notifiers, its declared parent path, its
+        /// declared owner, and so on.
+        public let dependencies: [ResourceID]
+        /// The resources it notifies when it changes.
+        public let notify: [ResourceID]
+        let resource: any BoundResource
+
+        /// The path it manages, if any.
+        public var path: String? { resource.path }
+        public var isSensitive: Bool { resource.isSensitive }
+    }
+
+    /// Every resource, each after everything it depends on; ties keep declaration order.
+    public let entries: [Entry]
+    private let positions: [ResourceID: Int]
+
+    /// The entry for `id`, if declared.
+    public subscript(id: ResourceID) -> Entry? {
+        positions[id].map { entries[$0] }
+    }
+
+    /// Where `id` stands in the apply order.
+    func position(of id: ResourceID) -> Int { positions[id] ?? .max }
+
+    /// The read-only view of the catalog that planning gets.
+    public var planContext: PlanContext {
+        PlanContext(managedPaths: Set(entries.compactMap(\.path)))
+    }
+
+    init(ordered entries: [Entry]) {
+        self.entries = entries
+        var positions: [ResourceID: Int] = [:]
+        for (index, entry) in entries.enumerated() { positions[entry.id] = index }
+        self.positions = positions
+    }
+}
+
+extension Catalog {
+    /// Builds the catalog from declarations in declaration order: decodes each with its provider,
+    /// checks ids and references, adds the implicit edges and orders the graph. Every problem is
+    /// collected; if there is any, throws them all.
+    public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) throws(ConfigurationError) -> Catalog {
+        var context = DecodeContext(snapshot: snapshot)
+        var bound: [(declaration: ResourceDeclaration, resource: any BoundResource)] = []
+        for declaration in declarations {
+            if let resource = providers.bind(declaration, context: &context) {
+                bound.append((declaration, resource))
+            }
+        }
+        var diagnostics = context.diagnostics
+
+        // Ids and paths must be unique.
+        var byID: [ResourceID: Int] = [:]
+        var byPath: [String: Int] = [:]
+        var unique: [(declaration: ResourceDeclaration, resource: any BoundResource)] = []
+        for item in bound {
+            let id = item.resource.id
+            if let first = byID[id] {
+                diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].declaration.nameLocation))", at: item.declaration.nameLocation)
+                continue
+            }
+            if let path = item.resource.path, let first = byPath[path] {
+                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].declaration.nameLocation)) already manages", at: item.declaration.nameLocation)
+                continue
+            }
+            byID[id] = unique.count
+            if let path = item.resource.path { byPath[path] = unique.count }
+            unique.append(item)
+        }
+
+        // Edges: dependencies[i] holds the indices that i comes after.
+        var dependencies = [[Int]](repeating: [], count: unique.count)
+        var notifies = [[ResourceID]](repeating: [], count: unique.count)
+        func reference(_ text: Located<String>, from index: Int, as key: String) -> Int? {
+            guard let id = ResourceID(parsing: text.value) else {
+                diagnostics.error("'\(text.value)' in '\(key)' is not a resource id; write kind:name, as in file:/etc/motd", at: text.location)
+                return nil
+            }
+            guard let target = byID[id] else {
+                var message = "'\(key)' names \(id), which is not declared for this host"
+                if let near = Suggestion.nearest(to: id.description, in: byID.keys.map(\.description)) {
+                    message += "; did you mean '\(near)'?"
+                }
+                diagnostics.error(message, at: text.location)
+                return nil
+            }
+            if target == index {
+                diagnostics.error("\(id) cannot \(key == "requires" ? "require" : "notify") itself", at: text.location)
+                return nil
+            }
+            return target
+        }
+        for (index, item) in unique.enumerated() {
+            for text in item.declaration.requires {
+                if let target = reference(text, from: index, as: "requires") { dependencies[index].append(target) }
+            }
+            for text in item.declaration.notify {
+                guard let target = reference(text, from: index, as: "notify") else { continue }
+                guard unique[target].resource.acceptsNotifications else {
+                    diagnostics.error("'notify' names \(unique[target].resource.id), but a \(unique[target].resource.id.kind) cannot be notified; only units restart or reload on a change", at: text.location)
+                    continue
+                }
+                dependencies[target].append(index)
+                notifies[index].append(unique[target].resource.id)
+            }
+            for id in item.resource.implicitDependencies {
+                if let target = byID[id], target != index { dependencies[index].append(target) }
+            }
+            var ancestor = item.resource.path.flatMap(HostPath.parent(of:))
+            while let path = ancestor {
+                if let target = byPath[path] {
+                    dependencies[index].append(target)
+                    break
+                }
+                ancestor = HostPath.parent(of: path)
+            }
+        }
+
+        let order = topologicalOrder(dependencies)
+        if order.count < unique.count {
+            let cycle = findCycle(dependencies, excluding: Set(order))
+            let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].declaration.nameLocation))" }
+            diagnostics.error("dependency cycle: " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
+                              at: unique[cycle[0]].declaration.nameLocation)
+        }
+        guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+
+        return Catalog(ordered: order.map { index in
+            var seen = Set<Int>()
+            let deps = dependencies[index].filter { seen.insert($0).inserted }.map { unique[$0].resource.id }
+            return Entry(id: unique[index].resource.id, location: unique[index].declaration.nameLocation,
+                         dependencies: deps, notify: notifies[index], resource: unique[index].resource)
+        })
+    }
+
+    /// Kahn's algorithm, taking the earliest-declared ready resource first, so the order is the
+    /// declaration order wherever the edges allow.
+    private static func topologicalOrder(_ dependencies: [[Int]]) -> [Int] {
+        var waiting = dependencies.map { Set($0).count }
+        var dependents = [[Int]](repeating: [], count: dependencies.count)
+        for (index, deps) in dependencies.enumerated() {
+            for dep in Set(deps) { dependents[dep].append(index) }
+        }
+        var ready = Heap<Int>(dependencies.indices.filter { waiting[$0] == 0 })
+        var order: [Int] = []
+        order.reserveCapacity(dependencies.count)
+        while let next = ready.popMin() {
+            order.append(next)
+            for dependent in dependents[next] {
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0 { ready.insert(dependent) }
+            }
+        }
+        return order
+    }
+
+    /// A cycle among the resources that could not be ordered, from the earliest declared one.
+    private static func findCycle(_ dependencies: [[Int]], excluding ordered: Set<Int>) -> [Int] {
+        let start = dependencies.indices.first { !ordered.contains($0) }!
+        var path: [Int] = []
+        var onPath: [Int: Int] = [:]
+        var current = start
+        while onPath[current] == nil {
+            onPath[current] = path.count
+            path.append(current)
+            current = dependencies[current].filter { !ordered.contains($0) }.min()!
+        }
+        // The path follows "comes after" edges; reverse it so the cycle reads in apply order.
+        return Array(path[onPath[current]!...].reversed())
+    }
+}

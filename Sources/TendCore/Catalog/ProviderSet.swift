@@ -1,0 +1,75 @@
+internal import TendSpec
+
+/// The providers a program knows, by kind. Built by the program and handed down; there is no
+/// global registry.
+public struct ProviderSet: Sendable {
+    private let providers: [String: any ResourceProvider]
+
+    public init(_ providers: [any ResourceProvider]) {
+        var byKind: [String: any ResourceProvider] = [:]
+        for provider in providers { byKind[provider.kind] = provider }
+        self.providers = byKind
+    }
+
+    /// The kind keys that manifests may use.
+    public var kinds: Set<String> { Set(providers.keys) }
+
+    func provider(for kind: String) -> (any ResourceProvider)? { providers[kind] }
+
+    /// Decodes one declaration with its kind's provider.
+    func bind(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> (any BoundResource)? {
+        guard let provider = providers[declaration.kind] else { return nil }
+        return Self.bind(provider, declaration, &context)
+    }
+
+    private static func bind<P: ResourceProvider>(_ provider: P, _ declaration: ResourceDeclaration, _ context: inout DecodeContext) -> (any BoundResource)? {
+        provider.decode(declaration, context: &context).map { Bound(provider: provider, desired: $0) }
+    }
+}
+
+/// A provider and one desired state, with the provider's associated types erased so that a
+/// catalog can hold resources of every kind.
+protocol BoundResource: Sendable {
+    var id: ResourceID { get }
+    var path: String? { get }
+    var implicitDependencies: [ResourceID] { get }
+    var isSensitive: Bool { get }
+    var acceptsNotifications: Bool { get }
+    func desiredDigest() -> String
+    func observe(_ host: HostReader) throws(HostError) -> any ObservedState
+    func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
+    func apply(_ change: Change, host: HostWriter) throws(HostError)
+}
+
+struct Bound<P: ResourceProvider>: BoundResource {
+    let provider: P
+    let desired: P.Desired
+
+    var id: ResourceID { desired.id }
+    var path: String? { desired.path }
+    var implicitDependencies: [ResourceID] { desired.implicitDependencies }
+    var isSensitive: Bool { desired.isSensitive }
+    var acceptsNotifications: Bool { provider.acceptsNotifications }
+
+    func desiredDigest() -> String {
+        var digest = Digest()
+        digest.add("kind", provider.kind)
+        desired.digest(into: &digest)
+        return digest.finalize()
+    }
+
+    func observe(_ host: HostReader) throws(HostError) -> any ObservedState {
+        try provider.observe(desired, host: host)
+    }
+
+    func plan(_ observed: any ObservedState, context: PlanContext) -> Change? {
+        guard let observed = observed as? P.Observed else {
+            preconditionFailure("\(id): an observation of another kind was handed to the \(provider.kind) provider")
+        }
+        return provider.plan(desired, observed: observed, context: context)
+    }
+
+    func apply(_ change: Change, host: HostWriter) throws(HostError) {
+        try provider.apply(change, desired: desired, host: host)
+    }
+}

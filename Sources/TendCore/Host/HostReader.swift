@@ -1,0 +1,254 @@
+internal import SystemPackage
+internal import Glibc
+
+/// A read-only view of the host's filesystem under a root, for observing.
+///
+/// Every path is absolute and taken under `root`. No symbolic link is ever followed, at the path
+/// or above it: a link where a folder is expected is an error that names it. This type has no
+/// method that changes anything; only a `HostWriter`, which the executor alone creates, does.
+public final class HostReader {
+    /// The root under which every path is taken ("/" for the host itself).
+    public let root: String
+    private let rootDescriptor: FileDescriptor
+    /// Open folders by host path, so that observing many files in one folder walks the path once.
+    private var directories: [String: FileDescriptor] = [:]
+    private var accountsCache: Accounts?
+
+    /// Opens `root`, which must be an existing folder.
+    public init(root: String) throws(HostError) {
+        self.root = root
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = Errno(rawValue: Glibc.errno)
+            throw HostError(path: root, message: "cannot open the root folder: \(code)", function: "open", errno: code)
+        }
+        rootDescriptor = FileDescriptor(rawValue: fd)
+    }
+
+    deinit {
+        forgetDirectories()
+        try? rootDescriptor.close()
+    }
+
+    /// The real path of a host path, for messages.
+    public func realPath(_ path: String) -> String {
+        root == "/" ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
+    }
+
+    /// `lstat` of `path`; nil when it or one of its folders does not exist.
+    public func status(_ path: String) throws(HostError) -> FileStatus? {
+        if path == "/" { return try statusOfDescriptor(rootDescriptor, path: path) }
+        guard let parent = try directory(HostPath.parent(of: path) ?? "/") else { return nil }
+        var raw = stat()
+        if fstatat(parent.rawValue, HostPath.name(of: path), &raw, AT_SYMLINK_NOFOLLOW) != 0 {
+            let code = Errno(rawValue: Glibc.errno)
+            if code == .noSuchFileOrDirectory { return nil }
+            throw .system("fstatat", path: path, code)
+        }
+        return FileStatus(raw)
+    }
+
+    /// The bytes of the regular file at `path`.
+    public func read(_ path: String) throws(HostError) -> [UInt8] {
+        let fd = try openFile(path, flags: O_RDONLY)
+        defer { try? fd.close() }
+        return try readAll(fd, path: path)
+    }
+
+    /// The target of the symbolic link at `path`.
+    public func readLink(_ path: String) throws(HostError) -> String {
+        guard let parent = try directory(HostPath.parent(of: path) ?? "/") else {
+            throw HostError(path: path, message: "no such file or directory")
+        }
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = buffer.withUnsafeMutableBytes { raw in
+            readlinkat(parent.rawValue, HostPath.name(of: path), raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        guard count >= 0 else { throw .system("readlinkat", path: path, Errno(rawValue: Glibc.errno)) }
+        return String(decoding: buffer[..<count], as: UTF8.self)
+    }
+
+    /// The names in the folder at `path`, sorted, without `.` and `..`.
+    public func entries(of path: String) throws(HostError) -> [String] {
+        guard let fd = try directory(path) else { throw HostError(path: path, message: "no such directory") }
+        return try Self.entries(ofDescriptor: fd, path: path)
+    }
+
+    // MARK: Accounts
+
+    /// The uid of `name` in the root's user database.
+    public func userID(named name: String) throws(HostError) -> UInt32? {
+        try accounts().users[name] ?? (root == "/" ? Accounts.systemUserID(name) : nil)
+    }
+
+    /// The gid of `name` in the root's group database.
+    public func groupID(named name: String) throws(HostError) -> UInt32? {
+        try accounts().groups[name] ?? (root == "/" ? Accounts.systemGroupID(name) : nil)
+    }
+
+    /// The name of uid `id`, for showing; nil if it has none.
+    public func userName(_ id: UInt32) -> String? {
+        (try? accounts())?.userNames[id]
+    }
+
+    /// The name of gid `id`, for showing; nil if it has none.
+    public func groupName(_ id: UInt32) -> String? {
+        (try? accounts())?.groupNames[id]
+    }
+
+    private func accounts() throws(HostError) -> Accounts {
+        if let accountsCache { return accountsCache }
+        let passwd = (try? status("/etc/passwd")) != nil ? try read("/etc/passwd") : []
+        let group = (try? status("/etc/group")) != nil ? try read("/etc/group") : []
+        let accounts = Accounts(passwd: passwd, group: group)
+        accountsCache = accounts
+        return accounts
+    }
+
+    // MARK: Walking without following links
+
+    /// The open folder at `path`, found by walking from the root one component at a time with
+    /// `O_NOFOLLOW`; nil when a component does not exist.
+    func directory(_ path: String) throws(HostError) -> FileDescriptor? {
+        if path == "/" { return rootDescriptor }
+        if let cached = directories[path] { return cached }
+        guard let parent = try directory(HostPath.parent(of: path) ?? "/") else { return nil }
+        let fd = openat(parent.rawValue, HostPath.name(of: path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 {
+            let code = Errno(rawValue: Glibc.errno)
+            if code == .noSuchFileOrDirectory { return nil }
+            if code == .tooManySymbolicLinkLevels || code == .notDirectory {
+                var raw = stat()
+                if fstatat(parent.rawValue, HostPath.name(of: path), &raw, AT_SYMLINK_NOFOLLOW) == 0 {
+                    let found = FileStatus(raw)
+                    if found.type == .symlink {
+                        throw HostError(path: path, message: "is a symbolic link; tend never writes or reads through links", function: "openat", errno: code)
+                    }
+                    throw HostError(path: path, message: "is \(found.type.article), not a directory", function: "openat", errno: code)
+                }
+            }
+            throw .system("openat", path: path, code)
+        }
+        if directories.count >= 256 { forgetDirectories() }
+        let descriptor = FileDescriptor(rawValue: fd)
+        directories[path] = descriptor
+        return descriptor
+    }
+
+    /// Opens the existing non-directory at `path` with `flags`, refusing links and special files.
+    func openFile(_ path: String, flags: Int32) throws(HostError) -> FileDescriptor {
+        guard let parent = try directory(HostPath.parent(of: path) ?? "/") else {
+            throw HostError(path: path, message: "no such file or directory", function: "openat", errno: .noSuchFileOrDirectory)
+        }
+        let fd = openat(parent.rawValue, HostPath.name(of: path), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            let code = Errno(rawValue: Glibc.errno)
+            if code == .tooManySymbolicLinkLevels {
+                throw HostError(path: path, message: "is a symbolic link; tend never writes or reads through links", function: "openat", errno: code)
+            }
+            throw .system("openat", path: path, code)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Drops cached folders at or below `path` (after it was removed or replaced).
+    func forget(_ path: String) {
+        let prefix = path == "/" ? "/" : path + "/"
+        for (key, fd) in directories where key == path || key.hasPrefix(prefix) {
+            try? fd.close()
+            directories[key] = nil
+        }
+    }
+
+    private func forgetDirectories() {
+        for fd in directories.values { try? fd.close() }
+        directories.removeAll()
+    }
+
+    private func statusOfDescriptor(_ fd: FileDescriptor, path: String) throws(HostError) -> FileStatus {
+        var raw = stat()
+        guard fstat(fd.rawValue, &raw) == 0 else { throw .system("fstat", path: path, Errno(rawValue: Glibc.errno)) }
+        return FileStatus(raw)
+    }
+
+    func readAll(_ fd: FileDescriptor, path: String) throws(HostError) -> [UInt8] {
+        let info = try statusOfDescriptor(fd, path: path)
+        guard info.type == .regular else { throw HostError(path: path, message: "is \(info.type.article), not a regular file") }
+        var bytes = [UInt8](repeating: 0, count: info.size + 1)
+        var count = 0
+        while true {
+            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(4096, bytes.count))) }
+            let n = bytes.withUnsafeMutableBytes { raw in
+                Glibc.read(fd.rawValue, raw.baseAddress! + count, raw.count - count)
+            }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .system("read", path: path, Errno(rawValue: Glibc.errno))
+            }
+            if n == 0 { break }
+            count += n
+        }
+        bytes.removeSubrange(count...)
+        return bytes
+    }
+
+    static func entries(ofDescriptor fd: FileDescriptor, path: String) throws(HostError) -> [String] {
+        let copy = dup(fd.rawValue)
+        guard copy >= 0, let handle = fdopendir(copy) else {
+            throw .system("fdopendir", path: path, Errno(rawValue: Glibc.errno))
+        }
+        defer { closedir(handle) }
+        rewinddir(handle)
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+}
+
+/// The user and group databases of a root, read from its /etc/passwd and /etc/group.
+struct Accounts {
+    var users: [String: UInt32] = [:]
+    var groups: [String: UInt32] = [:]
+    var userNames: [UInt32: String] = [:]
+    var groupNames: [UInt32: String] = [:]
+
+    init(passwd: [UInt8], group: [UInt8]) {
+        for (name, id) in Self.entries(passwd) {
+            users[name] = id
+            if userNames[id] == nil { userNames[id] = name }
+        }
+        for (name, id) in Self.entries(group) {
+            groups[name] = id
+            if groupNames[id] == nil { groupNames[id] = name }
+        }
+    }
+
+    /// `name:x:id:…` lines.
+    private static func entries(_ bytes: [UInt8]) -> [(String, UInt32)] {
+        String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 3, let id = UInt32(fields[2]) else { return nil }
+            return (String(fields[0]), id)
+        }
+    }
+
+    /// Through NSS, for users that are not in /etc/passwd (LDAP, sssd); only for the root "/".
+    static func systemUserID(_ name: String) -> UInt32? {
+        var entry = passwd(), result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.pw_uid
+    }
+
+    static func systemGroupID(_ name: String) -> UInt32? {
+        var entry = group(), result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+}

@@ -1,0 +1,141 @@
+internal import SystemPackage
+internal import Glibc
+
+/// The capability to change the host's filesystem under a root. Only the executor creates one.
+///
+/// Writes follow one rule: a file is never half written. New content goes to a temporary file in
+/// the same folder, created with its final owner and mode before any byte is written, synced,
+/// renamed over the target, and the folder is synced. No symbolic link is followed at the path or
+/// above it.
+public final class HostWriter {
+    /// The read side, for looking before changing.
+    public let reader: HostReader
+    private var temporaryCounter = 0
+
+    init(reader: HostReader) {
+        self.reader = reader
+    }
+
+    /// Replaces (or creates) the regular file at `path` with `contents`, atomically.
+    public func writeFile(_ path: String, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32) throws(HostError) {
+        let directory = try parentDirectory(of: path)
+        let name = HostPath.name(of: path)
+        temporaryCounter += 1
+        let temporary = ".\(name.prefix(200)).tend-\(getpid())-\(temporaryCounter)"
+        let fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o777))
+        guard fd >= 0 else { throw .system("openat", path: path, Errno(rawValue: Glibc.errno)) }
+        var renamed = false
+        defer {
+            close(fd)
+            if !renamed { unlinkat(directory.rawValue, temporary, 0) }
+        }
+        // Owner first: fchown clears setuid and setgid bits, so the mode comes after it.
+        try check(fchown(fd, owner, group), "fchown", path)
+        try check(fchmod(fd, mode_t(mode)), "fchmod", path)
+        var written = 0
+        while written < contents.count {
+            let n = contents.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + written, raw.count - written) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .system("write", path: path, Errno(rawValue: Glibc.errno))
+            }
+            written += n
+        }
+        try check(fsync(fd), "fsync", path)
+        try check(renameat(directory.rawValue, temporary, directory.rawValue, name), "renameat", path)
+        renamed = true
+        try check(fsync(directory.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+    }
+
+    /// Sets the owner, group and mode of the existing file or folder at `path`, which must still
+    /// be of `type` (so a link swapped in since it was observed is never changed through).
+    public func setAttributes(_ path: String, type: FileStatus.FileType, mode: UInt32?, owner: UInt32?, group: UInt32?) throws(HostError) {
+        let fd = try reader.openFile(path, flags: O_RDONLY | (type == .directory ? O_DIRECTORY : 0))
+        defer { try? fd.close() }
+        var raw = stat()
+        try check(fstat(fd.rawValue, &raw), "fstat", path)
+        let found = FileStatus(raw)
+        guard found.type == type else {
+            throw HostError(path: path, message: "is now \(found.type.article); expected \(type.article)")
+        }
+        if owner != nil || group != nil {
+            try check(fchown(fd.rawValue, owner ?? UInt32.max, group ?? UInt32.max), "fchown", path)
+        }
+        // fchown may have cleared setuid/setgid: apply the mode after it, keeping the old one if none is asked.
+        let finalMode = mode ?? found.permissions
+        if finalMode != found.permissions || owner != nil || group != nil {
+            try check(fchmod(fd.rawValue, mode_t(finalMode)), "fchmod", path)
+        }
+    }
+
+    /// Creates the folder at `path` with its final mode and owner.
+    public func makeDirectory(_ path: String, mode: UInt32, owner: UInt32, group: UInt32) throws(HostError) {
+        let parent = try parentDirectory(of: path)
+        let name = HostPath.name(of: path)
+        try check(mkdirat(parent.rawValue, name, mode_t(mode & 0o700)), "mkdirat", path)
+        try setAttributes(path, type: .directory, mode: mode, owner: owner, group: group)
+        try check(fsync(parent.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+    }
+
+    /// Makes `path` a symbolic link to `target`, replacing a link or file there atomically.
+    public func makeSymlink(_ path: String, target: String) throws(HostError) {
+        let directory = try parentDirectory(of: path)
+        let name = HostPath.name(of: path)
+        temporaryCounter += 1
+        let temporary = ".\(name.prefix(200)).tend-\(getpid())-\(temporaryCounter)"
+        try check(symlinkat(target, directory.rawValue, temporary), "symlinkat", path)
+        if renameat(directory.rawValue, temporary, directory.rawValue, name) != 0 {
+            let code = Errno(rawValue: Glibc.errno)
+            unlinkat(directory.rawValue, temporary, 0)
+            throw .system("renameat", path: path, code)
+        }
+        try check(fsync(directory.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+    }
+
+    /// Removes whatever is at `path`; a folder with everything in it. Links are removed, never
+    /// followed.
+    public func remove(_ path: String) throws(HostError) {
+        guard let parent = try reader.directory(HostPath.parent(of: path) ?? "/") else { return }
+        try removeTree(in: parent, name: HostPath.name(of: path), path: path)
+        reader.forget(path)
+        try check(fsync(parent.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+    }
+
+    /// Creates the missing folders above `path` (mode 0755, owned by root), as `mkdir -p` would.
+    public func makeParentDirectories(of path: String) throws(HostError) {
+        guard let parent = HostPath.parent(of: path), try reader.status(parent) == nil else { return }
+        try makeParentDirectories(of: parent)
+        try makeDirectory(parent, mode: 0o755, owner: 0, group: 0)
+    }
+
+    private func removeTree(in directory: FileDescriptor, name: String, path: String) throws(HostError) {
+        var raw = stat()
+        if fstatat(directory.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) != 0 {
+            if Glibc.errno == ENOENT { return }
+            throw .system("fstatat", path: path, Errno(rawValue: Glibc.errno))
+        }
+        if FileStatus(raw).type == .directory {
+            let fd = openat(directory.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw .system("openat", path: path, Errno(rawValue: Glibc.errno)) }
+            defer { close(fd) }
+            for entry in try HostReader.entries(ofDescriptor: FileDescriptor(rawValue: fd), path: path) {
+                try removeTree(in: FileDescriptor(rawValue: fd), name: entry, path: HostPath.join(path, entry))
+            }
+            try check(unlinkat(directory.rawValue, name, AT_REMOVEDIR), "unlinkat", path)
+        } else {
+            try check(unlinkat(directory.rawValue, name, 0), "unlinkat", path)
+        }
+    }
+
+    private func parentDirectory(of path: String) throws(HostError) -> FileDescriptor {
+        guard let parent = HostPath.parent(of: path) else { throw HostError(path: path, message: "cannot replace the root") }
+        guard let fd = try reader.directory(parent) else {
+            throw HostError(path: path, message: "its folder \(parent) does not exist")
+        }
+        return fd
+    }
+
+    private func check(_ result: Int32, _ function: String, _ path: String) throws(HostError) {
+        if result != 0 { throw .system(function, path: path, Errno(rawValue: Glibc.errno)) }
+    }
+}

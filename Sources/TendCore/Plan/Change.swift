@@ -1,0 +1,75 @@
+/// What must happen to one resource, as data: the action, the attributes that differ (old and
+/// new), and for content a diff that is safe to show.
+public struct Change: Sendable, Codable, Hashable {
+    public enum Action: String, Sendable, Codable, Hashable, CaseIterable {
+        case create, update, delete, replace, restart, reload
+
+        /// The symbol a plan shows, as Terraform does.
+        public var symbol: String {
+            switch self {
+            case .create: "+"
+            case .update: "~"
+            case .delete: "-"
+            case .replace: "±"
+            case .restart, .reload: "↻"
+            }
+        }
+    }
+
+    public var action: Action
+    /// The attributes that differ, in a fixed order per kind.
+    public var attributes: [AttributeChange]
+    /// How the content changes, if it does.
+    public var content: ContentChange?
+    /// Names inside the resource that the change removes (a directory's unmanaged entries).
+    public var removes: [String]
+    /// Further facts a reader needs ("replaces a symbolic link to /tmp/x").
+    public var notes: [String]
+
+    public init(_ action: Action, attributes: [AttributeChange] = [], content: ContentChange? = nil, removes: [String] = [], notes: [String] = []) {
+        self.action = action
+        self.attributes = attributes
+        self.content = content
+        self.removes = removes
+        self.notes = notes
+    }
+
+    /// Whether the attribute `name` is among those that change.
+    public func changes(_ name: String) -> Bool {
+        attributes.contains { $0.name == name } || (name == "content" && content != nil)
+    }
+}
+
+/// One attribute's old and new value as text; nil means absent.
+public struct AttributeChange: Sendable, Codable, Hashable {
+    public var name: String
+    public var before: String?
+    public var after: String?
+
+    public init(_ name: String, before: String?, after: String?) {
+        self.name = name
+        self.before = before
+        self.after = after
+    }
+}
+
+/// A content change as it may be shown.
+public enum ContentChange: Sendable, Codable, Hashable {
+    /// A unified diff of text content.
+    case text(diff: String)
+    /// Binary content, by size.
+    case binary(before: Int?, after: Int?)
+    /// Content of a `sensitive` resource: only the fact that it changed.
+    case sensitive
+
+    /// Describes how `before` becomes `after`, never revealing sensitive content.
+    public static func between(_ before: [UInt8]?, _ after: [UInt8]?, path: String, sensitive: Bool) -> ContentChange {
+        if sensitive { return .sensitive }
+        guard let oldText = TextDiff.text(before ?? []), let newText = TextDiff.text(after ?? []) else {
+            return .binary(before: before?.count, after: after?.count)
+        }
+        return .text(diff: TextDiff.unified(old: oldText, new: newText,
+                                            oldName: before == nil ? "/dev/null" : path,
+                                            newName: after == nil ? "/dev/null" : path))
+    }
+}

@@ -1,0 +1,87 @@
+public import TendSpec
+
+/// Observe and Plan: reads the host for every resource of a catalog and works out the plan.
+///
+/// Observing goes through a `HostReader`, which cannot change the host; planning itself is a pure
+/// function of the catalog and the observations.
+public struct Planner: Sendable {
+    public let catalog: Catalog
+    public let snapshot: any Snapshot
+    public let tendVersion: String
+
+    public init(catalog: Catalog, snapshot: any Snapshot, tendVersion: String) {
+        self.catalog = catalog
+        self.snapshot = snapshot
+        self.tendVersion = tendVersion
+    }
+
+    public func plan(host: HostReader) -> Plan {
+        let context = catalog.planContext
+        var steps: [Plan.Step] = []
+        // For each resource, the steps it depends on directly or through unchanged resources.
+        var stepAncestors: [ResourceID: Set<ResourceID>] = [:]
+        var isStep: Set<ResourceID> = []
+        for entry in catalog.entries {
+            var ancestors = Set<ResourceID>()
+            for dependency in entry.dependencies {
+                ancestors.formUnion(stepAncestors[dependency] ?? [])
+                if isStep.contains(dependency) { ancestors.insert(dependency) }
+            }
+            stepAncestors[entry.id] = ancestors
+            guard let step = Self.step(for: entry, host: host, context: context) else { continue }
+            var planned = step
+            planned.dependsOn = ancestors.sorted { catalog.position(of: $0) < catalog.position(of: $1) }
+            steps.append(planned)
+            isStep.insert(entry.id)
+        }
+        return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
+                    root: host.root, resourceCount: catalog.entries.count, steps: steps)
+    }
+
+    /// Observes and plans one resource; nil when it needs nothing.
+    static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext) -> Plan.Step? {
+        let resource = entry.resource
+        do {
+            let observed = try resource.observe(host)
+            guard let change = resource.plan(observed, context: context) else { return nil }
+            var fingerprint = Digest()
+            observed.fingerprint(into: &fingerprint)
+            return Plan.Step(id: entry.id, change: change, error: nil, dependsOn: [],
+                             desiredDigest: resource.desiredDigest(), observedFingerprint: fingerprint.finalize())
+        } catch {
+            return Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
+                             desiredDigest: resource.desiredDigest(), observedFingerprint: nil)
+        }
+    }
+
+    /// The steps of `plan` whose resource is no longer declared the same way, or whose host state
+    /// is no longer what the plan observed; empty when the plan can be applied as it is.
+    public func staleSteps(of plan: Plan, host: HostReader) -> [StaleStep] {
+        let context = catalog.planContext
+        var stale: [StaleStep] = []
+        for step in plan.steps {
+            guard let entry = catalog[step.id] else {
+                stale.append(StaleStep(id: step.id, reason: "no longer declared by the configuration"))
+                continue
+            }
+            if entry.resource.desiredDigest() != step.desiredDigest {
+                stale.append(StaleStep(id: step.id, reason: "declared differently than when the plan was made"))
+                continue
+            }
+            guard step.change != nil else { continue }
+            let now = Self.step(for: entry, host: host, context: context)
+            if now?.observedFingerprint != step.observedFingerprint {
+                stale.append(StaleStep(id: step.id, reason: "changed on the host since the plan was made"))
+            }
+        }
+        return stale
+    }
+}
+
+/// A step of a saved plan that no longer holds.
+public struct StaleStep: Sendable, Hashable, CustomStringConvertible {
+    public var id: ResourceID
+    public var reason: String
+
+    public var description: String { "\(id): \(reason)" }
+}

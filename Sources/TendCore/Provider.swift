@@ -1,0 +1,125 @@
+public import TendSpec
+
+/// What a provider wants from the desired state of one resource.
+public protocol DesiredState: Sendable {
+    /// The resource's identity.
+    var id: ResourceID { get }
+    /// The absolute path on the host that the resource manages, if it manages one. Resources that
+    /// manage a path come after the resource that manages its nearest declared ancestor.
+    var path: String? { get }
+    /// Ids this resource must come after *if they are declared* (the user that owns a file).
+    var implicitDependencies: [ResourceID] { get }
+    /// Whether the content must never be shown (plan, log, journal).
+    var isSensitive: Bool { get }
+    /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
+    /// the configuration changed since it was made.
+    func digest(into digest: inout Digest)
+}
+
+extension DesiredState {
+    public var path: String? { nil }
+    public var implicitDependencies: [ResourceID] { [] }
+    public var isSensitive: Bool { false }
+}
+
+/// What a provider read from the host about one resource.
+public protocol ObservedState: Sendable {
+    /// Feeds what was seen into `digest`, so that `apply --plan` can tell whether the host changed
+    /// since the plan (any write changes a file's ctime, which observations include).
+    func fingerprint(into digest: inout Digest)
+}
+
+/// Knows one kind of resource: *what* it is (decoding and validating its attributes) and *how* it
+/// is kept (observing the host, planning a change, applying it).
+///
+/// The contract, which the executor relies on:
+/// - `decode` reads only the declaration and the snapshot, and reports every problem it finds.
+/// - `observe` reads the host through a `HostReader`, which has no way to change it.
+/// - `plan` is a pure function of the desired and observed states: no host access at all.
+/// - `apply` makes the host match the desired state for the attributes that `change` names, and
+///   only through the `HostWriter` it is given. After it returns, observing again and planning must
+///   give no change, or the executor reports an inconsistent result.
+///
+/// See docs/writing-a-provider.md.
+public protocol ResourceProvider: Sendable {
+    associatedtype Desired: DesiredState
+    associatedtype Observed: ObservedState
+
+    /// The kind key in manifests (`file`).
+    var kind: String { get }
+
+    /// Whether other resources may `notify` resources of this kind (units restart on a change).
+    var acceptsNotifications: Bool { get }
+
+    /// Decodes one declaration of this kind, or reports why it cannot and returns nil.
+    func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired?
+
+    /// Reads the resource's actual state.
+    func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed
+
+    /// What must change to go from `observed` to `desired`, or nil when nothing must.
+    func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change?
+
+    /// Carries out `change`.
+    func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError)
+}
+
+extension ResourceProvider {
+    public var acceptsNotifications: Bool { false }
+}
+
+/// What decoding may use besides the declaration: the snapshot (for `source:` files) and the
+/// list of problems found so far.
+public struct DecodeContext: Sendable {
+    public let snapshot: any Snapshot
+    public var diagnostics = Diagnostics()
+
+    public init(snapshot: any Snapshot) {
+        self.snapshot = snapshot
+    }
+
+    /// Reads a file named relative to the declaring manifest, reporting at `location` if it
+    /// is missing or leaves the repository.
+    public mutating func readSource(_ relative: String, of declaration: ResourceDeclaration, at location: SourceLocation) -> [UInt8]? {
+        guard let path = RepositoryPath.resolve(relative, in: declaration.manifestDirectory) else {
+            diagnostics.error("'\(relative)' leaves the repository", at: location)
+            return nil
+        }
+        do {
+            return try snapshot.read(path)
+        } catch {
+            let reason = switch error.code {
+            case .notFound: "not found"
+            case .notAFile: "not a regular file"
+            default: error.message
+            }
+            diagnostics.error("source file '\(path)': \(reason)", at: location)
+            return nil
+        }
+    }
+}
+
+/// What planning may know besides one resource's states: the rest of the catalog, read-only.
+public struct PlanContext: Sendable {
+    /// Every path that some resource of the catalog manages.
+    public let managedPaths: Set<String>
+    /// Every folder that lies above a managed path.
+    public let ancestorsOfManagedPaths: Set<String>
+
+    public init(managedPaths: Set<String>) {
+        self.managedPaths = managedPaths
+        var ancestors: Set<String> = []
+        for path in managedPaths {
+            var current = path
+            while let parent = HostPath.parent(of: current), ancestors.insert(parent).inserted {
+                current = parent
+            }
+        }
+        ancestorsOfManagedPaths = ancestors
+    }
+
+    /// Whether `path` is managed by the catalog or lies above something that is.
+    public func isManaged(_ path: String) -> Bool {
+        managedPaths.contains(path) || ancestorsOfManagedPaths.contains(path)
+    }
+}

@@ -1,0 +1,110 @@
+extension Plan {
+    /// The plan for people: one entry per change with its symbol, the attributes that change
+    /// (old → new), a unified diff for text content, and a summary line.
+    public func rendered(style: Style) -> String {
+        var out = style.bold("Plan: \(sourceDescription)") + (root == "/" ? "" : " into root \(root)") + " (\(resourceCount) resources)\n"
+        if steps.isEmpty {
+            return out + "\nNo changes. The host matches the configuration.\n"
+        }
+        out += "\n"
+        for step in steps {
+            out += Self.render(step, style: style)
+        }
+        out += "\n" + summary(style: style) + "\n"
+        return out
+    }
+
+    /// `Plan: 2 to create, 1 to update, 0 to delete.` and the count of resources in error.
+    public func summary(style: Style) -> String {
+        let counts = self.counts
+        var parts = ["\(counts[.create, default: 0]) to create", "\(counts[.update, default: 0]) to update",
+                     "\(counts[.delete, default: 0]) to delete"]
+        if let replace = counts[.replace] { parts.append("\(replace) to replace") }
+        if let restart = counts[.restart] { parts.append("\(restart) to restart") }
+        if let reload = counts[.reload] { parts.append("\(reload) to reload") }
+        var line = style.bold("Plan: " + parts.joined(separator: ", ") + ".")
+        if !errors.isEmpty { line += " " + style.red("\(errors.count) could not be planned.") }
+        return line
+    }
+
+    static func render(_ step: Step, style: Style) -> String {
+        guard let change = step.change else {
+            return "  " + style.red("! \(step.id)") + ": " + (step.error ?? "unknown error") + "\n"
+        }
+        var out = "  " + style.action(change.action, "\(change.action.symbol) \(step.id)") + "\n"
+        let width = change.attributes.map(\.name.count).max() ?? 0
+        for attribute in change.attributes {
+            let name = attribute.name + ":" + String(repeating: " ", count: width - attribute.name.count)
+            out += "      \(name) \(attribute.before ?? "(none)") → \(attribute.after ?? "(none)")\n"
+        }
+        switch change.content {
+        case .text(let diff)?:
+            out += "      content:\n"
+            for line in diff.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                let text = String(line)
+                let painted = text.hasPrefix("+++") || text.hasPrefix("---") ? style.bold(text)
+                    : text.hasPrefix("+") ? style.green(text)
+                    : text.hasPrefix("-") ? style.red(text)
+                    : text.hasPrefix("@@") ? style.cyan(text) : text
+                out += "        \(painted)\n"
+            }
+        case .binary(let before, let after)?:
+            out += "      content: binary content changed (\(before.map { "\($0) bytes" } ?? "none") → \(after.map { "\($0) bytes" } ?? "none"))\n"
+        case .sensitive?:
+            out += "      content: (sensitive content changed)\n"
+        case nil:
+            break
+        }
+        if !change.removes.isEmpty {
+            out += "      " + style.red("removes unmanaged: " + change.removes.joined(separator: ", ")) + "\n"
+        }
+        for note in change.notes {
+            out += "      " + style.dim("note: \(note)") + "\n"
+        }
+        return out
+    }
+}
+
+extension StepResult {
+    /// One line for an apply's progress.
+    public func rendered(style: Style) -> String {
+        switch outcome {
+        case .done:
+            let action = self.action ?? .update
+            return "  " + style.action(action, "\(action.symbol) \(id)") + ": \(action.pastTense)\n"
+        case .failed(let reason):
+            return "  " + style.red("✗ \(id)") + ": failed: \(reason)\n"
+        case .skipped(let reason):
+            return "  " + style.yellow("↷ \(id)") + ": skipped: \(reason)\n"
+        }
+    }
+}
+
+extension ApplyReport {
+    /// `Apply: 2 created, 1 updated, 0 deleted; 1 failed, 1 skipped.`
+    public func summary(style: Style) -> String {
+        let done = self.done
+        var parts = ["\(done[.create, default: 0]) created", "\(done[.update, default: 0]) updated", "\(done[.delete, default: 0]) deleted"]
+        if let replaced = done[.replace] { parts.append("\(replaced) replaced") }
+        if let restarted = done[.restart] { parts.append("\(restarted) restarted") }
+        if let reloaded = done[.reload] { parts.append("\(reloaded) reloaded") }
+        var line = "Apply: " + parts.joined(separator: ", ")
+        if !succeeded {
+            line += "; " + style.red("\(failures.count) failed") + ", " + style.yellow("\(skipped.count) skipped")
+        }
+        return style.bold(line + ".")
+    }
+}
+
+extension Change.Action {
+    var pastTense: String {
+        switch self {
+        case .create: "created"
+        case .update: "updated"
+        case .delete: "deleted"
+        case .replace: "replaced"
+        case .restart: "restarted"
+        case .reload: "reloaded"
+        }
+    }
+}
