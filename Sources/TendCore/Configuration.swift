@@ -13,20 +13,15 @@ public enum Configuration {
         let selected = loaded.declarations(for: facts)
         let selectedManifests = Set(selected.map(\.manifest))
         let others = loaded.manifests.values.filter { !selectedManifests.contains($0.path) }.flatMap(\.resources)
+        diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot))
+        var catalog: Catalog?
         do {
-            _ = try Catalog.build(others.filter { $0.requires.isEmpty && $0.notify.isEmpty }, providers: providers, snapshot: snapshot)
-        } catch {
-            diagnostics.append(contentsOf: error.diagnostics.filter { !$0.message.hasPrefix("duplicate resource") && !$0.message.contains(" already manages") })
-        }
-        do {
-            let catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot)
-            guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
-            return catalog
+            catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot)
         } catch {
             diagnostics.append(contentsOf: error.diagnostics)
-            var seen = Set<Diagnostic>()
-            throw ConfigurationError(diagnostics.sorted.filter { seen.insert($0).inserted })
         }
+        guard let catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+        return catalog
     }
 }
 

@@ -1,4 +1,4 @@
-internal import TendSpec
+public import TendSpec
 
 /// The providers a program knows, by kind. Built by the program and handed down; there is no
 /// global registry.
@@ -15,6 +15,13 @@ public struct ProviderSet: Sendable {
     public var kinds: Set<String> { Set(providers.keys) }
 
     func provider(for kind: String) -> (any ResourceProvider)? { providers[kind] }
+
+    /// The problems in `declarations` that their providers find when decoding them one by one.
+    public func check(_ declarations: [ResourceDeclaration], snapshot: any Snapshot) -> [Diagnostic] {
+        var context = DecodeContext(snapshot: snapshot)
+        for declaration in declarations { _ = bind(declaration, context: &context) }
+        return context.diagnostics.all
+    }
 
     /// Decodes one declaration with its kind's provider.
     func bind(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> (any BoundResource)? {
