@@ -58,6 +58,7 @@ let package = Package(
                 "TendSpec",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),

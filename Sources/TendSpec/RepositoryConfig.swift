@@ -82,6 +82,10 @@ public struct HostFacts: Sendable, Codable, Hashable {
     /// Labels given to the host by its operator.
     public var labels: [String: String]
 
+    enum CodingKeys: String, CodingKey {
+        case hostname, os, osLike = "os_like", osVersion = "os_version", labels
+    }
+
     public init(hostname: String, os: String = "", osLike: [String] = [], osVersion: String = "", labels: [String: String] = [:]) {
         self.hostname = hostname
         self.os = os

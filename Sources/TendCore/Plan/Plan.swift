@@ -15,6 +15,8 @@ public struct Plan: Sendable, Codable {
     public var sourceDescription: String
     /// The root the plan was made for ("/" for the host itself).
     public var root: String
+    /// The facts that selected the manifests (hostname, labels, os); apply --plan selects with them again.
+    public var facts: HostFacts
     /// How many resources the catalog has (most need no change).
     public var resourceCount: Int
     /// The resources that need a change or could not be observed, in the order apply runs them.
@@ -45,12 +47,13 @@ public struct Plan: Sendable, Codable {
         }
     }
 
-    public init(tendVersion: String, source: SnapshotOrigin, sourceDescription: String, root: String, resourceCount: Int, steps: [Step]) {
+    public init(tendVersion: String, source: SnapshotOrigin, sourceDescription: String, root: String, facts: HostFacts, resourceCount: Int, steps: [Step]) {
         formatVersion = Self.currentFormatVersion
         self.tendVersion = tendVersion
         self.source = source
         self.sourceDescription = sourceDescription
         self.root = root
+        self.facts = facts
         self.resourceCount = resourceCount
         self.steps = steps
     }
@@ -70,7 +73,7 @@ public struct Plan: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", tendVersion = "tend_version", source
-        case sourceDescription = "source_description", root, resourceCount = "resource_count", steps
+        case sourceDescription = "source_description", root, facts, resourceCount = "resource_count", steps
     }
 }
 

@@ -7,11 +7,13 @@ public import TendSpec
 public struct Planner: Sendable {
     public let catalog: Catalog
     public let snapshot: any Snapshot
+    public let facts: HostFacts
     public let tendVersion: String
 
-    public init(catalog: Catalog, snapshot: any Snapshot, tendVersion: String) {
+    public init(catalog: Catalog, snapshot: any Snapshot, facts: HostFacts, tendVersion: String) {
         self.catalog = catalog
         self.snapshot = snapshot
+        self.facts = facts
         self.tendVersion = tendVersion
     }
 
@@ -35,7 +37,7 @@ public struct Planner: Sendable {
             isStep.insert(entry.id)
         }
         return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
-                    root: host.root, resourceCount: catalog.entries.count, steps: steps)
+                    root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
     }
 
     /// Observes and plans one resource; nil when it needs nothing.

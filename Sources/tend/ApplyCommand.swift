@@ -1,0 +1,104 @@
+import ArgumentParser
+import TendCore
+import TendSpec
+import Glibc
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Make the host match the configuration.",
+        discussion: """
+            Plans, then applies every change in dependency order, printing each step as it \
+            happens and a summary. A step that fails fails the steps that depend on it (reported \
+            as skipped, with the reason); independent steps still run. apply never waits for \
+            input unless --confirm is given.
+
+            Examples:
+              tend apply examples/webhost --root /mnt/image
+              tend apply --plan plan.json
+              tend apply examples/webhost --confirm
+            """
+    )
+
+    @OptionGroup var source: SourceOptions
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Apply exactly this saved plan (from `tend plan --out`); refused if the host or the configuration changed since.")
+    var plan: String?
+
+    @Flag(help: "Show the plan first and ask before applying (needs a terminal).")
+    var confirm = false
+
+    func validate() throws {
+        if confirm, isatty(STDIN_FILENO) != 1 {
+            throw ValidationError("--confirm asks on a terminal, and standard input is not one; run without --confirm to apply unattended")
+        }
+    }
+
+    func run() throws {
+        let style = output.style
+        let logger = output.logger()
+        let savedPlan = try plan.map(PlanFile.read)
+        let snapshot: any Snapshot
+        let rootPath: String
+        if let savedPlan {
+            if let given = source.source, (try? DirectorySnapshot(path: given))?.origin != savedPlan.source {
+                throw ValidationError("the plan was made from \(savedPlan.sourceDescription), not \(given)")
+            }
+            if root.root != "/", root.root != savedPlan.root {
+                throw ValidationError("the plan was made for root \(savedPlan.root), not \(root.root)")
+            }
+            guard savedPlan.source.type == "directory" else {
+                throw ValidationError("the plan was made from a \(savedPlan.source.type) source, which this tend cannot open")
+            }
+            snapshot = try Console.openSnapshot(savedPlan.source.location)
+            rootPath = savedPlan.root
+        } else {
+            snapshot = try Console.openSnapshot(source.source)
+            rootPath = root.root
+        }
+        let host = try Console.openRoot(rootPath)
+        let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
+        let catalog = try Console.catalog(snapshot, facts: facts)
+        let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
+        let toApply: Plan
+        if let savedPlan {
+            let stale = planner.staleSteps(of: savedPlan, host: host)
+            guard stale.isEmpty else {
+                Console.error("tend: the saved plan no longer matches; nothing was changed:")
+                for step in stale { Console.error("  \(step)") }
+                Console.error("Make a new plan with: tend plan \(savedPlan.sourceDescription) --out \(plan ?? "plan.json")")
+                throw TendExit.stalePlan
+            }
+            toApply = savedPlan
+        } else {
+            toApply = planner.plan(host: host)
+        }
+        if confirm {
+            Console.out(toApply.rendered(style: style))
+            guard toApply.hasChanges else { return }
+            Console.out("\nApply these changes? Only 'yes' is accepted: ")
+            guard readLine()?.split(separator: " ").joined() == "yes" else {
+                Console.out("Not applied.\n")
+                return
+            }
+        } else if !toApply.hasChanges, toApply.errors.isEmpty {
+            Console.out("No changes. The host matches the configuration (\(toApply.resourceCount) resources).\n")
+            return
+        }
+        Console.out(style.bold("Applying \(toApply.sourceDescription)") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
+        let report: ApplyReport
+        do {
+            report = try Executor(catalog: catalog, logger: logger).apply(toApply) { event in
+                if case .finished(let result) = event { Console.out(result.rendered(style: style)) }
+            }
+        } catch {
+            Console.error("tend: \(error)")
+            throw TendExit.unusableHost
+        }
+        Console.out(report.summary(style: style) + "\n")
+        if !report.succeeded { throw TendExit.failures }
+    }
+}
+

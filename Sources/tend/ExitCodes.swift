@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// Every exit code of tend, documented in the README and in `tend --help`.
+enum TendExit {
+    static let unusableHost = ExitCode(1)
+    static let changesPending = ExitCode(2)
+    static let invalidConfiguration = ExitCode(3)
+    static let sourceUnreadable = ExitCode(4)
+    static let failures = ExitCode(5)
+    static let stalePlan = ExitCode(6)
+    static let usage = ExitCode(64)
+}

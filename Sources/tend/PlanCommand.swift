@@ -1,0 +1,96 @@
+import ArgumentParser
+import FoundationEssentials
+import TendCore
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what applying the configuration would change, without changing anything.",
+        discussion: """
+            Each change is shown with its symbol (+ create, ~ update, - delete, ± replace), the \
+            attributes that change (old → new) and a unified diff of text content. Contents of \
+            resources marked sensitive are never shown.
+
+            Examples:
+              tend plan examples/webhost --root /tmp/scratch
+              tend plan examples/webhost --json
+              tend plan examples/webhost --out plan.json && tend apply --plan plan.json
+              tend plan examples/webhost --detailed-exitcode   # 0: no changes, 2: changes
+            """
+    )
+
+    @OptionGroup var source: SourceOptions
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(help: "Print the plan as versioned JSON (docs/plan-format.md) instead of text.")
+    var json = false
+
+    @Option(help: "Also write the plan as JSON to this file, for `tend apply --plan`.")
+    var out: String?
+
+    @Flag(help: "Exit 2 when there are changes and 0 when there are none.")
+    var detailedExitcode = false
+
+    func run() throws {
+        let snapshot = try Console.openSnapshot(source.source)
+        let host = try Console.openRoot(root.root)
+        let facts = try Console.facts(host, options: source)
+        let catalog = try Console.catalog(snapshot, facts: facts)
+        let plan = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)
+        if json {
+            Console.out(String(decoding: try PlanFile.encode(plan), as: UTF8.self) + "\n")
+        } else {
+            Console.out(plan.rendered(style: output.style))
+        }
+        if let out {
+            try PlanFile.write(plan, to: out)
+            if !json { Console.out("Saved the plan to \(out); apply exactly it with: tend apply --plan \(out)\n") }
+        }
+        if !plan.errors.isEmpty { throw TendExit.failures }
+        if detailedExitcode, plan.hasChanges { throw TendExit.changesPending }
+    }
+}
+
+/// Plan files: versioned JSON.
+enum PlanFile {
+    static func encode(_ plan: Plan) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(plan)
+    }
+
+    static func write(_ plan: Plan, to path: String) throws {
+        do {
+            try encode(plan).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            Console.error("tend: cannot write the plan to \(path): \(error)")
+            throw TendExit.unusableHost
+        }
+    }
+
+    static func read(_ path: String) throws -> Plan {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            Console.error("tend: cannot read the plan file \(path): \(error)")
+            throw TendExit.unusableHost
+        }
+        struct Version: Decodable { var format_version: Int }
+        guard let version = try? JSONDecoder().decode(Version.self, from: data) else {
+            Console.error("tend: \(path) is not a tend plan file (no format_version)")
+            throw TendExit.unusableHost
+        }
+        guard version.format_version == Plan.currentFormatVersion else {
+            Console.error("tend: \(path) has plan format \(version.format_version); this tend reads format \(Plan.currentFormatVersion)")
+            throw TendExit.unusableHost
+        }
+        do {
+            return try JSONDecoder().decode(Plan.self, from: data)
+        } catch {
+            Console.error("tend: \(path) is not a valid plan file: \(error)")
+            throw TendExit.unusableHost
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+
+/// The `tend` command: GitOps for Linux hosts.
+@main
+struct Tend: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "tend",
+        abstract: "Keep Linux hosts in the state a configuration repository declares.",
+        discussion: """
+            tend reads YAML manifests (tend.yaml plus the manifest folders it applies), works out \
+            what differs between that declared state and this machine (a plan), and shows it or \
+            applies it.
+
+            Examples:
+              tend validate examples/webhost
+              tend plan examples/webhost --root /tmp/image
+              tend plan examples/webhost --out plan.json --detailed-exitcode
+              tend apply --plan plan.json
+              tend apply examples/webhost --root /mnt/image
+
+            Exit codes:
+              0  success; for plan, the plan was made (with --detailed-exitcode: no changes)
+              1  the root or a plan file could not be used
+              2  plan --detailed-exitcode: changes are pending
+              3  the configuration is invalid (every problem is printed as path:line:col)
+              4  the source could not be read
+              5  some resources failed (apply), or could not be planned (plan)
+              6  apply --plan: the host or the configuration changed since the plan was made
+              64 the command line is wrong
+            """,
+        version: version,
+        subcommands: [Validate.self, PlanCommand.self, ApplyCommand.self]
+    )
+}

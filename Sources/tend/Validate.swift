@@ -1,0 +1,27 @@
+import ArgumentParser
+import TendCore
+import TendSpec
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a configuration repository and report every problem in it.",
+        discussion: """
+            Reads tend.yaml and every manifest it names, decodes every resource, and builds the \
+            catalog of this host. Problems are printed as path:line:col: message. Nothing on the \
+            host is read except its name and os-release.
+
+            Example:
+              tend validate examples/webhost
+            """
+    )
+
+    @OptionGroup var source: SourceOptions
+    @OptionGroup var root: RootOptions
+
+    func run() throws {
+        let snapshot = try Console.openSnapshot(source.source)
+        let host = try Console.openRoot(root.root)
+        let catalog = try Console.catalog(snapshot, facts: try Console.facts(host, options: source))
+        Console.out("\(snapshot.description) is valid: \(catalog.entries.count) resources for this host.\n")
+    }
+}
