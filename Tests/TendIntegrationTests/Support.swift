@@ -1,0 +1,119 @@
+import Foundation
+import Subprocess
+import SystemPackage
+import Testing
+
+/// What one run of the `tend` binary did.
+struct TendRun: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
+}
+
+/// The `tend` binary that `swift build` put beside this test bundle (or $TEND_BIN).
+let tendBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["TEND_BIN"] { return path }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("tend").path
+}()
+
+let isRoot = geteuid() == 0
+
+/// Runs `tend` with `arguments` and collects what it printed.
+func tend(_ arguments: [String], in directory: String? = nil) async throws -> TendRun {
+    let result = try await Subprocess.run(
+        .path(FilePath(tendBinary)),
+        arguments: Arguments(arguments),
+        environment: .inherit.updating(["NO_COLOR": "1"]),
+        workingDirectory: directory.map { FilePath($0) },
+        input: .none,
+        output: .string(limit: 16 << 20),
+        error: .string(limit: 16 << 20)
+    )
+    let status: Int32 = switch result.terminationStatus {
+    case .exited(let code): code
+    case .signaled(let signal): 128 + signal
+    }
+    return TendRun(status: status, stdout: result.standardOutput, stderr: result.standardError)
+}
+
+/// A scratch folder removed when the test ends.
+final class Scratch {
+    let path: String
+
+    init(_ name: String = "tend-test") throws {
+        let template = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).XXXXXX").path
+        var bytes = Array(template.utf8CString)
+        guard mkdtemp(&bytes) != nil else { throw POSIXError(.EIO) }
+        path = String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func url(_ relative: String) -> String { path + "/" + relative }
+
+    /// Writes `files` (relative path → text), making folders as needed.
+    func write(_ files: [String: String]) throws {
+        for (relative, text) in files { try write(relative, bytes: Data(text.utf8)) }
+    }
+
+    func write(_ relative: String, bytes: Data) throws {
+        let full = url(relative)
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try bytes.write(to: URL(fileURLWithPath: full))
+    }
+}
+
+/// A configuration repository in a scratch folder: tend.yaml applying `site`, and the files given.
+func repository(_ manifests: [String: String], extra: [String: String] = [:]) throws -> Scratch {
+    let repo = try Scratch("tend-repo")
+    try repo.write(["tend.yaml": "hosts:\n  - apply: [site]\n"].merging(manifests.mapKeys { "site/" + $0 }) { a, _ in a }.merging(extra) { a, _ in a })
+    return repo
+}
+
+/// An empty root with its own user database: root, www-data (33) and app (1500), who exists
+/// only in this root, so owners are resolved against the root and not the machine.
+func makeRoot() throws -> Scratch {
+    let root = try Scratch("tend-root")
+    try root.write([
+        "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1500:1500::/srv/app:/bin/false\n",
+        "etc/group": "root:x:0:\nwww-data:x:33:\napp:x:1500:\n",
+    ])
+    return root
+}
+
+/// Every path under `root` with its type, mode, owner and content: what "unchanged" means.
+func tree(_ root: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    let enumerator = FileManager.default.enumerator(atPath: root)
+    while let relative = enumerator?.nextObject() as? String {
+        let full = root + "/" + relative
+        var info = stat()
+        lstat(full, &info)
+        var entry = "mode=\(String(info.st_mode, radix: 8)) uid=\(info.st_uid) gid=\(info.st_gid)"
+        if (info.st_mode & S_IFMT) == S_IFREG {
+            entry += " content=\(String(decoding: FileManager.default.contents(atPath: full) ?? Data(), as: UTF8.self))"
+        } else if (info.st_mode & S_IFMT) == S_IFLNK {
+            entry += " link=\((try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?")"
+        }
+        result[relative] = entry
+    }
+    return result
+}
+
+func read(_ path: String) -> String? {
+    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+func status(_ path: String) -> stat? {
+    var info = stat()
+    return lstat(path, &info) == 0 ? info : nil
+}
+
+extension Dictionary {
+    func mapKeys<K: Hashable>(_ transform: (Key) -> K) -> [K: Value] {
+        Dictionary<K, Value>(uniqueKeysWithValues: map { (transform($0.key), $0.value) })
+    }
+}
