@@ -69,7 +69,7 @@ final class Scratch {
 /// A configuration repository in a scratch folder: tend.yaml applying `site`, and the files given.
 func repository(_ manifests: [String: String], extra: [String: String] = [:]) throws -> Scratch {
     let repo = try Scratch("tend-repo")
-    try repo.write(["tend.yaml": "hosts:\n  - apply: [site]\n"].merging(manifests.mapKeys { "site/" + $0 }) { a, _ in a }.merging(extra) { a, _ in a })
+    try repo.write(["tend.yaml": "hosts:\n  - apply: [site]\n"].merging(manifests.mapKeys { "site/" + $0 }) { a, _ in a }.merging(extra) { _, override in override })
     return repo
 }
 

@@ -130,7 +130,7 @@ extension Catalog {
         if order.count < unique.count {
             let cycle = findCycle(dependencies, excluding: Set(order))
             let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].declaration.nameLocation))" }
-            diagnostics.error("dependency cycle: " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
+            diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
                               at: unique[cycle[0]].declaration.nameLocation)
         }
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
@@ -175,7 +175,9 @@ extension Catalog {
             path.append(current)
             current = dependencies[current].filter { !ordered.contains($0) }.min()!
         }
-        // The path follows "comes after" edges; reverse it so the cycle reads in apply order.
-        return Array(path[onPath[current]!...].reversed())
+        // Each comes after (requires) the next; start at the earliest declared one.
+        let cycle = Array(path[onPath[current]!...])
+        let first = cycle.firstIndex(of: cycle.min()!)!
+        return Array(cycle[first...] + cycle[..<first])
     }
 }

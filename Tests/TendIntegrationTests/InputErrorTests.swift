@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+/// Bad input gets its position, its message and its exit code, and the root stays as it was.
+@Suite("bad input")
+struct InputErrorTests {
+    /// Runs plan and apply on `manifest`, checks both exit with `code` and print `messages` on
+    /// stderr, and that the root is unchanged.
+    func rejects(_ manifest: String, extra: [String: String] = [:], code: Int32 = 3, messages: [String]) async throws {
+        let repo = try repository(["app.yaml": manifest], extra: extra)
+        let root = try makeRoot()
+        let before = try tree(root.path)
+        for command in ["plan", "apply", "validate"] {
+            let run = try await tend([command, repo.path, "--root", root.path])
+            #expect(run.status == code, "\(command): \(run)")
+            for message in messages {
+                #expect(run.stderr.contains(message), "\(command) should say \(message): \(run)")
+            }
+            #expect(run.stdout.isEmpty, "\(command) prints no plan for invalid input: \(run)")
+        }
+        #expect(try tree(root.path) == before, "invalid input changes nothing")
+    }
+
+    @Test("broken YAML is reported with libyaml's position and problem")
+    func brokenYAML() async throws {
+        try await rejects("resources:\n  - file: /etc/a\n    content: [unclosed\n", messages: [
+            "/site/app.yaml:4:1: did not find expected ',' or ']' (while parsing a flow sequence at line 3, column 14)",
+        ])
+    }
+
+    @Test("wrong types, a bad mode, a relative path, '..' and an unknown key are all reported at once")
+    func everyProblemAtOnce() async throws {
+        try await rejects("""
+            resources:
+              - file: etc/relative
+              - file: /etc/../shadow
+              - file: /etc/a
+                mode: "0999"
+                contnet: x
+              - directory: /etc/b
+                purge: maybe
+              - symlink: /etc/c
+                target: [a, b]
+            """, messages: [
+                "/site/app.yaml:2:11: 'etc/relative' is a relative path; paths must be absolute",
+                "/site/app.yaml:3:11: '/etc/../shadow' contains '..'",
+                "/site/app.yaml:5:11: 'mode' must be three or four octal digits such as \"0644\", found '0999'",
+                "/site/app.yaml:6:5: unknown key 'contnet' in a file; did you mean 'content'?",
+                "/site/app.yaml:8:12: 'purge' must be true or false, found a string",
+                "/site/app.yaml:10:13: 'target' must be a string, found a sequence",
+                "is invalid: 6 problems; nothing was changed",
+            ])
+    }
+
+    @Test("a missing source file, a duplicate id and a reference to an undeclared resource")
+    func references() async throws {
+        try await rejects("""
+            resources:
+              - file: /etc/a
+                source: files/missing.conf
+              - file: /etc/b
+                content: x
+              - file: /etc/b
+                content: y
+              - file: /etc/c
+                content: z
+                requires: [file:/etc/bb, nonsense]
+            """, messages: [
+                "/site/app.yaml:3:13: source file 'site/files/missing.conf': not found",
+                "/site/app.yaml:6:11: duplicate resource file:/etc/b (first declared at site/app.yaml:4:11)",
+                "/site/app.yaml:10:16: 'requires' names file:/etc/bb, which is not declared for this host; did you mean 'file:/etc/b'?",
+                "/site/app.yaml:10:30: 'nonsense' in 'requires' is not a resource id",
+            ])
+    }
+
+    @Test("a dependency cycle is printed as the cycle")
+    func cycle() async throws {
+        try await rejects("""
+            resources:
+              - file: /etc/a
+                requires: [file:/etc/b]
+              - file: /etc/b
+                requires: [file:/etc/a]
+            """, messages: ["dependency cycle (each needs the next): file:/etc/a (site/app.yaml:2:11) → file:/etc/b (site/app.yaml:4:11) → file:/etc/a"])
+    }
+
+    @Test("an unknown kind and a problem in tend.yaml")
+    func unknownKindAndConfig() async throws {
+        try await rejects("resources:\n  - fiel: /etc/a\n", extra: ["tend.yaml": "hosts:\n  - apply: [site, nowhere]\n    match: { hostnme: x }\n"], messages: [
+            "/site/app.yaml:2:5: unknown resource kind 'fiel'; did you mean 'file'?",
+            "/tend.yaml:2:19: 'nowhere' in 'apply' does not exist",
+            "/tend.yaml:3:14: unknown key 'hostnme' in 'match'; did you mean 'hostname'?",
+        ])
+    }
+
+    @Test("a source that cannot be read exits 4; a missing root exits 1")
+    func unreadable() async throws {
+        let missing = try await tend(["plan", "/nonexistent/tend-config", "--root", "/tmp"])
+        #expect(missing.status == 4, "\(missing)")
+        #expect(missing.stderr.contains("cannot read the source: /nonexistent/tend-config"))
+        let repo = try repository(["app.yaml": "resources: []\n"])
+        let noRoot = try await tend(["plan", repo.path, "--root", "/nonexistent/root"])
+        #expect(noRoot.status == 1, "\(noRoot)")
+        #expect(noRoot.stderr.contains("/nonexistent/root: cannot open the root folder"))
+        let noConfig = try Scratch()
+        let empty = try await tend(["validate", noConfig.path])
+        #expect(empty.status == 3, "\(empty)")
+        #expect(empty.stderr.contains("tend.yaml: not found"))
+    }
+}
