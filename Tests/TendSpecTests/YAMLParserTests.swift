@@ -1,0 +1,123 @@
+import Testing
+@testable import TendSpec
+
+@Suite("YAML layer")
+struct YAMLParserTests {
+    func parse(_ text: String) -> YAMLParser.Result {
+        YAMLParser.parse(Array(text.utf8), file: "m.yaml")
+    }
+
+    @Test("nodes keep their file, line and column")
+    func positions() throws {
+        let result = parse("resources:\n  - file: /etc/motd\n    mode: \"0644\"\n")
+        #expect(result.diagnostics.isEmpty)
+        let root = try #require(result.documents.first?.mapping)
+        let item = try #require(root[0].value.sequence?.first?.mapping)
+        #expect(item[0].key.location == SourceLocation(file: "m.yaml", line: 2, column: 5))
+        #expect(item[0].value.location == SourceLocation(file: "m.yaml", line: 2, column: 11))
+        #expect(item[1].value.scalar == YAMLScalar("0644", style: .doubleQuoted))
+        #expect(item[1].value.location.description == "m.yaml:3:11")
+    }
+
+    @Test("several documents in one file")
+    func documents() {
+        let result = parse("a: 1\n---\nb: 2\n---\n")
+        #expect(result.documents.count == 3)
+        #expect(result.documents[1].mapping?.first?.keyText == "b")
+        #expect(result.documents[2].isNull)
+        #expect(parse("").documents.isEmpty)
+    }
+
+    @Test("anchors and aliases resolve to copies of the anchored node")
+    func aliases() throws {
+        let result = parse("base: &b { mode: \"0600\" }\nother: *b\n")
+        #expect(result.diagnostics.isEmpty)
+        let other = try #require(result.documents.first?.mapping?[1].value.mapping)
+        #expect(other.first?.keyText == "mode")
+        #expect(other.first?.value.scalar?.text == "0600")
+    }
+
+    @Test("merge keys: explicit keys win over merged ones")
+    func mergeKeys() throws {
+        let result = parse("defaults: &d { mode: \"0600\", owner: root }\nfile:\n  <<: *d\n  mode: \"0644\"\n")
+        #expect(result.diagnostics.isEmpty)
+        let file = try #require(result.documents.first?.mapping?[1].value.mapping)
+        #expect(file.map(\.keyText) == ["mode", "owner"])
+        #expect(file[0].value.scalar?.text == "0644")
+        #expect(file[1].value.scalar?.text == "root")
+    }
+
+    @Test("a duplicate key is an error at the second key, naming the first")
+    func duplicateKeys() {
+        let result = parse("a: 1\nb: 2\na: 3\n")
+        #expect(result.diagnostics.map(\.description) == ["m.yaml:3:1: duplicate key 'a' (first defined at line 1, column 1)"])
+    }
+
+    @Test("an undefined alias is an error at the alias")
+    func undefinedAlias() {
+        #expect(parse("a: *missing\n").diagnostics.map(\.description) == ["m.yaml:1:4: undefined alias '*missing'"])
+    }
+
+    @Test("syntax errors carry libyaml's position, problem and context")
+    func syntaxErrors() {
+        #expect(parse("a: [1, 2\n").diagnostics.map(\.description) ==
+                ["m.yaml:2:1: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 4)"])
+        #expect(parse("a:\n\tb: 1\n").diagnostics.map(\.description) ==
+                ["m.yaml:2:1: found character that cannot start any token (while scanning for the next token at line 2, column 1)"])
+        #expect(parse("a: b: c\n").diagnostics.map(\.description) ==
+                ["m.yaml:1:5: mapping values are not allowed in this context"])
+    }
+
+    @Test("invalid UTF-8 is reported at its line and column")
+    func invalidUTF8() {
+        let result = YAMLParser.parse(Array("a: 1\nb: x".utf8) + [0xFF, 0x0A], file: "m.yaml")
+        #expect(result.diagnostics.map(\.description) == ["m.yaml:2:5: invalid leading UTF-8 octet (byte offset 9)"])
+    }
+
+    @Test("scalars read as YAML 1.2: yes is a string, true is a boolean, ~ is null")
+    func scalarTypes() throws {
+        let pairs = try #require(parse("a: yes\nb: true\nc: ~\nd: \"true\"\n").documents.first?.mapping)
+        #expect(pairs[0].value.scalar?.boolValue == nil)
+        #expect(pairs[1].value.scalar?.boolValue == true)
+        #expect(pairs[2].value.isNull)
+        #expect(pairs[3].value.scalar?.boolValue == nil)
+    }
+}
+
+@Suite("decoding helpers")
+struct DecodingTests {
+    @Test("unknown keys are reported with the nearest known key")
+    func unknownKeys() throws {
+        let node = try #require(YAMLParser.parse(Array("mdoe: x\nowner: root\nzzz: 1\n".utf8), file: "m.yaml").documents.first)
+        var diagnostics = Diagnostics()
+        var reader = try #require(MappingReader(node, what: "a file", diagnostics: &diagnostics))
+        _ = reader.take("mode")
+        _ = reader.take("owner")
+        reader.finish(&diagnostics, context: "a file")
+        #expect(diagnostics.all.map(\.description) == [
+            "m.yaml:1:1: unknown key 'mdoe' in a file; did you mean 'mode'?",
+            "m.yaml:3:1: unknown key 'zzz' in a file (valid keys: mode, owner)",
+        ])
+    }
+
+    @Test("wrong types name what was found")
+    func wrongTypes() throws {
+        let pairs = try #require(YAMLParser.parse(Array("a: [1]\nb: x\nc: {}\n".utf8), file: "m.yaml").documents.first?.mapping)
+        var diagnostics = Diagnostics()
+        #expect(pairs[0].value.string("'a'", &diagnostics) == nil)
+        #expect(pairs[1].value.bool("'b'", &diagnostics) == nil)
+        #expect(pairs[2].value.stringList("'c'", &diagnostics) == nil)
+        #expect(diagnostics.all.map(\.description) == [
+            "m.yaml:1:4: 'a' must be a string, found a sequence",
+            "m.yaml:2:4: 'b' must be true or false, found a string",
+            "m.yaml:3:4: 'c' must be a list of strings, found a mapping",
+        ])
+    }
+
+    @Test("repository paths resolve inside the repository and refuse to leave it")
+    func repositoryPaths() {
+        #expect(RepositoryPath.resolve("files/a", in: "roles/web") == "roles/web/files/a")
+        #expect(RepositoryPath.resolve("../common/a", in: "roles/web") == "roles/common/a")
+        #expect(RepositoryPath.resolve("../../../etc/shadow", in: "roles/web") == nil)
+    }
+}
