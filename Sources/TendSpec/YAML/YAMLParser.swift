@@ -70,9 +70,15 @@ public enum YAMLParser {
 
 /// Builds nodes from a stream of libyaml events.
 private struct TreeBuilder {
-    enum Frame {
-        case sequence(items: [YAMLNode], location: SourceLocation, tag: String?, anchor: String?)
-        case mapping(pairs: [YAMLPair], pendingKey: YAMLNode?, location: SourceLocation, tag: String?, anchor: String?)
+    /// An open sequence or mapping; mutated in place on the stack so that appends never copy.
+    struct Frame {
+        var isMapping: Bool
+        var items: [YAMLNode] = []
+        var pairs: [YAMLPair] = []
+        var pendingKey: YAMLNode?
+        var location: SourceLocation
+        var tag: String?
+        var anchor: String?
     }
 
     let file: String
@@ -118,16 +124,14 @@ private struct TreeBuilder {
             }
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
-            stack.append(.sequence(items: [], location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
+            stack.append(Frame(isMapping: false, location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
         case YAML_MAPPING_START_EVENT:
             let data = event.data.mapping_start
-            stack.append(.mapping(pairs: [], pendingKey: nil, location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
-        case YAML_SEQUENCE_END_EVENT:
-            guard case .sequence(let items, let start, let tag, let anchor) = stack.popLast() else { return }
-            complete(YAMLNode(.sequence(items), at: start, tag: tag), anchor: anchor)
-        case YAML_MAPPING_END_EVENT:
-            guard case .mapping(let pairs, _, let start, let tag, let anchor) = stack.popLast() else { return }
-            complete(YAMLNode(.mapping(resolve(pairs)), at: start, tag: tag), anchor: anchor)
+            stack.append(Frame(isMapping: true, location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            guard let frame = stack.popLast() else { return }
+            let content: YAMLNode.Content = frame.isMapping ? .mapping(resolve(frame.pairs)) : .sequence(frame.items)
+            complete(YAMLNode(content, at: frame.location, tag: frame.tag), anchor: frame.anchor)
         default:
             break
         }
@@ -136,22 +140,19 @@ private struct TreeBuilder {
     /// Hands a finished node to its parent, or makes it the document's root.
     private mutating func complete(_ node: YAMLNode, anchor: String?) {
         if let anchor { anchors[anchor] = node }
-        guard let top = stack.popLast() else {
+        let top = stack.count - 1
+        guard top >= 0 else {
             documents.append(node)
             documentHasRoot = true
             return
         }
-        switch top {
-        case .sequence(var items, let location, let tag, let anchor):
-            items.append(node)
-            stack.append(.sequence(items: items, location: location, tag: tag, anchor: anchor))
-        case .mapping(var pairs, let pendingKey, let location, let tag, let anchor):
-            if let key = pendingKey {
-                pairs.append(YAMLPair(key: key, value: node))
-                stack.append(.mapping(pairs: pairs, pendingKey: nil, location: location, tag: tag, anchor: anchor))
-            } else {
-                stack.append(.mapping(pairs: pairs, pendingKey: node, location: location, tag: tag, anchor: anchor))
-            }
+        if !stack[top].isMapping {
+            stack[top].items.append(node)
+        } else if let key = stack[top].pendingKey {
+            stack[top].pairs.append(YAMLPair(key: key, value: node))
+            stack[top].pendingKey = nil
+        } else {
+            stack[top].pendingKey = node
         }
     }
 
