@@ -39,9 +39,8 @@ public struct DirectoryProvider: ResourceProvider {
 
     public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
         var declaration = declaration
-        defer { declaration.attributes.finish(&context.diagnostics, context: "a directory") }
-        declaration.attributes.know(["mode", "owner", "group", "state", "force", "purge"])
         guard let attributes = PathAttributes(&declaration, ownership: true, context: &context) else { return nil }
+        defer { declaration.attributes.finish(&context.diagnostics, context: "a directory") }
         let purge = declaration.attributes.take("purge")?.bool("'purge'", &context.diagnostics) ?? false
         return Desired(attributes: attributes, purge: purge)
     }
@@ -70,9 +69,9 @@ public struct DirectoryProvider: ResourceProvider {
             break
         }
         let (owner, group) = try desired.attributes.resolveAccounts(host)
-        return Observed(status: status, entries: entries,
-                        ownership: Ownership(owner: owner, group: group, mode: desired.attributes.mode),
-                        names: AccountNames(host: host, users: [owner, status?.owner], groups: [group, status?.group]))
+        let ownership = Ownership(owner: owner, group: group, mode: desired.attributes.mode)
+        return Observed(status: status, entries: entries, ownership: ownership,
+                        names: AccountNames(host: host, status: status, ownership: ownership))
     }
 
     public func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change? {

@@ -41,13 +41,10 @@ public struct FileProvider: ResourceProvider {
         }
     }
 
-    static let keys = ["content", "source", "sensitive", "mode", "owner", "group", "state", "force"]
-
     public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
         var declaration = declaration
-        defer { declaration.attributes.finish(&context.diagnostics, context: "a file") }
-        declaration.attributes.know(Self.keys)
         guard let attributes = PathAttributes(&declaration, ownership: true, context: &context) else { return nil }
+        defer { declaration.attributes.finish(&context.diagnostics, context: "a file") }
         var content: [UInt8]?
         let contentNode = declaration.attributes.take("content")
         let sourceNode = declaration.attributes.take("source")
@@ -69,7 +66,7 @@ public struct FileProvider: ResourceProvider {
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
         let path = desired.attributes.path
         let status = try host.status(path)
-        var observed = Observed(status: status, ownership: Ownership(), names: AccountNames(host: host, users: [], groups: []))
+        var observed = Observed(status: status, ownership: Ownership(), names: AccountNames())
         switch status?.type {
         case .regular?:
             if desired.content != nil, desired.attributes.state == .present { observed.content = try host.read(path) }
@@ -89,7 +86,7 @@ public struct FileProvider: ResourceProvider {
         }
         let (owner, group) = try desired.attributes.resolveAccounts(host)
         observed.ownership = Ownership(owner: owner, group: group, mode: desired.attributes.mode)
-        observed.names = AccountNames(host: host, users: [owner, status?.owner], groups: [group, status?.group])
+        observed.names = AccountNames(host: host, status: status, ownership: observed.ownership)
         return observed
     }
 

@@ -138,9 +138,18 @@ struct AccountNames: Sendable, Hashable {
     var users: [UInt32: String] = [:]
     var groups: [UInt32: String] = [:]
 
-    init(host: HostReader, users: [UInt32?], groups: [UInt32?]) {
-        for id in users.compactMap({ $0 }) { self.users[id] = host.userName(id) }
-        for id in groups.compactMap({ $0 }) { self.groups[id] = host.groupName(id) }
+    init() {}
+
+    /// The names a plan from `status` to `ownership` will show: only of ids that differ.
+    init(host: HostReader, status: FileStatus?, ownership: Ownership) {
+        if let owner = ownership.owner, owner != status?.owner {
+            users[owner] = host.userName(owner)
+            if let current = status?.owner { users[current] = host.userName(current) }
+        }
+        if let group = ownership.group, group != status?.group {
+            groups[group] = host.groupName(group)
+            if let current = status?.group { groups[current] = host.groupName(current) }
+        }
     }
 
     func user(_ id: UInt32) -> String { users[id].map { "\($0) (\(id))" } ?? String(id) }

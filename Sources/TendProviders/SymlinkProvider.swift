@@ -35,9 +35,8 @@ public struct SymlinkProvider: ResourceProvider {
 
     public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
         var declaration = declaration
-        defer { declaration.attributes.finish(&context.diagnostics, context: "a symlink") }
-        declaration.attributes.know(["target", "state", "force"])
         guard let attributes = PathAttributes(&declaration, ownership: false, context: &context) else { return nil }
+        defer { declaration.attributes.finish(&context.diagnostics, context: "a symlink") }
         let targetNode = declaration.attributes.take("target")
         let target = targetNode?.string("'target'", &context.diagnostics)
         if let targetNode, target?.isEmpty == true {

@@ -11,6 +11,8 @@ public struct Catalog: Sendable {
         /// The resources it comes after: `requires`, notifiers, its declared parent path, its
         /// declared owner, and so on.
         public let dependencies: [ResourceID]
+        /// The positions of `dependencies` in `Catalog.entries`.
+        let dependencyPositions: [Int]
         /// The resources it notifies when it changes.
         public let notify: [ResourceID]
         let resource: any BoundResource
@@ -28,9 +30,6 @@ public struct Catalog: Sendable {
     public subscript(id: ResourceID) -> Entry? {
         positions[id].map { entries[$0] }
     }
-
-    /// Where `id` stands in the apply order.
-    func position(of id: ResourceID) -> Int { positions[id] ?? .max }
 
     /// The read-only view of the catalog that planning gets.
     public var planContext: PlanContext {
@@ -51,10 +50,12 @@ extension Catalog {
     /// collected; if there is any, throws them all.
     public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) throws(ConfigurationError) -> Catalog {
         var context = DecodeContext(snapshot: snapshot)
-        var bound: [(declaration: ResourceDeclaration, resource: any BoundResource)] = []
+        var bound: [Declared] = []
+        bound.reserveCapacity(declarations.count)
         for declaration in declarations {
             if let resource = providers.bind(declaration, context: &context) {
-                bound.append((declaration, resource))
+                bound.append(Declared(resource: resource, nameLocation: declaration.nameLocation,
+                                      requires: declaration.requires, notify: declaration.notify))
             }
         }
         var diagnostics = context.diagnostics
@@ -62,15 +63,15 @@ extension Catalog {
         // Ids and paths must be unique.
         var byID: [ResourceID: Int] = [:]
         var byPath: [String: Int] = [:]
-        var unique: [(declaration: ResourceDeclaration, resource: any BoundResource)] = []
+        var unique: [Declared] = []
         for item in bound {
             let id = item.resource.id
             if let first = byID[id] {
-                diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].declaration.nameLocation))", at: item.declaration.nameLocation)
+                diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].nameLocation))", at: item.nameLocation)
                 continue
             }
             if let path = item.resource.path, let first = byPath[path] {
-                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].declaration.nameLocation)) already manages", at: item.declaration.nameLocation)
+                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].nameLocation)) already manages", at: item.nameLocation)
                 continue
             }
             byID[id] = unique.count
@@ -101,10 +102,10 @@ extension Catalog {
             return target
         }
         for (index, item) in unique.enumerated() {
-            for text in item.declaration.requires {
+            for text in item.requires {
                 if let target = reference(text, from: index, as: "requires") { dependencies[index].append(target) }
             }
-            for text in item.declaration.notify {
+            for text in item.notify {
                 guard let target = reference(text, from: index, as: "notify") else { continue }
                 guard unique[target].resource.acceptsNotifications else {
                     diagnostics.error("'notify' names \(unique[target].resource.id), but a \(unique[target].resource.id.kind) cannot be notified; only units restart or reload on a change", at: text.location)
@@ -126,30 +127,45 @@ extension Catalog {
             }
         }
 
+        dependencies = dependencies.map { list in
+            var unique: [Int] = []
+            for index in list where !unique.contains(index) { unique.append(index) }
+            return unique
+        }
         let order = topologicalOrder(dependencies)
         if order.count < unique.count {
             let cycle = findCycle(dependencies, excluding: Set(order))
-            let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].declaration.nameLocation))" }
+            let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].nameLocation))" }
             diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
-                              at: unique[cycle[0]].declaration.nameLocation)
+                              at: unique[cycle[0]].nameLocation)
         }
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
 
+        var positionInOrder = [Int](repeating: 0, count: unique.count)
+        for (position, index) in order.enumerated() { positionInOrder[index] = position }
         return Catalog(ordered: order.map { index in
-            var seen = Set<Int>()
-            let deps = dependencies[index].filter { seen.insert($0).inserted }.map { unique[$0].resource.id }
-            return Entry(id: unique[index].resource.id, location: unique[index].declaration.nameLocation,
-                         dependencies: deps, notify: notifies[index], resource: unique[index].resource)
+            Entry(id: unique[index].resource.id, location: unique[index].nameLocation,
+                  dependencies: dependencies[index].map { unique[$0].resource.id },
+                  dependencyPositions: dependencies[index].map { positionInOrder[$0] },
+                  notify: notifies[index], resource: unique[index].resource)
         })
+    }
+
+    /// What the graph needs of one decoded declaration.
+    private struct Declared {
+        let resource: any BoundResource
+        let nameLocation: SourceLocation
+        let requires: [Located<String>]
+        let notify: [Located<String>]
     }
 
     /// Kahn's algorithm, taking the earliest-declared ready resource first, so the order is the
     /// declaration order wherever the edges allow.
     private static func topologicalOrder(_ dependencies: [[Int]]) -> [Int] {
-        var waiting = dependencies.map { Set($0).count }
+        var waiting = dependencies.map(\.count)
         var dependents = [[Int]](repeating: [], count: dependencies.count)
         for (index, deps) in dependencies.enumerated() {
-            for dep in Set(deps) { dependents[dep].append(index) }
+            for dep in deps { dependents[dep].append(index) }
         }
         var ready = Heap<Int>(dependencies.indices.filter { waiting[$0] == 0 })
         var order: [Int] = []

@@ -2,26 +2,29 @@
 public enum HostPath {
     /// Why `path` cannot name a managed file, or nil when it is a clean absolute path.
     public static func problem(in path: String) -> String? {
-        guard path.hasPrefix("/") else { return "'\(path)' is a relative path; paths must be absolute" }
-        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard path.utf8.first == slash else { return "'\(path)' is a relative path; paths must be absolute" }
         if path == "/" { return nil }
-        if components.contains("..") { return "'\(path)' contains '..'" }
-        if components.contains(".") { return "'\(path)' contains '.'" }
-        if components.contains("") { return "'\(path)' has an empty component or a trailing '/'" }
+        for component in path.utf8.dropFirst().split(separator: slash, omittingEmptySubsequences: false) {
+            if component.isEmpty { return "'\(path)' has an empty component or a trailing '/'" }
+            if component.elementsEqual("..".utf8) { return "'\(path)' contains '..'" }
+            if component.elementsEqual(".".utf8) { return "'\(path)' contains '.'" }
+        }
         if path.utf8.contains(0) { return "'\(path)' contains a NUL byte" }
         return nil
     }
 
+    private static let slash = UInt8(ascii: "/")
+
     /// The folder containing `path`, or nil for `/`.
     public static func parent(of path: String) -> String? {
-        guard path != "/", let slash = path.lastIndex(of: "/") else { return nil }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        guard path != "/", let index = path.utf8.lastIndex(of: slash) else { return nil }
+        return index == path.utf8.startIndex ? "/" : String(path.utf8[..<index])!
     }
 
     /// The last component of `path`.
     public static func name(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
+        guard let index = path.utf8.lastIndex(of: slash) else { return path }
+        return String(path.utf8[path.utf8.index(after: index)...])!
     }
 
     /// `parent` and `name` joined.

@@ -20,21 +20,21 @@ public struct Planner: Sendable {
     public func plan(host: HostReader) -> Plan {
         let context = catalog.planContext
         var steps: [Plan.Step] = []
-        // For each resource, the steps it depends on directly or through unchanged resources.
-        var stepAncestors: [ResourceID: Set<ResourceID>] = [:]
-        var isStep: Set<ResourceID> = []
-        for entry in catalog.entries {
-            var ancestors = Set<ResourceID>()
-            for dependency in entry.dependencies {
-                ancestors.formUnion(stepAncestors[dependency] ?? [])
-                if isStep.contains(dependency) { ancestors.insert(dependency) }
+        // For each resource (by position), the positions of the steps it depends on, directly or
+        // through resources that need no change.
+        var stepAncestors = [[Int]](repeating: [], count: catalog.entries.count)
+        var isStep = [Bool](repeating: false, count: catalog.entries.count)
+        for (position, entry) in catalog.entries.enumerated() {
+            var ancestors: [Int] = []
+            for dependency in entry.dependencyPositions {
+                for ancestor in stepAncestors[dependency] where !ancestors.contains(ancestor) { ancestors.append(ancestor) }
+                if isStep[dependency], !ancestors.contains(dependency) { ancestors.append(dependency) }
             }
-            stepAncestors[entry.id] = ancestors
-            guard let step = Self.step(for: entry, host: host, context: context) else { continue }
-            var planned = step
-            planned.dependsOn = ancestors.sorted { catalog.position(of: $0) < catalog.position(of: $1) }
-            steps.append(planned)
-            isStep.insert(entry.id)
+            stepAncestors[position] = ancestors
+            guard var step = Self.step(for: entry, host: host, context: context) else { continue }
+            step.dependsOn = ancestors.sorted().map { catalog.entries[$0].id }
+            steps.append(step)
+            isStep[position] = true
         }
         return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
                     root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)

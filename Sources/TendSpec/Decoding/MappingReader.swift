@@ -3,10 +3,10 @@
 public struct MappingReader: Sendable {
     /// The mapping node itself.
     public let node: YAMLNode
+    // Resources have a handful of keys each: linear scans beat hashing here (see bench/).
     private var pairs: [YAMLPair]
-    private var index: [String: Int] = [:]
-    private var asked: Set<String> = []
-    private var taken: Set<String> = []
+    private var taken: [Bool]
+    private var asked: [String] = []
 
     /// Reads `node` as a mapping, or reports that it is not one (describing it as `what`).
     public init?(_ node: YAMLNode, what: String, diagnostics: inout Diagnostics) {
@@ -16,42 +16,39 @@ public struct MappingReader: Sendable {
         }
         self.node = node
         self.pairs = pairs
-        for (position, pair) in pairs.enumerated() {
-            if let key = pair.keyText { index[key] = position }
-        }
+        taken = Array(repeating: false, count: pairs.count)
     }
 
     /// The keys in the order they were written.
     public var keys: [String] { pairs.compactMap(\.keyText) }
 
+    private func position(of key: String) -> Int? {
+        pairs.firstIndex { $0.keyText == key }
+    }
+
     /// The pair for `key`, if present, without marking it as known.
     public func peek(_ key: String) -> YAMLPair? {
-        index[key].map { pairs[$0] }
+        position(of: key).map { pairs[$0] }
     }
 
     /// The value of `key`, if present; marks `key` as a known key either way.
     public mutating func take(_ key: String) -> YAMLNode? {
-        asked.insert(key)
-        guard let position = index[key] else { return nil }
-        taken.insert(key)
+        asked.append(key)
+        guard let position = position(of: key) else { return nil }
+        taken[position] = true
         return pairs[position].value
-    }
-
-    /// Marks `key` as known without reading it.
-    public mutating func know(_ keys: some Sequence<String>) {
-        asked.formUnion(keys)
-        for key in keys where index[key] != nil { taken.insert(key) }
     }
 
     /// Reports every key that was not taken, as "unknown key 'x' in `context`".
     public func finish(_ diagnostics: inout Diagnostics, context: String) {
-        for pair in pairs {
-            guard let key = pair.keyText, !taken.contains(key) else { continue }
+        for (index, pair) in pairs.enumerated() where !taken[index] {
+            guard let key = pair.keyText else { continue }
             var message = "unknown key '\(key)' in \(context)"
-            if let suggestion = Suggestion.nearest(to: key, in: asked) {
+            let known = Set(asked)
+            if let suggestion = Suggestion.nearest(to: key, in: known) {
                 message += "; did you mean '\(suggestion)'?"
-            } else if !asked.isEmpty {
-                message += " (valid keys: \(asked.sorted().joined(separator: ", ")))"
+            } else if !known.isEmpty {
+                message += " (valid keys: \(known.sorted().joined(separator: ", ")))"
             }
             diagnostics.error(message, at: pair.key.location)
         }
