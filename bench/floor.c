@@ -1,6 +1,10 @@
-/* The floor for a no-op plan: for each of N files, lstat() it, open it, read it and compare it
- * with the content it should have. This is the least any tool must do to know N files are right.
- * Usage: floor ROOT N DIRS */
+/* The floors tend is measured against.
+ *   floor check ROOT N DIRS   for each of N files, lstat() it, open it, read it and compare it with
+ *                             the content it should have: the least any tool must do to know N
+ *                             files are right (the floor of a no-op plan).
+ *   floor write ROOT N DIRS   make the DIRS folders, then write each file safely: temporary file,
+ *                             write, fsync, rename; one fsync per folder at the end (the floor of
+ *                             an apply that never leaves a file half written). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +12,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int write_all(const char *root, long n, long dirs) {
+    char path[4096], temporary[4200], content[256];
+    snprintf(path, sizeof path, "%s/srv", root); mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/srv/data", root); mkdir(path, 0755);
+    for (long d = 0; d < dirs; d++) {
+        snprintf(path, sizeof path, "%s/srv/data/d%03ld", root, d);
+        if (mkdir(path, 0755) != 0) { perror(path); return 1; }
+    }
+    for (long i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/srv/data/d%03ld/f%06ld.conf", root, i % dirs, i);
+        snprintf(temporary, sizeof temporary, "%s.tmp", path);
+        int len = snprintf(content, sizeof content, "# generated file %ld\nkey = value-%ld\n", i, i);
+        int fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 || fchmod(fd, 0644) != 0 || write(fd, content, len) != len || fsync(fd) != 0) { perror(temporary); return 1; }
+        close(fd);
+        if (rename(temporary, path) != 0) { perror(path); return 1; }
+    }
+    for (long d = 0; d < dirs; d++) {
+        snprintf(path, sizeof path, "%s/srv/data/d%03ld", root, d);
+        int fd = open(path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0 || fsync(fd) != 0) { perror(path); return 1; }
+        close(fd);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: floor ROOT N DIRS\n"); return 64; }
-    const char *root = argv[1];
-    long n = atol(argv[2]), dirs = atol(argv[3]);
+    if (argc != 5) { fprintf(stderr, "usage: floor check|write ROOT N DIRS\n"); return 64; }
+    const char *root = argv[2];
+    long n = atol(argv[3]), dirs = atol(argv[4]);
+    if (strcmp(argv[1], "write") == 0) return write_all(root, n, dirs);
     char path[4096], expected[256], buffer[65536];
     long differ = 0;
     for (long i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: tend plan (no changes) and tend apply (from scratch) on N generated file resources,
-beside the floor measured in the same run (bench/floor.c: lstat, open, read, compare each file).
+beside the floors measured in the same run (bench/floor.c: lstat, open, read and compare each file;
+and write each file safely with fsync and rename).
 
 Prints a Markdown table of medians over RUNS runs, and peak resident memory of tend.
 Usage: bench/plan_apply.py TEND_BINARY [N ...]   (default N: 1000 10000; RUNS from $RUNS, default 5)
@@ -62,26 +63,30 @@ def main():
             run([tend, "apply", repo, "--root", root])
             floor_times, plan_times, plan_rss = [], [], []
             for _ in range(RUNS):
-                floor_times.append(run([floor, root, str(n), str(DIRS)])[0])
+                floor_times.append(run([floor, "check", root, str(n), str(DIRS)])[0])
                 seconds, rss = run([tend, "plan", repo, "--root", root, "--detailed-exitcode"])
                 plan_times.append(seconds)
                 plan_rss.append(rss)
-            apply_times, apply_rss = [], []
+            apply_times, apply_rss, write_times = [], [], []
             for r in range(RUNS):
+                fresh = os.path.join(work, f"floor-{n}-{r}")
+                os.makedirs(fresh)
+                write_times.append(run([floor, "write", fresh, str(n), str(DIRS)])[0])
+                shutil.rmtree(fresh)
                 fresh = os.path.join(work, f"fresh-{n}-{r}")
                 os.makedirs(fresh)
                 seconds, rss = run([tend, "apply", repo, "--root", fresh])
                 apply_times.append(seconds)
                 apply_rss.append(rss)
                 shutil.rmtree(fresh)
-            f, p, a = median(floor_times), median(plan_times), median(apply_times)
-            rows.append((n, f, p, p / f, max(plan_rss), a, max(apply_rss)))
+            f, p, a, w = median(floor_times), median(plan_times), median(apply_times), median(write_times)
+            rows.append((n, f, p, p / f, max(plan_rss), w, a, a / w, max(apply_rss)))
     finally:
         shutil.rmtree(work)
-    print(f"| files | floor (lstat+open+read+compare) | tend plan, no changes | plan ÷ floor | plan peak RSS | tend apply from scratch | apply peak RSS |")
-    print(f"| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for n, f, p, ratio, prss, a, arss in rows:
-        print(f"| {n:,} | {f*1000:.1f} ms | {p*1000:.1f} ms | {ratio:.1f}× | {prss:.1f} MiB | {a*1000:.0f} ms | {arss:.1f} MiB |")
+    print("| files | check floor | tend plan, no changes | plan ÷ floor | plan peak RSS | write floor | tend apply from scratch | apply ÷ floor | apply peak RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n, f, p, ratio, prss, w, a, aratio, arss in rows:
+        print(f"| {n:,} | {f*1000:.1f} ms | {p*1000:.1f} ms | {ratio:.1f}× | {prss:.1f} MiB | {w*1000:.0f} ms | {a*1000:.0f} ms | {aratio:.1f}× | {arss:.1f} MiB |")
     print(f"\nMedians of {RUNS} runs; each tend run is a new process (start-up, YAML of the whole repository, catalog, observe, plan).")
 
 

@@ -14,7 +14,8 @@ public struct Executor: Sendable {
         self.logger = logger
     }
 
-    /// Applies `plan` under its root, calling `progress` as each step starts and ends.
+    /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
+    /// only when the root cannot be opened or the changed folders cannot be synced at the end.
     public func apply(_ plan: Plan, progress: (ApplyEvent) -> Void = { _ in }) throws(HostError) -> ApplyReport {
         let writer = HostWriter(reader: try HostReader(root: plan.root))
         let context = catalog.planContext
@@ -45,6 +46,7 @@ public struct Executor: Sendable {
             report.results.append(result)
             progress(.finished(result))
         }
+        try writer.syncDirectories()
         return report
     }
 

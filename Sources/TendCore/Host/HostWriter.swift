@@ -7,13 +7,40 @@ internal import Glibc
 /// the same folder, created with its final owner and mode before any byte is written, synced,
 /// renamed over the target, and the folder is synced. No symbolic link is followed at the path or
 /// above it.
+///
+/// Folders are synced once per apply, by `syncDirectories()`, rather than after every rename: a
+/// crash in between may lose a rename but never leaves a file half written, and applying 10,000
+/// files in 100 folders costs 100 folder syncs instead of 10,000 (bench/RESULTS.md).
 public final class HostWriter {
     /// The read side, for looking before changing.
     public let reader: HostReader
     private var temporaryCounter = 0
+    /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
+    private var unsyncedDirectories: [String: Int32] = [:]
 
     init(reader: HostReader) {
         self.reader = reader
+    }
+
+    deinit {
+        for fd in unsyncedDirectories.values { close(fd) }
+    }
+
+    /// Syncs every folder whose entries changed, so that the renames and removals are durable.
+    public func syncDirectories() throws(HostError) {
+        defer {
+            for fd in unsyncedDirectories.values { close(fd) }
+            unsyncedDirectories.removeAll()
+        }
+        for (path, fd) in unsyncedDirectories.sorted(by: { $0.key < $1.key }) {
+            try check(fsync(fd), "fsync", path)
+        }
+    }
+
+    private func changed(_ directory: FileDescriptor, path: String) {
+        guard unsyncedDirectories[path] == nil else { return }
+        let copy = dup(directory.rawValue)
+        if copy >= 0 { unsyncedDirectories[path] = copy }
     }
 
     /// Replaces (or creates) the regular file at `path` with `contents`, atomically.
@@ -44,7 +71,7 @@ public final class HostWriter {
         try check(fsync(fd), "fsync", path)
         try check(renameat(directory.rawValue, temporary, directory.rawValue, name), "renameat", path)
         renamed = true
-        try check(fsync(directory.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+        changed(directory, path: HostPath.parent(of: path) ?? "/")
     }
 
     /// Sets the owner, group and mode of the existing file or folder at `path`, which must still
@@ -73,8 +100,8 @@ public final class HostWriter {
         let parent = try parentDirectory(of: path)
         let name = HostPath.name(of: path)
         try check(mkdirat(parent.rawValue, name, mode_t(mode & 0o700)), "mkdirat", path)
+        changed(parent, path: HostPath.parent(of: path) ?? "/")
         try setAttributes(path, type: .directory, mode: mode, owner: owner, group: group)
-        try check(fsync(parent.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
     }
 
     /// Makes `path` a symbolic link to `target`, replacing a link or file there atomically.
@@ -89,16 +116,16 @@ public final class HostWriter {
             unlinkat(directory.rawValue, temporary, 0)
             throw .system("renameat", path: path, code)
         }
-        try check(fsync(directory.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
+        changed(directory, path: HostPath.parent(of: path) ?? "/")
     }
 
     /// Removes whatever is at `path`; a folder with everything in it. Links are removed, never
     /// followed.
     public func remove(_ path: String) throws(HostError) {
         guard let parent = try reader.directory(HostPath.parent(of: path) ?? "/") else { return }
+        changed(parent, path: HostPath.parent(of: path) ?? "/")
         try removeTree(in: parent, name: HostPath.name(of: path), path: path)
         reader.forget(path)
-        try check(fsync(parent.rawValue), "fsync", HostPath.parent(of: path) ?? "/")
     }
 
     /// Creates the missing folders above `path` (mode 0755, owned by root), as `mkdir -p` would.
