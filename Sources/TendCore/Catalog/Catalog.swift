@@ -1,5 +1,4 @@
 public import TendSpec
-internal import HeapModule
 
 /// The desired resources of one host, in dependency order, with the edges between them.
 public struct Catalog: Sendable {
@@ -132,9 +131,8 @@ extension Catalog {
             for index in list where !unique.contains(index) { unique.append(index) }
             return unique
         }
-        let order = topologicalOrder(dependencies)
-        if order.count < unique.count {
-            let cycle = findCycle(dependencies, excluding: Set(order))
+        let (order, cycle) = dependencyOrder(dependencies)
+        if let cycle {
             let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].nameLocation))" }
             diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
                               at: unique[cycle[0]].nameLocation)
@@ -159,41 +157,40 @@ extension Catalog {
         let notify: [Located<String>]
     }
 
-    /// Kahn's algorithm, taking the earliest-declared ready resource first, so the order is the
-    /// declaration order wherever the edges allow.
-    private static func topologicalOrder(_ dependencies: [[Int]]) -> [Int] {
-        var waiting = dependencies.map(\.count)
-        var dependents = [[Int]](repeating: [], count: dependencies.count)
-        for (index, deps) in dependencies.enumerated() {
-            for dep in deps { dependents[dep].append(index) }
-        }
-        var ready = Heap<Int>(dependencies.indices.filter { waiting[$0] == 0 })
+    /// Resources in declaration order, each preceded by what it depends on that has not come yet
+    /// (a depth-first walk, as Puppet orders its catalog). Returns the first cycle found, if any,
+    /// starting at its earliest declared resource, each member needing the next.
+    private static func dependencyOrder(_ dependencies: [[Int]]) -> (order: [Int], cycle: [Int]?) {
+        enum Mark { case new, visiting, done }
+        var marks = [Mark](repeating: .new, count: dependencies.count)
         var order: [Int] = []
         order.reserveCapacity(dependencies.count)
-        while let next = ready.popMin() {
-            order.append(next)
-            for dependent in dependents[next] {
-                waiting[dependent] -= 1
-                if waiting[dependent] == 0 { ready.insert(dependent) }
+        for start in dependencies.indices where marks[start] == .new {
+            // Each frame: a resource and how many of its dependencies have been looked at.
+            var stack = [(node: start, next: 0)]
+            marks[start] = .visiting
+            while let (node, next) = stack.last {
+                guard next < dependencies[node].count else {
+                    marks[node] = .done
+                    order.append(node)
+                    stack.removeLast()
+                    continue
+                }
+                stack[stack.count - 1].next += 1
+                let dependency = dependencies[node][next]
+                switch marks[dependency] {
+                case .new:
+                    marks[dependency] = .visiting
+                    stack.append((dependency, 0))
+                case .visiting:
+                    let cycle = stack.map(\.node).drop { $0 != dependency }
+                    let first = cycle.firstIndex(of: cycle.min()!)!
+                    return (order, Array(cycle[first...] + cycle[..<first]))
+                case .done:
+                    break
+                }
             }
         }
-        return order
-    }
-
-    /// A cycle among the resources that could not be ordered, from the earliest declared one.
-    private static func findCycle(_ dependencies: [[Int]], excluding ordered: Set<Int>) -> [Int] {
-        let start = dependencies.indices.first { !ordered.contains($0) }!
-        var path: [Int] = []
-        var onPath: [Int: Int] = [:]
-        var current = start
-        while onPath[current] == nil {
-            onPath[current] = path.count
-            path.append(current)
-            current = dependencies[current].filter { !ordered.contains($0) }.min()!
-        }
-        // Each comes after (requires) the next; start at the earliest declared one.
-        let cycle = Array(path[onPath[current]!...])
-        let first = cycle.firstIndex(of: cycle.min()!)!
-        return Array(cycle[first...] + cycle[..<first])
+        return (order, nil)
     }
 }
