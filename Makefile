@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
 # Debian packages tend builds and tests with.
-APT_PACKAGES := pkg-config libyaml-dev git
+APT_PACKAGES := pkg-config libyaml-dev libgit2-dev git openssh-client gpg gpgv python3
 SWIFT_BUILD_FLAGS ?=
 
 .PHONY: deps build release demo test bench clean

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TendSpec", targets: ["TendSpec"]),
         .library(name: "TendCore", targets: ["TendCore"]),
         .library(name: "TendProviders", targets: ["TendProviders"]),
+        .library(name: "TendGit", targets: ["TendGit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,12 @@ let package = Package(
             path: "modules/CYAML",
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CGit2",
+            path: "modules/CGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
         ),
         .target(
             name: "TendSpec",
@@ -48,9 +55,20 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(
+            name: "TendGit",
+            dependencies: [
+                "CGit2",
+                "TendSpec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .executableTarget(
             name: "tend",
             dependencies: [
+                "TendGit",
                 "TendProviders",
                 "TendCore",
                 "TendSpec",
@@ -60,11 +78,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),
-        .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"]),
+        .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"], exclude: ["Golden"]),
         .testTarget(
             name: "TendProvidersTests",
             dependencies: ["TendProviders", "TendCore", "TendSpec"]
         ),
+        .testTarget(name: "TendGitTests", dependencies: ["TendGit", "TendSpec"]),
         .testTarget(
             name: "TendIntegrationTests",
             dependencies: [

@@ -1,9 +1,10 @@
 import ArgumentParser
 import TendCore
+import TendGit
 import TendSpec
 import Glibc
 
-struct ApplyCommand: ParsableCommand {
+struct ApplyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
         abstract: "Make the host match the configuration.",
@@ -36,28 +37,39 @@ struct ApplyCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let style = output.style
         let logger = output.logger()
         let savedPlan = try plan.map(PlanFile.read)
-        let snapshot: any Snapshot
+        let opened: Console.OpenedSource
         let rootPath: String
         if let savedPlan {
-            if let given = source.source, (try? DirectorySnapshot(path: given))?.origin != savedPlan.source {
-                throw ValidationError("the plan was made from \(savedPlan.sourceDescription), not \(given)")
-            }
             if root.root != "/", root.root != savedPlan.root {
                 throw ValidationError("the plan was made for root \(savedPlan.root), not \(root.root)")
             }
-            guard savedPlan.source.type == "directory" else {
+            // Open exactly the source the plan was made from: the same folder, or the same commit.
+            var options = source
+            switch savedPlan.source.type {
+            case "directory":
+                if let given = source.source, (try? DirectorySnapshot(path: given))?.origin != savedPlan.source {
+                    throw ValidationError("the plan was made from \(savedPlan.sourceDescription), not \(given)")
+                }
+                options.source = savedPlan.source.location
+                options.repo = nil
+            case "git":
+                options.source = nil
+                options.repo = savedPlan.source.location
+                options.path = savedPlan.source.path
+            default:
                 throw ValidationError("the plan was made from a \(savedPlan.source.type) source, which this tend cannot open")
             }
-            snapshot = try Console.openSnapshot(savedPlan.source.location)
+            opened = try await Console.openSource(options, logger: logger, pinnedCommit: savedPlan.source.commit)
             rootPath = savedPlan.root
         } else {
-            snapshot = try Console.openSnapshot(source.source)
+            opened = try await Console.openSource(source, logger: logger)
             rootPath = root.root
         }
+        let snapshot = opened.snapshot
         let host = try Console.openRoot(rootPath)
         let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts)
@@ -98,6 +110,14 @@ struct ApplyCommand: ParsableCommand {
             throw TendExit.unusableHost
         }
         Console.out(report.summary(style: style) + "\n")
+        if let git = opened.git, let applied = opened.applied {
+            do {
+                try applied.record(git)
+            } catch {
+                Console.error("tend: applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
+                throw TendExit.unusableHost
+            }
+        }
         if !report.succeeded { throw TendExit.failures }
     }
 }

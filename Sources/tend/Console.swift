@@ -2,6 +2,8 @@ import ArgumentParser
 import TendCore
 import TendSpec
 import TendProviders
+import TendGit
+import Logging
 import SystemPackage
 
 /// Writing to the terminal, and the steps every command shares.
@@ -18,16 +20,41 @@ enum Console {
         _ = try? fd.writeAll(Array(text.utf8))
     }
 
-    /// Opens the source, or exits with the code for an unreadable source.
-    static func openSnapshot(_ path: String?) throws -> DirectorySnapshot {
-        guard let path else {
-            throw ValidationError("name the configuration repository (a folder with tend.yaml)")
+    /// A source opened: the snapshot, and for Git sources the record of applied commits.
+    struct OpenedSource {
+        var snapshot: any Snapshot
+        var applied: AppliedCommits?
+        var git: GitSnapshot? { snapshot as? GitSnapshot }
+    }
+
+    /// Opens the folder or the Git repository the options name, fetching, verifying the commit's
+    /// signature and checking that it does not go back in time; or exits with the matching code.
+    static func openSource(_ options: SourceOptions, logger: Logger, pinnedCommit: String? = nil, checkRewind: Bool = true) async throws -> OpenedSource {
+        if let folder = options.source {
+            guard options.repo == nil else { throw ValidationError("name either a folder or --repo, not both") }
+            do {
+                return OpenedSource(snapshot: try DirectorySnapshot(path: folder))
+            } catch {
+                Console.error("tend: cannot read the source: \(error.message)")
+                throw TendExit.sourceUnreadable
+            }
         }
+        guard let url = options.repo else {
+            throw ValidationError("name the configuration repository: a folder with tend.yaml, or --repo URL")
+        }
+        let source = GitSource(url: url, ref: pinnedCommit ?? options.ref, path: options.path, stateDirectory: options.stateDir,
+                               credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
+                               timeout: .seconds(options.fetchTimeout), logger: logger)
+        let applied = AppliedCommits(source: source)
         do {
-            return try DirectorySnapshot(path: path)
+            let snapshot = try source.snapshot(offline: options.offline || pinnedCommit != nil)
+            if let allowedSigners = options.verify { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
+            if let keyring = options.verifyGpg { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
+            if checkRewind, !options.allowRewind { try applied.checkForward(snapshot) }
+            return OpenedSource(snapshot: snapshot, applied: applied)
         } catch {
-            Console.error("tend: cannot read the source: \(error.message)")
-            throw TendExit.sourceUnreadable
+            Console.error("tend: \(error.message)")
+            throw error.kind == .refused ? TendExit.refused : TendExit.sourceUnreadable
         }
     }
 

@@ -8,5 +8,6 @@ enum TendExit {
     static let sourceUnreadable = ExitCode(4)
     static let failures = ExitCode(5)
     static let stalePlan = ExitCode(6)
+    static let refused = ExitCode(7)
     static let usage = ExitCode(64)
 }

@@ -7,8 +7,44 @@ import Glibc
 
 /// Where the configuration comes from and which host it is for.
 struct SourceOptions: ParsableArguments {
-    @Argument(help: "The configuration repository: a local folder with tend.yaml at its top.")
+    @Argument(help: "The configuration repository as a local folder with tend.yaml at its top (or use --repo).")
     var source: String?
+
+    @Option(help: ArgumentHelp("A Git repository to read the configuration from: a path, file://, git://, https://, ssh:// or user@host:repo.", valueName: "url"))
+    var repo: String?
+
+    @Option(help: "With --repo: a branch, a tag or a full commit id (default: the remote's default branch).")
+    var ref: String?
+
+    @Option(help: ArgumentHelp("With --repo: the folder of the repository that holds tend.yaml.", valueName: "subdir"))
+    var path: String?
+
+    @Option(help: ArgumentHelp("Where tend keeps its Git caches and the last applied commit.", valueName: "dir"))
+    var stateDir: String = "/var/lib/tend"
+
+    @Option(help: ArgumentHelp("With --repo over SSH: the private key file to authenticate with.", valueName: "file"))
+    var sshKey: String?
+
+    @Option(help: ArgumentHelp("With --repo over SSH: the known_hosts file the server's host key must be in.", valueName: "file"))
+    var knownHosts: String?
+
+    @Option(help: ArgumentHelp("With --repo over HTTPS: a file holding the token or password (never given on the command line).", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Refuse the commit unless it has a good SSH signature by a key of this OpenSSH allowed-signers file.", valueName: "allowed_signers"))
+    var verify: String?
+
+    @Option(help: ArgumentHelp("Refuse the commit unless it has a good OpenPGP signature by a key of this keyring.", valueName: "keyring"))
+    var verifyGpg: String?
+
+    @Flag(help: "Apply a commit that does not descend from the last applied one (history rewritten, or going back on purpose).")
+    var allowRewind = false
+
+    @Flag(help: "With --repo: do not fetch; use the commit already in the cache.")
+    var offline = false
+
+    @Option(help: ArgumentHelp("With --repo: give up fetching after this many seconds.", valueName: "seconds"))
+    var fetchTimeout: Int = 60
 
     @Option(help: "Take the host's name as this when matching `hostname:` (default: this machine's).")
     var hostname: String?

@@ -2,7 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import TendCore
 
-struct PlanCommand: ParsableCommand {
+struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what applying the configuration would change, without changing anything.",
@@ -32,8 +32,8 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Exit 2 when there are changes and 0 when there are none.")
     var detailedExitcode = false
 
-    func run() throws {
-        let snapshot = try Console.openSnapshot(source.source)
+    func run() async throws {
+        let snapshot = try await Console.openSource(source, logger: output.logger()).snapshot
         let host = try Console.openRoot(root.root)
         let facts = try Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts)

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `tend` command: GitOps for Linux hosts.
 @main
-struct Tend: ParsableCommand {
+struct Tend: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
@@ -16,6 +16,9 @@ struct Tend: ParsableCommand {
             Examples:
               tend validate examples/webhost
               tend plan examples/webhost --root /tmp/image
+              tend plan --repo https://git.example.com/ops/hosts.git --ref production --token-file /etc/tend/token
+              tend apply --repo git@git.example.com:ops/hosts.git --ssh-key /etc/tend/id_ed25519 \\
+                --known-hosts /etc/tend/known_hosts --verify /etc/tend/allowed_signers
               tend plan examples/webhost --out plan.json --detailed-exitcode
               tend apply --plan plan.json
               tend apply examples/webhost --root /mnt/image
@@ -25,9 +28,10 @@ struct Tend: ParsableCommand {
               1  the root or a plan file could not be used
               2  plan --detailed-exitcode: changes are pending
               3  the configuration is invalid (every problem is printed as path:line:col)
-              4  the source could not be read
+              4  the source could not be read (folder missing, remote unreachable, ref or path not found)
               5  some resources failed (apply), or could not be planned (plan)
               6  apply --plan: the host or the configuration changed since the plan was made
+              7  the commit was refused: unsigned or badly signed, or not a descendant of the last applied commit
               64 the command line is wrong
             """,
         version: version,

@@ -2,7 +2,7 @@ import ArgumentParser
 import TendCore
 import TendSpec
 
-struct Validate: ParsableCommand {
+struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a configuration repository and report every problem in it.",
         discussion: """
@@ -17,9 +17,10 @@ struct Validate: ParsableCommand {
 
     @OptionGroup var source: SourceOptions
     @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
 
-    func run() throws {
-        let snapshot = try Console.openSnapshot(source.source)
+    func run() async throws {
+        let snapshot = try await Console.openSource(source, logger: output.logger(), checkRewind: false).snapshot
         let host = try Console.openRoot(root.root)
         let catalog = try Console.catalog(snapshot, facts: try Console.facts(host, options: source))
         Console.out("\(snapshot.description) is valid: \(catalog.entries.count) resources for this host.\n")

@@ -1,0 +1,162 @@
+internal import CGit2
+import Dispatch
+import FoundationEssentials
+internal import Glibc
+
+/// What the C callbacks of one fetch share with the code that started it, passed as their payload.
+final class FetchContext {
+    let sshKey: String?
+    let token: String?
+    let knownHosts: [KnownHost]?
+    let port: Int?
+    let deadline: ContinuousClock.Instant
+    var attempts = 0
+    var timedOut = false
+    /// Why a callback refused, in words for people (libgit2's own message is then generic).
+    var refusal: String?
+
+    init(credentials: GitCredentials, port: Int?, timeout: Duration) throws(GitSourceError) {
+        sshKey = credentials.sshKey
+        self.port = port
+        deadline = .now + timeout
+        if let file = credentials.tokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw GitSourceError(.unreachable, "cannot read the token file \(file)")
+            }
+            token = String(String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).first ?? "")
+        } else {
+            token = nil
+        }
+        if let file = credentials.knownHosts {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw GitSourceError(.unreachable, "cannot read the known hosts file \(file)")
+            }
+            knownHosts = KnownHost.parse(String(decoding: data, as: UTF8.self))
+        } else {
+            knownHosts = nil
+        }
+    }
+
+    /// Fills in the remote callbacks with this context as their payload. The context must outlive
+    /// the fetch.
+    func install(in callbacks: inout git_remote_callbacks) {
+        callbacks.payload = Unmanaged.passUnretained(self).toOpaque()
+        callbacks.credentials = { out, _, username, allowed, payload in
+            let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
+            return context.credentials(out, username.map { String(cString: $0) }, allowed)
+        }
+        callbacks.certificate_check = { certificate, _, host, payload in
+            let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
+            return context.checkCertificate(certificate, host: host.map { String(cString: $0) } ?? "")
+        }
+        callbacks.transfer_progress = { _, payload in
+            let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
+            if ContinuousClock.now > context.deadline {
+                context.timedOut = true
+                return -1
+            }
+            return 0
+        }
+    }
+
+    private func credentials(_ out: UnsafeMutablePointer<UnsafeMutablePointer<git_credential>?>?, _ username: String?, _ allowed: UInt32) -> Int32 {
+        attempts += 1
+        // libgit2 asks again after a rejected credential; three tries are enough to know.
+        guard attempts <= 3 else {
+            refusal = "authentication failed: the remote rejected the credentials given"
+            return GIT_EUSER.rawValue
+        }
+        if allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0, let sshKey {
+            return git_credential_ssh_key_new(out, username ?? "git", nil, sshKey, nil)
+        }
+        if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token {
+            return git_credential_userpass_plaintext_new(out, username ?? "tend", token)
+        }
+        if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0 {
+            return git_credential_username_new(out, username ?? "git")
+        }
+        refusal = "the remote asks for credentials; give --ssh-key for SSH or --token-file for HTTPS"
+        return GIT_EUSER.rawValue
+    }
+
+    private func checkCertificate(_ certificate: UnsafeMutablePointer<git_cert>?, host: String) -> Int32 {
+        guard let certificate, certificate.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2 else {
+            return GIT_PASSTHROUGH.rawValue // TLS: libgit2 checks the chain against the system's CAs.
+        }
+        guard let knownHosts else { return GIT_PASSTHROUGH.rawValue }
+        return certificate.withMemoryRebound(to: git_cert_hostkey.self, capacity: 1) { pointer in
+            let hostkey = pointer.pointee
+            var fingerprint = "unknown"
+            if hostkey.type.rawValue & GIT_CERT_SSH_SHA256.rawValue != 0 {
+                let digest = withUnsafeBytes(of: hostkey.hash_sha256) { Data($0) }
+                fingerprint = "SHA256:" + digest.base64EncodedString().replacing("=", with: "")
+            }
+            guard hostkey.type.rawValue & GIT_CERT_SSH_RAW.rawValue != 0, let raw = hostkey.hostkey else {
+                refusal = "the SSH server \(host) did not show its raw host key, so it cannot be checked (\(fingerprint))"
+                return GIT_ECERTIFICATE.rawValue
+            }
+            let key = Data(bytes: raw, count: hostkey.hostkey_len)
+            let names = port.map { $0 == 22 ? [host] : ["[\(host)]:\($0)"] } ?? [host]
+            if knownHosts.contains(where: { entry in entry.key == key && names.contains(where: entry.matches) }) {
+                return 0
+            }
+            refusal = "the host key of \(names[0]) is not in the known hosts file given: \(fingerprint)"
+            return GIT_ECERTIFICATE.rawValue
+        }
+    }
+}
+
+/// One line of an OpenSSH known_hosts file (plain host names; hashed names are not read).
+struct KnownHost {
+    var patterns: [String]
+    var key: Data
+
+    func matches(_ name: String) -> Bool { patterns.contains(name) }
+
+    static func parse(_ text: String) -> [KnownHost] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 3, !line.hasPrefix("#"), !line.hasPrefix("@"), !fields[0].hasPrefix("|"),
+                  let key = Data(base64Encoded: String(fields[2])) else { return nil }
+            return KnownHost(patterns: fields[0].split(separator: ",").map(String.init), key: key)
+        }
+    }
+}
+
+/// Ends a fetch that overruns its time: libgit2 1.5 has no network timeout of its own, so when the
+/// time is up, the sockets the fetch opened are shut down, which makes its blocked read fail.
+final class FetchWatchdog: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private(set) var fired = false
+
+    /// Starts watching; sockets open before this call are never touched.
+    init(timeout: Duration) {
+        let before = Self.sockets()
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        DispatchQueue.global().async { [self] in
+            if done.wait(timeout: .now() + seconds) == .timedOut {
+                fired = true
+                for fd in Self.sockets().subtracting(before) { shutdown(fd, Int32(SHUT_RDWR)) }
+            }
+            finished.signal()
+        }
+    }
+
+    /// Stops watching; returns whether the time ran out.
+    func stop() -> Bool {
+        done.signal()
+        finished.wait()
+        return fired
+    }
+
+    private static func sockets() -> Set<Int32> {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return Set(names.compactMap { name in
+            guard let fd = Int32(name),
+                  let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                  target.hasPrefix("socket:") else { return nil }
+            return fd
+        })
+    }
+}

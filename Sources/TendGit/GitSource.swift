@@ -1,0 +1,268 @@
+internal import CGit2
+import FoundationEssentials
+internal import Glibc
+public import Logging
+import TendSpec
+
+/// How to reach a remote: an SSH key and the known hosts to check its server against, or a token
+/// for HTTPS. Secrets are read from files, never taken from the command line or the environment.
+public struct GitCredentials: Sendable, Hashable {
+    public var sshKey: String?
+    public var knownHosts: String?
+    public var tokenFile: String?
+
+    public init(sshKey: String? = nil, knownHosts: String? = nil, tokenFile: String? = nil) {
+        self.sshKey = sshKey
+        self.knownHosts = knownHosts
+        self.tokenFile = tokenFile
+    }
+}
+
+/// Why a Git source could not give a snapshot.
+public struct GitSourceError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// The remote could not be fetched (network, authentication, timeout) and there is no cache to fall back on.
+        case unreachable
+        /// The ref, the commit or the folder asked for is not in the repository.
+        case notFound
+        /// The commit is refused: unsigned, badly signed, or not a descendant of the last applied one.
+        case refused
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Source: a Git repository fetched into a bare cache in the state directory, one per URL, from
+/// which one commit is read as a snapshot, with no working checkout.
+public struct GitSource: Sendable {
+    public var url: String
+    /// A branch, a tag or a full commit id; nil for the remote's default branch.
+    public var ref: String?
+    /// The folder of the repository that holds tend.yaml.
+    public var path: String?
+    public var stateDirectory: String
+    public var credentials: GitCredentials
+    public var timeout: Duration
+    public let logger: Logger
+
+    public init(url: String, ref: String? = nil, path: String? = nil, stateDirectory: String,
+                credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60), logger: Logger) {
+        self.url = url
+        self.ref = ref
+        self.path = path.map { $0.split(separator: "/").joined(separator: "/") }.flatMap { $0.isEmpty ? nil : $0 }
+        self.stateDirectory = stateDirectory
+        self.credentials = credentials
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// The cache folder of this URL: a readable name and a hash of the whole URL.
+    public var cachePath: String {
+        _ = Libgit2.initialized
+        var oid = git_oid()
+        _ = url.withCString { git_odb_hash(&oid, $0, strlen($0), GIT_OBJECT_BLOB) }
+        let name = url.split(whereSeparator: { "/:@".contains($0) }).last.map { $0.hasSuffix(".git") ? String($0.dropLast(4)) : String($0) } ?? "repo"
+        let safe = String(name.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }.prefix(40))
+        return stateDirectory + "/cache/" + (safe.isEmpty ? "repo" : safe) + "-" + GitObjectID(oid).description.prefix(12) + ".git"
+    }
+
+    /// Fetches (unless `offline`), resolves the ref and returns the commit's snapshot.
+    /// A cache that cannot be opened or read is moved aside and fetched again.
+    public func snapshot(offline: Bool = false) throws(GitSourceError) -> GitSnapshot {
+        do {
+            return try attempt(offline: offline)
+        } catch let failure as CacheDamage {
+            guard !offline else { throw GitSourceError(.unreachable, "the cache of \(url) is damaged (\(failure.error)) and --offline forbids fetching it again") }
+            logger.warning("moving a damaged cache aside and fetching again", metadata: ["cache": "\(cachePath)", "error": "\(failure.error)"])
+            moveAside()
+            do {
+                return try attempt(offline: false)
+            } catch let error as GitSourceError {
+                throw error
+            } catch {
+                throw GitSourceError(.unreachable, "the cache of \(url) is damaged even after fetching it again: \(error)")
+            }
+        } catch let error as GitSourceError {
+            throw error
+        } catch {
+            throw GitSourceError(.unreachable, "\(error)")
+        }
+    }
+
+    /// Raised inside `attempt` when the cache itself is at fault.
+    private struct CacheDamage: Error {
+        var error: GitError
+    }
+
+    private func attempt(offline: Bool) throws -> GitSnapshot {
+        let isNew = !FileManager.default.fileExists(atPath: cachePath + "/" + Self.marker)
+        let repository = try openCache(creating: !offline)
+        if !offline {
+            do {
+                try fetch(into: repository)
+            } catch let error as GitSourceError {
+                // A cache that never completed its first fetch holds nothing worth keeping.
+                if isNew { try? FileManager.default.removeItem(atPath: cachePath) }
+                throw error
+            }
+        }
+        let commitID = try resolve(in: repository)
+        let commit: GitCommit
+        do {
+            commit = try repository.commit(commitID)
+        } catch {
+            throw CacheDamage(error: error)
+        }
+        let snapshot = GitSnapshot(repository: repository, commit: commit, url: url, ref: ref, path: path)
+        if let path {
+            guard snapshot.rootKind(of: path) == .directory else {
+                throw GitSourceError(.notFound, "the folder '\(path)' does not exist in \(url) at \(commit.id.short)")
+            }
+        }
+        return snapshot
+    }
+
+    // MARK: The cache
+
+    private static let marker = "tend-cache-complete"
+
+    private func openCache(creating: Bool) throws -> GitRepository {
+        let path = cachePath
+        if FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.fileExists(atPath: path + "/" + Self.marker) else {
+                guard creating else { throw GitSourceError(.unreachable, "the cache of \(url) was never completed and --offline forbids fetching it") }
+                logger.warning("moving a half-written cache aside", metadata: ["cache": "\(path)"])
+                moveAside()
+                return try GitRepository.createBare(path, remote: url)
+            }
+            do {
+                return try GitRepository.openBare(path)
+            } catch {
+                throw CacheDamage(error: error)
+            }
+        }
+        guard creating else { throw GitSourceError(.unreachable, "there is no cache of \(url) in \(stateDirectory) to work offline from") }
+        try FileManager.default.createDirectory(atPath: stateDirectory + "/cache", withIntermediateDirectories: true)
+        return try GitRepository.createBare(path, remote: url)
+    }
+
+    private func moveAside() {
+        let aside = cachePath + ".damaged-\(Int(Date().timeIntervalSince1970))"
+        try? FileManager.default.removeItem(atPath: aside)
+        if rename(cachePath, aside) != 0 { try? FileManager.default.removeItem(atPath: cachePath) }
+    }
+
+    // MARK: Fetching
+
+    private func fetch(into repository: GitRepository) throws {
+        if Self.transport(of: url) == "local path" || url.hasPrefix("file://") {
+            let path = url.hasPrefix("file://") ? String(url.dropFirst("file://".count)) : url
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw GitSourceError(.unreachable, "cannot fetch \(url): there is no repository at \(path)")
+            }
+        }
+        let context = try FetchContext(credentials: credentials, port: Self.port(of: url), timeout: timeout)
+        let watchdog = FetchWatchdog(timeout: timeout)
+        let defaultBranch: String?
+        do {
+            defaultBranch = try repository.withHandle { repo throws(GitError) -> String? in
+                var remote: OpaquePointer?
+                try check(git_remote_lookup(&remote, repo, "origin"), "git_remote_lookup")
+                defer { git_remote_free(remote) }
+                var options = git_fetch_options()
+                git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+                context.install(in: &options.callbacks)
+                options.prune = GIT_FETCH_PRUNE
+                options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL
+                let refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+                let fetched = withStrarray(refspecs) { array in git_remote_fetch(remote, &array, &options, "tend: fetch") }
+                try check(fetched, "git_remote_fetch")
+                var buffer = git_buf()
+                defer { git_buf_dispose(&buffer) }
+                guard git_remote_default_branch(&buffer, remote) == 0, let pointer = buffer.ptr else { return nil }
+                return String(cString: pointer)
+            }
+        } catch {
+            let timedOut = watchdog.stop() || context.timedOut
+            if error.isCorruption, error.errorClass != Int32(GIT_ERROR_OS.rawValue) { throw CacheDamage(error: error) }
+            let reason = timedOut ? "timed out after \(timeout.components.seconds) s" : (context.refusal ?? error.message)
+            throw GitSourceError(.unreachable, "cannot fetch \(url) over \(Self.transport(of: url)): \(reason) (\(error.function): \(error.message))")
+        }
+        _ = watchdog.stop()
+        if let defaultBranch, defaultBranch.hasPrefix("refs/heads/") {
+            try repository.setSymbolic("refs/remotes/origin/HEAD", to: "refs/remotes/origin/" + defaultBranch.dropFirst("refs/heads/".count))
+        }
+        _ = FileManager.default.createFile(atPath: repository.path + "/" + Self.marker, contents: Data())
+        logger.debug("fetched", metadata: ["url": "\(url)"])
+    }
+
+    /// The transport libgit2 uses for `url`, for messages.
+    static func transport(of url: String) -> String {
+        if let scheme = url.firstRange(of: "://").map({ String(url[..<$0.lowerBound]) }) { return scheme }
+        if url.hasPrefix("/") || url.hasPrefix(".") { return "local path" }
+        return url.contains(":") ? "ssh" : "local path"
+    }
+
+    static func port(of url: String) -> Int? {
+        guard url.hasPrefix("ssh://"), let hostPart = url.dropFirst(6).split(separator: "/").first else {
+            return url.contains("://") ? nil : 22
+        }
+        let host = hostPart.split(separator: "@").last ?? hostPart
+        if let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]) { return port }
+        return 22
+    }
+
+    // MARK: Refs
+
+    private func resolve(in repository: GitRepository) throws -> GitObjectID {
+        let candidates: [String]
+        if let ref {
+            if let id = GitObjectID(hex: ref) {
+                do {
+                    _ = try repository.commit(id)
+                    return id
+                } catch let error where error.isNotFound {
+                    throw GitSourceError(.notFound, "commit \(ref) is not in \(url)")
+                } catch {
+                    throw CacheDamage(error: error)
+                }
+            }
+            candidates = ["refs/remotes/origin/\(ref)", "refs/tags/\(ref)"]
+        } else {
+            guard repository.symbolicTarget("refs/remotes/origin/HEAD") != nil else {
+                throw GitSourceError(.notFound, "the default branch of \(url) is not known; name one with --ref")
+            }
+            candidates = ["refs/remotes/origin/HEAD"]
+        }
+        for name in candidates {
+            do {
+                return try repository.peelToCommit(name)
+            } catch let error where error.isNotFound {
+                continue
+            } catch {
+                throw CacheDamage(error: error)
+            }
+        }
+        let branches = repository.referenceNames(prefix: "refs/remotes/origin/").filter { $0 != "HEAD" }
+        let tags = repository.referenceNames(prefix: "refs/tags/")
+        throw GitSourceError(.notFound, "'\(ref ?? "HEAD")' is neither a branch nor a tag of \(url) (branches: \(branches.joined(separator: ", ")); tags: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
+    }
+}
+
+/// Calls `body` with a `git_strarray` of `strings`, valid for the call only.
+func withStrarray<T>(_ strings: [String], _ body: (inout git_strarray) -> T) -> T {
+    var pointers = strings.map { strdup($0) }
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeMutableBufferPointer { buffer in
+        var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+        return body(&array)
+    }
+}

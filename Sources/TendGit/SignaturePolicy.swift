@@ -1,0 +1,122 @@
+import FoundationEssentials
+internal import Glibc
+import Subprocess
+import SystemPackage
+
+/// Which signatures a commit must carry to be applied.
+public enum SignaturePolicy: Sendable, Hashable {
+    /// An SSH signature by a key of this OpenSSH allowed-signers file (checked by `ssh-keygen -Y verify`).
+    case ssh(allowedSigners: String)
+    /// An OpenPGP signature by a key of this keyring (checked by `gpgv`).
+    case openPGP(keyring: String)
+}
+
+extension GitSnapshot {
+    /// Refuses the commit unless it carries a good signature by a key the policy allows; the
+    /// message names the signer's key fingerprint. Runs before anything of the commit is loaded.
+    public func verifySignature(_ policy: SignaturePolicy) async throws(GitSourceError) {
+        let extracted: (signature: String, payload: [UInt8])?
+        do {
+            extracted = try repository.signature(of: commit.id)
+        } catch {
+            throw GitSourceError(.refused, "cannot read the signature of commit \(commit.id.short): \(error)")
+        }
+        guard let (signature, payload) = extracted else {
+            throw GitSourceError(.refused, "commit \(commit.id.short) is not signed; refusing it")
+        }
+        let files: SignatureFiles
+        do {
+            files = try SignatureFiles(signature: signature, payload: payload)
+        } catch {
+            throw GitSourceError(.refused, "cannot prepare the signature check: \(error)")
+        }
+        defer { files.remove() }
+        switch policy {
+        case .ssh(let allowedSigners):
+            try await verifySSH(files, allowedSigners: allowedSigners, isSSH: signature.contains("BEGIN SSH SIGNATURE"))
+        case .openPGP(let keyring):
+            try await verifyOpenPGP(files, keyring: keyring, isPGP: signature.contains("BEGIN PGP SIGNATURE"))
+        }
+    }
+
+    private func verifySSH(_ files: SignatureFiles, allowedSigners: String, isSSH: Bool) async throws(GitSourceError) {
+        let short = commit.id.short
+        guard isSSH else { throw GitSourceError(.refused, "commit \(short) carries an OpenPGP signature, but only SSH signatures are allowed (--verify)") }
+        // The fingerprint of the key that made the signature, and whether it matches the data.
+        let check = await run("/usr/bin/ssh-keygen", ["-Y", "check-novalidate", "-n", "git", "-s", files.signature], input: files.payload)
+        let fingerprint = check.output.firstMatch(of: /SHA256:[A-Za-z0-9+\/]+/).map { String($0.output) } ?? "unknown key"
+        guard check.status == 0 else {
+            throw GitSourceError(.refused, "commit \(short) has a bad SSH signature (key \(fingerprint)): \(check.error.trimmed)")
+        }
+        let principals = await run("/usr/bin/ssh-keygen", ["-Y", "find-principals", "-s", files.signature, "-f", allowedSigners], input: nil)
+        guard principals.status == 0, let principal = principals.output.split(separator: "\n").first.map(String.init) else {
+            throw GitSourceError(.refused, "commit \(short) is signed by key \(fingerprint), which is not in \(allowedSigners)")
+        }
+        let verify = await run("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", allowedSigners, "-I", principal, "-n", "git", "-s", files.signature], input: files.payload)
+        guard verify.status == 0 else {
+            throw GitSourceError(.refused, "commit \(short): the SSH signature by \(principal) (key \(fingerprint)) does not verify: \((verify.error + verify.output).trimmed)")
+        }
+    }
+
+    private func verifyOpenPGP(_ files: SignatureFiles, keyring: String, isPGP: Bool) async throws(GitSourceError) {
+        let short = commit.id.short
+        guard isPGP else { throw GitSourceError(.refused, "commit \(short) carries an SSH signature, but only OpenPGP signatures are allowed (--verify-gpg)") }
+        // gpgv reads a relative keyring name from ~/.gnupg: make it absolute.
+        let absolute = keyring.hasPrefix("/") ? keyring : FileManager.default.currentDirectoryPath + "/" + keyring
+        let result = await run("/usr/bin/gpgv", ["--status-fd", "1", "--keyring", absolute, files.signature, files.payload], input: nil)
+        let status = result.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        func field(_ keyword: String, _ index: Int) -> String? {
+            status.first { $0.count > index && $0[1] == keyword }?[index]
+        }
+        if result.status == 0, field("VALIDSIG", 2) != nil { return }
+        if let key = field("BADSIG", 2) {
+            throw GitSourceError(.refused, "commit \(short) has a bad OpenPGP signature (key \(key))")
+        }
+        if let key = field("NO_PUBKEY", 2) ?? field("ERRSIG", 2) {
+            throw GitSourceError(.refused, "commit \(short) is signed by OpenPGP key \(key), which is not in \(keyring)")
+        }
+        throw GitSourceError(.refused, "commit \(short): the OpenPGP signature does not verify: \((result.error + result.output).trimmed)")
+    }
+
+    /// Runs a verification tool; its exit code is a result to inspect, not an error.
+    private func run(_ tool: String, _ arguments: [String], input: String?) async -> (status: Int32, output: String, error: String) {
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(tool)), arguments: Arguments(arguments),
+                input: .fileDescriptor(try FileDescriptor.open(FilePath(input ?? "/dev/null"), .readOnly), closeAfterSpawningProcess: true),
+                output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+            let status: Int32 = switch result.terminationStatus {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+            return (status, result.standardOutput, result.standardError)
+        } catch {
+            return (127, "", "cannot run \(tool): \(error)")
+        }
+    }
+}
+
+/// The signature and the signed data in temporary files for the verification tools.
+private struct SignatureFiles {
+    let directory: String
+    var signature: String { directory + "/commit.sig" }
+    var payload: String { directory + "/commit.payload" }
+
+    init(signature: String, payload: [UInt8]) throws {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/tend-verify.XXXXXX").utf8CString)
+        guard mkdtemp(&template) != nil else { throw Errno(rawValue: errno) }
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try Data(signature.utf8).write(to: URL(fileURLWithPath: self.signature))
+        try Data(payload).write(to: URL(fileURLWithPath: self.payload))
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+extension String {
+    var trimmed: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}
