@@ -239,6 +239,19 @@ extension GitRepository {
         }
     }
 
+    /// Whether the reference `name` exists (symbolic references count if their target does).
+    func referenceExists(_ name: String) -> Bool {
+        withHandle { repo in
+            var reference: OpaquePointer?
+            guard git_reference_lookup(&reference, repo, name) == 0, let reference else { return false }
+            defer { git_reference_free(reference) }
+            var resolved: OpaquePointer?
+            guard git_reference_resolve(&resolved, reference) == 0 else { return false }
+            git_reference_free(resolved)
+            return true
+        }
+    }
+
     /// The short names of the references under `prefix`, sorted.
     func referenceNames(prefix: String) -> [String] {
         withHandle { repo in

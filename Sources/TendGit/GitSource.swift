@@ -242,12 +242,11 @@ public struct GitSource: Sendable {
             }
             candidates = ["refs/remotes/origin/HEAD"]
         }
-        for name in candidates {
+        for name in candidates where repository.referenceExists(name) {
             do {
                 return try repository.peelToCommit(name)
-            } catch let error where error.isNotFound {
-                continue
             } catch {
+                // The reference is there but what it points at is not: the object database is damaged.
                 throw CacheDamage(error: error)
             }
         }

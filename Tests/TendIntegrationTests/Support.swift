@@ -4,7 +4,7 @@ import SystemPackage
 import Testing
 
 /// What one run of the `tend` binary did.
-struct TendRun: CustomStringConvertible {
+struct TendRun: CustomStringConvertible, Sendable {
     var status: Int32
     var stdout: String
     var stderr: String
@@ -40,7 +40,7 @@ func tend(_ arguments: [String], in directory: String? = nil) async throws -> Te
 }
 
 /// A scratch folder removed when the test ends.
-final class Scratch {
+final class Scratch: Sendable {
     let path: String
 
     init(_ name: String = "tend-test") throws {

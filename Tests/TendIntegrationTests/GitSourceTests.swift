@@ -1,0 +1,225 @@
+import Foundation
+import Testing
+
+/// tend reading its configuration from Git repositories served over every transport.
+@Suite("Git sources")
+struct GitSourceTests {
+    /// plan and apply `--repo url` into a fresh root; returns the apply run.
+    func applyFrom(_ url: String, state: Scratch, extra: [String] = []) async throws -> (TendRun, Scratch) {
+        let root = try makeRoot()
+        let run = try await tend(["apply", "--repo", url, "--state-dir", state.path, "--root", root.path] + extra)
+        return (run, root)
+    }
+
+    @Test("a plain path and file:// are planned and applied, and the plan names the commit")
+    func localTransports() async throws {
+        let repo = try await GitRepo()
+        let id = try await repo.commit(appConfig("port = 80\n"), "Serve on port 80")
+        for url in [repo.path, "file://" + repo.path] {
+            let state = try Scratch("tend-state")
+            let root = try makeRoot()
+            let plan = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path])
+            #expect(plan.status == 0, "\(plan)")
+            #expect(plan.stdout.contains("\(url) (default branch) at \(id.prefix(7)) \"Serve on port 80\" by Alice Admin"), "\(plan)")
+            let json = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path, "--json"])
+            #expect(json.stdout.contains("\"commit\" : \"\(id)\""))
+            let (apply, applied) = try await applyFrom(url, state: state)
+            #expect(apply.status == 0, "\(apply)")
+            #expect(read(applied.url("etc/app.conf")) == "port = 80\n")
+        }
+    }
+
+    @Test("git:// from git daemon on 127.0.0.1")
+    func gitDaemon() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("daemon\n"), "First")
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let name = URL(fileURLWithPath: repo.path).lastPathComponent
+        let port = try freePort()
+        let state = try Scratch("tend-state")
+        let (run, root) = try await withServer("/usr/lib/git-core/git-daemon", ["--export-all", "--reuseaddr", "--base-path=\(base)", "--listen=127.0.0.1", "--port=\(port)", base], port: port) { port in
+            try await self.applyFrom("git://127.0.0.1:\(port)/\(name)", state: state)
+        }
+        #expect(run.status == 0, "\(run)")
+        #expect(read(root.url("etc/app.conf")) == "daemon\n")
+    }
+
+    @Test("http:// through git http-backend, with a token read from a file and never printed")
+    func httpWithToken() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("over http\n"), "First")
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let name = URL(fileURLWithPath: repo.path).lastPathComponent
+        let secrets = try Scratch("tend-secret")
+        let token = "tok-\(UUID().uuidString)"
+        try secrets.write(["token": token + "\n", "wrong": "nope\n"])
+        let state = try Scratch("tend-state")
+        try await withServer("/usr/bin/python3", [gitHTTPServer, base, secrets.url("token")], printsPort: true) { port in
+            let url = "http://127.0.0.1:\(port)/\(name)"
+            let (anonymous, _) = try await self.applyFrom(url, state: state)
+            #expect(anonymous.status == 4, "\(anonymous)")
+            #expect(anonymous.stderr.contains("cannot fetch \(url) over http"), "\(anonymous)")
+            #expect(anonymous.stderr.contains("--token-file"), "\(anonymous)")
+            let (wrong, _) = try await self.applyFrom(url, state: state, extra: ["--token-file", secrets.url("wrong")])
+            #expect(wrong.status == 4, "\(wrong)")
+            #expect(wrong.stderr.contains("authentication failed"), "\(wrong)")
+            let (good, root) = try await self.applyFrom(url, state: state, extra: ["--token-file", secrets.url("token"), "-v"])
+            #expect(good.status == 0, "\(good)")
+            #expect(read(root.url("etc/app.conf")) == "over http\n")
+            for output in [anonymous, wrong, good].flatMap({ [$0.stdout, $0.stderr] }) {
+                #expect(!output.contains(token))
+            }
+        }
+    }
+
+    @Test("a moved branch is planned at its new commit; tag and commit pins hold")
+    func branchesTagsAndPins() async throws {
+        let repo = try await GitRepo()
+        let first = try await repo.commit(appConfig("v1\n"), "Version 1")
+        try await repo.git("tag", "-a", "v1", "-m", "release 1")
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        func apply(_ extra: [String]) async throws -> TendRun {
+            try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path, "--allow-rewind"] + extra)
+        }
+        #expect(try await apply([]).status == 0)
+        let second = try await repo.commit(appConfig("v2\n"), "Version 2")
+        let plan = try await tend(["plan", "--repo", repo.path, "--ref", "main", "--state-dir", state.path, "--root", root.path])
+        #expect(plan.stdout.contains("at \(second.prefix(7)) \"Version 2\""), "\(plan)")
+        #expect(plan.stdout.contains("-v1"))
+        #expect(plan.stdout.contains("+v2"))
+        #expect(try await apply([]).status == 0)
+        #expect(read(root.url("etc/app.conf")) == "v2\n")
+
+        #expect(try await apply(["--ref", "v1"]).status == 0)
+        #expect(read(root.url("etc/app.conf")) == "v1\n", "the annotated tag pins the first commit")
+        try await repo.commit(appConfig("v3\n"), "Version 3")
+        #expect(try await apply(["--ref", first]).status == 0)
+        #expect(read(root.url("etc/app.conf")) == "v1\n", "a commit id pins even after the branch moved")
+        #expect(try await apply(["--ref", "v1"]).status == 0)
+        #expect(read(root.url("etc/app.conf")) == "v1\n")
+    }
+
+    @Test("a rewound branch is refused without --allow-rewind, naming both commits")
+    func rewindRefused() async throws {
+        let repo = try await GitRepo()
+        let first = try await repo.commit(appConfig("one\n"), "One")
+        let second = try await repo.commit(appConfig("two\n"), "Two")
+        let state = try Scratch("tend-state")
+        let (applied, root) = try await applyFrom(repo.path, state: state)
+        #expect(applied.status == 0, "\(applied)")
+        try await repo.git("reset", "-q", "--hard", first)
+        try await repo.commit(appConfig("rewritten\n"), "Rewritten history")
+        let refused = try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path])
+        #expect(refused.status == 7, "\(refused)")
+        #expect(refused.stderr.contains("does not descend from \(second.prefix(7))"), "\(refused)")
+        #expect(read(root.url("etc/app.conf")) == "two\n")
+        let allowed = try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path, "--allow-rewind"])
+        #expect(allowed.status == 0, "\(allowed)")
+        #expect(read(root.url("etc/app.conf")) == "rewritten\n")
+    }
+
+    @Test("an unreachable remote exits 4 naming it; with a cache, --offline plans from the cached commit")
+    func unreachableAndOffline() async throws {
+        let repo = try await GitRepo()
+        let id = try await repo.commit(appConfig("cached\n"), "Cached")
+        let state = try Scratch("tend-state")
+        let port = try freePort()
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let url = "git://127.0.0.1:\(port)/\(URL(fileURLWithPath: repo.path).lastPathComponent)"
+        try await withServer("/usr/lib/git-core/git-daemon", ["--export-all", "--reuseaddr", "--base-path=\(base)", "--listen=127.0.0.1", "--port=\(port)", base], port: port) { _ in
+            let first = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", "/tmp"])
+            #expect(first.status == 0, "\(first)")
+        }
+        let down = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", "/tmp"])
+        #expect(down.status == 4, "\(down)")
+        #expect(down.stderr.contains("cannot fetch \(url) over git"), "\(down)")
+        let root = try makeRoot()
+        let offline = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path, "--offline"])
+        #expect(offline.status == 0, "\(offline)")
+        #expect(offline.stdout.contains("at \(id.prefix(7))"))
+        #expect(offline.stdout.contains("+ file:/etc/app.conf"))
+        let noCache = try await tend(["plan", "--repo", url, "--state-dir", try Scratch().path, "--offline"])
+        #expect(noCache.status == 4)
+        #expect(noCache.stderr.contains("there is no cache of \(url)"))
+    }
+
+    @Test("a server that accepts and never answers is given up after --fetch-timeout")
+    func fetchTimeout() async throws {
+        let silent = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1], flush=True)\nc = s.accept()\ntime.sleep(120)\n"
+        try await withServer("/usr/bin/python3", ["-c", silent], printsPort: true) { port in
+            let started = Date()
+            let run = try await tend(["plan", "--repo", "git://127.0.0.1:\(port)/x", "--state-dir", try Scratch().path, "--fetch-timeout", "2"])
+            #expect(run.status == 4, "\(run)")
+            #expect(run.stderr.contains("timed out after 2 s"), "\(run)")
+            #expect(Date().timeIntervalSince(started) < 60, "the fetch must not hang")
+        }
+    }
+
+    @Test("a missing ref, commit or folder exits 4 and says what exists")
+    func notFound() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("x\n"), "Only")
+        let state = try Scratch("tend-state")
+        let ref = try await tend(["plan", "--repo", repo.path, "--ref", "release", "--state-dir", state.path])
+        #expect(ref.status == 4)
+        #expect(ref.stderr.contains("'release' is neither a branch nor a tag of \(repo.path) (branches: main; tags: none)"), "\(ref)")
+        let commit = try await tend(["plan", "--repo", repo.path, "--ref", String(repeating: "a", count: 40), "--state-dir", state.path])
+        #expect(commit.status == 4)
+        #expect(commit.stderr.contains("commit aaaaaaaaaa"), "\(commit)")
+        let path = try await tend(["plan", "--repo", repo.path, "--path", "hosts/prod", "--state-dir", state.path])
+        #expect(path.status == 4)
+        #expect(path.stderr.contains("the folder 'hosts/prod' does not exist in \(repo.path)"), "\(path)")
+    }
+
+    @Test("--path reads tend.yaml from a folder of the repository; errors name the path in the repository")
+    func subfolder() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("sub\n").mapKeys { "hosts/prod/" + $0 }, "Prod hosts")
+        let state = try Scratch("tend-state")
+        let (run, root) = try await applyFrom(repo.path, state: state, extra: ["--path", "hosts/prod"])
+        #expect(run.status == 0, "\(run)")
+        #expect(read(root.url("etc/app.conf")) == "sub\n")
+        try await repo.commit(["hosts/prod/site/app.yaml": "resources:\n  - file: etc/relative\n"], "Broken")
+        let broken = try await tend(["validate", "--repo", repo.path, "--path", "hosts/prod", "--state-dir", state.path])
+        #expect(broken.status == 3)
+        #expect(broken.stderr.contains("hosts/prod/site/app.yaml:2:11: 'etc/relative' is a relative path"), "\(broken)")
+    }
+
+    @Test("a damaged cache is moved aside and fetched again")
+    func corruptCacheHealed() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("healthy\n"), "First")
+        let state = try Scratch("tend-state")
+        #expect(try await tend(["plan", "--repo", repo.path, "--state-dir", state.path, "--root", "/tmp"]).status == 0)
+        let cache = try #require(try FileManager.default.contentsOfDirectory(atPath: state.url("cache")).first)
+        // Lose every object: the refs now point at nothing.
+        let objects = state.url("cache/\(cache)/objects")
+        for entry in try FileManager.default.contentsOfDirectory(atPath: objects) where entry != "info" {
+            try FileManager.default.removeItem(atPath: objects + "/" + entry)
+        }
+        let root = try makeRoot()
+        let healed = try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path])
+        #expect(healed.status == 0, "\(healed)")
+        #expect(read(root.url("etc/app.conf")) == "healthy\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state.url("cache")).contains { $0.contains(".damaged-") })
+
+        // A cache whose first fetch never finished is also started again.
+        try FileManager.default.removeItem(atPath: state.url("cache/\(cache)/tend-cache-complete"))
+        #expect(try await tend(["plan", "--repo", repo.path, "--state-dir", state.path, "--root", root.path]).status == 0)
+    }
+
+    @Test("apply --plan made from a Git source applies that exact commit, even after the branch moved")
+    func savedPlanFromGit() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("planned\n"), "Planned")
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        let planFile = state.url("plan.json")
+        #expect(try await tend(["plan", "--repo", repo.path, "--state-dir", state.path, "--root", root.path, "--out", planFile]).status == 0)
+        try await repo.commit(appConfig("later\n"), "Later")
+        let apply = try await tend(["apply", "--plan", planFile, "--state-dir", state.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/app.conf")) == "planned\n")
+    }
+}
