@@ -42,9 +42,9 @@ extension GitSnapshot {
     private func verifySSH(_ files: SignatureFiles, allowedSigners: String, isSSH: Bool) async throws(GitSourceError) {
         let short = commit.id.short
         guard isSSH else { throw GitSourceError(.refused, "commit \(short) carries an OpenPGP signature, but only SSH signatures are allowed (--verify)") }
-        // The fingerprint of the key that made the signature, and whether it matches the data.
+        let fingerprint = await sshSigner(files)
+        // Whether the signature matches the data, whoever made it.
         let check = await run("/usr/bin/ssh-keygen", ["-Y", "check-novalidate", "-n", "git", "-s", files.signature], input: files.payload)
-        let fingerprint = check.output.firstMatch(of: /SHA256:[A-Za-z0-9+\/]+/).map { String($0.output) } ?? "unknown key"
         guard check.status == 0 else {
             throw GitSourceError(.refused, "commit \(short) has a bad SSH signature (key \(fingerprint)): \(check.error.trimmed)")
         }
@@ -56,6 +56,27 @@ extension GitSnapshot {
         guard verify.status == 0 else {
             throw GitSourceError(.refused, "commit \(short): the SSH signature by \(principal) (key \(fingerprint)) does not verify: \((verify.error + verify.output).trimmed)")
         }
+    }
+
+    /// The fingerprint of the key inside an SSH signature (`SHA256:…`), as `ssh-keygen -l` shows it.
+    ///
+    /// The armored signature is an SSHSIG blob: the magic "SSHSIG", a version, then the signer's
+    /// public key as an SSH string, whose first field is the key type.
+    private func sshSigner(_ files: SignatureFiles) async -> String {
+        guard let text = try? String(contentsOfFile: files.signature, encoding: .utf8),
+              let blob = Data(base64Encoded: text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()) else { return "unknown key" }
+        let bytes = [UInt8](blob)
+        func string(at offset: Int) -> ArraySlice<UInt8>? {
+            guard offset + 4 <= bytes.count else { return nil }
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            guard offset + 4 + length <= bytes.count else { return nil }
+            return bytes[offset + 4..<offset + 4 + length]
+        }
+        guard bytes.starts(with: Array("SSHSIG".utf8)), let key = string(at: 10), let type = string(at: key.startIndex) else { return "unknown key" }
+        let line = String(decoding: type, as: UTF8.self) + " " + Data(key).base64EncodedString() + "\n"
+        guard (try? Data(line.utf8).write(to: URL(fileURLWithPath: files.directory + "/signer.pub"))) != nil else { return "unknown key" }
+        let listed = await run("/usr/bin/ssh-keygen", ["-l", "-f", files.directory + "/signer.pub"], input: nil)
+        return listed.output.split(separator: " ").dropFirst().first.map(String.init) ?? "unknown key"
     }
 
     private func verifyOpenPGP(_ files: SignatureFiles, keyring: String, isPGP: Bool) async throws(GitSourceError) {
