@@ -44,7 +44,7 @@ test: deps
 	swift test --skip-build $(SWIFT_BUILD_FLAGS)
 
 bench: release
-	bench/plan-apply.sh
+	bench/run.sh
 
 clean:
 	rm -rf .build

@@ -77,6 +77,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .executableTarget(
+            name: "tend-fetch-loop",
+            dependencies: ["TendGit", .product(name: "Logging", package: "swift-log")],
+            path: "bench/FetchLoop"
+        ),
         .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),
         .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"], exclude: ["Golden"]),
         .testTarget(

@@ -32,6 +32,6 @@ public struct GitObjectID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(description)
+        withUnsafeBytes(of: raw.id) { hasher.combine(bytes: $0) }
     }
 }

@@ -11,6 +11,10 @@ final class GitRepository: @unchecked Sendable {
     private let handle: OpaquePointer
     private let lock = Mutex(())
     let path: String
+    /// Parsed trees by id, kept for the repository's life: libgit2 caches no tree over 4 KB, and a
+    /// folder of 10,000 files would otherwise be parsed again for every file read from it.
+    /// Guarded by `lock`; freed in `deinit` before the repository.
+    private var trees: [GitObjectID: OpaquePointer] = [:]
 
     private init(handle: OpaquePointer, path: String) {
         self.handle = handle
@@ -18,6 +22,7 @@ final class GitRepository: @unchecked Sendable {
     }
 
     deinit {
+        for tree in trees.values { git_tree_free(tree) }
         git_repository_free(handle)
     }
 
@@ -134,8 +139,7 @@ final class GitRepository: @unchecked Sendable {
     /// The entries of the folder `path` ("" for the top) of tree `tree`.
     func entries(ofTree tree: GitObjectID, path: String) throws(SnapshotError) -> [SnapshotEntry] {
         try withHandle { repo throws(SnapshotError) in
-            let (folder, owned) = try subtree(repo, tree, path)
-            defer { if owned { git_tree_free(folder) } }
+            let folder = try self.folder(repo, tree, path, of: path)
             var result: [SnapshotEntry] = []
             for index in 0..<git_tree_entrycount(folder) {
                 guard let entry = git_tree_entry_byindex(folder, index) else { continue }
@@ -149,19 +153,11 @@ final class GitRepository: @unchecked Sendable {
     /// The bytes of the regular file `path` in tree `tree`, read from the object database.
     func read(tree: GitObjectID, path: String) throws(SnapshotError) -> [UInt8] {
         try withHandle { repo throws(SnapshotError) in
-            var root: OpaquePointer?
-            var oid = tree.raw
-            guard git_tree_lookup(&root, repo, &oid) == 0 else {
-                throw SnapshotError(.unreadable, path: path, message: "\(path): \(lastError(-1, "git_tree_lookup").message)")
+            let (parent, name) = RepositoryPath.split(path)
+            let folder = try self.folder(repo, tree, parent, of: path)
+            guard let entry = git_tree_entry_byname(folder, name) else {
+                throw SnapshotError(.notFound, path: path, message: "\(path): not found")
             }
-            defer { git_tree_free(root) }
-            var entry: OpaquePointer?
-            let found = git_tree_entry_bypath(&entry, root, path)
-            guard found == 0, let entry else {
-                if found == GIT_ENOTFOUND.rawValue { throw SnapshotError(.notFound, path: path, message: "\(path): not found") }
-                throw SnapshotError(.unreadable, path: path, message: "\(path): \(lastError(found, "git_tree_entry_bypath").message)")
-            }
-            defer { git_tree_entry_free(entry) }
             guard Self.kind(git_tree_entry_filemode(entry)) == .file else {
                 throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
             }
@@ -175,29 +171,31 @@ final class GitRepository: @unchecked Sendable {
         }
     }
 
-    /// The tree at `path` below `tree`; the flag says whether the caller must free it.
-    private func subtree(_ repo: OpaquePointer, _ tree: GitObjectID, _ path: String) throws(SnapshotError) -> (OpaquePointer, Bool) {
-        var root: OpaquePointer?
-        var oid = tree.raw
-        guard git_tree_lookup(&root, repo, &oid) == 0, let root else {
-            throw SnapshotError(.unreadable, path: path, message: "\(path): \(lastError(-1, "git_tree_lookup").message)")
+    /// The parsed tree of the folder `path` below `root`, walked one name at a time through the
+    /// tree cache. Called with the lock held.
+    private func folder(_ repo: OpaquePointer, _ root: GitObjectID, _ path: String, of requested: String) throws(SnapshotError) -> OpaquePointer {
+        var current = try cachedTree(repo, root, requested)
+        for name in path.split(separator: "/") {
+            guard let entry = git_tree_entry_byname(current, String(name)) else {
+                throw SnapshotError(.notFound, path: requested, message: "\(requested): not found")
+            }
+            guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else {
+                throw SnapshotError(.notADirectory, path: requested, message: "\(requested): \(name) is not a directory")
+            }
+            current = try cachedTree(repo, GitObjectID(git_tree_entry_id(entry).pointee), requested)
         }
-        if path.isEmpty { return (root, true) }
-        defer { git_tree_free(root) }
-        var entry: OpaquePointer?
-        let found = git_tree_entry_bypath(&entry, root, path)
-        guard found == 0, let entry else {
-            throw SnapshotError(found == GIT_ENOTFOUND.rawValue ? .notFound : .unreadable, path: path, message: "\(path): not found")
+        return current
+    }
+
+    private func cachedTree(_ repo: OpaquePointer, _ id: GitObjectID, _ requested: String) throws(SnapshotError) -> OpaquePointer {
+        if let tree = trees[id] { return tree }
+        var tree: OpaquePointer?
+        var oid = id.raw
+        guard git_tree_lookup(&tree, repo, &oid) == 0, let tree else {
+            throw SnapshotError(.unreadable, path: requested, message: "\(requested): \(lastError(-1, "git_tree_lookup").message)")
         }
-        defer { git_tree_entry_free(entry) }
-        guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else {
-            throw SnapshotError(.notADirectory, path: path, message: "\(path): not a directory")
-        }
-        var folder: OpaquePointer?
-        guard git_tree_lookup(&folder, repo, git_tree_entry_id(entry)) == 0, let folder else {
-            throw SnapshotError(.unreadable, path: path, message: "\(path): \(lastError(-1, "git_tree_lookup").message)")
-        }
-        return (folder, true)
+        trees[id] = tree
+        return tree
     }
 
     private static func kind(_ mode: git_filemode_t) -> SnapshotEntry.Kind {

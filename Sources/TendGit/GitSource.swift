@@ -174,8 +174,15 @@ public struct GitSource: Sendable {
         let defaultBranch: String?
         do {
             defaultBranch = try repository.withHandle { repo throws(GitError) -> String? in
+                // An in-memory remote that skips the url.*.insteadOf lookup: in libgit2 1.5.1 that
+                // lookup (git_config_foreach_match with a regex) leaks about 40 KB a call, and
+                // git_remote_lookup makes two of them; bench/RESULTS.md shows RSS flat without.
+                var createOptions = git_remote_create_options()
+                git_remote_create_options_init(&createOptions, UInt32(GIT_REMOTE_CREATE_OPTIONS_VERSION))
+                createOptions.repository = repo
+                createOptions.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF.rawValue | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC.rawValue
                 var remote: OpaquePointer?
-                try check(git_remote_lookup(&remote, repo, "origin"), "git_remote_lookup")
+                try check(git_remote_create_with_opts(&remote, url, &createOptions), "git_remote_create_with_opts")
                 defer { git_remote_free(remote) }
                 var options = git_fetch_options()
                 git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
@@ -198,9 +205,13 @@ public struct GitSource: Sendable {
         }
         _ = watchdog.stop()
         if let defaultBranch, defaultBranch.hasPrefix("refs/heads/") {
-            try repository.setSymbolic("refs/remotes/origin/HEAD", to: "refs/remotes/origin/" + defaultBranch.dropFirst("refs/heads/".count))
+            let target = "refs/remotes/origin/" + defaultBranch.dropFirst("refs/heads/".count)
+            if repository.symbolicTarget("refs/remotes/origin/HEAD") != target {
+                try repository.setSymbolic("refs/remotes/origin/HEAD", to: target)
+            }
         }
-        _ = FileManager.default.createFile(atPath: repository.path + "/" + Self.marker, contents: Data())
+        let marker = repository.path + "/" + Self.marker
+        if !FileManager.default.fileExists(atPath: marker) { _ = FileManager.default.createFile(atPath: marker, contents: Data()) }
         logger.debug("fetched", metadata: ["url": "\(url)"])
     }
 

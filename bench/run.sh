@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark against the release build; results are pasted into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+bin="$(swift build -c release --show-bin-path)"
+echo "## plan and apply of N files"; echo
+python3 bench/plan_apply.py "$bin/tend" "$@"
+echo; echo "## Git: deciding nothing changed"; echo
+python3 bench/git_fetch.py "$bin/tend" "$bin/tend-fetch-loop"
