@@ -6,19 +6,13 @@
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-# Debian packages tend builds and tests with.
-APT_PACKAGES := pkg-config libyaml-dev libgit2-dev git openssh-client gpg gpgv python3
 SWIFT_BUILD_FLAGS ?=
 
 .PHONY: deps build release demo test bench clean
 
+# Debian packages tend builds and tests with (scripts/install-deps.sh lists them).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing missing packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
-	@command -v swift >/dev/null || { echo "tend needs a Swift 6.1 or newer toolchain on PATH (or in /opt/swift); Debian 12 does not package one: see https://www.swift.org/install/linux/" >&2; exit 1; }
+	@scripts/install-deps.sh
 
 build: deps
 	swift build $(SWIFT_BUILD_FLAGS)

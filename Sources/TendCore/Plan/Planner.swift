@@ -1,4 +1,6 @@
 public import TendSpec
+import Dispatch
+import FoundationEssentials
 
 /// Observe and Plan: reads the host for every resource of a catalog and works out the plan.
 ///
@@ -19,6 +21,7 @@ public struct Planner: Sendable {
 
     public func plan(host: HostReader) -> Plan {
         let context = catalog.planContext
+        let planned = Self.observeAndPlan(catalog.entries, host: host, context: context)
         var steps: [Plan.Step] = []
         // For each resource (by position), the positions of the steps it depends on, directly or
         // through resources that need no change.
@@ -31,13 +34,40 @@ public struct Planner: Sendable {
                 if isStep[dependency], !ancestors.contains(dependency) { ancestors.append(dependency) }
             }
             stepAncestors[position] = ancestors
-            guard var step = Self.step(for: entry, host: host, context: context) else { continue }
+            guard var step = planned[position] else { continue }
             step.dependsOn = ancestors.sorted().map { catalog.entries[$0].id }
             steps.append(step)
             isStep[position] = true
         }
         return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
                     root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
+    }
+
+    /// Observes and plans every entry; nil where nothing is needed. Large catalogs are observed by
+    /// several threads, each with its own `HostReader` over the same root, on its own contiguous
+    /// slice (so that one folder's files share one reader's open folders).
+    static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext) -> [Plan.Step?] {
+        let workers = entries.count < 512 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        var readers = [host]
+        for _ in 1..<max(workers, 1) {
+            guard let reader = try? HostReader(root: host.root) else { break }
+            readers.append(reader)
+        }
+        guard readers.count > 1 else {
+            return entries.map { step(for: $0, host: host, context: context) }
+        }
+        let results = UnsafeMutableBufferPointer<Plan.Step?>.allocate(capacity: entries.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let shared = ParallelSlots(readers: readers, results: results)
+        let chunk = (entries.count + readers.count - 1) / readers.count
+        DispatchQueue.concurrentPerform(iterations: readers.count) { worker in
+            let reader = shared.readers[worker]
+            for index in (worker * chunk)..<min(entries.count, (worker + 1) * chunk) {
+                shared.results[index] = step(for: entries[index], host: reader, context: context)
+            }
+        }
+        return Array(results)
     }
 
     /// Observes and plans one resource; nil when it needs nothing.
@@ -78,6 +108,13 @@ public struct Planner: Sendable {
         }
         return stale
     }
+}
+
+/// What the observing threads share: one reader per thread, and one result slot per entry.
+/// Unchecked Sendable because each thread touches only its own reader and its own slice of slots.
+private struct ParallelSlots: @unchecked Sendable {
+    let readers: [HostReader]
+    let results: UnsafeMutableBufferPointer<Plan.Step?>
 }
 
 /// A step of a saved plan that no longer holds.

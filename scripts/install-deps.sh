@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs, with apt, the Debian packages tend builds and tests with that are missing.
+# openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
+# kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
+set -euo pipefail
+packages=(pkg-config libyaml-dev libgit2-dev git openssh-client openssh-server gpg gpgv python3 iproute2)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing missing packages: ${missing[*]}"
+    if [ "$(id -u)" != 0 ]; then echo "run as root (apt-get install ${missing[*]})" >&2; exit 1; fi
+    policy=/usr/sbin/policy-rc.d
+    own_policy=no
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=yes
+    fi
+    trap 'if [ "$own_policy" = yes ]; then rm -f "$policy"; fi' EXIT
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! command -v swift >/dev/null; then
+    echo "tend needs a Swift 6.1 or newer toolchain on PATH or in /opt/swift; Debian 12 does not package one (https://www.swift.org/install/linux/)" >&2
+    exit 1
+fi
