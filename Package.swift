@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "TendCore", targets: ["TendCore"]),
         .library(name: "TendProviders", targets: ["TendProviders"]),
         .library(name: "TendGit", targets: ["TendGit"]),
+        .library(name: "TendSystemd", targets: ["TendSystemd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,6 +31,12 @@ let package = Package(
             path: "modules/CGit2",
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            path: "modules/CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
         ),
         .target(
             name: "TendSpec",
@@ -65,10 +72,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(
+            name: "TendSystemd",
+            dependencies: [
+                "CSystemd",
+                "TendCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "tend",
             dependencies: [
                 "TendGit",
+                "TendSystemd",
                 "TendProviders",
                 "TendCore",
                 "TendSpec",

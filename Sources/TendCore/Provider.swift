@@ -51,6 +51,11 @@ public protocol ResourceProvider: Sendable {
     /// Whether other resources may `notify` resources of this kind (units restart on a change).
     var acceptsNotifications: Bool { get }
 
+    /// Whether `observe` may run on several threads at once, each with its own `HostReader`
+    /// (true for filesystem resources; false for anything that talks to a service manager, whose
+    /// connection belongs to one thread).
+    var observesInParallel: Bool { get }
+
     /// Decodes one declaration of this kind, or reports why it cannot and returns nil.
     func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired?
 
@@ -66,6 +71,7 @@ public protocol ResourceProvider: Sendable {
 
 extension ResourceProvider {
     public var acceptsNotifications: Bool { false }
+    public var observesInParallel: Bool { false }
 }
 
 /// What decoding may use besides the declaration: the snapshot (for `source:` files) and the

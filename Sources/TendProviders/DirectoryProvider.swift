@@ -11,6 +11,8 @@ public struct DirectoryProvider: ResourceProvider {
 
     public var kind: String { "directory" }
 
+    public var observesInParallel: Bool { true }
+
     public struct Desired: DesiredState {
         var attributes: PathAttributes
         var purge: Bool

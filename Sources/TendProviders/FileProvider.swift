@@ -10,6 +10,8 @@ public struct FileProvider: ResourceProvider {
 
     public var kind: String { "file" }
 
+    public var observesInParallel: Bool { true }
+
     public struct Desired: DesiredState {
         var attributes: PathAttributes
         /// The bytes the file must hold, or nil to leave content alone.

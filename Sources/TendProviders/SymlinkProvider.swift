@@ -10,6 +10,8 @@ public struct SymlinkProvider: ResourceProvider {
 
     public var kind: String { "symlink" }
 
+    public var observesInParallel: Bool { true }
+
     public struct Desired: DesiredState {
         var attributes: PathAttributes
         var target: String?

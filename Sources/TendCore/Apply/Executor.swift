@@ -16,8 +16,8 @@ public struct Executor: Sendable {
 
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
-    public func apply(_ plan: Plan, progress: (ApplyEvent) -> Void = { _ in }) throws(HostError) -> ApplyReport {
-        let writer = HostWriter(reader: try HostReader(root: plan.root))
+    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) throws(HostError) -> ApplyReport {
+        let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
         let context = catalog.planContext
         var report = ApplyReport()
         var failed: Set<ResourceID> = []

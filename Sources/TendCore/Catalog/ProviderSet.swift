@@ -42,6 +42,7 @@ protocol BoundResource: Sendable {
     var implicitDependencies: [ResourceID] { get }
     var isSensitive: Bool { get }
     var acceptsNotifications: Bool { get }
+    var observesInParallel: Bool { get }
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
@@ -57,6 +58,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
     var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
+    var observesInParallel: Bool { provider.observesInParallel }
 
     func desiredDigest() -> String {
         var digest = Digest()

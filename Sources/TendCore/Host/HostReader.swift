@@ -9,14 +9,18 @@ internal import Glibc
 public final class HostReader {
     /// The root under which every path is taken ("/" for the host itself).
     public let root: String
+    /// The service manager, read-only; nil when none runs for this root (another root, or no
+    /// systemd as PID 1).
+    public let services: ServiceManagerView?
     private let rootDescriptor: FileDescriptor
     /// Open folders by host path, so that observing many files in one folder walks the path once.
     private var directories: [String: FileDescriptor] = [:]
     private var accountsCache: Accounts?
 
     /// Opens `root`, which must be an existing folder.
-    public init(root: String) throws(HostError) {
+    public init(root: String, services: (any ServiceManager)? = nil) throws(HostError) {
         self.root = root
+        self.services = services.map(ServiceManagerView.init)
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = Errno(rawValue: Glibc.errno)

@@ -14,12 +14,15 @@ internal import Glibc
 public final class HostWriter {
     /// The read side, for looking before changing.
     public let reader: HostReader
+    /// The service manager, to change units with; nil when none runs for this root.
+    public let services: (any ServiceManager)?
     private var temporaryCounter = 0
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
 
-    init(reader: HostReader) {
+    init(reader: HostReader, services: (any ServiceManager)?) {
         self.reader = reader
+        self.services = services
     }
 
     deinit {

@@ -47,27 +47,39 @@ public struct Planner: Sendable {
     /// several threads, each with its own `HostReader` over the same root, on its own contiguous
     /// slice (so that one folder's files share one reader's open folders).
     static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext) -> [Plan.Step?] {
-        let workers = entries.count < 512 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        var results = [Plan.Step?](repeating: nil, count: entries.count)
+        var parallel: [Int] = []
+        for (index, entry) in entries.enumerated() {
+            if entry.resource.observesInParallel {
+                parallel.append(index)
+            } else {
+                results[index] = step(for: entry, host: host, context: context)
+            }
+        }
+        let workers = parallel.count < 512 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
         var readers = [host]
         for _ in 1..<max(workers, 1) {
             guard let reader = try? HostReader(root: host.root) else { break }
             readers.append(reader)
         }
         guard readers.count > 1 else {
-            return entries.map { step(for: $0, host: host, context: context) }
+            for index in parallel { results[index] = step(for: entries[index], host: host, context: context) }
+            return results
         }
-        let results = UnsafeMutableBufferPointer<Plan.Step?>.allocate(capacity: entries.count)
-        results.initialize(repeating: nil)
-        defer { results.deallocate() }
-        let shared = ParallelSlots(readers: readers, results: results)
-        let chunk = (entries.count + readers.count - 1) / readers.count
+        let slots = UnsafeMutableBufferPointer<Plan.Step?>.allocate(capacity: parallel.count)
+        slots.initialize(repeating: nil)
+        defer { slots.deallocate() }
+        let shared = ParallelSlots(readers: readers, results: slots)
+        let chunk = (parallel.count + readers.count - 1) / readers.count
+        let indices = parallel
         DispatchQueue.concurrentPerform(iterations: readers.count) { worker in
             let reader = shared.readers[worker]
-            for index in (worker * chunk)..<min(entries.count, (worker + 1) * chunk) {
-                shared.results[index] = step(for: entries[index], host: reader, context: context)
+            for slot in (worker * chunk)..<min(indices.count, (worker + 1) * chunk) {
+                shared.results[slot] = step(for: entries[indices[slot]], host: reader, context: context)
             }
         }
-        return Array(results)
+        for (slot, index) in parallel.enumerated() { results[index] = slots[slot] }
+        return results
     }
 
     /// Observes and plans one resource; nil when it needs nothing.

@@ -1,0 +1,73 @@
+/// A service manager (systemd) as tend needs it. TendSystemd implements it over D-Bus.
+///
+/// Observing sees it only through `ServiceManagerView`, which can read and nothing else; the
+/// executor hands the full protocol to providers' `apply` through `HostWriter`.
+public protocol ServiceManager: AnyObject {
+    /// The state of each of `units`, in one round trip where the manager allows.
+    func status(of units: [String]) throws(HostError) -> [String: UnitStatus]
+    /// Makes the manager read unit files again. The corresponding systemd call is `Reload`.
+    func daemonReload() throws(HostError)
+    /// Starts, stops, restarts or reloads `unit` and waits for the job to finish.
+    func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult
+    /// Enables, disables, masks or unmasks the unit files of `unit`.
+    func change(_ change: UnitFileChange, unit: String) throws(HostError)
+    /// The last `count` lines the journal holds about `unit`, oldest first.
+    func recentLog(of unit: String, count: Int) -> [String]
+}
+
+/// The read side of a service manager, all that observing may use.
+public struct ServiceManagerView {
+    private let manager: any ServiceManager
+
+    public init(_ manager: any ServiceManager) {
+        self.manager = manager
+    }
+
+    /// The state of each of `units`.
+    public func status(of units: [String]) throws(HostError) -> [String: UnitStatus] {
+        try manager.status(of: units)
+    }
+}
+
+/// One unit as the manager reports it.
+public struct UnitStatus: Sendable, Hashable {
+    /// `loaded`, `not-found`, `masked`, `error`.
+    public var loadState: String
+    /// `active`, `inactive`, `failed`, `activating`, …
+    public var activeState: String
+    public var subState: String
+    /// `enabled`, `disabled`, `static`, `masked`, `linked`, … or "" when there is no unit file.
+    public var unitFileState: String
+
+    public init(loadState: String, activeState: String, subState: String, unitFileState: String) {
+        self.loadState = loadState
+        self.activeState = activeState
+        self.subState = subState
+        self.unitFileState = unitFileState
+    }
+
+    /// Whether the unit counts as running (active, or on its way there, or reloading).
+    public var isRunning: Bool { ["active", "activating", "reloading"].contains(activeState) }
+}
+
+/// A job on a unit.
+public enum UnitJob: String, Sendable, Hashable {
+    case start, stop, restart, reload
+}
+
+/// How a job ended, as systemd's JobRemoved signal says: `done`, `failed`, `timeout`,
+/// `dependency`, `canceled`, `skipped`, `invalid`.
+public struct UnitJobResult: Sendable, Hashable {
+    public var result: String
+
+    public init(_ result: String) {
+        self.result = result
+    }
+
+    public var succeeded: Bool { result == "done" || result == "skipped" }
+}
+
+/// A change to a unit's files in the manager's configuration.
+public enum UnitFileChange: String, Sendable, Hashable {
+    case enable, disable, mask, unmask
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Subprocess
+import SystemPackage
+import Testing
+
+/// A test host: a real systemd 252 as PID 1 in new PID, mount and network namespaces over an
+/// overlay of `/` (scripts/testhost-boot.sh). Commands run inside with nsenter; files go in through
+/// /proc/PID/root. Made by `withTestHost`, which always tears it down by its own PID.
+struct TestHost: Sendable {
+    /// The PID of the host's systemd, as seen from outside.
+    let pid: Int32
+    /// The folder that holds the host's overlay (a tmpfs inside the host's mount namespace).
+    let base: String
+
+    /// Whether test hosts can run here: root, and unshare, nsenter and systemd present.
+    static let available = geteuid() == 0
+        && ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/lib/systemd/systemd"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    static let unavailableReason = "test hosts need root, unshare, nsenter and /usr/lib/systemd/systemd"
+
+    /// The path outside of a path inside the host.
+    func outside(_ path: String) -> String { "/proc/\(pid)/root" + path }
+
+    /// Runs `command` inside the host; the exit status is returned, not thrown.
+    @discardableResult
+    func run(_ command: [String], input: String? = nil) async throws -> TendRun {
+        let result = try await Subprocess.run(
+            .path("/usr/bin/nsenter"), arguments: Arguments(["-t", "\(pid)", "-m", "-p", "--"] + command),
+            environment: .custom(["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NO_COLOR": "1", "LANG": "C.UTF-8"]),
+            input: .string(input ?? ""), output: .string(limit: 16 << 20), error: .string(limit: 16 << 20))
+        let status: Int32 = switch result.terminationStatus {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+        return TendRun(status: status, stdout: result.standardOutput, stderr: result.standardError)
+    }
+
+    /// Runs tend inside the host (it was copied in at boot).
+    func tend(_ arguments: [String]) async throws -> TendRun {
+        try await run(["/usr/local/bin/tend"] + arguments)
+    }
+
+    /// Writes `files` (absolute path inside the host → text).
+    func write(_ files: [String: String]) throws {
+        for (path, text) in files {
+            let full = outside(path)
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: full))
+        }
+    }
+
+    /// A unit's properties as systemctl shows them.
+    func unit(_ name: String, _ properties: [String] = ["ActiveState", "UnitFileState", "LoadState", "SubState"]) async throws -> [String: String] {
+        let shown = try await run(["systemctl", "show", name, "--property=" + properties.joined(separator: ",")])
+        var result: [String: String] = [:]
+        for line in shown.stdout.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { result[parts[0]] = parts[1] }
+        }
+        return result
+    }
+}
+
+/// Boots a test host, copies the built tend into it, runs `body`, and ends the host by killing
+/// its systemd, whatever `body` did. Several can run at once.
+func withTestHost<T: Sendable>(_ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
+    let base = try Scratch("tend-host")
+    let boot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testhost-boot.sh").standardized.path
+    let result = try await Subprocess.run(
+        .path("/usr/bin/unshare"), arguments: ["--pid", "--fork", "--mount", "--net", "--propagation", "private", boot, base.path],
+        input: .none, output: .discarded, error: .discarded
+    ) { execution in
+        let unshare = execution.processIdentifier.value
+        var systemd: Int32 = 0
+        defer { if systemd > 0 { kill(systemd, SIGKILL) } else { kill(unshare, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        while systemd == 0, Date() < deadline {
+            let children = (try? String(contentsOfFile: "/proc/\(unshare)/task/\(unshare)/children", encoding: .utf8)) ?? ""
+            if let child = children.split(separator: " ").first.flatMap({ Int32($0) }),
+               (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8))?.hasPrefix("systemd") == true {
+                systemd = child
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        guard systemd > 0 else { throw CommandFailed(command: "boot a test host", output: "systemd did not start") }
+        let host = TestHost(pid: systemd, base: base.path)
+        var state = ""
+        while Date() < deadline {
+            state = try await host.run(["systemctl", "is-system-running"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if state == "running" || state == "degraded" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        guard state == "running" || state == "degraded" else {
+            throw CommandFailed(command: "boot a test host", output: "systemd did not finish starting: \(state)")
+        }
+        try FileManager.default.createDirectory(atPath: host.outside("/usr/local/bin"), withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: host.outside("/usr/local/bin/tend"))
+        try FileManager.default.copyItem(atPath: tendBinary, toPath: host.outside("/usr/local/bin/tend"))
+        return try await body(host)
+    }
+    return result.closureResult
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Boots a test host: a real systemd as PID 1 over an overlay of / whose writes go to a tmpfs.
+# Run inside new PID, mount and network namespaces, as root:
+#   unshare --pid --fork --mount --net --propagation private scripts/testhost-boot.sh DIR
+# DIR is an empty folder of the caller's, one per test host. Nothing outside it is changed, and
+# killing the systemd (the direct child of unshare) ends the whole host. See ../shared/TESTING.md.
+set -euo pipefail
+base=$1
+mount -t tmpfs -o mode=0755 tmpfs "$base"
+mkdir -p "$base/upper" "$base/work" "$base/merged"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$base/upper,workdir=$base/work" "$base/merged"
+root=$base/merged
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+mkdir -p "$root/.old-root"
+cd "$root"
+pivot_root . .old-root
+umount -l /.old-root
+rmdir /.old-root 2>/dev/null || true
+export container=other
+exec /usr/lib/systemd/systemd --system --unit=multi-user.target
