@@ -65,11 +65,19 @@ public protocol ResourceProvider: Sendable {
     /// What must change to go from `observed` to `desired`, or nil when nothing must.
     func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change?
 
+    /// The plan once `notifiers`, which notify this resource, change: `planned` is its own change,
+    /// if any. Units restart; the default ignores notifications. Pure, like `plan`.
+    func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change?
+
     /// Carries out `change`.
     func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError)
 }
 
 extension ResourceProvider {
+    public func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change? {
+        planned
+    }
+
     public var acceptsNotifications: Bool { false }
     public var observesInParallel: Bool { false }
 }

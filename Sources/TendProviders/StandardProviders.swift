@@ -3,6 +3,6 @@ public import TendCore
 extension ProviderSet {
     /// Every provider this version of tend has.
     public static var standard: ProviderSet {
-        ProviderSet([FileProvider(), DirectoryProvider(), SymlinkProvider()])
+        ProviderSet([FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider()])
     }
 }

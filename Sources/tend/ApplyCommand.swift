@@ -39,7 +39,7 @@ struct ApplyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let style = output.style
-        let logger = output.logger()
+        var logger = output.logger()
         let savedPlan = try plan.map(PlanFile.read)
         let opened: Console.OpenedSource
         let rootPath: String
@@ -70,7 +70,9 @@ struct ApplyCommand: AsyncParsableCommand {
             rootPath = root.root
         }
         let snapshot = opened.snapshot
-        let host = try Console.openRoot(rootPath)
+        if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
+        let services = Console.serviceManager(for: rootPath, logger: logger)
+        let host = try Console.openRoot(rootPath, services: services)
         let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts)
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
@@ -102,7 +104,7 @@ struct ApplyCommand: AsyncParsableCommand {
         Console.out(style.bold("Applying \(toApply.sourceDescription)") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
         let report: ApplyReport
         do {
-            report = try Executor(catalog: catalog, logger: logger).apply(toApply) { event in
+            report = try Executor(catalog: catalog, logger: logger).apply(toApply, services: services) { event in
                 if case .finished(let result) = event { Console.out(result.rendered(style: style)) }
             }
         } catch {

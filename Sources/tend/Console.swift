@@ -3,6 +3,7 @@ import TendCore
 import TendSpec
 import TendProviders
 import TendGit
+import TendSystemd
 import Logging
 import SystemPackage
 
@@ -58,10 +59,22 @@ enum Console {
         }
     }
 
-    /// Opens the root read-only, or exits.
-    static func openRoot(_ root: String) throws -> HostReader {
+    /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as
+    /// PID 1; none otherwise (units are then managed through links, as `systemctl --root` does).
+    static func serviceManager(for root: String, logger: Logger) -> (any ServiceManager)? {
+        guard root == "/", SystemdManager.isBooted else { return nil }
         do {
-            return try HostReader(root: root)
+            return try SystemdManager.connectSystem()
+        } catch {
+            logger.warning("systemd runs, but its bus cannot be reached: \(error)")
+            return nil
+        }
+    }
+
+    /// Opens the root read-only, or exits.
+    static func openRoot(_ root: String, services: (any ServiceManager)? = nil) throws -> HostReader {
+        do {
+            return try HostReader(root: root, services: services)
         } catch {
             Console.error("tend: \(error)")
             throw TendExit.unusableHost

@@ -4,6 +4,7 @@ import TendCore
 import TendSpec
 import TendProviders
 import Glibc
+import TendSystemd
 
 /// Where the configuration comes from and which host it is for.
 struct SourceOptions: ParsableArguments {
@@ -69,23 +70,45 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Never colour the output (also when NO_COLOR is set or stdout is not a terminal).")
     var noColor = false
 
-    @Flag(name: .shortAndLong, help: "Log each step at info level on stderr.")
+    @Flag(name: .shortAndLong, help: "Log each step at info level (on the console; the journal always gets info).")
     var verbose = false
+
+    @Option(help: ArgumentHelp("Where logs go: journal, console, or auto (the journal when stderr is the journal or tend runs as a service).", valueName: "journal|console|auto"))
+    var log: LogTarget = .auto
 
     var style: Style {
         Style(enabled: !noColor && isatty(STDOUT_FILENO) == 1 && getenv("NO_COLOR") == nil)
     }
 
+    /// The logger every library gets: to the journal or the console, with the run's id.
     func logger() -> Logger {
-        let level: Logger.Level = verbose ? .info : .warning
-        var logger = Logger(label: "tend") { label in
+        let journal = log == .journal || (log == .auto && JournalDetection.stderrIsJournal)
+        let level: Logger.Level = journal || verbose ? .info : .warning
+        var logger = Logger(label: "tend") { label -> any LogHandler in
+            if journal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         logger.logLevel = level
+        logger[metadataKey: "run"] = "\(OutputOptions.runID)"
         return logger
     }
+
+    /// One id per run of tend, in every log entry (TEND_RUN).
+    static let runID: String = {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        getentropy(&bytes, bytes.count)
+        return bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }()
+}
+
+enum LogTarget: String, ExpressibleByArgument, CaseIterable {
+    case journal, console, auto
 }
 
 /// The root under which the host is managed.

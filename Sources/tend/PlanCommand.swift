@@ -33,8 +33,9 @@ struct PlanCommand: AsyncParsableCommand {
     var detailedExitcode = false
 
     func run() async throws {
-        let snapshot = try await Console.openSource(source, logger: output.logger()).snapshot
-        let host = try Console.openRoot(root.root)
+        let logger = output.logger()
+        let snapshot = try await Console.openSource(source, logger: logger).snapshot
+        let host = try Console.openRoot(root.root, services: Console.serviceManager(for: root.root, logger: logger))
         let facts = try Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts)
         let plan = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)

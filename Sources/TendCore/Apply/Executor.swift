@@ -21,6 +21,8 @@ public struct Executor: Sendable {
         let context = catalog.planContext
         var report = ApplyReport()
         var failed: Set<ResourceID> = []
+        logger.info("apply started: \(plan.steps.count) steps from \(plan.sourceDescription)",
+                    metadata: ["message_id": "\(LogMessageID.runStarted)", "action": "apply"])
         for step in plan.steps {
             var logger = self.logger
             logger[metadataKey: "resource"] = "\(step.id)"
@@ -36,17 +38,23 @@ public struct Executor: Sendable {
                 outcome = .failed("not in the catalog")
             }
             let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
-            if case .done = outcome {
-                logger.info("applied", metadata: ["action": "\(result.action?.rawValue ?? "")", "result": "done"])
-            } else {
+            let action = result.action?.rawValue ?? "none"
+            switch outcome {
+            case .done:
+                logger.info("\(step.id): \(action) done", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
+            case .failed(let reason):
                 failed.insert(step.id)
-                logger.info("not applied", metadata: ["action": "\(result.action?.rawValue ?? "")", "result": "\(result.outcome.label)",
-                                                      "reason": "\(result.outcome.reason ?? "")"])
+                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
+            case .skipped(let reason):
+                failed.insert(step.id)
+                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
             }
             report.results.append(result)
             progress(.finished(result))
         }
         try writer.syncDirectories()
+        logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
+                    metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
         return report
     }
 
@@ -119,4 +127,14 @@ public struct ApplyReport: Sendable {
         }
         return counts
     }
+}
+
+/// The MESSAGE_ID of each kind of event tend logs, so that `journalctl MESSAGE_ID=…` finds them
+/// (docs/journal.md).
+public enum LogMessageID {
+    public static let runStarted = "fb21935641c9441eaf9df53f629bb29a"
+    public static let stepDone = "11342b278b194f0183efb57fe08b2f13"
+    public static let stepFailed = "a95000009f9e43f09d7ad2c2035250e3"
+    public static let stepSkipped = "d3ac648efbac414c952bf61ae5cb4d30"
+    public static let runFinished = "83728d00a7214437bd156c0fb33c9236"
 }

@@ -46,6 +46,7 @@ protocol BoundResource: Sendable {
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
+    func notified(by notifiers: [ResourceID], observed: any ObservedState, planned: Change?) -> Change?
     func apply(_ change: Change, host: HostWriter) throws(HostError)
 }
 
@@ -76,6 +77,13 @@ struct Bound<P: ResourceProvider>: BoundResource {
             preconditionFailure("\(id): an observation of another kind was handed to the \(provider.kind) provider")
         }
         return provider.plan(desired, observed: observed, context: context)
+    }
+
+    func notified(by notifiers: [ResourceID], observed: any ObservedState, planned: Change?) -> Change? {
+        guard let observed = observed as? P.Observed else {
+            preconditionFailure("\(id): an observation of another kind was handed to the \(provider.kind) provider")
+        }
+        return provider.notified(by: notifiers, desired: desired, observed: observed, planned: planned)
     }
 
     func apply(_ change: Change, host: HostWriter) throws(HostError) {

@@ -21,12 +21,14 @@ public struct Planner: Sendable {
 
     public func plan(host: HostReader) -> Plan {
         let context = catalog.planContext
-        let planned = Self.observeAndPlan(catalog.entries, host: host, context: context)
+        let ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
         var steps: [Plan.Step] = []
         // For each resource (by position), the positions of the steps it depends on, directly or
         // through resources that need no change.
         var stepAncestors = [[Int]](repeating: [], count: catalog.entries.count)
         var isStep = [Bool](repeating: false, count: catalog.entries.count)
+        // Notifiers that change, by the resource they notify; notifiers always come first.
+        var notifications: [ResourceID: [ResourceID]] = [:]
         for (position, entry) in catalog.entries.enumerated() {
             var ancestors: [Int] = []
             for dependency in entry.dependencyPositions {
@@ -34,7 +36,14 @@ public struct Planner: Sendable {
                 if isStep[dependency], !ancestors.contains(dependency) { ancestors.append(dependency) }
             }
             stepAncestors[position] = ancestors
-            guard var step = planned[position] else { continue }
+            var own = ownSteps[position]
+            if let notifiers = notifications[entry.id] {
+                own = Self.step(for: entry, host: host, context: context, notifiedBy: notifiers)
+            }
+            guard var step = own else { continue }
+            if step.change != nil {
+                for target in entry.notify { notifications[target, default: []].append(entry.id) }
+            }
             step.dependsOn = ancestors.sorted().map { catalog.entries[$0].id }
             steps.append(step)
             isStep[position] = true
@@ -83,11 +92,13 @@ public struct Planner: Sendable {
     }
 
     /// Observes and plans one resource; nil when it needs nothing.
-    static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext) -> Plan.Step? {
+    static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext, notifiedBy notifiers: [ResourceID] = []) -> Plan.Step? {
         let resource = entry.resource
         do {
             let observed = try resource.observe(host)
-            guard let change = resource.plan(observed, context: context) else { return nil }
+            var change = resource.plan(observed, context: context)
+            if !notifiers.isEmpty { change = resource.notified(by: notifiers, observed: observed, planned: change) }
+            guard let change else { return nil }
             var fingerprint = Digest()
             observed.fingerprint(into: &fingerprint)
             return Plan.Step(id: entry.id, change: change, error: nil, dependsOn: [],

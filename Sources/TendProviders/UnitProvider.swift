@@ -1,0 +1,377 @@
+public import TendCore
+public import TendSpec
+
+/// `unit`: a systemd unit: its unit file and drop-ins (written to /etc/systemd/system), whether it
+/// is enabled or masked, and whether it runs. Without a unit file attribute, only the state of a
+/// unit that exists (installed by a package) is managed.
+///
+/// With a service manager (the root is "/" and systemd runs), states are read in bulk over D-Bus
+/// and every start, stop and restart is waited for. Without one (`--root`), enabling and masking
+/// are done with links, as `systemctl --root` does, and starting and stopping are left out of the
+/// plan with a note.
+public struct UnitProvider: ResourceProvider {
+    public init() {}
+
+    public var kind: String { "unit" }
+    public var acceptsNotifications: Bool { true }
+
+    static let unitDirectory = "/etc/systemd/system"
+    static let suffixes = [".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount", ".swap", ".slice"]
+    /// Where systemd looks for unit files, most important first (for units a package installed).
+    static let searchPath = ["/etc/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"]
+
+    public enum RunState: String, Sendable, Hashable {
+        case running, stopped
+    }
+
+    public struct Desired: DesiredState {
+        var name: String
+        var unitFile: [UInt8]?
+        /// Drop-in file name (`limits.conf`) → content, in name order.
+        var dropins: [(name: String, content: [UInt8])]
+        var enabled: Bool?
+        var state: RunState?
+        var masked: Bool?
+
+        public var id: ResourceID { ResourceID(kind: "unit", name: name) }
+        public var path: String? { unitFile == nil ? nil : UnitProvider.unitDirectory + "/" + name }
+
+        var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
+        func dropinPath(_ dropin: String) -> String { UnitProvider.unitDirectory + "/" + name + ".d/" + dropin }
+
+        public func digest(into digest: inout Digest) {
+            digest.add("name", name)
+            digest.add("unit", unitFile ?? Array("\u{0}unmanaged".utf8))
+            for dropin in dropins { digest.add("dropin " + dropin.name, dropin.content) }
+            digest.add("enabled", enabled.map { "\($0)" })
+            digest.add("state", state?.rawValue)
+            digest.add("masked", masked.map { "\($0)" })
+        }
+    }
+
+    public struct Observed: ObservedState {
+        var unitFile: [UInt8]?
+        var dropins: [String: [UInt8]]
+        /// From the service manager; nil when there is none (then `offline` holds what links say).
+        var status: UnitStatus?
+        var offline: OfflineState?
+
+        public func fingerprint(into digest: inout Digest) {
+            digest.add("unit", unitFile ?? [])
+            for (name, content) in dropins.sorted(by: { $0.key < $1.key }) { digest.add("dropin " + name, content) }
+            digest.add("status", status.map { "\($0.loadState) \($0.activeState) \($0.subState) \($0.unitFileState)" })
+            digest.add("offline", offline.map { "\($0.enabled) \($0.masked) \($0.links.joined(separator: ","))" })
+        }
+
+        var isEnabled: Bool {
+            if let status { return ["enabled", "enabled-runtime", "alias"].contains(status.unitFileState) }
+            return offline?.enabled ?? false
+        }
+
+        var isMasked: Bool {
+            if let status { return status.unitFileState.hasPrefix("masked") || status.loadState == "masked" }
+            return offline?.masked ?? false
+        }
+
+        var isRunning: Bool { status?.isRunning ?? false }
+    }
+
+    /// What the links under /etc/systemd/system say, when no manager can be asked.
+    struct OfflineState: Sendable, Hashable {
+        /// The links enabling needs ([Install] of the unit file), as path → target.
+        var links: [String]
+        var enabled: Bool
+        var masked: Bool
+    }
+
+    // MARK: Decoding
+
+    public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
+        var declaration = declaration
+        let name = declaration.name
+        guard Self.suffixes.contains(where: { name.hasSuffix($0) && name.count > $0.count }), !name.contains("/") else {
+            context.diagnostics.error("'\(name)' is not a unit name; it needs one of the suffixes \(Self.suffixes.joined(separator: ", "))", at: declaration.nameLocation)
+            return nil
+        }
+        defer { declaration.attributes.finish(&context.diagnostics, context: "a unit") }
+        var desired = Desired(name: name, unitFile: nil, dropins: [], enabled: nil, state: nil, masked: nil)
+        let content = declaration.attributes.take("content"), source = declaration.attributes.take("source")
+        if content != nil, let source {
+            context.diagnostics.error("a unit takes 'content' or 'source', not both", at: source.location)
+        } else if let content, let text = content.string("'content'", &context.diagnostics) {
+            desired.unitFile = Array(text.utf8)
+        } else if let source, let relative = source.string("'source'", &context.diagnostics) {
+            desired.unitFile = context.readSource(relative, of: declaration, at: source.location)
+        }
+        if let node = declaration.attributes.take("dropins"), let pairs = node.mapping {
+            for pair in pairs {
+                guard let file = pair.keyText else { continue }
+                guard file.hasSuffix(".conf"), !file.contains("/"), file.count > 5 else {
+                    context.diagnostics.error("drop-in '\(file)' must be a file name ending in .conf", at: pair.key.location)
+                    continue
+                }
+                if let text = pair.value.scalar.map({ _ in pair.value.string("drop-in '\(file)'", &context.diagnostics) }) ?? nil {
+                    desired.dropins.append((file, Array(text.utf8)))
+                } else if var reader = MappingReader(pair.value, what: "drop-in '\(file)'", diagnostics: &context.diagnostics) {
+                    let dropinContent = reader.take("content"), dropinSource = reader.take("source")
+                    if let text = dropinContent?.string("'content'", &context.diagnostics) {
+                        desired.dropins.append((file, Array(text.utf8)))
+                    } else if let relative = dropinSource?.string("'source'", &context.diagnostics),
+                              let bytes = context.readSource(relative, of: declaration, at: dropinSource!.location) {
+                        desired.dropins.append((file, bytes))
+                    } else if dropinContent == nil, dropinSource == nil {
+                        context.diagnostics.error("drop-in '\(file)' needs 'content' or 'source'", at: pair.value.location)
+                    }
+                    reader.finish(&context.diagnostics, context: "drop-in '\(file)'")
+                }
+            }
+            desired.dropins.sort { $0.name < $1.name }
+        } else if let node = declaration.attributes.peek("dropins")?.value {
+            context.diagnostics.error("'dropins' must be a mapping from file names to contents, found \(node.kindDescription)", at: node.location)
+        }
+        desired.enabled = declaration.attributes.take("enabled")?.bool("'enabled'", &context.diagnostics)
+        desired.masked = declaration.attributes.take("masked")?.bool("'masked'", &context.diagnostics)
+        if let node = declaration.attributes.take("state"), let text = node.string("'state'", &context.diagnostics) {
+            if let state = RunState(rawValue: text) {
+                desired.state = state
+            } else {
+                context.diagnostics.error("'state' of a unit must be running or stopped, found '\(text)'", at: node.location)
+            }
+        }
+        if desired.masked == true {
+            if desired.unitFile != nil { context.diagnostics.error("a masked unit cannot also have a unit file", at: declaration.nameLocation) }
+            if desired.enabled == true || desired.state == .running {
+                context.diagnostics.error("a masked unit can be neither enabled nor running", at: declaration.nameLocation)
+            }
+        }
+        return desired
+    }
+
+    // MARK: Observing
+
+    public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
+        var observed = Observed(unitFile: nil, dropins: [:], status: nil, offline: nil)
+        if desired.unitFile != nil, let status = try host.status(desired.unitFilePath) {
+            guard status.type == .regular else {
+                throw HostError(path: desired.unitFilePath, message: "is \(status.type.article), not a unit file")
+            }
+            observed.unitFile = try host.read(desired.unitFilePath)
+        }
+        for dropin in desired.dropins where try host.status(desired.dropinPath(dropin.name)) != nil {
+            observed.dropins[dropin.name] = try host.read(desired.dropinPath(dropin.name))
+        }
+        if let services = host.services {
+            observed.status = try services.status(of: [desired.name])[desired.name]
+        } else if host.root == "/", desired.enabled != nil || desired.state != nil || desired.masked != nil {
+            throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
+        } else {
+            observed.offline = try offlineState(desired, host: host)
+        }
+        return observed
+    }
+
+    /// Enablement and masking read from the links under the root.
+    private func offlineState(_ desired: Desired, host: HostReader) throws(HostError) -> OfflineState {
+        let maskPath = Self.unitDirectory + "/" + desired.name
+        var masked = false
+        if try host.status(maskPath)?.type == .symlink { masked = try host.readLink(maskPath) == "/dev/null" }
+        let links = try Self.enablementLinks(desired, host: host)
+        var enabled = !links.isEmpty
+        for link in links {
+            let path = String(link.split(separator: " ")[0])
+            if try host.status(path)?.type != .symlink { enabled = false }
+        }
+        return OfflineState(links: links, enabled: enabled, masked: masked)
+    }
+
+    /// The links `systemctl enable` makes from the [Install] section, as "path target".
+    static func enablementLinks(_ desired: Desired, host: HostReader) throws(HostError) -> [String] {
+        var text: [UInt8]? = desired.unitFile
+        var unitPath = unitDirectory + "/" + desired.name
+        if text == nil {
+            for folder in searchPath {
+                let candidate = folder + "/" + desired.name
+                if try host.status(candidate)?.type == .regular {
+                    text = try host.read(candidate)
+                    unitPath = candidate
+                    break
+                }
+            }
+        }
+        guard let text else { return [] }
+        var links: [String] = []
+        var inInstall = false
+        for rawLine in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+            let line = rawLine.trimmingWhitespace()
+            if line.hasPrefix("[") { inInstall = line == "[Install]"; continue }
+            guard inInstall, let equals = line.firstIndex(of: "=") else { continue }
+            let key = line[..<equals].trimmingWhitespace()
+            let values = line[line.index(after: equals)...].split(separator: " ").map(String.init)
+            for value in values {
+                switch key {
+                case "WantedBy": links.append("\(unitDirectory)/\(value).wants/\(desired.name) \(unitPath)")
+                case "RequiredBy": links.append("\(unitDirectory)/\(value).requires/\(desired.name) \(unitPath)")
+                case "Alias": links.append("\(unitDirectory)/\(value) \(unitPath)")
+                default: break
+                }
+            }
+        }
+        return links
+    }
+
+    // MARK: Planning
+
+    public func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change? {
+        var attributes: [AttributeChange] = []
+        var notes: [String] = []
+        var diffs: [String] = []
+        var filesChanged = false
+        if let wanted = desired.unitFile, wanted != observed.unitFile {
+            filesChanged = true
+            diffs.append(Self.diff(observed.unitFile, wanted, path: desired.unitFilePath))
+        }
+        for dropin in desired.dropins where observed.dropins[dropin.name] != dropin.content {
+            filesChanged = true
+            diffs.append(Self.diff(observed.dropins[dropin.name], dropin.content, path: desired.dropinPath(dropin.name)))
+        }
+        if filesChanged { notes.append("daemon-reload (unit files changed)") }
+        if let masked = desired.masked, masked != observed.isMasked {
+            attributes.append(AttributeChange("masked", before: "\(observed.isMasked)", after: "\(masked)"))
+        }
+        if let enabled = desired.enabled, enabled != observed.isEnabled {
+            attributes.append(AttributeChange("enabled", before: "\(observed.isEnabled)", after: "\(enabled)"))
+        }
+        var action: Change.Action = desired.unitFile != nil && observed.unitFile == nil ? .create : .update
+        if let state = desired.state {
+            if let status = observed.status {
+                let running = status.isRunning
+                if (state == .running) != running {
+                    attributes.append(AttributeChange("state", before: running ? "running" : "stopped (\(status.activeState))", after: state.rawValue))
+                } else if state == .running, filesChanged {
+                    action = .restart
+                    notes.append("restart (its unit files changed while it runs)")
+                }
+            } else if observed.offline != nil, state == .running || filesChanged {
+                notes.append("start and stop are left out: no service manager runs for this root")
+            }
+        } else if filesChanged, observed.isRunning {
+            action = .restart
+            notes.append("restart (its unit files changed while it runs)")
+        }
+        guard !attributes.isEmpty || !diffs.isEmpty || action == .restart else { return nil }
+        let content: ContentChange? = diffs.isEmpty ? nil : .text(diff: diffs.joined())
+        return Change(action, attributes: attributes, content: content, notes: notes)
+    }
+
+    public func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change? {
+        let reason = "restart (notified by \(notifiers.map(\.description).joined(separator: ", ")))"
+        let willRun = desired.state == .running || (desired.state == nil && observed.isRunning)
+        guard observed.status != nil, willRun, desired.masked != true else { return planned }
+        var change = planned ?? Change(.restart)
+        if change.action != .create { change.action = .restart }
+        change.notes.removeAll { $0.hasPrefix("restart (") }
+        change.notes.append(reason)
+        return change
+    }
+
+    private static func diff(_ before: [UInt8]?, _ after: [UInt8], path: String) -> String {
+        guard case .text(let diff) = ContentChange.between(before, after, path: path, sensitive: false) else {
+            return "binary content of \(path) changed\n"
+        }
+        return diff
+    }
+
+    // MARK: Applying
+
+    public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
+        let services = host.services
+        if desired.masked == false, change.changes("masked") { try unmask(desired, host: host) }
+        var filesChanged = false
+        if let content = desired.unitFile, try Self.contents(of: desired.unitFilePath, host.reader) != content {
+            try host.makeParentDirectories(of: desired.unitFilePath)
+            try host.writeFile(desired.unitFilePath, contents: content, mode: 0o644, owner: 0, group: 0)
+            filesChanged = true
+        }
+        for dropin in desired.dropins {
+            let path = desired.dropinPath(dropin.name)
+            if try Self.contents(of: path, host.reader) != dropin.content {
+                try host.makeParentDirectories(of: path)
+                try host.writeFile(path, contents: dropin.content, mode: 0o644, owner: 0, group: 0)
+                filesChanged = true
+            }
+        }
+        if filesChanged { try services?.daemonReload() }
+        if desired.masked == true, change.changes("masked") { try mask(desired, host: host) }
+        if let enabled = desired.enabled, change.changes("enabled") {
+            if let services {
+                try services.change(enabled ? .enable : .disable, unit: desired.name)
+            } else {
+                try setLinks(desired, enabled: enabled, host: host)
+            }
+        }
+        guard let services else { return }
+        if change.changes("state") {
+            try run(desired.state == .running ? .start : .stop, desired, services)
+        } else if change.action == .restart {
+            try run(.restart, desired, services)
+        }
+    }
+
+    /// Runs a job and turns anything but success into an error that carries the unit's state and
+    /// its last journal lines.
+    private func run(_ job: UnitJob, _ desired: Desired, _ services: any ServiceManager) throws(HostError) {
+        let result = try services.run(job, unit: desired.name, timeout: .seconds(90))
+        guard result.succeeded else {
+            let status = (try? services.status(of: [desired.name]))?[desired.name]
+            var message = "\(job.rawValue) \(result.result)"
+            if let status { message += "; now \(status.activeState) (\(status.subState))" }
+            let log = services.recentLog(of: desired.name, count: 10)
+            if !log.isEmpty { message += "; last journal lines:\n    " + log.joined(separator: "\n    ") }
+            throw HostError(path: desired.name, message: message)
+        }
+    }
+
+    private func mask(_ desired: Desired, host: HostWriter) throws(HostError) {
+        if let services = host.services {
+            try services.change(.mask, unit: desired.name)
+        } else {
+            try host.makeSymlink(Self.unitDirectory + "/" + desired.name, target: "/dev/null")
+        }
+    }
+
+    private func unmask(_ desired: Desired, host: HostWriter) throws(HostError) {
+        if let services = host.services {
+            try services.change(.unmask, unit: desired.name)
+        } else {
+            let path = Self.unitDirectory + "/" + desired.name
+            if try host.reader.status(path)?.type == .symlink {
+                if try host.reader.readLink(path) == "/dev/null" { try host.remove(path) }
+            }
+        }
+    }
+
+    /// The bytes of the file at `path`, or nil if there is none.
+    private static func contents(of path: String, _ reader: HostReader) throws(HostError) -> [UInt8]? {
+        guard try reader.status(path) != nil else { return nil }
+        return try reader.read(path)
+    }
+
+    /// Enables or disables without a manager: the [Install] links, as `systemctl --root` makes them.
+    private func setLinks(_ desired: Desired, enabled: Bool, host: HostWriter) throws(HostError) {
+        for link in try Self.enablementLinks(desired, host: host.reader) {
+            let parts = link.split(separator: " ").map(String.init)
+            if enabled {
+                try host.makeParentDirectories(of: parts[0])
+                try host.makeSymlink(parts[0], target: parts[1])
+            } else if try host.reader.status(parts[0])?.type == .symlink {
+                try host.remove(parts[0])
+            }
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}
