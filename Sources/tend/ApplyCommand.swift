@@ -1,6 +1,7 @@
 import ArgumentParser
 import TendCore
 import TendGit
+import Logging
 import TendSpec
 import Glibc
 
