@@ -269,7 +269,6 @@ public struct UnitProvider: ResourceProvider {
         guard observed.status != nil, willRun, desired.masked != true else { return planned }
         var change = planned ?? Change(.restart)
         if change.action != .create { change.action = .restart }
-        change.notes.removeAll { $0.hasPrefix("restart (") }
         change.notes.append(reason)
         return change
     }
@@ -321,9 +320,16 @@ public struct UnitProvider: ResourceProvider {
     /// its last journal lines.
     private func run(_ job: UnitJob, _ desired: Desired, _ services: any ServiceManager) throws(HostError) {
         let result = try services.run(job, unit: desired.name, timeout: .seconds(90))
-        guard result.succeeded else {
+        var failed = !result.succeeded
+        var outcome = result.result
+        if !failed, job == .start || job == .restart, let status = try services.status(of: [desired.name])[desired.name], !status.isRunning {
+            // The job is done but the unit is not running: a condition failed, or it exited at once.
+            failed = true
+            outcome = "finished, but the unit is not running"
+        }
+        guard !failed else {
             let status = (try? services.status(of: [desired.name]))?[desired.name]
-            var message = "\(job.rawValue) \(result.result)"
+            var message = "\(job.rawValue) \(outcome)"
             if let status { message += "; now \(status.activeState) (\(status.subState))" }
             let log = services.recentLog(of: desired.name, count: 10)
             if !log.isEmpty { message += "; last journal lines:\n    " + log.joined(separator: "\n    ") }

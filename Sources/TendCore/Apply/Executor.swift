@@ -69,7 +69,7 @@ public struct Executor: Sendable {
         if let error = after?.error { return .failed("inconsistent result after apply: \(error)") }
         if let remaining = after?.change {
             let what = remaining.attributes.map(\.name) + (remaining.content == nil ? [] : ["content"])
-            return .failed("inconsistent result after apply: \(what.joined(separator: ", ")) still differ")
+            return .failed("inconsistent result after apply: \(what.joined(separator: ", ")) still \(what.count == 1 ? "differs" : "differ")")
         }
         return .done
     }
