@@ -1,0 +1,42 @@
+import Testing
+@testable import TendGit
+
+@Suite("Git source helpers")
+struct GitSourceUnitTests {
+    @Test("transports and ports are read from the URL forms tend accepts")
+    func transports() {
+        #expect(GitSource.transport(of: "https://git.example.com/ops.git") == "https")
+        #expect(GitSource.transport(of: "git://127.0.0.1:9418/x") == "git")
+        #expect(GitSource.transport(of: "git@git.example.com:ops/hosts.git") == "ssh")
+        #expect(GitSource.transport(of: "/srv/git/hosts") == "local path")
+        #expect(GitSource.port(of: "ssh://git@host:2222/repo") == 2222)
+        #expect(GitSource.port(of: "ssh://host/repo") == 22)
+        #expect(GitSource.port(of: "git@host:repo") == 22)
+        #expect(GitSource.port(of: "https://host/repo") == nil)
+    }
+
+    @Test("object ids are exactly 40 lowercase hex digits")
+    func objectIDs() {
+        let hex = "0123456789abcdef0123456789abcdef01234567"
+        #expect(GitObjectID(hex: hex)?.description == hex)
+        #expect(GitObjectID(hex: hex)?.short == "0123456")
+        #expect(GitObjectID(hex: "main") == nil)
+        #expect(GitObjectID(hex: String(hex.dropLast())) == nil)
+        #expect(GitObjectID(hex: hex.uppercased()) == nil)
+    }
+
+    @Test("known_hosts lines give host patterns and raw keys; hashed names and markers are skipped")
+    func knownHosts() {
+        let hosts = KnownHost.parse("""
+            # comment
+            git.example.com,10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
+            [127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0= test
+            |1|c2FsdA==|aGFzaA== ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
+            @revoked bad.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
+            """)
+        #expect(hosts.count == 2)
+        #expect(hosts[0].matches("10.0.0.1"))
+        #expect(hosts[1].matches("[127.0.0.1]:2222"))
+        #expect(!hosts[1].matches("127.0.0.1"))
+    }
+}
