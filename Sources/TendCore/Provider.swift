@@ -71,6 +71,14 @@ public protocol ResourceProvider: Sendable {
 
     /// Carries out `change`.
     func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError)
+
+    /// Whether the executor hands this provider every ready step of its kind at once (one apt
+    /// transaction for all packages; one daemon-reload for all units) instead of one at a time.
+    var appliesInBatches: Bool { get }
+
+    /// Carries out several changes together; returns, for each, nil when it was done or why not.
+    /// Only called when `appliesInBatches`; the executor checks each result afterwards as usual.
+    func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?]
 }
 
 extension ResourceProvider {
@@ -80,6 +88,18 @@ extension ResourceProvider {
 
     public var acceptsNotifications: Bool { false }
     public var observesInParallel: Bool { false }
+    public var appliesInBatches: Bool { false }
+
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
+        batch.map { item -> String? in
+            do throws(HostError) {
+                try apply(item.change, desired: item.desired, host: host)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+    }
 }
 
 /// What decoding may use besides the declaration: the snapshot (for `source:` files) and the

@@ -282,38 +282,82 @@ public struct UnitProvider: ResourceProvider {
 
     // MARK: Applying
 
+    public var appliesInBatches: Bool { true }
+
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
-        let services = host.services
-        if desired.masked == false, change.changes("masked") { try unmask(desired, host: host) }
-        var filesChanged = false
+        if let failure = apply(batch: [(change, desired)], host: host).first ?? nil {
+            throw HostError(path: desired.name, message: failure)
+        }
+    }
+
+    /// Every ready unit at once: unit files, drop-ins, masks and enablement for all of them first,
+    /// then one daemon-reload if any of that changed, then the jobs in order, each waited for.
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
+        var failures = [String?](repeating: nil, count: batch.count)
+        var reloadNeeded = false
+        for (index, (change, desired)) in batch.enumerated() {
+            do throws(HostError) {
+                reloadNeeded = try prepare(change, desired, host: host) || reloadNeeded
+            } catch {
+                failures[index] = error.description
+            }
+        }
+        guard let services = host.services else { return failures }
+        if reloadNeeded {
+            do throws(HostError) {
+                try services.daemonReload()
+            } catch {
+                return failures.map { $0 ?? error.description }
+            }
+        }
+        for (index, (change, desired)) in batch.enumerated() where failures[index] == nil {
+            do throws(HostError) {
+                if change.changes("state") {
+                    try run(desired.state == .running ? .start : .stop, desired, services)
+                } else if change.action == .restart {
+                    try run(.restart, desired, services)
+                }
+            } catch {
+                failures[index] = error.description
+            }
+        }
+        return failures
+    }
+
+    /// Writes the unit's files and changes its masking and enablement; returns whether the
+    /// manager must reload to see it.
+    private func prepare(_ change: Change, _ desired: Desired, host: HostWriter) throws(HostError) -> Bool {
+        var changed = false
+        if desired.masked == false, change.changes("masked") {
+            try unmask(desired, host: host)
+            changed = true
+        }
         if let content = desired.unitFile, try Self.contents(of: desired.unitFilePath, host.reader) != content {
             try host.makeParentDirectories(of: desired.unitFilePath)
             try host.writeFile(desired.unitFilePath, contents: content, mode: 0o644, owner: 0, group: 0)
-            filesChanged = true
+            changed = true
         }
         for dropin in desired.dropins {
             let path = desired.dropinPath(dropin.name)
             if try Self.contents(of: path, host.reader) != dropin.content {
                 try host.makeParentDirectories(of: path)
                 try host.writeFile(path, contents: dropin.content, mode: 0o644, owner: 0, group: 0)
-                filesChanged = true
+                changed = true
             }
         }
-        if filesChanged { try services?.daemonReload() }
-        if desired.masked == true, change.changes("masked") { try mask(desired, host: host) }
+        if desired.masked == true, change.changes("masked") {
+            try mask(desired, host: host)
+            changed = true
+        }
         if let enabled = desired.enabled, change.changes("enabled") {
-            if let services {
+            if let services = host.services {
                 try services.change(enabled ? .enable : .disable, unit: desired.name)
             } else {
                 try setLinks(desired, enabled: enabled, host: host)
             }
+            changed = true
         }
-        guard let services else { return }
-        if change.changes("state") {
-            try run(desired.state == .running ? .start : .stop, desired, services)
-        } else if change.action == .restart {
-            try run(.restart, desired, services)
-        }
+        return changed
     }
 
     /// Runs a job and turns anything but success into an error that carries the unit's state and

@@ -120,8 +120,6 @@ public final class SystemdManager: ServiceManager {
                 }
             }
             sd_bus_message_unref(reply)
-            // As systemctl does after changing unit files, so the manager sees the new state.
-            sd_bus_message_unref(try call("Reload") { _ throws(SystemdError) in })
         } catch {
             throw HostError(path: unit, message: "\(change.rawValue) failed: \(error)")
         }

@@ -85,6 +85,56 @@ struct UnitTests {
         }
     }
 
+    @Test("unit files of several units change in one apply: exactly one daemon-reload, and none when nothing changed")
+    func oneReloadPerApply() async throws {
+        try await withTestHost { host in
+            func write(_ description: String) throws {
+                var manifest = "resources:\n"
+                for name in ["one", "two", "three"] {
+                    manifest += """
+                          - unit: \(name).service
+                            content: |
+                              [Unit]
+                              Description=\(description) \(name)
+                              [Service]
+                              ExecStart=/bin/sleep infinity
+                              [Install]
+                              WantedBy=multi-user.target
+                            enabled: true
+                            state: running
+
+                        """
+                }
+                try host.write(["/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n", "/srv/config/site/units.yaml": manifest])
+            }
+            func reloads(during body: () async throws -> Void) async throws -> Int {
+                let cursor = try await host.run(["journalctl", "-n", "0", "--show-cursor", "--no-pager"]).stdout
+                    .split(separator: "\n").last.map { String($0.dropFirst("-- cursor: ".count)) } ?? ""
+                try await body()
+                let log = try await host.run(["journalctl", "--no-pager", "-o", "cat", "_PID=1", "--after-cursor", cursor])
+                return log.stdout.split(separator: "\n").filter { $0.hasPrefix("Reloading") && !$0.contains("requested") }.count
+            }
+            try write("first")
+            var count = try await reloads {
+                let run = try await host.tend(["apply", "/srv/config"])
+                #expect(run.status == 0, "\(run)")
+            }
+            #expect(count == 1, "one reload for three new units")
+            try write("second")
+            count = try await reloads {
+                let run = try await host.tend(["apply", "/srv/config"])
+                #expect(run.status == 0, "\(run)")
+            }
+            #expect(count == 1, "one reload for three changed unit files")
+            #expect(try await host.unit("two.service", ["Description"])["Description"] == "second two")
+            count = try await reloads {
+                let run = try await host.tend(["apply", "/srv/config"])
+                #expect(run.status == 0, "\(run)")
+            }
+            #expect(count == 0, "no reload when nothing changed")
+        }
+    }
+
     @Test("a unit that exists in the image is managed for state only, and can be masked and unmasked")
     func packageUnitAndMask() async throws {
         try await withTestHost { host in

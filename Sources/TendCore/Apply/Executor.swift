@@ -23,39 +23,79 @@ public struct Executor: Sendable {
         var failed: Set<ResourceID> = []
         logger.info("apply started: \(plan.steps.count) steps from \(plan.sourceDescription)",
                     metadata: ["message_id": "\(LogMessageID.runStarted)", "action": "apply"])
-        for step in plan.steps {
-            var logger = self.logger
-            logger[metadataKey: "resource"] = "\(step.id)"
-            let outcome: StepResult.Outcome
+        var completed: Set<ResourceID> = []
+        var handled: Set<Int> = []
+        for (index, step) in plan.steps.enumerated() where !handled.contains(index) {
+            var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
             if let error = step.error {
-                outcome = .failed(error)
+                outcomes = [(step, .failed(error))]
             } else if let blocker = step.dependsOn.first(where: failed.contains) {
-                outcome = .skipped("requires \(blocker), which did not converge")
+                outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
             } else if let change = step.change, let entry = catalog[step.id] {
-                progress(.started(step.id, change.action))
-                outcome = run(change, entry: entry, writer: writer, context: context)
+                if entry.resource.appliesInBatches {
+                    let batch = readyBatch(from: index, in: plan, kind: step.id.kind, completed: completed, failed: failed)
+                    handled.formUnion(batch)
+                    for member in batch { progress(.started(plan.steps[member].id, plan.steps[member].change?.action ?? change.action)) }
+                    outcomes = zip(batch, runBatch(batch.map { plan.steps[$0] }, writer: writer, context: context)).map { (plan.steps[$0], $1) }
+                } else {
+                    progress(.started(step.id, change.action))
+                    outcomes = [(step, run(change, entry: entry, writer: writer, context: context))]
+                }
             } else {
-                outcome = .failed("not in the catalog")
+                outcomes = [(step, .failed("not in the catalog"))]
             }
-            let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
-            let action = result.action?.rawValue ?? "none"
-            switch outcome {
-            case .done:
-                logger.info("\(step.id): \(action) done", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
-            case .failed(let reason):
-                failed.insert(step.id)
-                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
-            case .skipped(let reason):
-                failed.insert(step.id)
-                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
+            for (step, outcome) in outcomes {
+                var logger = self.logger
+                logger[metadataKey: "resource"] = "\(step.id)"
+                let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
+                let action = result.action?.rawValue ?? "none"
+                switch outcome {
+                case .done:
+                    completed.insert(step.id)
+                    logger.info("\(step.id): \(action) done", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
+                case .failed(let reason):
+                    failed.insert(step.id)
+                    logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
+                case .skipped(let reason):
+                    failed.insert(step.id)
+                    logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
+                }
+                report.results.append(result)
+                progress(.finished(result))
             }
-            report.results.append(result)
-            progress(.finished(result))
         }
         try writer.syncDirectories()
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
         return report
+    }
+
+    /// The steps of `kind` that can run together with step `first`: later ones whose dependencies
+    /// are all done already or in the batch, and nothing blocks.
+    private func readyBatch(from first: Int, in plan: Plan, kind: String, completed: Set<ResourceID>, failed: Set<ResourceID>) -> [Int] {
+        var batch = [first]
+        var members: Set<ResourceID> = [plan.steps[first].id]
+        for index in (first + 1)..<plan.steps.count {
+            let step = plan.steps[index]
+            guard step.id.kind == kind, step.error == nil, step.change != nil,
+                  step.dependsOn.allSatisfy({ completed.contains($0) || members.contains($0) }),
+                  !step.dependsOn.contains(where: failed.contains) else { continue }
+            batch.append(index)
+            members.insert(step.id)
+        }
+        return batch
+    }
+
+    private func runBatch(_ steps: [Plan.Step], writer: HostWriter, context: PlanContext) -> [StepResult.Outcome] {
+        let entries = steps.compactMap { catalog[$0.id] }
+        guard entries.count == steps.count, let first = entries.first else {
+            return steps.map { _ in .failed("not in the catalog") }
+        }
+        let reasons = first.resource.apply(batch: zip(steps, entries).map { ($0.change!, $1.resource) }, host: writer)
+        return zip(entries, reasons).map { entry, reason in
+            if let reason { return .failed(reason) }
+            return verify(entry, writer: writer, context: context)
+        }
     }
 
     private func run(_ change: Change, entry: Catalog.Entry, writer: HostWriter, context: PlanContext) -> StepResult.Outcome {
@@ -64,6 +104,11 @@ public struct Executor: Sendable {
         } catch {
             return .failed(error.description)
         }
+        return verify(entry, writer: writer, context: context)
+    }
+
+    /// Observes and plans the resource again: it must need nothing more.
+    private func verify(_ entry: Catalog.Entry, writer: HostWriter, context: PlanContext) -> StepResult.Outcome {
         // Check the result against the plan, as Terraform does after apply.
         let after = Planner.step(for: entry, host: writer.reader, context: context)
         if let error = after?.error { return .failed("inconsistent result after apply: \(error)") }

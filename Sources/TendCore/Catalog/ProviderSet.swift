@@ -43,6 +43,9 @@ protocol BoundResource: Sendable {
     var isSensitive: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
+    var appliesInBatches: Bool { get }
+    /// Applies this resource's change together with those of `others`, which are of the same kind.
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) -> [String?]
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
@@ -60,6 +63,17 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
+    var appliesInBatches: Bool { provider.appliesInBatches }
+
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) -> [String?] {
+        let items = batch.map { item -> (change: Change, desired: P.Desired) in
+            guard let bound = item.resource as? Bound<P> else {
+                preconditionFailure("\(item.resource.id) was batched with \(provider.kind) resources")
+            }
+            return (item.change, bound.desired)
+        }
+        return provider.apply(batch: items, host: host)
+    }
 
     func desiredDigest() -> String {
         var digest = Digest()

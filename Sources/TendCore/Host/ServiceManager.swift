@@ -9,8 +9,8 @@ public protocol ServiceManager: AnyObject {
     func daemonReload() throws(HostError)
     /// Starts, stops, restarts or reloads `unit` and waits for the job to finish.
     func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult
-    /// Enables, disables, masks or unmasks the unit files of `unit`, and reloads the manager so
-    /// that it sees the change (as `systemctl enable` does).
+    /// Enables, disables, masks or unmasks the unit files of `unit`. The caller reloads the
+    /// manager afterwards, once for all its changes, so that it sees them.
     func change(_ change: UnitFileChange, unit: String) throws(HostError)
     /// The last `count` lines the journal holds about `unit`, oldest first.
     func recentLog(of unit: String, count: Int) -> [String]
