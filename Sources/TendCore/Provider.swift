@@ -59,6 +59,11 @@ public protocol ResourceProvider: Sendable {
     /// Decodes one declaration of this kind, or reports why it cannot and returns nil.
     func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired?
 
+    /// Reads in one go what observing all of `desired` needs (the dpkg status file, apt's
+    /// candidate versions), keeping it with `host.setMemo`. Called once per run, before `observe`,
+    /// with every resource of this kind in the catalog. May run read-only tools.
+    func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError)
+
     /// Reads the resource's actual state.
     func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed
 
@@ -78,7 +83,7 @@ public protocol ResourceProvider: Sendable {
 
     /// Carries out several changes together; returns, for each, nil when it was done or why not.
     /// Only called when `appliesInBatches`; the executor checks each result afterwards as usual.
-    func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?]
+    func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?]
 }
 
 extension ResourceProvider {
@@ -90,7 +95,9 @@ extension ResourceProvider {
     public var observesInParallel: Bool { false }
     public var appliesInBatches: Bool { false }
 
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
+    public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {}
+
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
         batch.map { item -> String? in
             do throws(HostError) {
                 try apply(item.change, desired: item.desired, host: host)

@@ -285,14 +285,18 @@ public struct UnitProvider: ResourceProvider {
     public var appliesInBatches: Bool { true }
 
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
-        if let failure = apply(batch: [(change, desired)], host: host).first ?? nil {
+        if let failure = applyTogether([(change, desired)], host: host).first ?? nil {
             throw HostError(path: desired.name, message: failure)
         }
     }
 
     /// Every ready unit at once: unit files, drop-ins, masks and enablement for all of them first,
     /// then one daemon-reload if any of that changed, then the jobs in order, each waited for.
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
+        applyTogether(batch, host: host)
+    }
+
+    private func applyTogether(_ batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
         var failures = [String?](repeating: nil, count: batch.count)
         var reloadNeeded = false
         for (index, (change, desired)) in batch.enumerated() {

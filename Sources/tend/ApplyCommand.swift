@@ -79,7 +79,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
         let toApply: Plan
         if let savedPlan {
-            let stale = planner.staleSteps(of: savedPlan, host: host)
+            let stale = await planner.staleSteps(of: savedPlan, host: host)
             guard stale.isEmpty else {
                 Console.error("tend: the saved plan no longer matches; nothing was changed:")
                 for step in stale { Console.error("  \(step)") }
@@ -88,7 +88,7 @@ struct ApplyCommand: AsyncParsableCommand {
             }
             toApply = savedPlan
         } else {
-            toApply = planner.plan(host: host)
+            toApply = await planner.plan(host: host)
         }
         if confirm {
             Console.out(toApply.rendered(style: style))
@@ -105,7 +105,7 @@ struct ApplyCommand: AsyncParsableCommand {
         Console.out(style.bold("Applying \(toApply.sourceDescription)") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
         let report: ApplyReport
         do {
-            report = try Executor(catalog: catalog, logger: logger).apply(toApply, services: services) { event in
+            report = try await Executor(catalog: catalog, logger: logger).apply(toApply, services: services) { event in
                 if case .finished(let result) = event { Console.out(result.rendered(style: style)) }
             }
         } catch {

@@ -38,7 +38,7 @@ struct PlanCommand: AsyncParsableCommand {
         let host = try Console.openRoot(root.root, services: Console.serviceManager(for: root.root, logger: logger))
         let facts = try Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts)
-        let plan = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)
+        let plan = await Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)
         if json {
             Console.out(String(decoding: try PlanFile.encode(plan), as: UTF8.self) + "\n")
         } else {

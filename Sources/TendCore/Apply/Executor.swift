@@ -16,7 +16,7 @@ public struct Executor: Sendable {
 
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
-    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) throws(HostError) -> ApplyReport {
+    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
         let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
         let context = catalog.planContext
         var report = ApplyReport()
@@ -36,7 +36,7 @@ public struct Executor: Sendable {
                     let batch = readyBatch(from: index, in: plan, kind: step.id.kind, completed: completed, failed: failed)
                     handled.formUnion(batch)
                     for member in batch { progress(.started(plan.steps[member].id, plan.steps[member].change?.action ?? change.action)) }
-                    outcomes = zip(batch, runBatch(batch.map { plan.steps[$0] }, writer: writer, context: context)).map { (plan.steps[$0], $1) }
+                    outcomes = zip(batch, await runBatch(batch.map { plan.steps[$0] }, writer: writer, context: context)).map { (plan.steps[$0], $1) }
                 } else {
                     progress(.started(step.id, change.action))
                     outcomes = [(step, run(change, entry: entry, writer: writer, context: context))]
@@ -86,12 +86,12 @@ public struct Executor: Sendable {
         return batch
     }
 
-    private func runBatch(_ steps: [Plan.Step], writer: HostWriter, context: PlanContext) -> [StepResult.Outcome] {
+    private func runBatch(_ steps: [Plan.Step], writer: HostWriter, context: PlanContext) async -> [StepResult.Outcome] {
         let entries = steps.compactMap { catalog[$0.id] }
         guard entries.count == steps.count, let first = entries.first else {
             return steps.map { _ in .failed("not in the catalog") }
         }
-        let reasons = first.resource.apply(batch: zip(steps, entries).map { ($0.change!, $1.resource) }, host: writer)
+        let reasons = await first.resource.apply(batch: zip(steps, entries).map { ($0.change!, $1.resource) }, host: writer)
         return zip(entries, reasons).map { entry, reason in
             if let reason { return .failed(reason) }
             return verify(entry, writer: writer, context: context)

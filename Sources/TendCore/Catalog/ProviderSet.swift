@@ -45,7 +45,9 @@ protocol BoundResource: Sendable {
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
     /// Applies this resource's change together with those of `others`, which are of the same kind.
-    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) -> [String?]
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?]
+    /// Prefetches for this resource and `others` of the same kind.
+    func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError)
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
@@ -65,14 +67,19 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
 
-    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) -> [String?] {
+    func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError) {
+        let all = others.compactMap { ($0 as? Bound<P>)?.desired }
+        try await provider.prefetch(all, host: host)
+    }
+
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?] {
         let items = batch.map { item -> (change: Change, desired: P.Desired) in
             guard let bound = item.resource as? Bound<P> else {
                 preconditionFailure("\(item.resource.id) was batched with \(provider.kind) resources")
             }
             return (item.change, bound.desired)
         }
-        return provider.apply(batch: items, host: host)
+        return await provider.apply(batch: items, host: host)
     }
 
     func desiredDigest() -> String {

@@ -16,6 +16,8 @@ public final class HostReader {
     /// Open folders by host path, so that observing many files in one folder walks the path once.
     private var directories: [String: FileDescriptor] = [:]
     private var accountsCache: Accounts?
+    /// What providers read in bulk for a whole run (the dpkg status file), by key.
+    private var memos: [String: Any] = [:]
 
     /// Opens `root`, which must be an existing folder.
     public init(root: String, services: (any ServiceManager)? = nil) throws(HostError) {
@@ -76,6 +78,19 @@ public final class HostReader {
     public func entries(of path: String) throws(HostError) -> [String] {
         guard let fd = try directory(path) else { throw HostError(path: path, message: "no such directory") }
         return try Self.entries(ofDescriptor: fd, path: path)
+    }
+
+    // MARK: Bulk reads
+
+    /// The value kept under `key`, or nil. Providers keep what they read in bulk here (one read of
+    /// the dpkg status file for every package), for the life of this reader.
+    public func memo<T>(_ key: String, as type: T.Type = T.self) -> T? {
+        memos[key] as? T
+    }
+
+    /// Keeps `value` under `key`, replacing what was there.
+    public func setMemo(_ key: String, _ value: Any) {
+        memos[key] = value
     }
 
     // MARK: Accounts

@@ -19,9 +19,16 @@ public struct Planner: Sendable {
         self.tendVersion = tendVersion
     }
 
-    public func plan(host: HostReader) -> Plan {
+    public func plan(host: HostReader) async -> Plan {
         let context = catalog.planContext
-        let ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
+        let prefetchErrors = await prefetch(host: host)
+        var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
+        for (position, entry) in catalog.entries.enumerated() {
+            if let error = prefetchErrors[entry.id.kind] {
+                ownSteps[position] = Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
+                                               desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
+            }
+        }
         var steps: [Plan.Step] = []
         // For each resource (by position), the positions of the steps it depends on, directly or
         // through resources that need no change.
@@ -50,6 +57,26 @@ public struct Planner: Sendable {
         }
         return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
                     root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
+    }
+
+    /// Lets each kind read in bulk what observing needs; returns the kinds whose bulk read failed.
+    func prefetch(host: HostReader) async -> [String: HostError] {
+        var byKind: [String: [any BoundResource]] = [:]
+        var order: [String] = []
+        for entry in catalog.entries {
+            if byKind[entry.id.kind] == nil { order.append(entry.id.kind) }
+            byKind[entry.id.kind, default: []].append(entry.resource)
+        }
+        var errors: [String: HostError] = [:]
+        for kind in order {
+            guard let resources = byKind[kind], let first = resources.first else { continue }
+            do {
+                try await first.prefetch(with: resources, host: host)
+            } catch {
+                errors[kind] = error
+            }
+        }
+        return errors
     }
 
     /// Observes and plans every entry; nil where nothing is needed. Large catalogs are observed by
@@ -111,8 +138,9 @@ public struct Planner: Sendable {
 
     /// The steps of `plan` whose resource is no longer declared the same way, or whose host state
     /// is no longer what the plan observed; empty when the plan can be applied as it is.
-    public func staleSteps(of plan: Plan, host: HostReader) -> [StaleStep] {
+    public func staleSteps(of plan: Plan, host: HostReader) async -> [StaleStep] {
         let context = catalog.planContext
+        _ = await prefetch(host: host)
         var stale: [StaleStep] = []
         for step in plan.steps {
             guard let entry = catalog[step.id] else {
