@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "TendCore",
                 "TendSpec",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

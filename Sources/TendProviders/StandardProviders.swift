@@ -2,7 +2,10 @@ public import TendCore
 
 extension ProviderSet {
     /// Every provider this version of tend has.
-    public static var standard: ProviderSet {
-        ProviderSet([FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider()])
+    public static var standard: ProviderSet { standard() }
+
+    /// Every provider, with the package provider's options.
+    public static func standard(packages: PackageProvider = PackageProvider()) -> ProviderSet {
+        ProviderSet([FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider(), packages])
     }
 }

@@ -75,7 +75,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let services = Console.serviceManager(for: rootPath, logger: logger)
         let host = try Console.openRoot(rootPath, services: services)
         let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
-        let catalog = try Console.catalog(snapshot, facts: facts)
+        let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
         let toApply: Plan
         if let savedPlan {

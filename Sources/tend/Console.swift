@@ -86,9 +86,9 @@ enum Console {
         Facts.gather(host: host, hostname: options.hostname, labels: try options.labelMap())
     }
 
-    static func catalog(_ snapshot: any Snapshot, facts: HostFacts) throws -> Catalog {
+    static func catalog(_ snapshot: any Snapshot, facts: HostFacts, providers: ProviderSet) throws -> Catalog {
         do {
-            return try Configuration.catalog(from: snapshot, providers: .standard, facts: facts)
+            return try Configuration.catalog(from: snapshot, providers: providers, facts: facts)
         } catch {
             for diagnostic in error.diagnostics {
                 Console.error(diagnostic.displayed(under: snapshot.displayPrefix).description)

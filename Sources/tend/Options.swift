@@ -53,6 +53,17 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
     var labels: [String] = []
 
+    @Option(help: ArgumentHelp("How long apt waits for the dpkg lock held by another process.", valueName: "seconds"))
+    var lockTimeout: Int = 300
+
+    @Option(help: ArgumentHelp("Refresh package lists older than this before installing or upgrading.", valueName: "seconds"))
+    var aptMaxAge: Int = 3600
+
+    /// Every provider, with the package options given.
+    var providers: ProviderSet {
+        .standard(packages: PackageProvider(lockTimeout: lockTimeout, listsMaxAge: .seconds(aptMaxAge)))
+    }
+
     func labelMap() throws -> [String: String] {
         var map: [String: String] = [:]
         for label in labels {

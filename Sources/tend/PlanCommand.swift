@@ -37,7 +37,7 @@ struct PlanCommand: AsyncParsableCommand {
         let snapshot = try await Console.openSource(source, logger: logger).snapshot
         let host = try Console.openRoot(root.root, services: Console.serviceManager(for: root.root, logger: logger))
         let facts = try Console.facts(host, options: source)
-        let catalog = try Console.catalog(snapshot, facts: facts)
+        let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
         let plan = await Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)
         if json {
             Console.out(String(decoding: try PlanFile.encode(plan), as: UTF8.self) + "\n")

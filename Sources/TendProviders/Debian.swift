@@ -1,0 +1,140 @@
+import FoundationEssentials
+import Subprocess
+import SystemPackage
+public import TendCore
+
+/// One package as the dpkg status file records it.
+struct DpkgPackage: Sendable, Hashable {
+    var version: String
+    /// `install`, `hold`, `deinstall`, `purge`.
+    var want: String
+    /// `installed`, `config-files`, `half-configured`, …
+    var state: String
+
+    var isInstalled: Bool { ["installed", "triggers-awaited", "triggers-pending"].contains(state) }
+    var isHeld: Bool { want == "hold" }
+}
+
+/// What apt says of one package: the candidate and every version it can install.
+struct AptPolicy: Sendable, Hashable {
+    var candidate: String?
+    var versions: [String]
+}
+
+/// Reading and changing the Debian package database of a root, with dpkg's and apt's own tools.
+enum Debian {
+    static let statusFile = "/var/lib/dpkg/status"
+
+    /// Every package of the dpkg status file, read once: the bulk observation of packages.
+    static func status(_ host: HostReader) throws(HostError) -> [String: DpkgPackage] {
+        guard try host.status(statusFile) != nil else {
+            throw HostError(path: statusFile, message: "no dpkg database here; packages need a Debian or Ubuntu root")
+        }
+        var packages: [String: DpkgPackage] = [:]
+        for paragraph in String(decoding: try host.read(statusFile), as: UTF8.self).split(separator: "\n\n") {
+            var name = "", version = "", status = ""
+            for line in paragraph.split(separator: "\n") where !line.hasPrefix(" ") {
+                if line.hasPrefix("Package: ") { name = String(line.dropFirst(9)) }
+                else if line.hasPrefix("Version: ") { version = String(line.dropFirst(9)) }
+                else if line.hasPrefix("Status: ") { status = String(line.dropFirst(8)) }
+            }
+            let words = status.split(separator: " ").map(String.init)
+            guard !name.isEmpty, words.count == 3 else { continue }
+            let package = DpkgPackage(version: version, want: words[0], state: words[2])
+            // Multi-arch packages appear once per architecture: the installed one counts.
+            if let known = packages[name], known.isInstalled, !package.isInstalled { continue }
+            packages[name] = package
+        }
+        return packages
+    }
+
+    /// `apt-cache policy` for all of `names` in one call.
+    static func policy(_ names: [String], root: String) async throws(HostError) -> [String: AptPolicy] {
+        guard !names.isEmpty else { return [:] }
+        let run = await Tool.run(["apt-cache", "policy"] + names, root: root)
+        guard run.status == 0 else { throw HostError(path: "apt-cache", message: "apt-cache policy failed: \(run.errorLines)") }
+        var result: [String: AptPolicy] = [:]
+        var current: String?
+        var inTable = false
+        for line in run.output.split(separator: "\n") {
+            if !line.hasPrefix(" "), line.hasSuffix(":") {
+                current = String(line.dropLast())
+                result[current!] = AptPolicy(candidate: nil, versions: [])
+                inTable = false
+                continue
+            }
+            guard let name = current else { continue }
+            let text = line.trimmingWhitespace()
+            if text.hasPrefix("Candidate: ") {
+                let candidate = String(text.dropFirst("Candidate: ".count))
+                result[name]?.candidate = candidate == "(none)" ? nil : candidate
+            } else if text == "Version table:" {
+                inTable = true
+            } else if inTable {
+                let tokens = text.split(separator: " ").filter { $0 != "***" }
+                if tokens.count == 2, Int(tokens[1]) != nil { result[name]?.versions.append(String(tokens[0])) }
+            }
+        }
+        return result
+    }
+
+    /// Who holds the dpkg frontend lock of the root: "process 1234 (apt-get)", from /proc/locks.
+    static func lockHolder(_ host: HostReader) -> String? {
+        guard let lock = try? host.status("/var/lib/dpkg/lock-frontend"),
+              let locks = FileManager.default.contents(atPath: "/proc/locks") else { return nil }
+        for line in String(decoding: locks, as: UTF8.self).split(separator: "\n") {
+            // "1: POSIX  ADVISORY  WRITE 1234 08:01:1234567 0 EOF": the pid, then device:inode.
+            let fields = line.split(separator: " ")
+            guard fields.count >= 6, let pid = Int(fields[4]), fields[5].split(separator: ":").last == Substring(String(lock.inode)) else { continue }
+            let name = FileManager.default.contents(atPath: "/proc/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }
+            return "process \(pid)" + (name.map { " (\($0))" } ?? "")
+        }
+        return nil
+    }
+
+    /// The age of the package lists, or nil when there are none.
+    static func listsAge(_ host: HostReader) -> Duration? {
+        let folder = "/var/lib/apt/lists"
+        guard let names = try? host.entries(of: folder) else { return nil }
+        let newest = names.filter { $0.hasSuffix("_Packages") || $0.hasSuffix("Release") }
+            .compactMap { try? host.status(folder + "/" + $0)?.modificationTime }.max()
+        guard let newest else { return nil }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        return .nanoseconds(max(0, now - newest))
+    }
+}
+
+/// A tool run to completion; its exit status is a result to inspect, not an error.
+struct Tool {
+    var status: Int32
+    var output: String
+    var error: String
+
+    /// apt's and dpkg's own error lines, kept verbatim.
+    var errorLines: String {
+        let lines = (output + "\n" + error).split(separator: "\n").filter {
+            $0.hasPrefix("E: ") || $0.hasPrefix("dpkg: ") || $0.contains("error") || $0.hasPrefix("W: ")
+        }
+        return lines.isEmpty ? String((error.isEmpty ? output : error).suffix(2000)) : lines.joined(separator: "\n")
+    }
+
+    /// Runs `command` for `root`: directly for "/", through chroot for another root.
+    static func run(_ command: [String], root: String, environment: [String: String] = [:]) async -> Tool {
+        let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
+        var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
+                                                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
+        do {
+            let result = try await Subprocess.run(.name(full[0]), arguments: Arguments(Array(full.dropFirst())),
+                                                  environment: .inherit.updating(settings),
+                                                  input: .none, output: .string(limit: 8 << 20), error: .string(limit: 8 << 20))
+            let status: Int32 = switch result.terminationStatus {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+            return Tool(status: status, output: result.standardOutput, error: result.standardError)
+        } catch {
+            return Tool(status: 127, output: "", error: "cannot run \(full[0]): \(error)")
+        }
+    }
+}

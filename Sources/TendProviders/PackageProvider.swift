@@ -1,0 +1,260 @@
+public import TendCore
+public import TendSpec
+
+/// `package`: a Debian package installed (at apt's candidate, the latest, or a pinned version,
+/// held while pinned) or absent (removed, or purged).
+///
+/// Observing reads the dpkg status file once for all packages and asks `apt-cache policy` once for
+/// all of them. Applying hands every ready package step to apt as one transaction, without
+/// prompts and keeping existing configuration files, waiting for the dpkg lock up to a timeout.
+public struct PackageProvider: ResourceProvider {
+    /// How long to wait for the dpkg lock held by another process.
+    public var lockTimeout: Int
+    /// Package lists older than this are refreshed (`apt-get update`) before a transaction that
+    /// installs or upgrades.
+    public var listsMaxAge: Duration
+
+    public init(lockTimeout: Int = 300, listsMaxAge: Duration = .seconds(3600)) {
+        self.lockTimeout = lockTimeout
+        self.listsMaxAge = listsMaxAge
+    }
+
+    public var kind: String { "package" }
+    public var appliesInBatches: Bool { true }
+
+    public enum State: String, Sendable, Hashable {
+        case installed, latest, absent
+    }
+
+    public struct Desired: DesiredState {
+        var name: String
+        var state: State
+        var version: String?
+        var purge: Bool
+
+        public var id: ResourceID { ResourceID(kind: "package", name: name) }
+
+        public func digest(into digest: inout Digest) {
+            digest.add("name", name)
+            digest.add("state", state.rawValue)
+            digest.add("version", version)
+            digest.add("purge", purge ? "true" : "false")
+        }
+    }
+
+    public struct Observed: ObservedState {
+        var package: DpkgPackage?
+        var policy: AptPolicy?
+        var listsStale: Bool
+        /// Packages the whole transaction would also install or remove (on the first package only).
+        var extras: [String]
+
+        public func fingerprint(into digest: inout Digest) {
+            digest.add("package", package.map { "\($0.version) \($0.want) \($0.state)" })
+            digest.add("candidate", policy?.candidate)
+        }
+
+        var installed: String? { package?.isInstalled == true ? package?.version : nil }
+    }
+
+    // MARK: Decoding
+
+    public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
+        var declaration = declaration
+        let name = declaration.name
+        let valid = name.count >= 2 && name.first.map { $0.isLowercase || $0.isNumber } == true
+            && name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.".contains($0) } && name.allSatisfy(\.isASCII)
+        guard valid else {
+            context.diagnostics.error("'\(name)' is not a Debian package name (lowercase letters, digits, + - and .)", at: declaration.nameLocation)
+            return nil
+        }
+        defer { declaration.attributes.finish(&context.diagnostics, context: "a package") }
+        var desired = Desired(name: name, state: .installed, version: nil, purge: false)
+        if let node = declaration.attributes.take("state"), let text = node.string("'state'", &context.diagnostics) {
+            if let state = State(rawValue: text) {
+                desired.state = state
+            } else {
+                context.diagnostics.error("'state' of a package must be installed, latest or absent, found '\(text)'", at: node.location)
+            }
+        }
+        if let node = declaration.attributes.take("version"), let version = node.string("'version'", &context.diagnostics) {
+            desired.version = version
+            if desired.state != .installed {
+                context.diagnostics.error("a pinned 'version' needs 'state: installed' (it is the default)", at: node.location)
+            }
+        }
+        if let node = declaration.attributes.take("purge"), let purge = node.bool("'purge'", &context.diagnostics) {
+            desired.purge = purge
+            if purge, desired.state != .absent {
+                context.diagnostics.error("'purge: true' goes with 'state: absent'", at: node.location)
+            }
+        }
+        return desired
+    }
+
+    // MARK: Observing
+
+    private static let statusMemo = "package.dpkg-status"
+    private static let policyMemo = "package.apt-policy"
+    private static let extrasMemo = "package.transaction-extras"
+
+    public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
+        let status = try Debian.status(host)
+        host.setMemo(Self.statusMemo, status)
+        let wanted = desired.filter { $0.state != .absent }.map(\.name)
+        let policy = try await Debian.policy(wanted, root: host.root)
+        host.setMemo(Self.policyMemo, policy)
+        // Ask apt, without changing anything, what the whole transaction would also do.
+        let arguments = desired.compactMap { Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) }
+        guard let first = desired.first(where: { Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil }),
+              !arguments.isEmpty else { return }
+        let simulation = await Tool.run(["apt-get", "-s", "-q", "--allow-downgrades", "--allow-change-held-packages", "install"] + arguments, root: host.root)
+        let declared = Set(desired.map(\.name))
+        var extras: [String] = []
+        for line in simulation.output.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.count >= 2, words[0] == "Inst" || words[0] == "Remv", !declared.contains(String(words[1])) else { continue }
+            let version = line.firstRange(of: "(").map { String(line[$0.upperBound...].prefix { $0 != " " && $0 != ")" }) }
+            extras.append((words[0] == "Inst" ? "installs " : "removes ") + String(words[1]) + (version.map { " (\($0))" } ?? ""))
+        }
+        host.setMemo(Self.extrasMemo, (first.name, extras))
+    }
+
+    public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
+        var status = host.memo(Self.statusMemo, as: [String: DpkgPackage].self)
+        if status == nil {
+            status = try Debian.status(host)
+            host.setMemo(Self.statusMemo, status!)
+        }
+        let packages = status ?? [:]
+        let policy = host.memo(Self.policyMemo, as: [String: AptPolicy].self)?[desired.name]
+        let stale = Debian.listsAge(host).map { $0 > listsMaxAge } ?? true
+        var observed = Observed(package: packages[desired.name], policy: policy, listsStale: stale, extras: [])
+        if let (owner, extras) = host.memo(Self.extrasMemo, as: (String, [String]).self), owner == desired.name {
+            observed.extras = extras
+        }
+        if let version = desired.version, let policy, !policy.versions.isEmpty, !policy.versions.contains(version), observed.installed != version {
+            throw HostError(path: desired.name, message: "version \(version) is not available (apt knows \(policy.versions.joined(separator: ", ")))")
+        }
+        if desired.state != .absent, observed.installed == nil, policy?.candidate == nil, !stale {
+            throw HostError(path: desired.name, message: "apt has no installation candidate for \(desired.name); is its repository in the sources?")
+        }
+        return observed
+    }
+
+    // MARK: Planning
+
+    public func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change? {
+        let installed = observed.installed
+        let held = observed.package?.isHeld ?? false
+        var attributes: [AttributeChange] = []
+        var notes: [String] = []
+        switch desired.state {
+        case .absent:
+            if let installed {
+                attributes.append(AttributeChange("version", before: installed, after: "(absent)"))
+                if desired.purge { notes.append("purge its configuration files") }
+            } else if desired.purge, observed.package?.state == "config-files" {
+                notes.append("purge the configuration files it left")
+            } else {
+                return nil
+            }
+            return Change(.delete, attributes: attributes, notes: notes + Self.extrasNote(observed))
+        case .installed, .latest:
+            let target = desired.version ?? (desired.state == .latest || installed == nil ? observed.policy?.candidate : installed)
+            if installed != target {
+                attributes.append(AttributeChange("version", before: installed ?? "(absent)", after: target ?? "(apt's candidate once the lists are refreshed)"))
+            }
+            if (desired.version != nil) != held {
+                attributes.append(AttributeChange("held", before: "\(held)", after: "\(desired.version != nil)"))
+            }
+            guard !attributes.isEmpty else { return nil }
+            if observed.listsStale, installed != target { notes.append("the package lists are refreshed first (apt-get update)") }
+            return Change(installed == nil ? .create : .update, attributes: attributes, notes: notes + Self.extrasNote(observed))
+        }
+    }
+
+    private static func extrasNote(_ observed: Observed) -> [String] {
+        observed.extras.isEmpty ? [] : ["the transaction also " + observed.extras.joined(separator: ", ")]
+    }
+
+    /// The `apt-get install` argument that brings the package to its state, or nil if none is needed.
+    static func argument(for desired: Desired, installed package: DpkgPackage?, candidate: String?) -> String? {
+        let installed = package?.isInstalled == true ? package?.version : nil
+        switch desired.state {
+        case .absent:
+            return installed != nil || (desired.purge && package?.state == "config-files") ? desired.name + "-" : nil
+        case .installed:
+            if let version = desired.version { return installed == version ? nil : "\(desired.name)=\(version)" }
+            return installed == nil ? desired.name : nil
+        case .latest:
+            return installed == nil || (candidate != nil && installed != candidate) ? desired.name : nil
+        }
+    }
+
+    // MARK: Applying
+
+    public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
+        throw HostError(path: desired.name, message: "packages are applied in batches")
+    }
+
+    /// One apt transaction for every ready package, then holds for pins, then a check of each
+    /// package against the dpkg database.
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
+        let root = host.reader.root
+        let status: [String: DpkgPackage]
+        do {
+            status = try Debian.status(host.reader)
+        } catch {
+            return batch.map { _ in error.description }
+        }
+        var failure: String?
+        let wanted = batch.map(\.desired)
+        let needsLists = wanted.contains { $0.state != .absent && Self.argument(for: $0, installed: status[$0.name], candidate: nil) != nil }
+        if needsLists, Debian.listsAge(host.reader).map({ $0 > listsMaxAge }) ?? true {
+            let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: root)
+            if update.status != 0 { failure = "apt-get update failed:\n" + update.errorLines }
+        }
+        let policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? [:]
+        let purges = wanted.filter { $0.state == .absent && $0.purge }
+        var arguments: [String] = []
+        for desired in wanted where !(desired.state == .absent && desired.purge) {
+            if let argument = Self.argument(for: desired, installed: status[desired.name], candidate: policy[desired.name]?.candidate) {
+                arguments.append(argument)
+            }
+        }
+        let common = ["-y", "-q", "--allow-downgrades", "--allow-change-held-packages",
+                      "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+                      "-o", "DPkg::Lock::Timeout=\(lockTimeout)"]
+        if failure == nil, !arguments.isEmpty {
+            let install = await Tool.run(["apt-get", "install"] + common + arguments, root: root)
+            if install.status != 0 {
+                failure = "apt-get exited \(install.status):\n" + install.errorLines
+                if install.errorLines.contains("lock"), let holder = Debian.lockHolder(host.reader) {
+                    failure! += "\nthe dpkg lock is held by \(holder); waited \(lockTimeout) s (--lock-timeout)"
+                }
+            }
+        }
+        if failure == nil, !purges.isEmpty {
+            let purge = await Tool.run(["apt-get", "purge"] + common + purges.map(\.name), root: root)
+            if purge.status != 0 { failure = "apt-get purge exited \(purge.status):\n" + purge.errorLines }
+        }
+        // Pins are held, released pins unheld.
+        let hold = wanted.filter { $0.version != nil && $0.state == .installed }.map(\.name)
+        let unhold = wanted.filter { $0.version == nil && $0.state != .absent && status[$0.name]?.isHeld == true }.map(\.name)
+        for (verb, names) in [("hold", hold), ("unhold", unhold)] where !names.isEmpty {
+            let mark = await Tool.run(["apt-mark", verb] + names, root: root)
+            if mark.status != 0, failure == nil { failure = "apt-mark \(verb) failed:\n" + mark.errorLines }
+        }
+        // Each package is judged by what dpkg now records, so the ones that made it are done.
+        guard let after = try? Debian.status(host.reader) else { return batch.map { _ in failure ?? "cannot read the dpkg database" } }
+        host.reader.setMemo(Self.statusMemo, after)
+        let refreshed = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
+        host.reader.setMemo(Self.policyMemo, refreshed)
+        host.reader.setMemo(Self.extrasMemo, ("", [String]()))
+        return wanted.map { desired in
+            let reached = Self.argument(for: desired, installed: after[desired.name], candidate: refreshed[desired.name]?.candidate) == nil
+            return reached ? nil : (failure ?? "\(desired.name) did not reach its state")
+        }
+    }
+}

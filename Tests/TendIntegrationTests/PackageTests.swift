@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+/// Small .deb packages built by the test, published as a local apt repository inside a test host.
+struct DebRepository: Sendable {
+    let folder: Scratch
+
+    struct Package: Sendable {
+        var name: String
+        var version: String
+        var depends: String? = nil
+        var postinst: String? = nil
+        var conffile: String? = nil
+    }
+
+    static let packages = [
+        Package(name: "tend-test-lib", version: "1.0-1"),
+        Package(name: "tend-test-app", version: "1.0-1", depends: "tend-test-lib"),
+        Package(name: "tend-test-app", version: "2.0-1", depends: "tend-test-lib"),
+        Package(name: "tend-test-conf", version: "1.0-1", conffile: "/etc/tend-test-conf.conf"),
+        Package(name: "tend-test-broken", version: "1.0-1", postinst: "#!/bin/sh\necho tend-test-postinst-failure >&2\nexit 1\n"),
+        Package(name: "tend-test-other", version: "1.0-1"),
+    ]
+
+    init() async throws {
+        folder = try Scratch("tend-debs")
+        for package in Self.packages {
+            let build = "build/\(package.name)-\(package.version)"
+            var control = "Package: \(package.name)\nVersion: \(package.version)\nArchitecture: all\nMaintainer: tend tests <tests@example.com>\nDescription: a package built by tend's tests\n"
+            if let depends = package.depends { control += "Depends: \(depends)\n" }
+            var files = ["\(build)/DEBIAN/control": control, "\(build)/usr/share/tend-test/\(package.name)": "\(package.version)\n"]
+            if let postinst = package.postinst { files["\(build)/DEBIAN/postinst"] = postinst }
+            if let conffile = package.conffile {
+                files["\(build)\(conffile)"] = "setting = default\n"
+                files["\(build)/DEBIAN/conffiles"] = conffile + "\n"
+            }
+            try folder.write(files)
+            if package.postinst != nil { chmod(folder.url("\(build)/DEBIAN/postinst"), 0o755) }
+            try FileManager.default.createDirectory(atPath: folder.url("repo"), withIntermediateDirectories: true)
+            try await sh("/usr/bin/dpkg-deb", ["--build", "--root-owner-group", folder.url(build), folder.url("repo/\(package.name)_\(package.version)_all.deb")])
+        }
+        let index = try await sh("/usr/bin/dpkg-scanpackages", ["-m", ".", "/dev/null"], in: folder.url("repo"))
+        try folder.write(["repo/Packages": index])
+    }
+
+    /// Publishes the repository in `host` as its only apt source and refreshes the lists.
+    func publish(in host: TestHost) async throws {
+        try FileManager.default.copyItem(atPath: folder.url("repo"), toPath: host.outside("/srv/debs"))
+        let setup = try await host.run(["sh", "-c", """
+            rm -f /etc/apt/sources.list /etc/apt/sources.list.d/* &&
+            echo 'deb [trusted=yes] file:/srv/debs ./' > /etc/apt/sources.list.d/tend-test.list &&
+            apt-get update -q
+            """])
+        #expect(setup.status == 0, "\(setup)")
+    }
+}
+
+@Suite("packages", .enabled(if: TestHost.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-scanpackages"),
+                            "needs test hosts and dpkg-scanpackages (dpkg-dev)"))
+struct PackageTests {
+    func configure(_ host: TestHost, _ resources: String) throws {
+        try host.write(["/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n", "/srv/config/site/packages.yaml": "resources:\n" + resources])
+    }
+
+    func installed(_ host: TestHost, _ name: String) async throws -> String {
+        try await host.run(["dpkg-query", "-W", "-f", "${Version} ${Status}", name]).stdout
+    }
+
+    @Test("install with a dependency, pin a downgrade (held), release the pin to latest, remove, purge; each second plan is empty")
+    func lifecycle() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, "  - package: tend-test-app\n  - package: tend-test-conf\n")
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.stdout.contains("+ package:tend-test-app"), "\(plan)")
+            #expect(plan.stdout.contains("version: (absent) → 2.0-1"))
+            #expect(plan.stdout.contains("the transaction also installs tend-test-lib (1.0-1)"))
+            var apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed")
+            #expect(try await self.installed(host, "tend-test-lib") == "1.0-1 install ok installed")
+            #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
+
+            try self.configure(host, "  - package: tend-test-app\n    version: \"1.0-1\"\n  - package: tend-test-conf\n")
+            let pin = try await host.tend(["plan", "/srv/config"])
+            #expect(pin.stdout.contains("version: 2.0-1 → 1.0-1"), "\(pin)")
+            #expect(pin.stdout.contains("held:    false → true"))
+            apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(try await self.installed(host, "tend-test-app") == "1.0-1 hold ok installed")
+            #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
+
+            try self.configure(host, "  - package: tend-test-app\n    state: latest\n  - package: tend-test-conf\n")
+            apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed")
+
+            try self.configure(host, "  - package: tend-test-app\n    state: absent\n  - package: tend-test-conf\n    state: absent\n")
+            apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            let removed = try await self.installed(host, "tend-test-app")
+            #expect(!removed.contains("ok installed"), "\(removed)")
+            #expect(try await self.installed(host, "tend-test-conf").hasSuffix("deinstall ok config-files"), "a removed package keeps its conffiles")
+            #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
+
+            try self.configure(host, "  - package: tend-test-conf\n    state: absent\n    purge: true\n")
+            apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(!FileManager.default.fileExists(atPath: host.outside("/etc/tend-test-conf.conf")), "purged with its configuration")
+            #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
+        }
+    }
+
+    @Test("a package whose postinst fails: its dependents are skipped, the rest converge, and apt's own lines say why")
+    func failingPostinst() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, """
+                  - package: tend-test-broken
+                  - package: tend-test-other
+                  - file: /etc/needs-broken
+                    content: "x\\n"
+                    requires: [package:tend-test-broken]
+                  - file: /etc/independent
+                    content: "y\\n"
+                """)
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 5, "\(apply)")
+            #expect(apply.stdout.contains("✗ package:tend-test-broken: failed"), "\(apply)")
+            #expect(apply.stdout.contains("tend-test-broken"))
+            #expect(apply.stdout.contains("post-installation script subprocess returned error exit status 1"))
+            #expect(apply.stdout.contains("+ package:tend-test-other: created"))
+            #expect(apply.stdout.contains("↷ file:/etc/needs-broken: skipped"))
+            #expect(apply.stdout.contains("+ file:/etc/independent: created"))
+            #expect(try await self.installed(host, "tend-test-other") == "1.0-1 install ok installed")
+        }
+    }
+
+    @Test("the dpkg lock held by another process: tend waits and proceeds, or gives up after its timeout naming the holder")
+    func dpkgLock() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, "  - package: tend-test-lib\n")
+            let holdLock = "import fcntl, sys, time\nf = open('/var/lib/dpkg/lock-frontend', 'w')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[1]))\n"
+            try host.write(["/srv/hold-lock.py": holdLock])
+            // Held for 60 s, tend waits 2 s: it gives up, says who holds the lock, changes nothing.
+            _ = try await host.run(["systemd-run", "--unit", "tend-test-lock", "--quiet", "python3", "/srv/hold-lock.py", "60"])
+            try await Task.sleep(for: .milliseconds(500))
+            let refused = try await host.tend(["apply", "/srv/config", "--lock-timeout", "2"])
+            #expect(refused.status == 5, "\(refused)")
+            #expect(refused.stdout.contains("E: Unable to acquire the dpkg frontend lock"), "\(refused)")
+            #expect(refused.stdout.contains("the dpkg lock is held by process"), "\(refused)")
+            #expect(refused.stdout.contains("(python3); waited 2 s"), "\(refused)")
+            _ = try await host.run(["systemctl", "stop", "tend-test-lock"])
+            // Held for 3 s, tend waits up to 60 s: it proceeds once the lock is free.
+            _ = try await host.run(["systemd-run", "--unit", "tend-test-lock2", "--quiet", "python3", "/srv/hold-lock.py", "3"])
+            try await Task.sleep(for: .milliseconds(500))
+            let waited = try await host.tend(["apply", "/srv/config", "--lock-timeout", "60"])
+            #expect(waited.status == 0, "\(waited)")
+            #expect(try await self.installed(host, "tend-test-lib") == "1.0-1 install ok installed")
+        }
+    }
+}
