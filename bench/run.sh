@@ -8,3 +8,5 @@ echo "## plan and apply of N files"; echo
 python3 bench/plan_apply.py "$bin/tend" "$@"
 echo; echo "## Git: deciding nothing changed"; echo
 python3 bench/git_fetch.py "$bin/tend" "$bin/tend-fetch-loop"
+echo; echo "## Packages"; echo
+python3 bench/packages.py "$bin/tend"

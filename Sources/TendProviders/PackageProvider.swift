@@ -97,11 +97,21 @@ public struct PackageProvider: ResourceProvider {
     private static let statusMemo = "package.dpkg-status"
     private static let policyMemo = "package.apt-policy"
     private static let extrasMemo = "package.transaction-extras"
+    private static let listsMemo = "package.lists-stale"
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
         let status = try Debian.status(host)
         host.setMemo(Self.statusMemo, status)
-        let wanted = desired.filter { $0.state != .absent }.map(\.name)
+        host.setMemo(Self.listsMemo, Debian.listsAge(host).map { $0 > listsMaxAge } ?? true)
+        // apt's candidates only for the packages that need one: to install, to upgrade, to pin.
+        let wanted = desired.filter { package in
+            let installed = status[package.name].flatMap { $0.isInstalled ? $0.version : nil }
+            switch package.state {
+            case .absent: return false
+            case .latest: return true
+            case .installed: return installed == nil || (package.version != nil && installed != package.version)
+            }
+        }.map(\.name)
         let policy = try await Debian.policy(wanted, root: host.root)
         host.setMemo(Self.policyMemo, policy)
         // Ask apt, without changing anything, what the whole transaction would also do.
@@ -128,7 +138,7 @@ public struct PackageProvider: ResourceProvider {
         }
         let packages = status ?? [:]
         let policy = host.memo(Self.policyMemo, as: [String: AptPolicy].self)?[desired.name]
-        let stale = Debian.listsAge(host).map { $0 > listsMaxAge } ?? true
+        let stale = host.memo(Self.listsMemo, as: Bool.self) ?? (Debian.listsAge(host).map { $0 > listsMaxAge } ?? true)
         var observed = Observed(package: packages[desired.name], policy: policy, listsStale: stale, extras: [])
         if let (owner, extras) = host.memo(Self.extrasMemo, as: (String, [String]).self), owner == desired.name {
             observed.extras = extras
