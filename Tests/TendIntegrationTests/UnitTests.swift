@@ -107,12 +107,21 @@ struct UnitTests {
                 }
                 try host.write(["/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n", "/srv/config/site/units.yaml": manifest])
             }
+            // Each daemon-reload emits the manager's Reloading signal (true, then false): watch the bus.
+            var watch = 0
             func reloads(during body: () async throws -> Void) async throws -> Int {
-                let cursor = try await host.run(["journalctl", "-n", "0", "--show-cursor", "--no-pager"]).stdout
-                    .split(separator: "\n").last.map { String($0.dropFirst("-- cursor: ".count)) } ?? ""
+                watch += 1
+                let unit = "tend-test-reload-watch-\(watch)", file = "/run/reloads-\(watch).json"
+                let started = try await host.run(["systemd-run", "--unit", unit, "--quiet", "-p", "StandardOutput=file:\(file)",
+                                                  "busctl", "monitor", "--system", "--json=short",
+                                                  "--match", "type='signal',interface='org.freedesktop.systemd1.Manager',member='Reloading'"])
+                #expect(started.status == 0, "\(started)")
+                try await Task.sleep(for: .milliseconds(500))
                 try await body()
-                let log = try await host.run(["journalctl", "--no-pager", "-o", "cat", "_PID=1", "--after-cursor", cursor])
-                return log.stdout.split(separator: "\n").filter { $0.hasPrefix("Reloading") && !$0.contains("requested") }.count
+                try await Task.sleep(for: .milliseconds(500))
+                _ = try await host.run(["systemctl", "stop", unit])
+                let log = (try? String(contentsOfFile: host.outside(file), encoding: .utf8)) ?? ""
+                return log.split(separator: "\n").filter { $0.contains("\"member\":\"Reloading\"") && $0.contains("true") }.count
             }
             try write("first")
             var count = try await reloads {
@@ -207,6 +216,7 @@ struct UnitTests {
             let service = try await host.run(["systemd-run", "--wait", "--collect", "--quiet", "/usr/local/bin/tend", "apply", "--repo", "/srv/repo", "--state-dir", "/var/lib/tend"])
             #expect(service.status == 0, "\(service)")
             #expect(FileManager.default.fileExists(atPath: host.outside("/etc/app/conf")))
+            _ = try await host.run(["journalctl", "--sync"])
             let json = try await host.run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
             let entries = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             let steps = entries.filter { $0["MESSAGE_ID"] as? String == "11342b278b194f0183efb57fe08b2f13" }
