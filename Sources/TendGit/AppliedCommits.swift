@@ -1,4 +1,5 @@
 import FoundationEssentials
+import TendSpec
 internal import Glibc
 
 /// The last commit applied from each source, kept in the state directory, so that a source that
@@ -16,7 +17,7 @@ public struct AppliedCommits: Sendable {
 
     /// The commit last applied from this source, if any.
     public var last: String? {
-        FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self).trimmed }.flatMap { $0.isEmpty ? nil : $0 }
+        FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Refuses `snapshot` unless it is the last applied commit or descends from it.

@@ -2,6 +2,7 @@ import FoundationEssentials
 internal import Glibc
 import Subprocess
 import SystemPackage
+import TendSpec
 
 /// Which signatures a commit must carry to be applied.
 public enum SignaturePolicy: Sendable, Hashable {
@@ -46,7 +47,7 @@ extension GitSnapshot {
         // Whether the signature matches the data, whoever made it.
         let check = await run("/usr/bin/ssh-keygen", ["-Y", "check-novalidate", "-n", "git", "-s", files.signature], input: files.payload)
         guard check.status == 0 else {
-            throw GitSourceError(.refused, "commit \(short) has a bad SSH signature (key \(fingerprint)): \(check.error.trimmed)")
+            throw GitSourceError(.refused, "commit \(short) has a bad SSH signature (key \(fingerprint)): \(check.error.trimmingWhitespace())")
         }
         let principals = await run("/usr/bin/ssh-keygen", ["-Y", "find-principals", "-s", files.signature, "-f", allowedSigners], input: nil)
         guard principals.status == 0, let principal = principals.output.split(separator: "\n").first.map(String.init) else {
@@ -54,7 +55,7 @@ extension GitSnapshot {
         }
         let verify = await run("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", allowedSigners, "-I", principal, "-n", "git", "-s", files.signature], input: files.payload)
         guard verify.status == 0 else {
-            throw GitSourceError(.refused, "commit \(short): the SSH signature by \(principal) (key \(fingerprint)) does not verify: \((verify.error + verify.output).trimmed)")
+            throw GitSourceError(.refused, "commit \(short): the SSH signature by \(principal) (key \(fingerprint)) does not verify: \((verify.error + verify.output).trimmingWhitespace())")
         }
     }
 
@@ -96,7 +97,7 @@ extension GitSnapshot {
         if let key = field("NO_PUBKEY", 2) ?? field("ERRSIG", 2) {
             throw GitSourceError(.refused, "commit \(short) is signed by OpenPGP key \(key), which is not in \(keyring)")
         }
-        throw GitSourceError(.refused, "commit \(short): the OpenPGP signature does not verify: \((result.error + result.output).trimmed)")
+        throw GitSourceError(.refused, "commit \(short): the OpenPGP signature does not verify: \((result.error + result.output).trimmingWhitespace())")
     }
 
     /// Runs a verification tool; its exit code is a result to inspect, not an error.
@@ -133,11 +134,5 @@ private struct SignatureFiles {
 
     func remove() {
         try? FileManager.default.removeItem(atPath: directory)
-    }
-}
-
-extension String {
-    var trimmed: String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Subprocess
 import SystemPackage
 public import TendCore
+import TendSpec
 
 /// One package as the dpkg status file records it.
 struct DpkgPackage: Sendable, Hashable {

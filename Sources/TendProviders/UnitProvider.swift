@@ -423,9 +423,3 @@ public struct UnitProvider: ResourceProvider {
         }
     }
 }
-
-extension StringProtocol {
-    func trimmingWhitespace() -> String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
-    }
-}
