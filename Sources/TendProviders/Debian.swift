@@ -126,7 +126,8 @@ struct Tool {
                                                     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
         do {
-            let result = try await Subprocess.run(.name(full[0]), arguments: Arguments(Array(full.dropFirst())),
+            let executable: Executable = full[0].contains("/") ? .path(FilePath(full[0])) : .name(full[0])
+            let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
                                                   environment: .inherit.updating(settings),
                                                   input: .none, output: .string(limit: 8 << 20), error: .string(limit: 8 << 20))
             let status: Int32 = switch result.terminationStatus {

@@ -163,4 +163,29 @@ struct PackageTests {
             #expect(try await self.installed(host, "tend-test-lib") == "1.0-1 install ok installed")
         }
     }
+
+    @Test("with --root, packages go into that root through a chroot; the host's own packages stay as they were")
+    func intoARoot() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            // An image root that looks like this Debian system, its writes kept apart in /run.
+            let image = try await host.run(["sh", "-c", """
+                mkdir -p /run/image-upper /run/image-work /srv/image &&
+                mount -t overlay overlay -o lowerdir=/,upperdir=/run/image-upper,workdir=/run/image-work /srv/image &&
+                mount --rbind /dev /srv/image/dev && mount -t proc proc /srv/image/proc
+                """])
+            #expect(image.status == 0, "\(image)")
+            try self.configure(host, "  - package: tend-test-app\n")
+            let plan = try await host.tend(["plan", "/srv/config", "--root", "/srv/image"])
+            #expect(plan.stdout.contains("version: (absent) → 2.0-1"), "\(plan)")
+            let apply = try await host.tend(["apply", "/srv/config", "--root", "/srv/image"])
+            #expect(apply.status == 0, "\(apply)")
+            let inImage = try await host.run(["chroot", "/srv/image", "dpkg-query", "-W", "-f", "${Version} ${Status}", "tend-test-app"])
+            #expect(inImage.stdout == "2.0-1 install ok installed", "\(inImage)")
+            let onHost = try await host.run(["dpkg-query", "-W", "-f", "${Status}", "tend-test-app"])
+            #expect(!onHost.stdout.contains("ok installed"), "the host itself is untouched: \(onHost)")
+            #expect(try await host.tend(["plan", "/srv/config", "--root", "/srv/image", "--detailed-exitcode"]).status == 0)
+        }
+    }
 }
