@@ -1,9 +1,12 @@
 public import TendSpec
+import Dispatch
+import FoundationEssentials
 
 /// The desired resources of one host, in dependency order, with the edges between them.
 public struct Catalog: Sendable {
     /// One resource of the catalog.
-    public struct Entry: Sendable {
+    /// A class, so that the planner's and executor's many passes share one copy of each entry.
+    public final class Entry: Sendable {
         public let id: ResourceID
         /// Where its name was written.
         public let location: SourceLocation
@@ -15,6 +18,16 @@ public struct Catalog: Sendable {
         /// The resources it notifies when it changes.
         public let notify: [ResourceID]
         let resource: any BoundResource
+
+        init(id: ResourceID, location: SourceLocation, dependencies: [ResourceID], dependencyPositions: [Int],
+             notify: [ResourceID], resource: any BoundResource) {
+            self.id = id
+            self.location = location
+            self.dependencies = dependencies
+            self.dependencyPositions = dependencyPositions
+            self.notify = notify
+            self.resource = resource
+        }
 
         /// The path it manages, if any.
         public var path: String? { resource.path }
@@ -48,16 +61,7 @@ extension Catalog {
     /// checks ids and references, adds the implicit edges and orders the graph. Every problem is
     /// collected; if there is any, throws them all.
     public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) throws(ConfigurationError) -> Catalog {
-        var context = DecodeContext(snapshot: snapshot)
-        var bound: [Declared] = []
-        bound.reserveCapacity(declarations.count)
-        for declaration in declarations {
-            if let resource = providers.bind(declaration, context: &context) {
-                bound.append(Declared(resource: resource, nameLocation: declaration.nameLocation,
-                                      requires: declaration.requires, notify: declaration.notify))
-            }
-        }
-        var diagnostics = context.diagnostics
+        var (bound, diagnostics) = decode(declarations, providers: providers, snapshot: snapshot)
 
         // Ids and paths must be unique.
         var byID: [ResourceID: Int] = [:]
@@ -147,6 +151,43 @@ extension Catalog {
                   dependencyPositions: dependencies[index].map { positionInOrder[$0] },
                   notify: notifies[index], resource: unique[index].resource)
         })
+    }
+
+    /// Decodes every declaration with its provider; large catalogs on several threads, each on
+    /// its own contiguous slice with its own diagnostics, merged in declaration order.
+    private static func decode(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) -> ([Declared], Diagnostics) {
+        let workers = declarations.count < 1024 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        let chunk = (declarations.count + workers - 1) / max(workers, 1)
+        let slices = UnsafeMutableBufferPointer<([Declared], Diagnostics)>.allocate(capacity: workers)
+        slices.initialize(repeating: ([], Diagnostics()))
+        defer { slices.deallocate() }
+        let shared = DecodeSlices(slices: slices)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var context = DecodeContext(snapshot: snapshot)
+            var bound: [Declared] = []
+            let range = (worker * chunk)..<min(declarations.count, (worker + 1) * chunk)
+            bound.reserveCapacity(range.count)
+            for declaration in declarations[range] {
+                if let resource = providers.bind(declaration, context: &context) {
+                    bound.append(Declared(resource: resource, nameLocation: declaration.nameLocation,
+                                          requires: declaration.requires, notify: declaration.notify))
+                }
+            }
+            shared.slices[worker] = (bound, context.diagnostics)
+        }
+        var bound: [Declared] = []
+        bound.reserveCapacity(declarations.count)
+        var diagnostics = Diagnostics()
+        for (slice, found) in slices {
+            bound.append(contentsOf: slice)
+            diagnostics.append(contentsOf: found)
+        }
+        return (bound, diagnostics)
+    }
+
+    /// One result slot per decoding thread; each thread writes only its own.
+    private struct DecodeSlices: @unchecked Sendable {
+        let slices: UnsafeMutableBufferPointer<([Declared], Diagnostics)>
     }
 
     /// What the graph needs of one decoded declaration.
