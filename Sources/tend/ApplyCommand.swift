@@ -100,6 +100,7 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         } else if !toApply.hasChanges, toApply.errors.isEmpty {
             Console.out("No changes. The host matches the configuration (\(toApply.resourceCount) resources).\n")
+            try record(opened)
             return
         }
         Console.out(style.bold("Applying \(toApply.sourceDescription)") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
@@ -113,15 +114,19 @@ struct ApplyCommand: AsyncParsableCommand {
             throw TendExit.unusableHost
         }
         Console.out(report.summary(style: style) + "\n")
-        if let git = opened.git, let applied = opened.applied {
-            do {
-                try applied.record(git)
-            } catch {
-                Console.error("tend: applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
-                throw TendExit.unusableHost
-            }
-        }
+        try record(opened)
         if !report.succeeded { throw TendExit.failures }
+    }
+
+    /// Records a Git source's commit as the last applied, for rewind protection.
+    private func record(_ opened: Console.OpenedSource) throws {
+        guard let git = opened.git, let applied = opened.applied else { return }
+        do {
+            try applied.record(git)
+        } catch {
+            Console.error("tend: applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
+            throw TendExit.unusableHost
+        }
     }
 }
 
