@@ -149,6 +149,15 @@ public struct UnitProvider: ResourceProvider {
 
     // MARK: Observing
 
+    private static let statusMemo = "unit.status"
+
+    /// The state of every declared unit in one round trip (ListUnitsByNames and
+    /// ListUnitFilesByPatterns for all of them), kept for `observe`.
+    public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
+        guard let services = host.services else { return }
+        host.setMemo(Self.statusMemo, try services.status(of: desired.map(\.name)))
+    }
+
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
         var observed = Observed(unitFile: nil, dropins: [:], status: nil, offline: nil)
         if desired.unitFile != nil, let status = try host.status(desired.unitFilePath) {
@@ -161,7 +170,11 @@ public struct UnitProvider: ResourceProvider {
             observed.dropins[dropin.name] = try host.read(desired.dropinPath(dropin.name))
         }
         if let services = host.services {
-            observed.status = try services.status(of: [desired.name])[desired.name]
+            if let known = host.memo(Self.statusMemo, as: [String: UnitStatus].self)?[desired.name] {
+                observed.status = known
+            } else {
+                observed.status = try services.status(of: [desired.name])[desired.name]
+            }
         } else if host.root == "/", desired.enabled != nil || desired.state != nil || desired.masked != nil {
             throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
         } else {
@@ -324,6 +337,12 @@ public struct UnitProvider: ResourceProvider {
             } catch {
                 failures[index] = error.description
             }
+        }
+        // The units changed: what observing kept of them is refreshed, in one round trip.
+        if var known = host.reader.memo(Self.statusMemo, as: [String: UnitStatus].self),
+           let now = try? services.status(of: batch.map(\.desired.name)) {
+            known.merge(now) { _, new in new }
+            host.reader.setMemo(Self.statusMemo, known)
         }
         return failures
     }
