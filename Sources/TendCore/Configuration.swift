@@ -13,10 +13,11 @@ public enum Configuration {
         let selected = loaded.declarations(for: facts)
         let selectedManifests = Set(selected.map(\.manifest))
         let others = loaded.manifests.values.filter { !selectedManifests.contains($0.path) }.flatMap(\.resources)
-        diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot))
+        let variables = TemplateVariables(config: loaded.config, facts: facts)
+        diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables))
         var catalog: Catalog?
         do {
-            catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot)
+            catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot, variables: variables)
         } catch {
             diagnostics.append(contentsOf: error.diagnostics)
         }

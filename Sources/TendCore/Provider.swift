@@ -113,10 +113,33 @@ extension ResourceProvider {
 /// list of problems found so far.
 public struct DecodeContext: Sendable {
     public let snapshot: any Snapshot
+    /// What templates see: the vars of tend.yaml and of the host entries that match, and `host`.
+    public let variables: TemplateVariables
     public var diagnostics = Diagnostics()
 
-    public init(snapshot: any Snapshot) {
+    public init(snapshot: any Snapshot, variables: TemplateVariables = TemplateVariables()) {
         self.snapshot = snapshot
+        self.variables = variables
+    }
+
+    /// Renders the Mustache template named relative to the declaring manifest, reporting a
+    /// missing file at `location` and a template error at its own `path:line:col`.
+    public mutating func renderTemplate(_ relative: String, of declaration: ResourceDeclaration, at location: SourceLocation) -> [UInt8]? {
+        guard let bytes = readSource(relative, of: declaration, at: location),
+              let path = RepositoryPath.resolve(relative, in: declaration.manifestDirectory) else { return nil }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            diagnostics.error("template '\(path)' is not UTF-8 text", at: location)
+            return nil
+        }
+        do {
+            return Array(try TemplateRenderer.render(text, with: variables).utf8)
+        } catch let error as TemplateError {
+            diagnostics.error(error.message, at: SourceLocation(file: path, line: error.line, column: error.column))
+            return nil
+        } catch {
+            diagnostics.error("template '\(path)': \(error)", at: location)
+            return nil
+        }
     }
 
     /// Reads a file named relative to the declaring manifest, reporting at `location` if it

@@ -3,8 +3,8 @@ public import TendSpec
 
 /// `file`: a regular file's content, mode, owner and group, or its absence.
 ///
-/// Content comes from `content` (text in the manifest) or `source` (a file of the repository,
-/// relative to the manifest). Without either, only the file's existence and attributes are managed.
+/// Content comes from `content` (text in the manifest), `source` (a file of the repository,
+/// relative to the manifest) or `template` (a Mustache template there, rendered with the vars). Without either, only the file's existence and attributes are managed.
 public struct FileProvider: ResourceProvider {
     public init() {}
 
@@ -47,19 +47,10 @@ public struct FileProvider: ResourceProvider {
         var declaration = declaration
         guard let attributes = PathAttributes(&declaration, ownership: true, context: &context) else { return nil }
         defer { declaration.attributes.finish(&context.diagnostics, context: "a file") }
-        var content: [UInt8]?
-        let contentNode = declaration.attributes.take("content")
-        let sourceNode = declaration.attributes.take("source")
-        if contentNode != nil, let sourceNode {
-            context.diagnostics.error("a file takes 'content' or 'source', not both", at: sourceNode.location)
-        } else if let contentNode, let text = contentNode.string("'content'", &context.diagnostics) {
-            content = Array(text.utf8)
-        } else if let sourceNode, let relative = sourceNode.string("'source'", &context.diagnostics) {
-            content = context.readSource(relative, of: declaration, at: sourceNode.location)
-            if content == nil { return nil }
-        }
-        if attributes.state == .absent, let node = contentNode ?? sourceNode {
-            context.diagnostics.error("an absent file has no content; remove '\(contentNode != nil ? "content" : "source")' or the 'state: absent'", at: node.location)
+        let (content, contentNode) = UnitProvider.decodeContent(&declaration, what: "a file", context: &context)
+        if contentNode != nil, content == nil { return nil }
+        if attributes.state == .absent, let node = contentNode {
+            context.diagnostics.error("an absent file has no content; remove '\(node.key)' or the 'state: absent'", at: node.location)
         }
         let sensitive = declaration.attributes.take("sensitive")?.bool("'sensitive'", &context.diagnostics) ?? false
         return Desired(attributes: attributes, content: content, sensitive: sensitive)

@@ -95,14 +95,9 @@ public struct UnitProvider: ResourceProvider {
         }
         defer { declaration.attributes.finish(&context.diagnostics, context: "a unit") }
         var desired = Desired(name: name, unitFile: nil, dropins: [], enabled: nil, state: nil, masked: nil)
-        let content = declaration.attributes.take("content"), source = declaration.attributes.take("source")
-        if content != nil, let source {
-            context.diagnostics.error("a unit takes 'content' or 'source', not both", at: source.location)
-        } else if let content, let text = content.string("'content'", &context.diagnostics) {
-            desired.unitFile = Array(text.utf8)
-        } else if let source, let relative = source.string("'source'", &context.diagnostics) {
-            desired.unitFile = context.readSource(relative, of: declaration, at: source.location)
-        }
+        let (unitFile, unitFileNode) = Self.decodeContent(&declaration, what: "a unit", context: &context)
+        desired.unitFile = unitFile
+        if unitFileNode != nil, unitFile == nil { return nil }
         if let node = declaration.attributes.take("dropins"), let pairs = node.mapping {
             for pair in pairs {
                 guard let file = pair.keyText else { continue }
@@ -145,6 +140,22 @@ public struct UnitProvider: ResourceProvider {
             }
         }
         return desired
+    }
+
+    /// Reads `content`, `source` or `template` (at most one), returning the bytes and which key
+    /// gave them with its position; the bytes are nil when that key's file is missing or broken.
+    static func decodeContent(_ declaration: inout ResourceDeclaration, what: String, context: inout DecodeContext) -> ([UInt8]?, (key: String, location: SourceLocation)?) {
+        let nodes = ["content", "source", "template"].compactMap { key in declaration.attributes.take(key).map { (key, $0) } }
+        guard let (key, node) = nodes.first else { return (nil, nil) }
+        if nodes.count > 1 {
+            context.diagnostics.error("\(what) takes one of 'content', 'source' or 'template', not '\(key)' and '\(nodes[1].0)'", at: nodes[1].1.location)
+        }
+        guard let text = node.string("'\(key)'", &context.diagnostics) else { return (nil, (key, node.location)) }
+        switch key {
+        case "content": return (Array(text.utf8), (key, node.location))
+        case "source": return (context.readSource(text, of: declaration, at: node.location), (key, node.location))
+        default: return (context.renderTemplate(text, of: declaration, at: node.location), (key, node.location))
+        }
     }
 
     // MARK: Observing

@@ -60,8 +60,9 @@ extension Catalog {
     /// Builds the catalog from declarations in declaration order: decodes each with its provider,
     /// checks ids and references, adds the implicit edges and orders the graph. Every problem is
     /// collected; if there is any, throws them all.
-    public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) throws(ConfigurationError) -> Catalog {
-        var (bound, diagnostics) = decode(declarations, providers: providers, snapshot: snapshot)
+    public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot,
+                             variables: TemplateVariables = TemplateVariables()) throws(ConfigurationError) -> Catalog {
+        var (bound, diagnostics) = decode(declarations, providers: providers, snapshot: snapshot, variables: variables)
 
         // Ids and paths must be unique.
         var byID: [ResourceID: Int] = [:]
@@ -155,7 +156,8 @@ extension Catalog {
 
     /// Decodes every declaration with its provider; large catalogs on several threads, each on
     /// its own contiguous slice with its own diagnostics, merged in declaration order.
-    private static func decode(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot) -> ([Declared], Diagnostics) {
+    private static func decode(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot,
+                               variables: TemplateVariables) -> ([Declared], Diagnostics) {
         let workers = declarations.count < 1024 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
         let chunk = (declarations.count + workers - 1) / max(workers, 1)
         let slices = UnsafeMutableBufferPointer<([Declared], Diagnostics)>.allocate(capacity: workers)
@@ -163,7 +165,7 @@ extension Catalog {
         defer { slices.deallocate() }
         let shared = DecodeSlices(slices: slices)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var context = DecodeContext(snapshot: snapshot)
+            var context = DecodeContext(snapshot: snapshot, variables: variables)
             var bound: [Declared] = []
             let range = (worker * chunk)..<min(declarations.count, (worker + 1) * chunk)
             bound.reserveCapacity(range.count)

@@ -17,8 +17,8 @@ public struct ProviderSet: Sendable {
     func provider(for kind: String) -> (any ResourceProvider)? { providers[kind] }
 
     /// The problems in `declarations` that their providers find when decoding them one by one.
-    public func check(_ declarations: [ResourceDeclaration], snapshot: any Snapshot) -> [Diagnostic] {
-        var context = DecodeContext(snapshot: snapshot)
+    public func check(_ declarations: [ResourceDeclaration], snapshot: any Snapshot, variables: TemplateVariables = TemplateVariables()) -> [Diagnostic] {
+        var context = DecodeContext(snapshot: snapshot, variables: variables)
         for declaration in declarations { _ = bind(declaration, context: &context) }
         return context.diagnostics.all
     }
