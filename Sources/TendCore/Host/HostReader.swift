@@ -1,4 +1,5 @@
 internal import SystemPackage
+import TendSpec
 internal import Glibc
 
 /// A read-only view of the host's filesystem under a root, for observing.
@@ -193,22 +194,11 @@ public final class HostReader {
     func readAll(_ fd: FileDescriptor, path: String) throws(HostError) -> [UInt8] {
         let info = try statusOfDescriptor(fd, path: path)
         guard info.type == .regular else { throw HostError(path: path, message: "is \(info.type.article), not a regular file") }
-        var bytes = [UInt8](repeating: 0, count: info.size + 1)
-        var count = 0
-        while true {
-            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(4096, bytes.count))) }
-            let n = bytes.withUnsafeMutableBytes { raw in
-                Glibc.read(fd.rawValue, raw.baseAddress! + count, raw.count - count)
-            }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw .system("read", path: path, Errno(rawValue: Glibc.errno))
-            }
-            if n == 0 { break }
-            count += n
+        do {
+            return try fd.readToEnd(sizeHint: info.size)
+        } catch {
+            throw .system("read", path: path, error)
         }
-        bytes.removeSubrange(count...)
-        return bytes
     }
 
     static func entries(ofDescriptor fd: FileDescriptor, path: String) throws(HostError) -> [String] {

@@ -81,27 +81,12 @@ public struct DirectorySnapshot: Snapshot {
             guard info.type == .regular else {
                 throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
             }
-            return try Self.readAll(fd, sizeHint: Int(info.size))
+            return try fd.readToEnd(sizeHint: Int(info.size))
         } catch let error as SnapshotError {
             throw error
         } catch {
             throw SnapshotError(.unreadable, path: path, message: "\(path): \(error)")
         }
-    }
-
-    static func readAll(_ fd: FileDescriptor, sizeHint: Int) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: max(sizeHint, 0) + 1)
-        var count = 0
-        while true {
-            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(bytes.count, 4096))) }
-            let n = try bytes.withUnsafeMutableBytes { raw in
-                try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[count...]))
-            }
-            if n == 0 { break }
-            count += n
-        }
-        bytes.removeSubrange(count...)
-        return bytes
     }
 
     private func lstatKind(_ path: String) -> SnapshotEntry.Kind {
