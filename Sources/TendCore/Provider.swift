@@ -64,6 +64,11 @@ public protocol ResourceProvider: Sendable {
     /// with every resource of this kind in the catalog. May run read-only tools.
     func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError)
 
+    /// Refreshes caches that planning reads but that are not declared state (apt's package
+    /// lists), before `tend apply` plans. Only the executor calls it, with its writer; `tend plan`
+    /// never does.
+    func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError)
+
     /// Reads the resource's actual state.
     func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed
 
@@ -96,6 +101,8 @@ extension ResourceProvider {
     public var appliesInBatches: Bool { false }
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {}
+
+    public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {}
 
     public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
         batch.map { item -> String? in

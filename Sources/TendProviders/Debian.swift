@@ -93,12 +93,16 @@ enum Debian {
         return nil
     }
 
-    /// The age of the package lists, or nil when there are none.
+    /// The age of the package lists, or nil when there are none: the newer of the lists and the
+    /// stamp Debian's apt touches after every successful update (apt.conf.d/15update-stamp), since
+    /// an update that finds nothing new leaves the lists' times alone.
     static func listsAge(_ host: HostReader) -> Duration? {
         let folder = "/var/lib/apt/lists"
         guard let names = try? host.entries(of: folder) else { return nil }
-        let newest = names.filter { $0.hasSuffix("_Packages") || $0.hasSuffix("Release") }
-            .compactMap { try? host.status(folder + "/" + $0)?.modificationTime }.max()
+        let stamp = (try? host.status("/var/lib/apt/periodic/update-success-stamp"))?.modificationTime
+        // Lists may be stored compressed (`_Packages.lz4` where apt is told to).
+        let newest = (names.filter { $0.contains("_Packages") || $0.hasSuffix("Release") }
+            .compactMap { try? host.status(folder + "/" + $0)?.modificationTime } + [stamp].compactMap { $0 }).max()
         guard let newest else { return nil }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
         return .nanoseconds(max(0, now - newest))

@@ -92,6 +92,20 @@ public struct PackageProvider: ResourceProvider {
         return desired
     }
 
+    // MARK: Refreshing
+
+    /// `apt-get update`, once, before `tend apply` plans: only when a package is to be installed or
+    /// kept at the latest version and the lists are older than `listsMaxAge`.
+    public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {
+        let status = try Debian.status(host.reader)
+        let needsLists = desired.contains { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
+        guard needsLists, Debian.listsAge(host.reader).map({ $0 > listsMaxAge }) ?? true else { return }
+        let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: host.reader.root)
+        guard update.status == 0 else {
+            throw HostError(path: "apt-get update", message: "refreshing the package lists failed:\n" + update.errorLines)
+        }
+    }
+
     // MARK: Observing
 
     private static let statusMemo = "package.dpkg-status"
@@ -179,7 +193,7 @@ public struct PackageProvider: ResourceProvider {
                 attributes.append(AttributeChange("held", before: "\(held)", after: "\(desired.version != nil)"))
             }
             guard !attributes.isEmpty else { return nil }
-            if observed.listsStale, installed != target { notes.append("the package lists are refreshed first (apt-get update)") }
+            if observed.listsStale, installed != target { notes.append("the package lists are old: tend apply refreshes them first (apt-get update)") }
             return Change(installed == nil ? .create : .update, attributes: attributes, notes: notes + Self.extrasNote(observed))
         }
     }
@@ -220,11 +234,6 @@ public struct PackageProvider: ResourceProvider {
         }
         var failure: String?
         let wanted = batch.map(\.desired)
-        let needsLists = wanted.contains { $0.state != .absent && Self.argument(for: $0, installed: status[$0.name], candidate: nil) != nil }
-        if needsLists, Debian.listsAge(host.reader).map({ $0 > listsMaxAge }) ?? true {
-            let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: root)
-            if update.status != 0 { failure = "apt-get update failed:\n" + update.errorLines }
-        }
         let policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? [:]
         let purges = wanted.filter { $0.state == .absent && $0.purge }
         var arguments: [String] = []

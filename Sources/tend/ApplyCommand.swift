@@ -78,6 +78,15 @@ struct ApplyCommand: AsyncParsableCommand {
         let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
         let toApply: Plan
+        if savedPlan == nil {
+            // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
+            // applied is made from them; a saved plan is applied as it was made.
+            do {
+                try await Executor(catalog: catalog, logger: logger).refresh(root: rootPath, services: services)
+            } catch {
+                Console.error("tend: \(error); planning with what is there")
+            }
+        }
         if let savedPlan {
             let stale = await planner.staleSteps(of: savedPlan, host: host)
             guard stale.isEmpty else {

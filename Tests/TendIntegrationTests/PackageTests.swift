@@ -20,11 +20,18 @@ struct DebRepository: Sendable {
         Package(name: "tend-test-conf", version: "1.0-1", conffile: "/etc/tend-test-conf.conf"),
         Package(name: "tend-test-broken", version: "1.0-1", postinst: "#!/bin/sh\necho tend-test-postinst-failure >&2\nexit 1\n"),
         Package(name: "tend-test-other", version: "1.0-1"),
+        // Published later, to see whether tend refreshes the package lists.
+        Package(name: "tend-test-app", version: "3.0-1", depends: "tend-test-lib"),
     ]
 
     init() async throws {
         folder = try Scratch("tend-debs")
         for package in Self.packages {
+            if package.version == "3.0-1" {
+                // The index as first published lacks it; Packages.later has it.
+                let index = try await sh("/usr/bin/dpkg-scanpackages", ["-m", ".", "/dev/null"], in: folder.url("repo"))
+                try folder.write(["repo/Packages": index])
+            }
             let build = "build/\(package.name)-\(package.version)"
             var control = "Package: \(package.name)\nVersion: \(package.version)\nArchitecture: all\nMaintainer: tend tests <tests@example.com>\nDescription: a package built by tend's tests\n"
             if let depends = package.depends { control += "Depends: \(depends)\n" }
@@ -39,8 +46,8 @@ struct DebRepository: Sendable {
             try FileManager.default.createDirectory(atPath: folder.url("repo"), withIntermediateDirectories: true)
             try await sh("/usr/bin/dpkg-deb", ["--build", "--root-owner-group", folder.url(build), folder.url("repo/\(package.name)_\(package.version)_all.deb")])
         }
-        let index = try await sh("/usr/bin/dpkg-scanpackages", ["-m", ".", "/dev/null"], in: folder.url("repo"))
-        try folder.write(["repo/Packages": index])
+        let later = try await sh("/usr/bin/dpkg-scanpackages", ["-m", ".", "/dev/null"], in: folder.url("repo"))
+        try folder.write(["repo/Packages.later": later])
     }
 
     /// Publishes the repository in `host` as its only apt source and refreshes the lists.
@@ -186,6 +193,29 @@ struct PackageTests {
             let onHost = try await host.run(["dpkg-query", "-W", "-f", "${Status}", "tend-test-app"])
             #expect(!onHost.stdout.contains("ok installed"), "the host itself is untouched: \(onHost)")
             #expect(try await host.tend(["plan", "/srv/config", "--root", "/srv/image", "--detailed-exitcode"]).status == 0)
+        }
+    }
+
+    @Test("package lists are refreshed once when older than --apt-max-age, and not when fresh")
+    func refreshesLists() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, "  - package: tend-test-app\n    state: latest\n")
+            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed")
+            // A new version is published; lists younger than the maximum age are kept.
+            try FileManager.default.removeItem(atPath: host.outside("/srv/debs/Packages"))
+            try FileManager.default.copyItem(atPath: host.outside("/srv/debs/Packages.later"), toPath: host.outside("/srv/debs/Packages"))
+            #expect(try await host.tend(["apply", "/srv/config", "--apt-max-age", "86400"]).status == 0)
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed")
+            // Older than the maximum age: apply refreshes them and upgrades to the new candidate.
+            let plan = try await host.tend(["plan", "/srv/config", "--apt-max-age", "0"])
+            #expect(plan.stdout.contains("No changes."), "tend plan never refreshes the lists: \(plan)")
+            let apply = try await host.tend(["apply", "/srv/config", "--apt-max-age", "0"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(apply.stdout.contains("~ package:tend-test-app: updated"), "\(apply)")
+            #expect(try await self.installed(host, "tend-test-app") == "3.0-1 install ok installed", "the refreshed lists brought 3.0-1")
         }
     }
 }

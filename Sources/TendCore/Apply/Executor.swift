@@ -14,6 +14,22 @@ public struct Executor: Sendable {
         self.logger = logger
     }
 
+    /// Lets each kind refresh the caches its planning reads (apt's package lists), under `root`,
+    /// before `tend apply` plans.
+    public func refresh(root: String, services: (any ServiceManager)? = nil) async throws(HostError) {
+        let writer = HostWriter(reader: try HostReader(root: root, services: services), services: services)
+        var byKind: [String: [any BoundResource]] = [:]
+        var order: [String] = []
+        for entry in catalog.entries {
+            if byKind[entry.id.kind] == nil { order.append(entry.id.kind) }
+            byKind[entry.id.kind, default: []].append(entry.resource)
+        }
+        for kind in order {
+            guard let resources = byKind[kind], let first = resources.first else { continue }
+            try await first.refresh(with: resources, host: writer)
+        }
+    }
+
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
     public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {

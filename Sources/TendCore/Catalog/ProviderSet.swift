@@ -48,6 +48,8 @@ protocol BoundResource: Sendable {
     func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?]
     /// Prefetches for this resource and `others` of the same kind.
     func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError)
+    /// Refreshes caches for this resource and `others` of the same kind.
+    func refresh(with others: [any BoundResource], host: HostWriter) async throws(HostError)
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
@@ -70,6 +72,10 @@ struct Bound<P: ResourceProvider>: BoundResource {
     func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError) {
         let all = others.compactMap { ($0 as? Bound<P>)?.desired }
         try await provider.prefetch(all, host: host)
+    }
+
+    func refresh(with others: [any BoundResource], host: HostWriter) async throws(HostError) {
+        try await provider.refresh(others.compactMap { ($0 as? Bound<P>)?.desired }, host: host)
     }
 
     func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?] {
