@@ -9,8 +9,6 @@ public protocol DesiredState: Sendable {
     var path: String? { get }
     /// Ids this resource must come after *if they are declared* (the user that owns a file).
     var implicitDependencies: [ResourceID] { get }
-    /// Whether the content must never be shown (plan, log, journal).
-    var isSensitive: Bool { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -19,7 +17,6 @@ public protocol DesiredState: Sendable {
 extension DesiredState {
     public var path: String? { nil }
     public var implicitDependencies: [ResourceID] { [] }
-    public var isSensitive: Bool { false }
 }
 
 /// What a provider read from the host about one resource.

@@ -1,6 +1,7 @@
 internal import CGit2
 import Dispatch
 import FoundationEssentials
+import TendSpec
 internal import Glibc
 
 /// What the C callbacks of one fetch share with the code that started it, passed as their payload.
@@ -23,7 +24,7 @@ final class FetchContext {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw GitSourceError(.unreachable, "cannot read the token file \(file)")
             }
-            token = String(String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).first ?? "")
+            token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
         } else {
             token = nil
         }

@@ -129,9 +129,11 @@ public struct PackageProvider: ResourceProvider {
         let policy = try await Debian.policy(wanted, root: host.root)
         host.setMemo(Self.policyMemo, policy)
         // Ask apt, without changing anything, what the whole transaction would also do.
-        let arguments = desired.compactMap { Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) }
-        guard let first = desired.first(where: { Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil }),
-              !arguments.isEmpty else { return }
+        let changing = desired.compactMap { package in
+            Self.argument(for: package, installed: status[package.name], candidate: policy[package.name]?.candidate).map { (package.name, $0) }
+        }
+        guard let first = changing.first else { return }
+        let arguments = changing.map(\.1)
         let simulation = await Tool.run(["apt-get", "-s", "-q", "--allow-downgrades", "--allow-change-held-packages", "install"] + arguments, root: host.root)
         let declared = Set(desired.map(\.name))
         var extras: [String] = []
@@ -141,7 +143,7 @@ public struct PackageProvider: ResourceProvider {
             let version = line.firstRange(of: "(").map { String(line[$0.upperBound...].prefix { $0 != " " && $0 != ")" }) }
             extras.append((words[0] == "Inst" ? "installs " : "removes ") + String(words[1]) + (version.map { " (\($0))" } ?? ""))
         }
-        host.setMemo(Self.extrasMemo, (first.name, extras))
+        host.setMemo(Self.extrasMemo, (first.0, extras))
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {

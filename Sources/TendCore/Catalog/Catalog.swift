@@ -31,7 +31,6 @@ public struct Catalog: Sendable {
 
         /// The path it manages, if any.
         public var path: String? { resource.path }
-        public var isSensitive: Bool { resource.isSensitive }
     }
 
     /// Every resource, each after everything it depends on; ties keep declaration order.

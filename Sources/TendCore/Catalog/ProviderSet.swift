@@ -40,7 +40,6 @@ protocol BoundResource: Sendable {
     var id: ResourceID { get }
     var path: String? { get }
     var implicitDependencies: [ResourceID] { get }
-    var isSensitive: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -64,7 +63,6 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var id: ResourceID { desired.id }
     var path: String? { desired.path }
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
-    var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }

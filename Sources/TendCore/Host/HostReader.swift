@@ -37,11 +37,6 @@ public final class HostReader {
         try? rootDescriptor.close()
     }
 
-    /// The real path of a host path, for messages.
-    public func realPath(_ path: String) -> String {
-        root == "/" ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
-    }
-
     /// `lstat` of `path`; nil when it or one of its folders does not exist.
     public func status(_ path: String) throws(HostError) -> FileStatus? {
         if path == "/" { return try statusOfDescriptor(rootDescriptor, path: path) }

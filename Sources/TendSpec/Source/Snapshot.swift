@@ -73,11 +73,6 @@ public struct SnapshotError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Snapshot {
-    /// Whether `path` names a regular file in the snapshot.
-    public func isFile(_ path: String) -> Bool {
-        kind(of: path) == .file
-    }
-
     /// The kind of the entry at `path`, or nil if there is none.
     public func kind(of path: String) -> SnapshotEntry.Kind? {
         if path.isEmpty { return .directory }
