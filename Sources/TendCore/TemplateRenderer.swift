@@ -49,12 +49,71 @@ public struct TemplateError: Error, Sendable {
 
 /// Mustache templates, rendered with swift-mustache.
 public enum TemplateRenderer {
+    /// The deepest nesting of sections (`{{#a}}…{{/a}}`, `{{^a}}`) a template may have: the
+    /// template parser recurses once per level, and a hostile template could nest thousands.
+    public static let maximumSectionDepth = 100
+
     public static func render(_ text: String, with variables: TemplateVariables) throws -> String {
+        if let (line, column) = positionTooDeep(text) {
+            throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column)
+        }
         do {
             return try MustacheTemplate(string: text).render(variables.values)
         } catch let error as MustacheTemplate.ParserError {
             throw TemplateError(message: "template error: " + describe(error.error), line: error.context.lineNumber, column: error.context.columnNumber + 1)
         }
+    }
+
+    /// Where sections first nest deeper than `maximumSectionDepth`, or nil. Follows set-delimiter
+    /// tags (`{{=<% %>=}}`) as Mustache does, so other delimiters cannot hide the nesting.
+    static func positionTooDeep(_ text: String) -> (line: Int, column: Int)? {
+        let bytes = Array(text.utf8)
+        var open = Array("{{".utf8), close = Array("}}".utf8)
+        var depth = 0, index = 0, line = 1, lineStart = 0
+        func matches(_ token: [UInt8], at position: Int) -> Bool {
+            position + token.count <= bytes.count && bytes[position..<position + token.count].elementsEqual(token)
+        }
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\n") {
+                line += 1
+                lineStart = index + 1
+                index += 1
+                continue
+            }
+            guard matches(open, at: index) else { index += 1; continue }
+            let tagStart = index
+            var cursor = index + open.count
+            while cursor < bytes.count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+            let sigil = cursor < bytes.count ? bytes[cursor] : 0
+            var end = cursor
+            while end < bytes.count, !matches(close, at: end) { end += 1 }
+            switch sigil {
+            case UInt8(ascii: "#"), UInt8(ascii: "^"):
+                depth += 1
+                if depth > maximumSectionDepth {
+                    return (line, String(decoding: bytes[lineStart..<tagStart], as: UTF8.self).count + 1)
+                }
+            case UInt8(ascii: "/"):
+                depth = max(0, depth - 1)
+            case UInt8(ascii: "="):
+                // {{=<% %>=}}: the new delimiters are the two words inside, without the '='s.
+                let inner = bytes[(cursor + 1)..<max(cursor + 1, end)]
+                let words = inner.split(separator: UInt8(ascii: " "))
+                if words.count == 2, var newClose = words.last.map(Array.init), newClose.last == UInt8(ascii: "=") {
+                    newClose.removeLast()
+                    if let newOpen = words.first.map(Array.init), !newOpen.isEmpty, !newClose.isEmpty {
+                        index = min(bytes.count, end + close.count)
+                        open = newOpen
+                        close = newClose
+                        continue
+                    }
+                }
+            default:
+                break
+            }
+            index = min(bytes.count, end + close.count)
+        }
+        return nil
     }
 
     private static func describe(_ error: any Error) -> String {

@@ -161,6 +161,16 @@ final class GitRepository: @unchecked Sendable {
             guard Self.kind(git_tree_entry_filemode(entry)) == .file else {
                 throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
             }
+            // The size from the object's header first: a huge blob is refused before it is inflated.
+            var odb: OpaquePointer?
+            if git_repository_odb(&odb, repo) == 0 {
+                defer { git_odb_free(odb) }
+                var size = 0
+                var type = GIT_OBJECT_BLOB
+                if git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry)) == 0, size > SnapshotLimits.fileSize {
+                    throw SnapshotError.tooLarge(path, size: size)
+                }
+            }
             var blob: OpaquePointer?
             guard git_blob_lookup(&blob, repo, git_tree_entry_id(entry)) == 0 else {
                 throw SnapshotError(.unreadable, path: path, message: "\(path): \(lastError(-1, "git_blob_lookup").message)")

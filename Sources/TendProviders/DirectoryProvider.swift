@@ -81,14 +81,14 @@ public struct DirectoryProvider: ResourceProvider {
         guard desired.attributes.state == .present else {
             guard let status = observed.status else { return nil }
             let notes = status.type == .directory ? (observed.entries.isEmpty ? [] : ["removes \(observed.entries.count) entries inside"]) : ["removes \(status.type.article)"]
-            return Change(.delete, notes: notes)
+            return Change(.delete, notes: notes, found: status.type)
         }
         var ownership = observed.ownership
         guard let status = observed.status, status.type == .directory else {
             ownership.mode = ownership.mode ?? 0o755
             let attributes = ownership.changes(from: nil, host: observed.names)
             guard let status = observed.status else { return Change(.create, attributes: attributes) }
-            return Change(.replace, attributes: attributes, notes: ["replaces \(status.type.article)"])
+            return Change(.replace, attributes: attributes, notes: ["replaces \(status.type.article)"], found: status.type)
         }
         let attributes = ownership.changes(from: status, host: observed.names)
         let unmanaged = desired.purge ? observed.entries.filter { !context.isManaged(HostPath.join(path, $0)) } : []
@@ -101,15 +101,23 @@ public struct DirectoryProvider: ResourceProvider {
         let (owner, group) = try desired.attributes.resolveAccounts(host.reader)
         switch change.action {
         case .delete:
-            try host.remove(path)
+            let found = change.found ?? .directory
+            // Without force, observing refused a folder with entries: one that has some now is left.
+            try host.remove(path, expected: found, recursive: found == .directory && desired.attributes.force)
         case .create, .replace:
-            if try host.reader.status(path) != nil { try host.remove(path) }
+            if change.action == .replace, let found = change.found {
+                try host.remove(path, expected: found, recursive: false)
+            }
             try host.makeParentDirectories(of: path)
             try host.makeDirectory(path, mode: desired.attributes.mode ?? 0o755,
                                    owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group)
         case .update, .restart, .reload:
             for name in change.removes {
-                try host.remove(HostPath.join(path, name))
+                // Purge: the plan listed these entries to be removed with what they hold.
+                let entry = HostPath.join(path, name)
+                if let found = try host.reader.status(entry)?.type {
+                    try host.remove(entry, expected: found, recursive: true)
+                }
             }
             if change.attributes.contains(where: { ["mode", "owner", "group"].contains($0.name) }) {
                 try host.setAttributes(path, type: .directory, mode: desired.attributes.mode, owner: owner, group: group)

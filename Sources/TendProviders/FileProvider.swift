@@ -17,6 +17,8 @@ public struct FileProvider: ResourceProvider {
         /// The bytes the file must hold, or nil to leave content alone.
         var content: [UInt8]?
         var sensitive: Bool
+        /// Show the content of a file that others may not read (`show_diff: true`).
+        var showDiff: Bool
 
         public var id: ResourceID { ResourceID(kind: "file", name: attributes.path) }
         public var path: String? { attributes.path }
@@ -26,6 +28,20 @@ public struct FileProvider: ResourceProvider {
             attributes.digest(into: &digest)
             digest.add("content", content ?? Array("\u{0}unmanaged".utf8))
             digest.add("sensitive", sensitive ? "true" : "false")
+            digest.add("show_diff", showDiff ? "true" : "false")
+        }
+
+        /// The mode a new file gets: the declared one; else 0600 for a sensitive file, 0644 otherwise.
+        var modeWhenCreated: UInt32 { attributes.mode ?? (sensitive ? 0o600 : 0o644) }
+
+        /// Whether content diffs must be hidden: the file is `sensitive`, or (unless `show_diff`)
+        /// its current or its new mode lets others not read it, as /etc/shadow's does.
+        func hidesContent(current: FileStatus?) -> Bool {
+            if sensitive { return true }
+            if showDiff { return false }
+            let othersMayNotRead = { (mode: UInt32) in mode & 0o004 == 0 }
+            if let current, current.type == .regular, othersMayNotRead(current.permissions) { return true }
+            return othersMayNotRead(attributes.mode ?? current.map(\.permissions) ?? modeWhenCreated)
         }
     }
 
@@ -52,7 +68,12 @@ public struct FileProvider: ResourceProvider {
             context.diagnostics.error("an absent file has no content; remove '\(node.key)' or the 'state: absent'", at: node.location)
         }
         let sensitive = declaration.attributes.take("sensitive")?.bool("'sensitive'", &context.diagnostics) ?? false
-        return Desired(attributes: attributes, content: content, sensitive: sensitive)
+        let showDiffNode = declaration.attributes.take("show_diff")
+        let showDiff = showDiffNode?.bool("'show_diff'", &context.diagnostics) ?? false
+        if sensitive, showDiff, let node = showDiffNode {
+            context.diagnostics.error("a sensitive file never shows its content; remove 'show_diff' or 'sensitive'", at: node.location)
+        }
+        return Desired(attributes: attributes, content: content, sensitive: sensitive, showDiff: showDiff)
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
@@ -84,52 +105,76 @@ public struct FileProvider: ResourceProvider {
 
     public func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change? {
         let path = desired.attributes.path
+        let hidden = desired.hidesContent(current: observed.status)
         guard desired.attributes.state == .present else {
             guard let status = observed.status else { return nil }
             let notes = status.type == .regular ? [] : ["removes \(status.type.article)"]
-            let content: ContentChange? = status.type == .regular && !desired.sensitive ? .binary(before: status.size, after: nil) : nil
-            return Change(.delete, content: content, notes: notes)
+            let content: ContentChange? = status.type == .regular && !hidden ? .binary(before: status.size, after: nil) : nil
+            return Change(.delete, content: content, notes: notes, found: status.type)
         }
         switch observed.status {
         case let status? where status.type == .regular:
             let attributes = observed.ownership.changes(from: status, host: observed.names)
             var content: ContentChange?
             if let wanted = desired.content, let current = observed.content, wanted != current {
-                content = .between(current, wanted, path: path, sensitive: desired.sensitive)
+                content = .between(current, wanted, path: path, sensitive: hidden)
             }
             guard !attributes.isEmpty || content != nil else { return nil }
-            return Change(.update, attributes: attributes, content: content)
+            var notes: [String] = []
+            if content == nil, status.linkCount > 1 {
+                notes.append(desired.attributes.force
+                    ? "changes all \(status.linkCount) hard links to this file (force: true)"
+                    : "is one of \(status.linkCount) hard links to one file: replaced by a copy, so the other names keep their owner and mode")
+            }
+            return Change(.update, attributes: attributes, content: content, notes: notes, found: .regular)
         case let status:
             var ownership = observed.ownership
-            ownership.mode = ownership.mode ?? 0o644
-            let content = ContentChange.between(nil, desired.content ?? [], path: path, sensitive: desired.sensitive)
+            ownership.mode = desired.modeWhenCreated
+            let content = ContentChange.between(nil, desired.content ?? [], path: path, sensitive: hidden)
             guard let status else {
                 return Change(.create, attributes: ownership.changes(from: nil, host: observed.names), content: content)
             }
             let replaced = status.type == .symlink ? "replaces a symbolic link to \(observed.linkTarget ?? "?")" : "replaces \(status.type.article) and everything in it"
-            return Change(.replace, attributes: ownership.changes(from: nil, host: observed.names), content: content, notes: [replaced])
+            return Change(.replace, attributes: ownership.changes(from: nil, host: observed.names), content: content, notes: [replaced], found: status.type)
         }
     }
 
+    /// Carries out `change`, checking at each write that the host still holds what the plan found
+    /// (`Change.found`): a path that appeared since is never replaced, a folder is removed with
+    /// its contents only when the plan said so.
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
         let path = desired.attributes.path
-        let current = try host.reader.status(path)
         let (owner, group) = try desired.attributes.resolveAccounts(host.reader)
         switch change.action {
         case .delete:
-            try host.remove(path)
+            let found = change.found ?? .regular
+            try host.remove(path, expected: found, recursive: found == .directory && desired.attributes.force)
         case .create, .replace:
-            if current?.type == .directory { try host.remove(path) }
-            try host.makeParentDirectories(of: path)
-            try host.writeFile(path, contents: desired.content ?? [], mode: desired.attributes.mode ?? 0o644,
-                               owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group)
-        case .update, .restart, .reload:
-            guard let current, current.type == .regular else {
-                throw HostError(path: path, message: "is no longer a regular file")
+            var replacing = change.action == .replace ? change.found : nil
+            if replacing == .directory {
+                try host.remove(path, expected: .directory, recursive: true)
+                replacing = nil
             }
-            if change.content != nil, let content = desired.content {
+            try host.makeParentDirectories(of: path)
+            try host.writeFile(path, contents: desired.content ?? [], mode: desired.modeWhenCreated,
+                               owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group, replacing: replacing)
+        case .update, .restart, .reload:
+            guard let current = try host.reader.status(path), current.type == .regular else {
+                throw HostError(path: path, message: "is no longer a regular file; it was left as it is")
+            }
+            let content: [UInt8]?
+            if change.content != nil, let wanted = desired.content {
+                content = wanted
+            } else if current.linkCount > 1, !desired.attributes.force {
+                // A hard link shares its inode with names outside tend's reach (perhaps outside the
+                // root): change this name only, by replacing it with a copy.
+                content = try host.reader.read(path)
+            } else {
+                content = nil
+            }
+            if let content {
                 try host.writeFile(path, contents: content, mode: desired.attributes.mode ?? current.permissions,
-                                   owner: owner ?? current.owner, group: group ?? current.group)
+                                   owner: owner ?? current.owner, group: group ?? current.group, replacing: .regular)
             } else {
                 try host.setAttributes(path, type: .regular, mode: desired.attributes.mode, owner: owner, group: group)
             }

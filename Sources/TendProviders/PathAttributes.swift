@@ -66,7 +66,14 @@ struct PathAttributes {
 
     private static func account(_ node: YAMLNode?, _ key: String, _ context: inout DecodeContext) -> AccountReference? {
         guard let node, let text = node.string("'\(key)'", &context.diagnostics) else { return nil }
-        if let id = UInt32(text) { return .id(id) }
+        if let id = UInt32(text) {
+            // (uid_t)-1 means "leave unchanged" to chown: it can never be an owner.
+            guard id != UInt32.max else {
+                context.diagnostics.error("'\(key)' \(id) is not a valid id: \(UInt32.max) means 'no change' to the kernel", at: node.location)
+                return nil
+            }
+            return .id(id)
+        }
         let valid = !text.isEmpty && text.utf8.count <= 32 && !text.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace })
         guard valid else {
             context.diagnostics.error("'\(key)' must be a \(key == "owner" ? "user" : "group") name or number, found '\(text)'", at: node.location)

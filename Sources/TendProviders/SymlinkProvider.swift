@@ -41,8 +41,14 @@ public struct SymlinkProvider: ResourceProvider {
         defer { declaration.attributes.finish(&context.diagnostics, context: "a symlink") }
         let targetNode = declaration.attributes.take("target")
         let target = targetNode?.string("'target'", &context.diagnostics)
-        if let targetNode, target?.isEmpty == true {
-            context.diagnostics.error("'target' must not be empty", at: targetNode.location)
+        if let targetNode, let target {
+            if target.isEmpty {
+                context.diagnostics.error("'target' must not be empty", at: targetNode.location)
+            } else if Printable.hasControlCharacters(target) {
+                context.diagnostics.error("'target' \(Printable.quoted(target)) contains a control character", at: targetNode.location)
+            } else if target.utf8.count > HostPath.maximumPathLength {
+                context.diagnostics.error("'target' is longer than \(HostPath.maximumPathLength) bytes", at: targetNode.location)
+            }
         }
         if attributes.state == .present, targetNode == nil {
             context.diagnostics.error("a symlink needs 'target:', the path it points to", at: declaration.nameLocation)
@@ -70,28 +76,33 @@ public struct SymlinkProvider: ResourceProvider {
         guard desired.attributes.state == .present, let target = desired.target else {
             guard let status = observed.status else { return nil }
             return Change(.delete, attributes: [AttributeChange("target", before: observed.target, after: nil)],
-                          notes: status.type == .symlink ? [] : ["removes \(status.type.article)"])
+                          notes: status.type == .symlink ? [] : ["removes \(status.type.article)"], found: status.type)
         }
         guard let status = observed.status else {
             return Change(.create, attributes: [AttributeChange("target", before: nil, after: target)])
         }
         guard status.type == .symlink else {
             return Change(.replace, attributes: [AttributeChange("target", before: nil, after: target)],
-                          notes: ["replaces \(status.type.article)\(status.type == .directory ? " and everything in it" : "")"])
+                          notes: ["replaces \(status.type.article)\(status.type == .directory ? " and everything in it" : "")"], found: status.type)
         }
         guard observed.target != target else { return nil }
-        return Change(.update, attributes: [AttributeChange("target", before: observed.target, after: target)])
+        return Change(.update, attributes: [AttributeChange("target", before: observed.target, after: target)], found: .symlink)
     }
 
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
         let path = desired.attributes.path
         switch change.action {
         case .delete:
-            try host.remove(path)
+            let found = change.found ?? .symlink
+            try host.remove(path, expected: found, recursive: found == .directory && desired.attributes.force)
         default:
-            if try host.reader.status(path)?.type == .directory { try host.remove(path) }
+            var replacing = change.action == .create ? nil : change.found
+            if replacing == .directory {
+                try host.remove(path, expected: .directory, recursive: true)
+                replacing = nil
+            }
             try host.makeParentDirectories(of: path)
-            try host.makeSymlink(path, target: desired.target ?? "")
+            try host.makeSymlink(path, target: desired.target ?? "", replacing: replacing)
         }
     }
 }

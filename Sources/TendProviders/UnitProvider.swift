@@ -89,8 +89,12 @@ public struct UnitProvider: ResourceProvider {
     public func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired? {
         var declaration = declaration
         let name = declaration.name
-        guard Self.suffixes.contains(where: { name.hasSuffix($0) && name.count > $0.count }), !name.contains("/") else {
-            context.diagnostics.error("'\(name)' is not a unit name; it needs one of the suffixes \(Self.suffixes.joined(separator: ", "))", at: declaration.nameLocation)
+        if let problem = UnitName.problem(in: name) {
+            context.diagnostics.error(problem, at: declaration.nameLocation)
+            return nil
+        }
+        guard Self.suffixes.contains(where: { name.hasSuffix($0) }) else {
+            context.diagnostics.error("\(Printable.quoted(name)) cannot be managed: tend manages units with the suffixes \(Self.suffixes.joined(separator: ", "))", at: declaration.nameLocation)
             return nil
         }
         defer { declaration.attributes.finish(&context.diagnostics, context: "a unit") }
@@ -98,11 +102,21 @@ public struct UnitProvider: ResourceProvider {
         let (unitFile, unitFileNode) = Self.decodeContent(&declaration, what: "a unit", context: &context)
         desired.unitFile = unitFile
         if unitFileNode != nil, unitFile == nil { return nil }
+        if let unitFile, let origin = unitFileNode {
+            // Under --root tend makes the [Install] links itself: every name there becomes a path.
+            for problem in UnitName.installProblems(of: unitFile) {
+                if let file = origin.file, origin.key == "source" {
+                    context.diagnostics.error("[Install] \(problem.message)", at: SourceLocation(file: file, line: problem.line, column: problem.column))
+                } else {
+                    context.diagnostics.error("[Install] \(problem.message) (line \(problem.line) of the unit file)", at: origin.location)
+                }
+            }
+        }
         if let node = declaration.attributes.take("dropins"), let pairs = node.mapping {
             for pair in pairs {
                 guard let file = pair.keyText else { continue }
-                guard file.hasSuffix(".conf"), !file.contains("/"), file.count > 5 else {
-                    context.diagnostics.error("drop-in '\(file)' must be a file name ending in .conf", at: pair.key.location)
+                guard file.hasSuffix(".conf"), !file.contains("/"), file.count > 5, file.utf8.count <= 255, !Printable.hasControlCharacters(file) else {
+                    context.diagnostics.error("drop-in \(Printable.quoted(file)) must be a file name ending in .conf, without '/' or control characters, of at most 255 bytes", at: pair.key.location)
                     continue
                 }
                 if let text = pair.value.scalar.map({ _ in pair.value.string("drop-in '\(file)'", &context.diagnostics) }) ?? nil {
@@ -144,17 +158,30 @@ public struct UnitProvider: ResourceProvider {
 
     /// Reads `content`, `source` or `template` (at most one), returning the bytes and which key
     /// gave them with its position; the bytes are nil when that key's file is missing or broken.
-    static func decodeContent(_ declaration: inout ResourceDeclaration, what: String, context: inout DecodeContext) -> ([UInt8]?, (key: String, location: SourceLocation)?) {
+    /// Where content came from: the key, where it was written, and for `source` and `template` the
+    /// repository path of the file.
+    struct ContentOrigin {
+        var key: String
+        var location: SourceLocation
+        var file: String?
+    }
+
+    static func decodeContent(_ declaration: inout ResourceDeclaration, what: String, context: inout DecodeContext) -> ([UInt8]?, ContentOrigin?) {
         let nodes = ["content", "source", "template"].compactMap { key in declaration.attributes.take(key).map { (key, $0) } }
         guard let (key, node) = nodes.first else { return (nil, nil) }
         if nodes.count > 1 {
             context.diagnostics.error("\(what) takes one of 'content', 'source' or 'template', not '\(key)' and '\(nodes[1].0)'", at: nodes[1].1.location)
         }
-        guard let text = node.string("'\(key)'", &context.diagnostics) else { return (nil, (key, node.location)) }
+        var origin = ContentOrigin(key: key, location: node.location)
+        guard let text = node.string("'\(key)'", &context.diagnostics) else { return (nil, origin) }
         switch key {
-        case "content": return (Array(text.utf8), (key, node.location))
-        case "source": return (context.readSource(text, of: declaration, at: node.location), (key, node.location))
-        default: return (context.renderTemplate(text, of: declaration, at: node.location), (key, node.location))
+        case "content": return (Array(text.utf8), origin)
+        case "source":
+            origin.file = RepositoryPath.resolve(text, in: declaration.manifestDirectory)
+            return (context.readSource(text, of: declaration, at: node.location), origin)
+        default:
+            origin.file = RepositoryPath.resolve(text, in: declaration.manifestDirectory)
+            return (context.renderTemplate(text, of: declaration, at: node.location), origin)
         }
     }
 
@@ -224,20 +251,17 @@ public struct UnitProvider: ResourceProvider {
         }
         guard let text else { return [] }
         var links: [String] = []
-        var inInstall = false
-        for rawLine in String(decoding: text, as: UTF8.self).split(separator: "\n") {
-            let line = rawLine.trimmingWhitespace()
-            if line.hasPrefix("[") { inInstall = line == "[Install]"; continue }
-            guard inInstall, let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingWhitespace()
-            let values = line[line.index(after: equals)...].split(separator: " ").map(String.init)
-            for value in values {
-                switch key {
-                case "WantedBy": links.append("\(unitDirectory)/\(value).wants/\(desired.name) \(unitPath)")
-                case "RequiredBy": links.append("\(unitDirectory)/\(value).requires/\(desired.name) \(unitPath)")
-                case "Alias": links.append("\(unitDirectory)/\(value) \(unitPath)")
-                default: break
-                }
+        for entry in UnitName.installEntries(of: text) {
+            // A unit file on the host is input too: a name that is a path would make a link elsewhere.
+            if let problem = UnitName.problem(in: entry.name) {
+                throw HostError(path: unitPath, message: "line \(entry.line): [Install] \(entry.key)=: \(problem)")
+            }
+            switch entry.key {
+            case "WantedBy": links.append("\(unitDirectory)/\(entry.name).wants/\(desired.name) \(unitPath)")
+            case "RequiredBy": links.append("\(unitDirectory)/\(entry.name).requires/\(desired.name) \(unitPath)")
+            case "UpheldBy": links.append("\(unitDirectory)/\(entry.name).upholds/\(desired.name) \(unitPath)")
+            case "Alias": links.append("\(unitDirectory)/\(entry.name) \(unitPath)")
+            default: break
             }
         }
         return links
@@ -366,18 +390,11 @@ public struct UnitProvider: ResourceProvider {
             try unmask(desired, host: host)
             changed = true
         }
-        if let content = desired.unitFile, try Self.contents(of: desired.unitFilePath, host.reader) != content {
-            try host.makeParentDirectories(of: desired.unitFilePath)
-            try host.writeFile(desired.unitFilePath, contents: content, mode: 0o644, owner: 0, group: 0)
-            changed = true
+        if let content = desired.unitFile {
+            changed = try write(content, to: desired.unitFilePath, host: host) || changed
         }
         for dropin in desired.dropins {
-            let path = desired.dropinPath(dropin.name)
-            if try Self.contents(of: path, host.reader) != dropin.content {
-                try host.makeParentDirectories(of: path)
-                try host.writeFile(path, contents: dropin.content, mode: 0o644, owner: 0, group: 0)
-                changed = true
-            }
+            changed = try write(dropin.content, to: desired.dropinPath(dropin.name), host: host) || changed
         }
         if desired.masked == true, change.changes("masked") {
             try mask(desired, host: host)
@@ -419,7 +436,8 @@ public struct UnitProvider: ResourceProvider {
         if let services = host.services {
             try services.change(.mask, unit: desired.name)
         } else {
-            try host.makeSymlink(Self.unitDirectory + "/" + desired.name, target: "/dev/null")
+            let path = Self.unitDirectory + "/" + desired.name
+            try host.makeSymlink(path, target: "/dev/null", replacing: try host.reader.status(path)?.type)
         }
     }
 
@@ -429,26 +447,36 @@ public struct UnitProvider: ResourceProvider {
         } else {
             let path = Self.unitDirectory + "/" + desired.name
             if try host.reader.status(path)?.type == .symlink {
-                if try host.reader.readLink(path) == "/dev/null" { try host.remove(path) }
+                if try host.reader.readLink(path) == "/dev/null" { try host.remove(path, expected: .symlink, recursive: false) }
             }
         }
     }
 
-    /// The bytes of the file at `path`, or nil if there is none.
-    private static func contents(of path: String, _ reader: HostReader) throws(HostError) -> [UInt8]? {
-        guard try reader.status(path) != nil else { return nil }
-        return try reader.read(path)
+    /// Writes a unit file or drop-in unless it already holds `content`; returns whether it wrote.
+    private func write(_ content: [UInt8], to path: String, host: HostWriter) throws(HostError) -> Bool {
+        let current = try host.reader.status(path)
+        if let current, current.type != .regular {
+            throw HostError(path: path, message: "is \(current.type.article), not a unit file; it was left as it is")
+        }
+        if current != nil, try host.reader.read(path) == content { return false }
+        try host.makeParentDirectories(of: path)
+        try host.writeFile(path, contents: content, mode: 0o644, owner: 0, group: 0, replacing: current?.type)
+        return true
     }
 
     /// Enables or disables without a manager: the [Install] links, as `systemctl --root` makes them.
     private func setLinks(_ desired: Desired, enabled: Bool, host: HostWriter) throws(HostError) {
         for link in try Self.enablementLinks(desired, host: host.reader) {
             let parts = link.split(separator: " ").map(String.init)
+            let current = try host.reader.status(parts[0])?.type
             if enabled {
+                guard current == nil || current == .symlink else {
+                    throw HostError(path: parts[0], message: "is \(current!.article) where the enablement link goes; it was left as it is")
+                }
                 try host.makeParentDirectories(of: parts[0])
-                try host.makeSymlink(parts[0], target: parts[1])
-            } else if try host.reader.status(parts[0])?.type == .symlink {
-                try host.remove(parts[0])
+                try host.makeSymlink(parts[0], target: parts[1], replacing: current)
+            } else if current == .symlink {
+                try host.remove(parts[0], expected: .symlink, recursive: false)
             }
         }
     }

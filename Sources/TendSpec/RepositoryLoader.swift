@@ -50,7 +50,7 @@ public struct RepositoryLoader: Sendable {
             result.diagnostics = diagnostics
             return result
         }
-        let config = decodeConfig(bytes, &diagnostics)
+        let config = Self.checkSize(bytes, file: Self.configFile, &diagnostics) ? decodeConfig(bytes, &diagnostics) : nil
         result.config = config
         for applied in config?.allApplied ?? [] {
             let paths = manifestPaths(for: applied, &diagnostics)
@@ -169,6 +169,7 @@ public struct RepositoryLoader: Sendable {
             diagnostics.error("cannot read manifest: \(error.message)", at: SourceLocation(file: path, line: 1, column: 1))
             return manifest
         }
+        guard Self.checkSize(bytes, file: path, &diagnostics) else { return manifest }
         let parsed = YAMLParser.parse(bytes, file: path)
         diagnostics.append(contentsOf: parsed.diagnostics)
         for document in parsed.documents where !document.isNull {
@@ -183,6 +184,13 @@ public struct RepositoryLoader: Sendable {
             reader.finish(&diagnostics, context: "a manifest")
         }
         return manifest
+    }
+
+    /// Whether a YAML file is within `SnapshotLimits.yamlFileSize`; reports it at its start if not.
+    private static func checkSize(_ bytes: [UInt8], file: String, _ diagnostics: inout Diagnostics) -> Bool {
+        guard bytes.count > SnapshotLimits.yamlFileSize else { return true }
+        diagnostics.error("the file is \(bytes.count) bytes; tend reads YAML files of at most \(SnapshotLimits.yamlFileSize >> 20) MiB", at: SourceLocation(file: file, line: 1, column: 1))
+        return false
     }
 
     private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {

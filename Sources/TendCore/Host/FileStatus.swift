@@ -2,7 +2,7 @@ internal import Glibc
 
 /// What `lstat` says about one path on the host.
 public struct FileStatus: Sendable, Hashable {
-    public enum FileType: String, Sendable, Hashable {
+    public enum FileType: String, Sendable, Hashable, Codable {
         case regular = "file", directory, symlink, other
 
         /// How a person names it ("a regular file").
@@ -22,6 +22,9 @@ public struct FileStatus: Sendable, Hashable {
     public var owner: UInt32
     public var group: UInt32
     public var size: Int
+    /// How many names the file has (`st_nlink`); above 1 for a regular file, other hard links
+    /// share its content, owner and mode.
+    public var linkCount: Int
     public var device: UInt64
     public var inode: UInt64
     /// Change time in nanoseconds; any write or attribute change moves it.
@@ -39,6 +42,7 @@ public struct FileStatus: Sendable, Hashable {
         owner = raw.st_uid
         group = raw.st_gid
         size = Int(raw.st_size)
+        linkCount = Int(raw.st_nlink)
         device = UInt64(raw.st_dev)
         inode = UInt64(raw.st_ino)
         changeTime = Int64(raw.st_ctim.tv_sec) * 1_000_000_000 + Int64(raw.st_ctim.tv_nsec)
@@ -65,9 +69,10 @@ public enum FileMode {
         return String(repeating: "0", count: max(0, 4 - text.count)) + text
     }
 
-    /// Reads `644`, `0644` or `2755` (octal, up to four digits).
+    /// Reads `644`, `0644` or `2755`: three or four octal digits and nothing else (no sign).
     public static func parse(_ text: String) -> UInt32? {
-        guard (3...4).contains(text.count), let value = UInt32(text, radix: 8), value <= 0o7777 else { return nil }
+        guard (3...4).contains(text.utf8.count), text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }),
+              let value = UInt32(text, radix: 8) else { return nil }
         return value
     }
 }

@@ -1,4 +1,5 @@
 public import SystemPackage
+import TendSpec
 
 /// A failure to read or change the host, naming the path and the system call.
 public struct HostError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -23,6 +24,11 @@ public struct HostError: Error, Sendable, Hashable, CustomStringConvertible {
         HostError(path: path, message: "\(errno) (\(function))", function: function, errno: errno)
     }
 
-    /// `/etc/motd: Permission denied (openat)`.
-    public var description: String { "\(path): \(message)" }
+    /// A failed atomic write of `path`.
+    init(_ error: AtomicFileError, path: String) {
+        self.init(path: path, message: error.message, function: error.function, errno: error.errno)
+    }
+
+    /// `/etc/motd: Permission denied (openat)`, the path with control characters shown visibly.
+    public var description: String { "\(Printable.escaped(path)): \(message)" }
 }

@@ -40,9 +40,10 @@ public final class HostReader {
     /// `lstat` of `path`; nil when it or one of its folders does not exist.
     public func status(_ path: String) throws(HostError) -> FileStatus? {
         if path == "/" { return try statusOfDescriptor(rootDescriptor, path: path) }
+        let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else { return nil }
         var raw = stat()
-        if fstatat(parent.rawValue, HostPath.name(of: path), &raw, AT_SYMLINK_NOFOLLOW) != 0 {
+        if fstatat(parent.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) != 0 {
             let code = Errno(rawValue: Glibc.errno)
             if code == .noSuchFileOrDirectory { return nil }
             throw .system("fstatat", path: path, code)
@@ -59,12 +60,13 @@ public final class HostReader {
 
     /// The target of the symbolic link at `path`.
     public func readLink(_ path: String) throws(HostError) -> String {
+        let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else {
             throw HostError(path: path, message: "no such file or directory")
         }
         var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = buffer.withUnsafeMutableBytes { raw in
-            readlinkat(parent.rawValue, HostPath.name(of: path), raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+            readlinkat(parent.rawValue, name, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
         }
         guard count >= 0 else { throw .system("readlinkat", path: path, Errno(rawValue: Glibc.errno)) }
         return String(decoding: buffer[..<count], as: UTF8.self)
@@ -127,14 +129,15 @@ public final class HostReader {
     func directory(_ path: String) throws(HostError) -> FileDescriptor? {
         if path == "/" { return rootDescriptor }
         if let cached = directories[path] { return cached }
+        let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else { return nil }
-        let fd = openat(parent.rawValue, HostPath.name(of: path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = openat(parent.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             let code = Errno(rawValue: Glibc.errno)
             if code == .noSuchFileOrDirectory { return nil }
             if code == .tooManySymbolicLinkLevels || code == .notDirectory {
                 var raw = stat()
-                if fstatat(parent.rawValue, HostPath.name(of: path), &raw, AT_SYMLINK_NOFOLLOW) == 0 {
+                if fstatat(parent.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) == 0 {
                     let found = FileStatus(raw)
                     if found.type == .symlink {
                         throw HostError(path: path, message: "is a symbolic link; tend never writes or reads through links", function: "openat", errno: code)
@@ -152,10 +155,11 @@ public final class HostReader {
 
     /// Opens the existing non-directory at `path` with `flags`, refusing links and special files.
     func openFile(_ path: String, flags: Int32) throws(HostError) -> FileDescriptor {
+        let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else {
             throw HostError(path: path, message: "no such file or directory", function: "openat", errno: .noSuchFileOrDirectory)
         }
-        let fd = openat(parent.rawValue, HostPath.name(of: path), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        let fd = openat(parent.rawValue, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             let code = Errno(rawValue: Glibc.errno)
             if code == .tooManySymbolicLinkLevels {
@@ -164,6 +168,17 @@ public final class HostReader {
             throw .system("openat", path: path, code)
         }
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// The last component of `path`, refused when walking the path could leave the root: a
+    /// relative path, or an empty, `.` or `..` component, or a NUL. Validation refuses such paths
+    /// long before; this is the last line, checked at every step of every walk.
+    func leaf(_ path: String) throws(HostError) -> String {
+        let name = HostPath.name(of: path)
+        guard path.utf8.first == UInt8(ascii: "/"), !name.isEmpty, name != ".", name != "..", !name.utf8.contains(0) else {
+            throw HostError(path: path, message: "is not a clean absolute path; tend never walks '..', '.' or empty components")
+        }
+        return name
     }
 
     /// Drops cached folders at or below `path` (after it was removed or replaced).

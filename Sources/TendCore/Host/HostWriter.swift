@@ -1,4 +1,5 @@
 internal import SystemPackage
+import TendSpec
 internal import Glibc
 
 /// The capability to change the host's filesystem under a root. Only the executor creates one.
@@ -16,7 +17,6 @@ public final class HostWriter {
     public let reader: HostReader
     /// The service manager, to change units with; nil when none runs for this root.
     public let services: (any ServiceManager)?
-    private var temporaryCounter = 0
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
 
@@ -46,34 +46,18 @@ public final class HostWriter {
         if copy >= 0 { unsyncedDirectories[path] = copy }
     }
 
-    /// Replaces (or creates) the regular file at `path` with `contents`, atomically.
-    public func writeFile(_ path: String, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32) throws(HostError) {
+    /// Writes the regular file at `path` with `contents`, atomically (`AtomicFile`). `replacing`
+    /// says what the plan found there: nil for nothing (the write fails if something appeared
+    /// since), or the type it may replace (anything else is put back and the write fails).
+    public func writeFile(_ path: String, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32,
+                          replacing: FileStatus.FileType?) throws(HostError) {
         let directory = try parentDirectory(of: path)
-        let name = HostPath.name(of: path)
-        temporaryCounter += 1
-        let temporary = ".\(name.prefix(200)).tend-\(getpid())-\(temporaryCounter)"
-        let fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o777))
-        guard fd >= 0 else { throw .system("openat", path: path, Errno(rawValue: Glibc.errno)) }
-        var renamed = false
-        defer {
-            close(fd)
-            if !renamed { unlinkat(directory.rawValue, temporary, 0) }
+        let name = try reader.leaf(path)
+        do {
+            try AtomicFile.write(contents, as: name, in: directory, mode: mode, owner: owner, group: group, replacing: Self.replacing(replacing))
+        } catch {
+            throw HostError(error, path: path)
         }
-        // Owner first: fchown clears setuid and setgid bits, so the mode comes after it.
-        try check(fchown(fd, owner, group), "fchown", path)
-        try check(fchmod(fd, mode_t(mode)), "fchmod", path)
-        var written = 0
-        while written < contents.count {
-            let n = contents.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + written, raw.count - written) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw .system("write", path: path, Errno(rawValue: Glibc.errno))
-            }
-            written += n
-        }
-        try check(fsync(fd), "fsync", path)
-        try check(renameat(directory.rawValue, temporary, directory.rawValue, name), "renameat", path)
-        renamed = true
         changed(directory, path: HostPath.parent(of: path) ?? "/")
     }
 
@@ -101,34 +85,79 @@ public final class HostWriter {
     /// Creates the folder at `path` with its final mode and owner.
     public func makeDirectory(_ path: String, mode: UInt32, owner: UInt32, group: UInt32) throws(HostError) {
         let parent = try parentDirectory(of: path)
-        let name = HostPath.name(of: path)
-        try check(mkdirat(parent.rawValue, name, mode_t(mode & 0o700)), "mkdirat", path)
+        let name = try reader.leaf(path)
+        if mkdirat(parent.rawValue, name, mode_t(mode & 0o700)) != 0 {
+            let code = Errno(rawValue: Glibc.errno)
+            if code == .fileExists {
+                let found = (try? reader.status(path))?.type.article ?? "something"
+                throw HostError(path: path, message: "\(found) appeared here since it was planned; nothing was replaced", function: "mkdirat", errno: code)
+            }
+            throw .system("mkdirat", path: path, code)
+        }
         changed(parent, path: HostPath.parent(of: path) ?? "/")
         try setAttributes(path, type: .directory, mode: mode, owner: owner, group: group)
     }
 
-    /// Makes `path` a symbolic link to `target`, replacing a link or file there atomically.
-    public func makeSymlink(_ path: String, target: String) throws(HostError) {
+    /// Makes `path` a symbolic link to `target`, atomically; `replacing` as for `writeFile`.
+    public func makeSymlink(_ path: String, target: String, replacing: FileStatus.FileType?) throws(HostError) {
         let directory = try parentDirectory(of: path)
-        let name = HostPath.name(of: path)
-        temporaryCounter += 1
-        let temporary = ".\(name.prefix(200)).tend-\(getpid())-\(temporaryCounter)"
-        try check(symlinkat(target, directory.rawValue, temporary), "symlinkat", path)
-        if renameat(directory.rawValue, temporary, directory.rawValue, name) != 0 {
-            let code = Errno(rawValue: Glibc.errno)
-            unlinkat(directory.rawValue, temporary, 0)
-            throw .system("renameat", path: path, code)
+        let name = try reader.leaf(path)
+        do {
+            try AtomicFile.symlink(target, as: name, in: directory, replacing: Self.replacing(replacing))
+        } catch {
+            throw HostError(error, path: path)
         }
         changed(directory, path: HostPath.parent(of: path) ?? "/")
     }
 
-    /// Removes whatever is at `path`; a folder with everything in it. Links are removed, never
-    /// followed.
-    public func remove(_ path: String) throws(HostError) {
+    /// Removes what is at `path`, which must still be of type `expected` (checked at the moment of
+    /// removing). A folder is removed with everything in it only when `recursive`; otherwise it
+    /// must be empty. Links are removed, never followed. Nothing there is not an error.
+    public func remove(_ path: String, expected: FileStatus.FileType, recursive: Bool) throws(HostError) {
+        let name = try reader.leaf(path)
         guard let parent = try reader.directory(HostPath.parent(of: path) ?? "/") else { return }
+        var raw = stat()
+        if fstatat(parent.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) != 0 {
+            if Glibc.errno == ENOENT { return }
+            throw .system("fstatat", path: path, Errno(rawValue: Glibc.errno))
+        }
+        let found = FileStatus(raw).type
+        guard found == expected else {
+            throw HostError(path: path, message: "is now \(found.article), not \(expected.article) as planned; it was left as it is")
+        }
         changed(parent, path: HostPath.parent(of: path) ?? "/")
-        try removeTree(in: parent, name: HostPath.name(of: path), path: path)
-        reader.forget(path)
+        defer { reader.forget(path) }
+        if found == .directory, !recursive {
+            if unlinkat(parent.rawValue, name, AT_REMOVEDIR) != 0 {
+                let code = Errno(rawValue: Glibc.errno)
+                if code == .directoryNotEmpty {
+                    throw HostError(path: path, message: "is no longer empty; it was left as it is (force: true removes a folder with its contents)", function: "unlinkat", errno: code)
+                }
+                throw .system("unlinkat", path: path, code)
+            }
+            return
+        }
+        try removeTree(in: parent, name: name, path: path)
+    }
+
+    /// Removes every temporary file that an interrupted tend left in the folders `paths` lie in
+    /// (`AtomicFile.isLeftover`), and returns their paths.
+    public func removeLeftovers(besides paths: [String]) -> [String] {
+        var folders = Set<String>()
+        for path in paths { if let parent = HostPath.parent(of: path) { folders.insert(parent) } }
+        var removed: [String] = []
+        for folder in folders.sorted() {
+            guard let fd = try? reader.directory(folder), let names = try? HostReader.entries(ofDescriptor: fd, path: folder) else { continue }
+            for name in names where AtomicFile.isLeftover(name) {
+                let kind = AtomicFile.kind(of: name, in: fd)
+                guard kind == .regularFile || kind == .symbolicLink else { continue }
+                if unlinkat(fd.rawValue, name, 0) == 0 {
+                    removed.append(HostPath.join(folder, name))
+                    changed(fd, path: folder)
+                }
+            }
+        }
+        return removed
     }
 
     /// Creates the missing folders above `path` (mode 0755, owned by root), as `mkdir -p` would.
@@ -136,6 +165,16 @@ public final class HostWriter {
         guard let parent = HostPath.parent(of: path), try reader.status(parent) == nil else { return }
         try makeParentDirectories(of: parent)
         try makeDirectory(parent, mode: 0o755, owner: 0, group: 0)
+    }
+
+    private static func replacing(_ type: FileStatus.FileType?) -> AtomicFile.Replacing {
+        switch type {
+        case nil: .nothing
+        case .regular?: .only(.regularFile)
+        case .symlink?: .only(.symbolicLink)
+        case .directory?: .only(.directory)
+        case .other?: .only(.special)
+        }
     }
 
     private func removeTree(in directory: FileDescriptor, name: String, path: String) throws(HostError) {

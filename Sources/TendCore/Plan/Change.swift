@@ -25,9 +25,14 @@ public struct Change: Sendable, Codable, Hashable {
     public var removes: [String]
     /// Further facts a reader needs ("replaces a symbolic link to /tmp/x").
     public var notes: [String]
+    /// For a delete or a replace of a path: what the plan found there. The step removes or
+    /// replaces only that; if the host holds something else by then, the step fails and leaves it.
+    public var found: FileStatus.FileType?
 
-    public init(_ action: Action, attributes: [AttributeChange] = [], content: ContentChange? = nil, removes: [String] = [], notes: [String] = []) {
+    public init(_ action: Action, attributes: [AttributeChange] = [], content: ContentChange? = nil, removes: [String] = [],
+                notes: [String] = [], found: FileStatus.FileType? = nil) {
         self.action = action
+        self.found = found
         self.attributes = attributes
         self.content = content
         self.removes = removes

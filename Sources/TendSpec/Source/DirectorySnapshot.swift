@@ -3,15 +3,21 @@ internal import Glibc
 
 /// The files of a local folder, read as they are when asked for.
 ///
-/// Symbolic links inside the folder are listed but never followed, as in a Git tree, so a
-/// `source:` cannot reach outside the repository through a link.
+/// Every read walks from the folder's own descriptor one name at a time with `O_NOFOLLOW`, as
+/// `HostReader` walks a root: a symbolic link inside the folder is listed but never followed, at
+/// the file or at any folder above it, just as a Git tree holds a link as a name and a target. So
+/// `files/etc -> /etc` cannot make `source: files/etc/shadow` read the host's /etc/shadow, and an
+/// `apply:` cannot load a manifest from outside. Only regular files are read (a FIFO would block
+/// forever), each of at most `SnapshotLimits.fileSize` bytes.
 public struct DirectorySnapshot: Snapshot {
     /// The folder as the user named it (used in messages).
     public let displayPath: String
     /// The folder's absolute path.
     public let absolutePath: FilePath
+    private let root: OpenFolder
 
-    /// Opens the folder at `path`; fails if it is missing or not a folder.
+    /// Opens the folder at `path` (following a link there: the user named it); fails if it is
+    /// missing or not a folder.
     public init(path: String) throws(SnapshotError) {
         displayPath = path
         var absolute = FilePath(path)
@@ -19,15 +25,16 @@ public struct DirectorySnapshot: Snapshot {
             absolute = FilePath(Self.currentDirectory()).pushing(absolute)
         }
         absolutePath = absolute.lexicallyNormalized()
-        let info: Stat
-        do {
-            info = try Stat(absolutePath)
-        } catch {
-            throw SnapshotError(.notFound, path: "", message: "\(path): \(error)")
+        let fd = Glibc.open(absolutePath.string, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            throw SnapshotError(.notFound, path: "", message: "\(path): \(Errno(rawValue: errno))")
         }
-        guard info.type == .directory else {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            close(fd)
             throw SnapshotError(.notADirectory, path: "", message: "\(path): not a directory")
         }
+        root = OpenFolder(fd)
     }
 
     public var description: String { displayPath }
@@ -37,24 +44,27 @@ public struct DirectorySnapshot: Snapshot {
     public var displayPrefix: String { displayPath == "." ? "" : displayPath }
 
     public func entries(in directory: String) throws(SnapshotError) -> [SnapshotEntry] {
-        let full = absolutePath.appending(directory).string
-        guard let handle = opendir(full) else {
-            let code = errno
-            throw SnapshotError(code == ENOENT ? .notFound : code == ENOTDIR ? .notADirectory : .unreadable,
-                                path: directory, message: "\(directory): \(Errno(rawValue: code))")
+        let folder = try open(folder: directory, for: directory)
+        defer { if folder != root.fd { close(folder) } }
+        let copy = dup(folder)
+        guard copy >= 0, let handle = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw SnapshotError(.unreadable, path: directory, message: "\(directory): \(Errno(rawValue: errno))")
         }
         defer { closedir(handle) }
+        rewinddir(handle)
         var result: [SnapshotEntry] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             if name == "." || name == ".." { continue }
             let kind: SnapshotEntry.Kind = switch Int32(entry.pointee.d_type) {
             case Int32(DT_REG): .file
             case Int32(DT_DIR): .directory
             case Int32(DT_LNK): .symlink
-            default: lstatKind(full + "/" + name)
+            case Int32(DT_UNKNOWN): Self.kind(of: name, in: folder)
+            default: .other
             }
             result.append(SnapshotEntry(name: name, kind: kind))
         }
@@ -62,36 +72,60 @@ public struct DirectorySnapshot: Snapshot {
     }
 
     public func read(_ path: String) throws(SnapshotError) -> [UInt8] {
-        let full = absolutePath.appending(path)
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(full, .readOnly, options: [.noFollow, .closeOnExec])
-        } catch {
-            let code: SnapshotError.Code = switch error {
-            case .noSuchFileOrDirectory: .notFound
-            case .tooManySymbolicLinkLevels: .notAFile
-            default: .unreadable
-            }
-            let reason = code == .notAFile ? "is a symbolic link" : "\(error)"
-            throw SnapshotError(code, path: path, message: "\(path): \(reason)")
+        let (parent, name) = RepositoryPath.split(path)
+        let folder = try open(folder: parent, for: path)
+        defer { if folder != root.fd { close(folder) } }
+        let fd = openat(folder, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw Self.error(errno, path: path, in: folder, name: name) }
+        let file = FileDescriptor(rawValue: fd)
+        defer { try? file.close() }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SnapshotError(.unreadable, path: path, message: "\(path): \(Errno(rawValue: errno))") }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
         }
-        defer { try? fd.close() }
+        guard info.st_size <= SnapshotLimits.fileSize else { throw .tooLarge(path, size: Int(info.st_size)) }
         do {
-            let info = try fd.stat()
-            guard info.type == .regular else {
-                throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
-            }
-            return try fd.readToEnd(sizeHint: Int(info.size))
-        } catch let error as SnapshotError {
-            throw error
+            return try file.readToEnd(sizeHint: Int(info.st_size), limit: SnapshotLimits.fileSize)
         } catch {
             throw SnapshotError(.unreadable, path: path, message: "\(path): \(error)")
         }
     }
 
-    private func lstatKind(_ path: String) -> SnapshotEntry.Kind {
+    /// The folder `directory` (relative, "" for the top), walked from the top without following
+    /// a link; the caller closes it unless it is the top's own descriptor.
+    private func open(folder directory: String, for requested: String) throws(SnapshotError) -> Int32 {
+        var current = root.fd
+        for component in directory.split(separator: "/") {
+            let name = String(component)
+            guard name != "..", name != "." else {
+                if current != root.fd { close(current) }
+                throw SnapshotError(.notFound, path: requested, message: "\(requested): leaves the repository")
+            }
+            let next = openat(current, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let code = errno
+            let error = next < 0 ? Self.error(code, path: requested, in: current, name: name) : nil
+            if current != root.fd { close(current) }
+            if let error { throw error }
+            current = next
+        }
+        return current
+    }
+
+    private static func error(_ code: Int32, path: String, in folder: Int32, name: String) -> SnapshotError {
+        if code == ENOENT { return SnapshotError(.notFound, path: path, message: "\(path): not found") }
+        if code == ELOOP || code == ENOTDIR {
+            if kind(of: name, in: folder) == .symlink {
+                return SnapshotError(.notAFile, path: path, message: "\(path): '\(name)' is a symbolic link, which tend never follows in a configuration (as in a Git tree)")
+            }
+            return SnapshotError(.notADirectory, path: path, message: "\(path): '\(name)' is not a directory")
+        }
+        return SnapshotError(.unreadable, path: path, message: "\(path): \(Errno(rawValue: code))")
+    }
+
+    private static func kind(of name: String, in folder: Int32) -> SnapshotEntry.Kind {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return .other }
+        guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return .other }
         switch info.st_mode & S_IFMT {
         case S_IFREG: return .file
         case S_IFDIR: return .directory
@@ -105,4 +139,15 @@ public struct DirectorySnapshot: Snapshot {
         guard getcwd(&buffer, buffer.count) != nil else { return "/" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// The descriptor of the snapshot's folder, closed when the last copy of the snapshot goes.
+private final class OpenFolder: Sendable {
+    let fd: Int32
+
+    init(_ fd: Int32) {
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
 }

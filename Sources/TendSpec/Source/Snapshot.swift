@@ -56,7 +56,7 @@ public struct SnapshotOrigin: Codable, Sendable, Hashable {
 /// A file or folder of the snapshot could not be read.
 public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Hashable {
-        case notFound, notAFile, notADirectory, unreadable
+        case notFound, notAFile, notADirectory, unreadable, tooLarge
     }
 
     public var code: Code
@@ -70,6 +70,20 @@ public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// A file over `SnapshotLimits.fileSize`.
+    public static func tooLarge(_ path: String, size: Int) -> SnapshotError {
+        SnapshotError(.tooLarge, path: path, message: "\(path): is \(size) bytes; tend reads files of at most \(SnapshotLimits.fileSize >> 20) MiB from a configuration")
+    }
+}
+
+/// What tend reads from a configuration at most, so that a hostile repository cannot exhaust the
+/// host's memory or time. Each limit is reported at the position where it was passed.
+public enum SnapshotLimits {
+    /// Any one file (`source:`, `template:`).
+    public static let fileSize = 64 << 20
+    /// tend.yaml and each manifest.
+    public static let yamlFileSize = 8 << 20
 }
 
 extension Snapshot {

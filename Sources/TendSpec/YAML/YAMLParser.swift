@@ -5,7 +5,17 @@ internal import CYAML
 /// libyaml reports syntax errors; this layer adds what it leaves to its caller: duplicate mapping
 /// keys, undefined aliases, and `<<` merge keys. Every problem is returned as a diagnostic with its
 /// `path:line:col`; a syntax error ends the parse of that file, the others do not.
+///
+/// A repository is hostile input, so two limits end the parse of a file where they are passed:
+/// nesting deeper than `maximumDepth` (every later stage walks nodes recursively) and a document
+/// whose aliases expand it to more than `maximumNodes` nodes (a "billion laughs" is a few lines
+/// that expand to billions).
 public enum YAMLParser {
+    /// The deepest nesting of sequences and mappings read.
+    public static let maximumDepth = 100
+    /// The most nodes one document may hold once every alias is expanded.
+    public static let maximumNodes = 1_000_000
+
     /// The documents of one file (an empty file has none) and the problems found in it.
     public struct Result: Sendable {
         public var documents: [YAMLNode]
@@ -33,9 +43,9 @@ public enum YAMLParser {
                     return
                 }
                 let type = event.type
-                builder.handle(event)
+                let goOn = builder.handle(event)
                 yaml_event_delete(&event)
-                if type == YAML_STREAM_END_EVENT { return }
+                if type == YAML_STREAM_END_EVENT || !goOn { return }
             }
         }
         return Result(documents: builder.documents, diagnostics: builder.diagnostics)
@@ -79,25 +89,31 @@ private struct TreeBuilder {
         var location: SourceLocation
         var tag: String?
         var anchor: String?
+        /// How many nodes it holds, with aliases counted at the size of what they stand for.
+        var weight = 1
     }
 
     let file: String
     var documents: [YAMLNode] = []
     var diagnostics: [Diagnostic] = []
     var stack: [Frame] = []
-    var anchors: [String: YAMLNode] = [:]
+    var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
     var documentHasRoot = false
+    /// Nodes in the current document, aliases counted at the size of what they stand for.
+    var documentWeight = 0
 
     init(file: String) {
         self.file = file
     }
 
-    mutating func handle(_ event: yaml_event_t) {
+    /// Takes one event; false when a limit was passed and parsing must stop.
+    mutating func handle(_ event: yaml_event_t) -> Bool {
         let location = SourceLocation(file: file, line: event.start_mark.line + 1, column: event.start_mark.column + 1)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             anchors = [:]
             documentHasRoot = false
+            documentWeight = 0
         case YAML_DOCUMENT_END_EVENT:
             if !documentHasRoot {
                 documents.append(YAMLNode(.scalar(YAMLScalar("")), at: location))
@@ -113,39 +129,48 @@ private struct TreeBuilder {
             default: .plain
             }
             let node = YAMLNode(.scalar(YAMLScalar(text, style: style)), at: location, tag: cString(data.tag))
-            complete(node, anchor: cString(data.anchor))
+            complete(node, weight: 1, anchor: cString(data.anchor))
+            return count(1, at: location)
         case YAML_ALIAS_EVENT:
             let name = cString(event.data.alias.anchor) ?? ""
             if let target = anchors[name] {
-                complete(target, anchor: nil)
-            } else {
-                diagnostics.append(Diagnostic("undefined alias '*\(name)'", at: location))
-                complete(YAMLNode(.scalar(YAMLScalar("")), at: location), anchor: nil)
+                guard count(target.weight, at: location) else { return false }
+                complete(target.node, weight: target.weight, anchor: nil)
+                return true
             }
-        case YAML_SEQUENCE_START_EVENT:
-            let data = event.data.sequence_start
-            stack.append(Frame(isMapping: false, location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
-        case YAML_MAPPING_START_EVENT:
-            let data = event.data.mapping_start
-            stack.append(Frame(isMapping: true, location: location, tag: cString(data.tag), anchor: cString(data.anchor)))
+            diagnostics.append(Diagnostic("undefined alias '*\(Printable.escaped(name))'", at: location))
+            complete(YAMLNode(.scalar(YAMLScalar("")), at: location), weight: 1, anchor: nil)
+        case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+            guard stack.count < YAMLParser.maximumDepth else {
+                diagnostics.append(Diagnostic("nesting deeper than \(YAMLParser.maximumDepth) levels; tend stops reading this file here", at: location))
+                return false
+            }
+            let isMapping = event.type == YAML_MAPPING_START_EVENT
+            let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag
+            let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
+            stack.append(Frame(isMapping: isMapping, location: location, tag: cString(tag), anchor: cString(anchor)))
+            return count(1, at: location)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            guard let frame = stack.popLast() else { return }
+            guard let frame = stack.popLast() else { return true }
             let content: YAMLNode.Content = frame.isMapping ? .mapping(resolve(frame.pairs)) : .sequence(frame.items)
-            complete(YAMLNode(content, at: frame.location, tag: frame.tag), anchor: frame.anchor)
+            complete(YAMLNode(content, at: frame.location, tag: frame.tag), weight: frame.weight, anchor: frame.anchor)
         default:
             break
         }
+        return true
     }
 
-    /// Hands a finished node to its parent, or makes it the document's root.
-    private mutating func complete(_ node: YAMLNode, anchor: String?) {
-        if let anchor { anchors[anchor] = node }
+    /// Hands a finished node, which stands for `weight` nodes, to its parent, or makes it the
+    /// document's root.
+    private mutating func complete(_ node: YAMLNode, weight: Int, anchor: String?) {
+        if let anchor { anchors[anchor] = (node, weight) }
         let top = stack.count - 1
         guard top >= 0 else {
             documents.append(node)
             documentHasRoot = true
             return
         }
+        stack[top].weight += weight
         if !stack[top].isMapping {
             stack[top].items.append(node)
         } else if let key = stack[top].pendingKey {
@@ -154,6 +179,16 @@ private struct TreeBuilder {
         } else {
             stack[top].pendingKey = node
         }
+    }
+
+    /// Counts `weight` more nodes in the document; false (reported) past `maximumNodes`.
+    private mutating func count(_ weight: Int, at location: SourceLocation) -> Bool {
+        documentWeight += weight
+        guard documentWeight <= YAMLParser.maximumNodes else {
+            diagnostics.append(Diagnostic("aliases expand this document to more than \(YAMLParser.maximumNodes) nodes; tend stops reading this file here", at: location))
+            return false
+        }
+        return true
     }
 
     /// Rejects duplicate and non-scalar keys and applies `<<` merge keys (explicit keys win, then

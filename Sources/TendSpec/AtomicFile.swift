@@ -1,0 +1,224 @@
+public import SystemPackage
+internal import Glibc
+import Synchronization
+
+/// The one way tend writes a file, whether a managed file under a root or one of its own (state,
+/// plan files): a temporary file in the same folder, created with its final owner and mode before
+/// any byte is written, synced, and renamed into place. A reader sees the old file or the new one,
+/// never a torn one, and a kill at any moment leaves at most a temporary file that the next run
+/// removes (`isLeftover`).
+///
+/// Lives in TendSpec, the target every other one depends on, so that TendGit (which knows nothing
+/// of resources) writes its records with the same primitive as the executor.
+public enum AtomicFile {
+    /// What the rename may replace. The check is made by the rename itself (`renameat2` with
+    /// `RENAME_NOREPLACE` or `RENAME_EXCHANGE`), so nothing that appeared since it was planned is
+    /// ever lost.
+    public enum Replacing: Sendable, Hashable {
+        /// Nothing may be at the name: the rename fails if something appeared.
+        case nothing
+        /// Only what is of this kind; anything else is put back and the write fails.
+        case only(Kind)
+        /// Whatever is there (tend's own files, which no one else writes).
+        case anything
+    }
+
+    /// The kind of what is found at a name, as far as replacing it is concerned.
+    public enum Kind: String, Sendable, Hashable {
+        case regularFile = "a regular file"
+        case symbolicLink = "a symbolic link"
+        case directory = "a directory"
+        case special = "a special file"
+    }
+
+    /// Writes `contents` as `name` in the open folder `directory`. `owner` and `group` are set
+    /// first (fchown clears setuid and setgid, so the mode comes after it). The folder itself is
+    /// not synced: callers that write many files sync each folder once (`syncDirectory`).
+    public static func write(_ contents: [UInt8], as name: String, in directory: FileDescriptor, mode: UInt32,
+                             owner: UInt32? = nil, group: UInt32? = nil, replacing: Replacing) throws(AtomicFileError) {
+        let temporary = temporaryName(for: name)
+        let fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o700))
+        guard fd >= 0 else { throw .system("openat", errno) }
+        var placed = false
+        defer {
+            close(fd)
+            if !placed { unlinkat(directory.rawValue, temporary, 0) }
+        }
+        if owner != nil || group != nil {
+            try check(fchown(fd, owner ?? UInt32.max, group ?? UInt32.max), "fchown")
+        }
+        try check(fchmod(fd, mode_t(mode)), "fchmod")
+        var written = 0
+        while written < contents.count {
+            let n = contents.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + written, raw.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .system("write", errno)
+            }
+            written += n
+        }
+        try check(fsync(fd), "fsync")
+        try place(temporary, as: name, in: directory, replacing: replacing)
+        placed = true
+    }
+
+    /// Makes `name` in `directory` a symbolic link to `target`, through a temporary link renamed
+    /// into place as `replacing` allows.
+    public static func symlink(_ target: String, as name: String, in directory: FileDescriptor, replacing: Replacing) throws(AtomicFileError) {
+        let temporary = temporaryName(for: name)
+        try check(symlinkat(target, directory.rawValue, temporary), "symlinkat")
+        do {
+            try place(temporary, as: name, in: directory, replacing: replacing)
+        } catch {
+            unlinkat(directory.rawValue, temporary, 0)
+            throw error
+        }
+    }
+
+    /// Writes the file at `path` (an absolute or relative path on this machine, links followed as
+    /// the user named it) with `mode`, replacing whatever file is there, and syncs its folder. For
+    /// tend's own files: state and plan files. A file that exists keeps no other mode.
+    public static func write(_ contents: [UInt8], toPath path: String, mode: UInt32) throws(AtomicFileError) {
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        let folder = slash.map { $0 == path.utf8.startIndex ? "/" : String(path.utf8[..<$0])! } ?? "."
+        let name = slash.map { String(path.utf8[path.utf8.index(after: $0)...])! } ?? path
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .system("open", errno, detail: "the folder \(folder)") }
+        let directory = FileDescriptor(rawValue: fd)
+        defer { try? directory.close() }
+        try write(contents, as: name, in: directory, mode: mode, replacing: .anything)
+        try syncDirectory(directory)
+    }
+
+    /// Makes the renames and removals in `directory` durable.
+    public static func syncDirectory(_ directory: FileDescriptor) throws(AtomicFileError) {
+        try check(fsync(directory.rawValue), "fsync")
+    }
+
+    // MARK: Leftovers
+
+    /// The name of the temporary file for `name`: `.NAME.tend-PID-N`, kept under 255 bytes.
+    static func temporaryName(for name: String) -> String {
+        let serial = counter.withLock { value in
+            value += 1
+            return value
+        }
+        var prefix = Substring(name)
+        while prefix.utf8.count > 200 { prefix = prefix.dropLast() }
+        return ".\(prefix).tend-\(getpid())-\(serial)"
+    }
+
+    /// Whether `name` is a temporary file that a tend process other than this one left behind
+    /// (killed between creating it and renaming it): `.NAME.tend-PID-N` whose PID is not a
+    /// running process.
+    public static func isLeftover(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let marker = name.ranges(of: ".tend-").last else { return false }
+        let parts = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let pid = Int32(parts[0]), Int(parts[1]) != nil, pid > 0 else { return false }
+        if pid == getpid() { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    // MARK: Placing
+
+    private static func place(_ temporary: String, as name: String, in directory: FileDescriptor, replacing: Replacing) throws(AtomicFileError) {
+        let dir = directory.rawValue
+        switch replacing {
+        case .anything:
+            try check(renameat(dir, temporary, dir, name), "renameat")
+        case .nothing:
+            if renameat2(dir, temporary, dir, name, renameNoReplace) == 0 { return }
+            let code = errno
+            if code == EEXIST {
+                let found = kind(of: name, in: directory).map { " (\($0.rawValue))" } ?? ""
+                throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: code),
+                                      message: "something appeared here since it was planned\(found); nothing was replaced")
+            }
+            guard code == EINVAL else { throw .system("renameat2", code) }
+            // The filesystem cannot rename without replacing: look, then rename (a short race).
+            if let found = kind(of: name, in: directory) {
+                throw AtomicFileError(function: "fstatat", errno: .fileExists, message: "something appeared here since it was planned (\(found.rawValue)); nothing was replaced")
+            }
+            try check(renameat(dir, temporary, dir, name), "renameat")
+        case .only(let expected):
+            if renameat2(dir, temporary, dir, name, renameExchange) == 0 {
+                // The old entry now has the temporary name: keep it only if it is what was planned.
+                let found = kind(of: temporary, in: directory)
+                guard found == expected else {
+                    renameat2(dir, temporary, dir, name, renameExchange)
+                    throw AtomicFileError(function: "renameat2", errno: nil,
+                                          message: "is now \(found?.rawValue ?? "gone"), not \(expected.rawValue) as planned; it was left as it is")
+                }
+                if unlinkat(dir, temporary, expected == .directory ? AT_REMOVEDIR : 0) != 0 {
+                    let code = errno
+                    renameat2(dir, temporary, dir, name, renameExchange)
+                    throw .system("unlinkat", code, detail: "cannot remove what was there; it was left as it is")
+                }
+                return
+            }
+            let code = errno
+            if code == ENOENT {
+                // Gone since it was planned: nothing is lost by creating it.
+                return try place(temporary, as: name, in: directory, replacing: .nothing)
+            }
+            guard code == EINVAL else { throw .system("renameat2", code) }
+            let found = kind(of: name, in: directory)
+            guard found == expected || found == nil else {
+                throw AtomicFileError(function: "fstatat", errno: nil, message: "is now \(found!.rawValue), not \(expected.rawValue) as planned; it was left as it is")
+            }
+            try check(renameat(dir, temporary, dir, name), "renameat")
+        }
+    }
+
+    // renameat2 is declared by glibc only under _GNU_SOURCE, which Swift's Glibc module does not
+    // set, and syscall(2) is variadic: so it is looked up by name, once. The flags are those of
+    // linux/fs.h. Without it (glibc before 2.28) every rename reports EINVAL and takes the
+    // look-then-rename path below.
+    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    private static let renameat2Function: RenameAt2? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2")
+        .map { unsafeBitCast($0, to: RenameAt2.self) }
+    private static let renameNoReplace: UInt32 = 1
+    private static let renameExchange: UInt32 = 2
+
+    @discardableResult
+    private static func renameat2(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String, _ flags: UInt32) -> Int32 {
+        guard let function = renameat2Function else {
+            errno = EINVAL
+            return -1
+        }
+        return function(fromDirectory, from, toDirectory, to, flags)
+    }
+
+    /// What is at `name` in `directory`, not following a link; nil if nothing.
+    public static func kind(of name: String, in directory: FileDescriptor) -> Kind? {
+        var raw = stat()
+        guard fstatat(directory.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        switch raw.st_mode & S_IFMT {
+        case S_IFREG: return .regularFile
+        case S_IFLNK: return .symbolicLink
+        case S_IFDIR: return .directory
+        default: return .special
+        }
+    }
+
+    private static func check(_ result: Int32, _ function: String) throws(AtomicFileError) {
+        if result != 0 { throw .system(function, errno) }
+    }
+
+    /// A process-wide counter for temporary names, so that two writers never pick the same one.
+    private static let counter = Mutex(0)
+}
+
+/// A write that did not happen: the C function, its errno and what it means.
+public struct AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var function: String
+    public var errno: Errno?
+    public var message: String
+
+    static func system(_ function: String, _ code: Int32, detail: String? = nil) -> AtomicFileError {
+        let errno = Errno(rawValue: code)
+        return AtomicFileError(function: function, errno: errno, message: (detail.map { "\($0): " } ?? "") + "\(errno) (\(function))")
+    }
+
+    public var description: String { message }
+}
