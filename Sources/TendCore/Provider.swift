@@ -7,6 +7,9 @@ public protocol DesiredState: Sendable {
     /// The absolute path on the host that the resource manages, if it manages one. Resources that
     /// manage a path come after the resource that manages its nearest declared ancestor.
     var path: String? { get }
+    /// Every path the resource writes (a unit's file and its drop-ins); by default `path`. No two
+    /// resources of a catalog may write the same path, or they would undo each other on every apply.
+    var paths: [String] { get }
     /// Ids this resource must come after *if they are declared* (the user that owns a file).
     var implicitDependencies: [ResourceID] { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
@@ -16,6 +19,7 @@ public protocol DesiredState: Sendable {
 
 extension DesiredState {
     public var path: String? { nil }
+    public var paths: [String] { path.map { [$0] } ?? [] }
     public var implicitDependencies: [ResourceID] { [] }
 }
 

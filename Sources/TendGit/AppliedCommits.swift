@@ -1,5 +1,5 @@
 import FoundationEssentials
-import TendSpec
+public import TendSpec
 internal import Glibc
 
 /// The last commit applied from each source, kept in the state directory, so that a source that
@@ -34,9 +34,10 @@ public struct AppliedCommits: Sendable {
         }
     }
 
-    /// Records `snapshot`'s commit as the last applied, atomically.
-    public func record(_ snapshot: GitSnapshot) throws {
-        try FileManager.default.createDirectory(atPath: source.stateDirectory + "/applied", withIntermediateDirectories: true)
-        try Data((snapshot.commit.id.description + "\n").utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+    /// Records `snapshot`'s commit as the last applied, atomically, in a folder only root enters.
+    public func record(_ snapshot: GitSnapshot) throws(AtomicFileError) {
+        try PrivateDirectory.prepare(source.stateDirectory)
+        try PrivateDirectory.prepare(source.stateDirectory + "/applied")
+        try AtomicFile.write(Array((snapshot.commit.id.description + "\n").utf8), toPath: file, mode: 0o600)
     }
 }

@@ -136,6 +136,14 @@ public struct GitSource: Sendable {
 
     private func openCache(creating: Bool) throws -> GitRepository {
         let path = cachePath
+        // The cache holds every file of every commit, sensitive ones too: only root may enter.
+        for folder in [stateDirectory, stateDirectory + "/cache"] where creating || FileManager.default.fileExists(atPath: folder) {
+            do {
+                if let tightened = try PrivateDirectory.prepare(folder) { logger.notice("\(tightened)") }
+            } catch {
+                throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error)")
+            }
+        }
         if FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.fileExists(atPath: path + "/" + Self.marker) else {
                 guard creating else { throw GitSourceError(.unreachable, "the cache of \(url) was never completed and --offline forbids fetching it") }
@@ -150,7 +158,6 @@ public struct GitSource: Sendable {
             }
         }
         guard creating else { throw GitSourceError(.unreachable, "there is no cache of \(url) in \(stateDirectory) to work offline from") }
-        try FileManager.default.createDirectory(atPath: stateDirectory + "/cache", withIntermediateDirectories: true)
         return try GitRepository.createBare(path, remote: url)
     }
 

@@ -81,16 +81,8 @@ enum Debian {
 
     /// Who holds the dpkg frontend lock of the root: "process 1234 (apt-get)", from /proc/locks.
     static func lockHolder(_ host: HostReader) -> String? {
-        guard let lock = try? host.status("/var/lib/dpkg/lock-frontend"),
-              let locks = FileManager.default.contents(atPath: "/proc/locks") else { return nil }
-        for line in String(decoding: locks, as: UTF8.self).split(separator: "\n") {
-            // "1: POSIX  ADVISORY  WRITE 1234 08:01:1234567 0 EOF": the pid, then device:inode.
-            let fields = line.split(separator: " ")
-            guard fields.count >= 6, let pid = Int(fields[4]), fields[5].split(separator: ":").last == Substring(String(lock.inode)) else { continue }
-            let name = FileManager.default.contents(atPath: "/proc/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }
-            return "process \(pid)" + (name.map { " (\($0))" } ?? "")
-        }
-        return nil
+        guard let lock = try? host.status("/var/lib/dpkg/lock-frontend") else { return nil }
+        return LockHolder.describe(device: lock.device, inode: lock.inode)
     }
 
     /// The age of the package lists, or nil when there are none: the newer of the lists and the

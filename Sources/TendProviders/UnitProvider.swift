@@ -35,6 +35,7 @@ public struct UnitProvider: ResourceProvider {
 
         public var id: ResourceID { ResourceID(kind: "unit", name: name) }
         public var path: String? { unitFile == nil ? nil : UnitProvider.unitDirectory + "/" + name }
+        public var paths: [String] { (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } }
 
         var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
         func dropinPath(_ dropin: String) -> String { UnitProvider.unitDirectory + "/" + name + ".d/" + dropin }

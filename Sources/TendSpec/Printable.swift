@@ -6,13 +6,18 @@
 /// start a line that looks like tend's own. Every control character (C0, DEL, C1) and every
 /// bidirectional override is therefore shown visibly: `\e`, `\r`, `\n`, `\t`, `\x07`, `\u{202E}`.
 public enum Printable {
-    /// `text` with its control characters written visibly; tabs are kept when `keepingTabs`.
-    public static func escaped(_ text: String, keepingTabs: Bool = false) -> String {
-        guard text.unicodeScalars.contains(where: { needsEscape($0, keepingTabs: keepingTabs) }) else { return text }
+    /// `text` with its control characters written visibly; tabs are kept when `keepingTabs`, and
+    /// line feeds when `keepingNewlines` (for tend's own multi-line messages, such as a failed
+    /// unit's journal lines, whose lines are escaped all the same).
+    public static func escaped(_ text: String, keepingTabs: Bool = false, keepingNewlines: Bool = false) -> String {
+        let shown = { (scalar: Unicode.Scalar) in
+            !mustEscape(scalar, keepingTabs: keepingTabs) || (keepingNewlines && scalar == "\n")
+        }
+        guard !text.unicodeScalars.allSatisfy(shown) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {
-            guard needsEscape(scalar, keepingTabs: keepingTabs) else {
+            guard !shown(scalar) else {
                 out.unicodeScalars.append(scalar)
                 continue
             }
@@ -40,7 +45,7 @@ public enum Printable {
         text.utf8.contains { $0 < 0x20 || $0 == 0x7F } || text.unicodeScalars.contains { (0x80...0x9F).contains($0.value) }
     }
 
-    private static func needsEscape(_ scalar: Unicode.Scalar, keepingTabs: Bool) -> Bool {
+    private static func mustEscape(_ scalar: Unicode.Scalar, keepingTabs: Bool) -> Bool {
         switch scalar.value {
         case 0x09: !keepingTabs
         case 0x00..<0x20, 0x7F...0x9F: true

@@ -74,10 +74,21 @@ struct ApplyCommand: AsyncParsableCommand {
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
         let services = Console.serviceManager(for: rootPath, logger: logger)
         let host = try Console.openRoot(rootPath, services: services)
+        // Held until this command ends: the plan made under it is the one applied.
+        let lock = try Console.lock(rootPath, timeout: source.lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
         let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
         let toApply: Plan
+        do {
+            for path in try Executor(catalog: catalog, logger: logger).removeLeftovers(root: rootPath) {
+                Console.out("Removed \(Printable.escaped(path)), a temporary file an interrupted run left.\n")
+            }
+        } catch {
+            Console.error("tend: \(error)")
+            throw TendExit.unusableHost
+        }
         if savedPlan == nil {
             // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
             // applied is made from them; a saved plan is applied as it was made.
@@ -112,7 +123,7 @@ struct ApplyCommand: AsyncParsableCommand {
             try record(opened)
             return
         }
-        Console.out(style.bold("Applying \(toApply.sourceDescription)") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
+        Console.out(style.bold("Applying \(Printable.escaped(toApply.sourceDescription))") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
         let report: ApplyReport
         do {
             report = try await Executor(catalog: catalog, logger: logger).apply(toApply, services: services) { event in

@@ -13,8 +13,11 @@ enum Console {
         write(text, to: .standardOutput)
     }
 
+    /// Writes a message to standard error, its control characters shown visibly (messages name
+    /// paths and values from the repository and the host).
     static func error(_ text: String) {
-        write(text.hasSuffix("\n") ? text : text + "\n", to: .standardError)
+        let shown = Printable.escaped(text, keepingTabs: true, keepingNewlines: true)
+        write(shown.hasSuffix("\n") ? shown : shown + "\n", to: .standardError)
     }
 
     private static func write(_ text: String, to fd: FileDescriptor) {
@@ -68,6 +71,19 @@ enum Console {
         } catch {
             logger.warning("systemd runs, but its bus cannot be reached: \(error)")
             return nil
+        }
+    }
+
+    /// Takes the lock that serialises applies to `root`, saying who holds it while it waits, or
+    /// exits with `TendExit.locked`.
+    static func lock(_ root: String, timeout seconds: Int) throws -> RunLock {
+        do {
+            return try RunLock.acquire(root: root, timeout: .seconds(seconds)) { holder in
+                Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(seconds) s, --lock-timeout)")
+            }
+        } catch {
+            Console.error("tend: \(error)")
+            throw TendExit.locked
         }
     }
 

@@ -9,5 +9,6 @@ enum TendExit {
     static let failures = ExitCode(5)
     static let stalePlan = ExitCode(6)
     static let refused = ExitCode(7)
+    static let locked = ExitCode(8)
     static let usage = ExitCode(64)
 }

@@ -53,7 +53,7 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
     var labels: [String] = []
 
-    @Option(help: ArgumentHelp("How long apt waits for the dpkg lock held by another process.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("How long to wait for a lock another process holds: another tend applying to the same root, or dpkg's lock.", valueName: "seconds"))
     var lockTimeout: Int = 300
 
     @Option(help: ArgumentHelp("Refresh package lists older than this before installing or upgrading.", valueName: "seconds"))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import TendCore
+import TendSpec
 import Glibc
 
 struct PlanCommand: AsyncParsableCommand {
@@ -64,11 +65,13 @@ enum PlanFile {
         return try encoder.encode(plan)
     }
 
+    /// Writes the plan atomically at mode 0600 (a plan names every managed path and its
+    /// attributes), also over an existing file of another mode.
     static func write(_ plan: Plan, to path: String) throws {
         do {
-            try encode(plan).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            Console.error("tend: cannot write the plan to \(path): \(error)")
+            try AtomicFile.write(Array(try encode(plan)), toPath: path, mode: 0o600)
+        } catch let error as AtomicFileError {
+            Console.error("tend: cannot write the plan to \(Printable.escaped(path)): \(error)")
             throw TendExit.unusableHost
         }
     }

@@ -32,6 +32,7 @@ struct Tend: AsyncParsableCommand {
               5  some resources failed (apply), or could not be planned (plan)
               6  apply --plan: the host or the configuration changed since the plan was made
               7  the commit was refused: unsigned or badly signed, or not a descendant of the last applied commit
+              8  apply: another tend run held the lock of the root for longer than --lock-timeout
               64 the command line is wrong
             """,
         version: version,

@@ -30,6 +30,19 @@ public struct Executor: Sendable {
         }
     }
 
+    /// Removes the temporary files that interrupted runs of tend left beside the catalog's paths
+    /// (`AtomicFile.isLeftover`), under `root`; returns their paths. Every apply starts with it,
+    /// also one with nothing to change.
+    public func removeLeftovers(root: String) throws(HostError) -> [String] {
+        let writer = HostWriter(reader: try HostReader(root: root), services: nil)
+        let removed = writer.removeLeftovers(besides: catalog.entries.flatMap(\.resource.paths))
+        for path in removed {
+            logger.info("removed \(path), a temporary file an interrupted run left", metadata: ["action": "delete", "result": "done"])
+        }
+        try writer.syncDirectories()
+        return removed
+    }
+
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
     public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {

@@ -44,7 +44,7 @@ public struct Catalog: Sendable {
 
     /// The read-only view of the catalog that planning gets.
     public var planContext: PlanContext {
-        PlanContext(managedPaths: Set(entries.compactMap(\.path)))
+        PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
     }
 
     init(ordered entries: [Entry]) {
@@ -73,12 +73,12 @@ extension Catalog {
                 diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].nameLocation))", at: item.nameLocation)
                 continue
             }
-            if let path = item.resource.path, let first = byPath[path] {
-                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].nameLocation)) already manages", at: item.nameLocation)
+            if let (path, first) = item.resource.paths.lazy.compactMap({ path in byPath[path].map { (path, $0) } }).first {
+                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].nameLocation)) already manages; the two would undo each other on every apply", at: item.nameLocation)
                 continue
             }
             byID[id] = unique.count
-            if let path = item.resource.path { byPath[path] = unique.count }
+            for path in item.resource.paths { byPath[path] = unique.count }
             unique.append(item)
         }
 

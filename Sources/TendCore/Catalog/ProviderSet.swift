@@ -39,6 +39,7 @@ public struct ProviderSet: Sendable {
 protocol BoundResource: Sendable {
     var id: ResourceID { get }
     var path: String? { get }
+    var paths: [String] { get }
     var implicitDependencies: [ResourceID] { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
@@ -62,6 +63,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
 
     var id: ResourceID { desired.id }
     var path: String? { desired.path }
+    var paths: [String] { desired.paths }
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }

@@ -1,8 +1,13 @@
+import TendSpec
+
+/// Rendering for people. Every piece that comes from the repository or the host (ids, values,
+/// diff lines, notes, reasons, the commit's subject) goes through `Printable.escaped`, so that no
+/// control character reaches the terminal raw, with colours or without.
 extension Plan {
     /// The plan for people: one entry per change with its symbol, the attributes that change
     /// (old → new), a unified diff for text content, and a summary line.
     public func rendered(style: Style) -> String {
-        var out = style.bold("Plan: \(sourceDescription)") + (root == "/" ? "" : " into root \(root)") + " (\(resourceCount) resources)\n"
+        var out = style.bold("Plan: \(Printable.escaped(sourceDescription))") + (root == "/" ? "" : " into root \(root)") + " (\(resourceCount) resources)\n"
         if steps.isEmpty {
             return out + "\nNo changes. The host matches the configuration.\n"
         }
@@ -29,19 +34,19 @@ extension Plan {
 
     static func render(_ step: Step, style: Style) -> String {
         guard let change = step.change else {
-            return "  " + style.red("! \(step.id)") + ": " + (step.error ?? "unknown error") + "\n"
+            return "  " + style.red("! \(Plan.escaped(step.id))") + ": " + Printable.escaped(step.error ?? "unknown error", keepingNewlines: true) + "\n"
         }
-        var out = "  " + style.action(change.action, "\(change.action.symbol) \(step.id)") + "\n"
+        var out = "  " + style.action(change.action, "\(change.action.symbol) \(Plan.escaped(step.id))") + "\n"
         let width = change.attributes.map(\.name.count).max() ?? 0
         for attribute in change.attributes {
             let name = attribute.name + ":" + String(repeating: " ", count: width - attribute.name.count)
-            out += "      \(name) \(attribute.before ?? "(none)") → \(attribute.after ?? "(none)")\n"
+            out += "      \(name) \(attribute.before.map { Printable.escaped($0) } ?? "(none)") → \(attribute.after.map { Printable.escaped($0) } ?? "(none)")\n"
         }
         switch change.content {
         case .text(let diff)?:
             out += "      content:\n"
             for line in diff.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
-                let text = String(line)
+                let text = Printable.escaped(String(line), keepingTabs: true)
                 let painted = text.hasPrefix("+++") || text.hasPrefix("---") ? style.bold(text)
                     : text.hasPrefix("+") ? style.green(text)
                     : text.hasPrefix("-") ? style.red(text)
@@ -56,13 +61,17 @@ extension Plan {
             break
         }
         if !change.removes.isEmpty {
-            out += "      " + style.red("removes unmanaged: " + change.removes.joined(separator: ", ")) + "\n"
+            out += "      " + style.red("removes unmanaged: " + change.removes.map { Printable.escaped($0) }.joined(separator: ", ")) + "\n"
         }
         for note in change.notes {
-            out += "      " + style.dim("note: \(note)") + "\n"
+            out += "      " + style.dim("note: \(Printable.escaped(note))") + "\n"
         }
         return out
     }
+}
+
+extension Plan {
+    static func escaped(_ id: ResourceID) -> String { Printable.escaped(id.description) }
 }
 
 extension StepResult {
@@ -71,11 +80,11 @@ extension StepResult {
         switch outcome {
         case .done:
             let action = self.action ?? .update
-            return "  " + style.action(action, "\(action.symbol) \(id)") + ": \(action.pastTense)\n"
+            return "  " + style.action(action, "\(action.symbol) \(Plan.escaped(id))") + ": \(action.pastTense)\n"
         case .failed(let reason):
-            return "  " + style.red("✗ \(id)") + ": failed: \(reason)\n"
+            return "  " + style.red("✗ \(Plan.escaped(id))") + ": failed: \(Printable.escaped(reason, keepingNewlines: true))\n"
         case .skipped(let reason):
-            return "  " + style.yellow("↷ \(id)") + ": skipped: \(reason)\n"
+            return "  " + style.yellow("↷ \(Plan.escaped(id))") + ": skipped: \(Printable.escaped(reason))\n"
         }
     }
 }
