@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"], exclude: ["Golden"]),
         .testTarget(
             name: "TendProvidersTests",
-            dependencies: ["TendProviders", "TendCore", "TendSpec"]
+            dependencies: ["TendProviders", "TendCore", "TendSpec", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "TendGitTests", dependencies: ["TendGit", "TendSpec"]),
         .testTarget(
@@ -114,7 +114,8 @@ let package = Package(
                 "tend",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            exclude: ["Corpus"]
         ),
     ]
 )

@@ -163,7 +163,8 @@ public struct DecodeContext: Sendable {
             let reason = switch error.code {
             case .notFound: "not found"
             case .notAFile: "not a regular file"
-            default: error.message
+            // The snapshot's message names the path first: keep only what follows it.
+            default: error.message.hasPrefix(path + ": ") ? String(error.message.dropFirst(path.count + 2)) : error.message
             }
             diagnostics.error("source file '\(path)': \(reason)", at: location)
             return nil

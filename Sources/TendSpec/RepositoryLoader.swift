@@ -154,6 +154,9 @@ public struct RepositoryLoader: Sendable {
             return entries
                 .filter { $0.kind == .file && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
                 .map { path.isEmpty ? $0.name : "\(path)/\($0.name)" }
+        case .symlink?:
+            diagnostics.error("'\(path)' in 'apply' is a symbolic link, which tend never follows in a configuration (as in a Git tree)", at: applied.location)
+            return []
         default:
             diagnostics.error("'\(path)' in 'apply' does not exist in \(snapshot.description)", at: applied.location)
             return []

@@ -46,6 +46,12 @@ enum Console {
         guard let url = options.repo else {
             throw ValidationError("name the configuration repository: a folder with tend.yaml, or --repo URL")
         }
+        do {
+            if let tightened = try PrivateDirectory.prepare(options.stateDir) { Console.error("tend: \(tightened)") }
+        } catch {
+            Console.error("tend: cannot prepare the state directory: \(error)")
+            throw TendExit.unusableHost
+        }
         let source = GitSource(url: url, ref: pinnedCommit ?? options.ref, path: options.path, stateDirectory: options.stateDir,
                                credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
                                timeout: .seconds(options.fetchTimeout), logger: logger)

@@ -116,7 +116,7 @@ public struct DirectorySnapshot: Snapshot {
         if code == ENOENT { return SnapshotError(.notFound, path: path, message: "\(path): not found") }
         if code == ELOOP || code == ENOTDIR {
             if kind(of: name, in: folder) == .symlink {
-                return SnapshotError(.notAFile, path: path, message: "\(path): '\(name)' is a symbolic link, which tend never follows in a configuration (as in a Git tree)")
+                return SnapshotError(.symbolicLink, path: path, message: "\(path): '\(name)' is a symbolic link, which tend never follows in a configuration (as in a Git tree)")
             }
             return SnapshotError(.notADirectory, path: path, message: "\(path): '\(name)' is not a directory")
         }

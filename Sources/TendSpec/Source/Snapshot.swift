@@ -56,7 +56,7 @@ public struct SnapshotOrigin: Codable, Sendable, Hashable {
 /// A file or folder of the snapshot could not be read.
 public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Hashable {
-        case notFound, notAFile, notADirectory, unreadable, tooLarge
+        case notFound, notAFile, notADirectory, unreadable, tooLarge, symbolicLink
     }
 
     public var code: Code
