@@ -153,6 +153,10 @@ public struct DecodeContext: Sendable {
     /// Reads a file named relative to the declaring manifest, reporting at `location` if it
     /// is missing or leaves the repository.
     public mutating func readSource(_ relative: String, of declaration: ResourceDeclaration, at location: SourceLocation) -> [UInt8]? {
+        if let problem = RepositoryPath.problem(in: relative) {
+            diagnostics.error("source file \(problem)", at: location)
+            return nil
+        }
         guard let path = RepositoryPath.resolve(relative, in: declaration.manifestDirectory) else {
             diagnostics.error("'\(relative)' leaves the repository", at: location)
             return nil

@@ -34,7 +34,7 @@ public struct TemplateVariables: @unchecked Sendable {
     private static func value(_ node: YAMLNode) -> Any {
         switch node.content {
         case .scalar(let scalar): scalar.boolValue ?? scalar.text
-        case .sequence(let items): items.map(value)
+        case .sequence(let items): TemplateList(items: items.map(value))
         case .mapping(let pairs): Dictionary(pairs.compactMap { pair in pair.keyText.map { ($0, value(pair.value)) } }) { _, new in new }
         }
     }
@@ -53,20 +53,36 @@ public enum TemplateRenderer {
     /// template parser recurses once per level, and a hostile template could nest thousands.
     public static let maximumSectionDepth = 100
 
+    /// The most list items a template may iterate over in one render, over all its sections
+    /// together: five nested sections over a list of 100 would otherwise render 10^10 times.
+    public static let maximumIterations = 100_000
+
     public static func render(_ text: String, with variables: TemplateVariables) throws -> String {
         if let (line, column) = positionTooDeep(text) {
             throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column)
         }
         do {
-            return try MustacheTemplate(string: text).render(variables.values)
+            let template = try MustacheTemplate(string: text)
+            let budget = IterationBudget(maximumIterations)
+            let output = IterationBudget.$current.withValue(budget) { template.render(variables.values) }
+            guard !budget.exhausted else {
+                throw TemplateError(message: "template error: its sections iterate over more than \(maximumIterations) list items in all", line: 1, column: 1)
+            }
+            guard output.utf8.count <= SnapshotLimits.fileSize else {
+                throw TemplateError(message: "template error: it renders to more than \(SnapshotLimits.fileSize >> 20) MiB", line: 1, column: 1)
+            }
+            return output
         } catch let error as MustacheTemplate.ParserError {
-            throw TemplateError(message: "template error: " + describe(error.error), line: error.context.lineNumber, column: error.context.columnNumber + 1)
+            // swift-mustache counts lines and columns from 1 already.
+            throw TemplateError(message: "template error: " + describe(error.error), line: error.context.lineNumber, column: error.context.columnNumber)
         }
     }
 
-    /// Where sections first nest deeper than `maximumSectionDepth`, or nil. Follows set-delimiter
-    /// tags (`{{=<% %>=}}`) as Mustache does, so other delimiters cannot hide the nesting.
+    /// Where sections first nest deeper than `maximumSectionDepth`, or nil. Sections, inverted
+    /// sections, blocks and parents (`#`, `^`, `$`, `<`) all nest. Follows set-delimiter tags
+    /// (`{{=<% %>=}}`, with any whitespace) as Mustache does, so other delimiters cannot hide it.
     static func positionTooDeep(_ text: String) -> (line: Int, column: Int)? {
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") }
         let bytes = Array(text.utf8)
         var open = Array("{{".utf8), close = Array("}}".utf8)
         var depth = 0, index = 0, line = 1, lineStart = 0
@@ -83,12 +99,12 @@ public enum TemplateRenderer {
             guard matches(open, at: index) else { index += 1; continue }
             let tagStart = index
             var cursor = index + open.count
-            while cursor < bytes.count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+            while cursor < bytes.count, isSpace(bytes[cursor]) { cursor += 1 }
             let sigil = cursor < bytes.count ? bytes[cursor] : 0
             var end = cursor
             while end < bytes.count, !matches(close, at: end) { end += 1 }
             switch sigil {
-            case UInt8(ascii: "#"), UInt8(ascii: "^"):
+            case UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<"):
                 depth += 1
                 if depth > maximumSectionDepth {
                     return (line, String(decoding: bytes[lineStart..<tagStart], as: UTF8.self).count + 1)
@@ -98,7 +114,7 @@ public enum TemplateRenderer {
             case UInt8(ascii: "="):
                 // {{=<% %>=}}: the new delimiters are the two words inside, without the '='s.
                 let inner = bytes[(cursor + 1)..<max(cursor + 1, end)]
-                let words = inner.split(separator: UInt8(ascii: " "))
+                let words = inner.split(whereSeparator: isSpace)
                 if words.count == 2, var newClose = words.last.map(Array.init), newClose.last == UInt8(ascii: "=") {
                     newClose.removeLast()
                     if let newOpen = words.first.map(Array.init), !newOpen.isEmpty, !newClose.isEmpty {
@@ -122,7 +138,69 @@ public enum TemplateRenderer {
         case .sectionCloseNameIncorrect?: "a section is closed with another name than it was opened with"
         case .unfinishedName?: "a tag is not finished (}} is missing)"
         case .invalidSetDelimiter?: "a set-delimiter tag is malformed"
-        default: "\(error)"
+        // The parser's own error type is internal to swift-mustache; running off the end is the one
+        // it throws when a tag is opened and the template ends.
+        default: "\(error)" == "overflow" ? "a tag is not finished (}} is missing before the end)" : "\(error)"
         }
+    }
+}
+
+/// A list from the vars, as templates iterate it: each item taken counts against the budget of
+/// the render in progress, and once it is spent the list ends early (the render is then refused).
+struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendable {
+    // Holds only the String, Bool, TemplateList and dictionary values built from YAML, never
+    // mutated after init, as TemplateVariables does.
+    let items: [Any]
+
+    func makeIterator() -> Iterator {
+        Iterator(items: items, budget: IterationBudget.current)
+    }
+
+    /// The transforms swift-mustache gives arrays (`{{count(list)}}`, `{{#reversed(list)}}`).
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "first": items.first
+        case "last": items.last
+        case "reversed": TemplateList(items: items.reversed())
+        case "count": items.count
+        case "empty": items.isEmpty
+        default: nil
+        }
+    }
+
+    struct Iterator: IteratorProtocol {
+        let items: [Any]
+        let budget: IterationBudget?
+        var index = 0
+
+        mutating func next() -> Any? {
+            guard index < items.count, budget?.take() ?? true else { return nil }
+            defer { index += 1 }
+            return items[index]
+        }
+    }
+}
+
+/// How many list items one render may still take. Bound to the render through a task-local
+/// value, so that renders on several threads (large catalogs decode in parallel) each have their own.
+final class IterationBudget: @unchecked Sendable {
+    // Read and written only by the thread that runs the render it is bound to.
+    @TaskLocal static var current: IterationBudget?
+
+    private var remaining: Int
+    private(set) var exhausted = false
+
+    init(_ limit: Int) {
+        remaining = limit
+    }
+
+    /// Takes one item; false once the budget is spent.
+    func take() -> Bool {
+        guard remaining > 0 else {
+            exhausted = true
+            return false
+        }
+        remaining -= 1
+        return true
     }
 }

@@ -82,7 +82,7 @@ enum Debian {
     /// Who holds the dpkg frontend lock of the root: "process 1234 (apt-get)", from /proc/locks.
     static func lockHolder(_ host: HostReader) -> String? {
         guard let lock = try? host.status("/var/lib/dpkg/lock-frontend") else { return nil }
-        return LockHolder.describe(device: lock.device, inode: lock.inode)
+        return LockHolder.describe(inode: lock.inode)
     }
 
     /// The age of the package lists, or nil when there are none: the newer of the lists and the

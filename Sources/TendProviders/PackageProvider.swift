@@ -65,7 +65,7 @@ public struct PackageProvider: ResourceProvider {
         let valid = name.count >= 2 && name.first.map { $0.isLowercase || $0.isNumber } == true
             && name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.".contains($0) } && name.allSatisfy(\.isASCII)
         guard valid else {
-            context.diagnostics.error("'\(name)' is not a Debian package name (lowercase letters, digits, + - and .)", at: declaration.nameLocation)
+            context.diagnostics.error("\(Printable.quoted(name)) is not a Debian package name (lowercase letters, digits, + - and .)", at: declaration.nameLocation)
             return nil
         }
         defer { declaration.attributes.finish(&context.diagnostics, context: "a package") }
@@ -78,6 +78,15 @@ public struct PackageProvider: ResourceProvider {
             }
         }
         if let node = declaration.attributes.take("version"), let version = node.string("'version'", &context.diagnostics) {
+            // Debian's version syntax ([epoch:]upstream[-revision]): it goes on apt's command line.
+            let allowed = version.utf8.allSatisfy { byte in
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || ".+~:-".utf8.contains(byte)
+            }
+            guard !version.isEmpty, allowed, version.first?.isNumber == true || version.contains(":") else {
+                context.diagnostics.error("'version' \(Printable.quoted(version)) is not a Debian version (digits first, then letters, digits and . + ~ : -)", at: node.location)
+                return nil
+            }
             desired.version = version
             if desired.state != .installed {
                 context.diagnostics.error("a pinned 'version' needs 'state: installed' (it is the default)", at: node.location)

@@ -75,8 +75,9 @@ struct PathAttributes {
             return .id(id)
         }
         let valid = !text.isEmpty && text.utf8.count <= 32 && !text.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace })
+            && !Printable.hasControlCharacters(text) && !text.allSatisfy(\.isNumber)
         guard valid else {
-            context.diagnostics.error("'\(key)' must be a \(key == "owner" ? "user" : "group") name or number, found '\(text)'", at: node.location)
+            context.diagnostics.error("'\(key)' must be a \(key == "owner" ? "user" : "group") name or a number below \(UInt32.max), found \(Printable.quoted(text))", at: node.location)
             return nil
         }
         return .name(text)

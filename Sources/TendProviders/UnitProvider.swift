@@ -124,7 +124,9 @@ public struct UnitProvider: ResourceProvider {
                     desired.dropins.append((file, Array(text.utf8)))
                 } else if var reader = MappingReader(pair.value, what: "drop-in '\(file)'", diagnostics: &context.diagnostics) {
                     let dropinContent = reader.take("content"), dropinSource = reader.take("source")
-                    if let text = dropinContent?.string("'content'", &context.diagnostics) {
+                    if dropinContent != nil, let dropinSource {
+                        context.diagnostics.error("drop-in \(Printable.quoted(file)) takes 'content' or 'source', not both", at: dropinSource.location)
+                    } else if let text = dropinContent?.string("'content'", &context.diagnostics) {
                         desired.dropins.append((file, Array(text.utf8)))
                     } else if let relative = dropinSource?.string("'source'", &context.diagnostics),
                               let bytes = context.readSource(relative, of: declaration, at: dropinSource!.location) {

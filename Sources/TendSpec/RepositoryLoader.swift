@@ -131,6 +131,7 @@ public struct RepositoryLoader: Sendable {
     /// Why a path written in tend.yaml cannot name a folder of the repository, or nil.
     static func problem(inRepositoryPath path: String) -> String? {
         if path.isEmpty { return "an empty path" }
+        if let problem = RepositoryPath.problem(in: path) { return problem }
         if path.hasPrefix("/") { return "paths in tend.yaml are relative to the repository root" }
         if path.split(separator: "/").contains("..") { return "'..' would leave the repository" }
         return nil
@@ -151,6 +152,9 @@ public struct RepositoryLoader: Sendable {
             return [path]
         case .directory?:
             let entries = (try? snapshot.entries(in: path)) ?? []
+            for link in entries where link.kind == .symlink && (link.name.hasSuffix(".yaml") || link.name.hasSuffix(".yml")) {
+                diagnostics.error("'\(path.isEmpty ? link.name : "\(path)/\(link.name)")' is a symbolic link, which tend never follows in a configuration (as in a Git tree); it is not loaded", at: applied.location)
+            }
             return entries
                 .filter { $0.kind == .file && ($0.name.hasSuffix(".yaml") || $0.name.hasSuffix(".yml")) }
                 .map { path.isEmpty ? $0.name : "\(path)/\($0.name)" }
@@ -158,6 +162,12 @@ public struct RepositoryLoader: Sendable {
             diagnostics.error("'\(path)' in 'apply' is a symbolic link, which tend never follows in a configuration (as in a Git tree)", at: applied.location)
             return []
         default:
+            do {
+                _ = try snapshot.entries(in: RepositoryPath.split(path).parent)
+            } catch where error.code == .symbolicLink {
+                diagnostics.error("'\(path)' in 'apply': \(error.message)", at: applied.location)
+                return []
+            } catch {}
             diagnostics.error("'\(path)' in 'apply' does not exist in \(snapshot.description)", at: applied.location)
             return []
         }

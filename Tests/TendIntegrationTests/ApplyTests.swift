@@ -13,6 +13,7 @@ struct ApplyTests {
               listen = 8080
               workers = 4
             mode: "0640"
+            show_diff: true
           - file: /etc/app/banner
             source: files/banner.txt
           - symlink: /etc/app/current

@@ -21,11 +21,13 @@ let tendBinary: String = {
 
 let isRoot = geteuid() == 0
 
-/// Runs `tend` with `arguments` and collects what it printed.
-func tend(_ arguments: [String], in directory: String? = nil) async throws -> TendRun {
+/// Runs `tend` with `arguments` and collects what it printed; killed (status 137) after
+/// `timeout` seconds if one is given.
+func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = nil) async throws -> TendRun {
+    let (executable, allArguments) = timeout.map { ("/usr/bin/timeout", ["-s", "KILL", String($0), tendBinary] + arguments) } ?? (tendBinary, arguments)
     let result = try await Subprocess.run(
-        .path(FilePath(tendBinary)),
-        arguments: Arguments(arguments),
+        .path(FilePath(executable)),
+        arguments: Arguments(allArguments),
         environment: .inherit.updating(["NO_COLOR": "1"]),
         workingDirectory: directory.map { FilePath($0) },
         input: .none,

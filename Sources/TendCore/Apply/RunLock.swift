@@ -51,7 +51,7 @@ public final class RunLock {
     private static func holder(of fd: Int32) -> String? {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }
-        return LockHolder.describe(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        return LockHolder.describe(inode: UInt64(info.st_ino))
     }
 }
 
@@ -67,25 +67,20 @@ public struct RunLockError: Error, Sendable, CustomStringConvertible {
 
 /// Who holds a lock, read from /proc/locks.
 public enum LockHolder {
-    /// "process 1234 (apt-get)" for the first lock on the file `device`:`inode`, or nil.
-    public static func describe(device: UInt64, inode: UInt64) -> String? {
+    /// "process 1234 (apt-get)" for a lock on the file `inode`, or nil. The device is not
+    /// compared: on overlayfs (test hosts, containers) /proc/locks names the layer's device, not
+    /// the one stat reports; the name is only for people.
+    public static func describe(inode: UInt64) -> String? {
         guard let locks = contents(of: "/proc/locks") else { return nil }
         for line in locks.split(separator: "\n") {
-            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:1234567 0 EOF": the pid, then major:minor:inode in hex, hex, decimal.
+            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:1234567 0 EOF": the pid, then major:minor:inode.
             let fields = line.split(separator: " ")
-            guard fields.count >= 6, let pid = Int32(fields[4]) else { continue }
-            let file = fields[5].split(separator: ":")
-            guard file.count == 3, UInt64(file[2]) == inode, UInt64(file[0], radix: 16) == major(device),
-                  UInt64(file[1], radix: 16) == minor(device) else { continue }
+            guard fields.count >= 6, let pid = Int32(fields[4]), fields[5].split(separator: ":").last == Substring(String(inode)) else { continue }
             let name = contents(of: "/proc/\(pid)/comm").map { $0.trimmingWhitespace() }
             return "process \(pid)" + (name.map { " (\($0))" } ?? "")
         }
         return nil
     }
-
-    // glibc's gnu_dev_major and gnu_dev_minor, which are macros Swift does not import.
-    private static func major(_ device: UInt64) -> UInt64 { ((device >> 8) & 0xFFF) | ((device >> 32) & ~0xFFF) }
-    private static func minor(_ device: UInt64) -> UInt64 { (device & 0xFF) | ((device >> 12) & ~0xFF) }
 
     private static func contents(of path: String) -> String? {
         guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }

@@ -44,6 +44,7 @@ public struct DirectorySnapshot: Snapshot {
     public var displayPrefix: String { displayPath == "." ? "" : displayPath }
 
     public func entries(in directory: String) throws(SnapshotError) -> [SnapshotEntry] {
+        guard !directory.utf8.contains(0) else { throw SnapshotError(.notFound, path: directory, message: "\(Printable.escaped(directory)): contains a NUL byte") }
         let folder = try open(folder: directory, for: directory)
         defer { if folder != root.fd { close(folder) } }
         let copy = dup(folder)
@@ -72,6 +73,7 @@ public struct DirectorySnapshot: Snapshot {
     }
 
     public func read(_ path: String) throws(SnapshotError) -> [UInt8] {
+        guard !path.utf8.contains(0) else { throw SnapshotError(.notFound, path: path, message: "\(Printable.escaped(path)): contains a NUL byte") }
         let (parent, name) = RepositoryPath.split(path)
         let folder = try open(folder: parent, for: path)
         defer { if folder != root.fd { close(folder) } }

@@ -97,9 +97,19 @@ extension Snapshot {
 
 /// Helpers for the `/`-separated paths inside a repository.
 public enum RepositoryPath {
+    /// Why `relative` cannot name a file of the repository, or nil: a NUL byte would end the name
+    /// where the system reads it (so `..\0` would act as `..`), and control characters would
+    /// reach messages.
+    public static func problem(in relative: String) -> String? {
+        if relative.utf8.contains(0) { return "\(Printable.quoted(relative)) contains a NUL byte" }
+        if Printable.hasControlCharacters(relative) { return "\(Printable.quoted(relative)) contains a control character" }
+        return nil
+    }
+
     /// Joins `base` (a folder) and `relative` (which may contain `..`), or returns nil when the
-    /// result would leave the repository.
+    /// result would leave the repository or names no file (see `problem(in:)`).
     public static func resolve(_ relative: String, in base: String) -> String? {
+        guard problem(in: relative) == nil else { return nil }
         var parts = relative.hasPrefix("/") ? [] : base.split(separator: "/").map(String.init)
         for component in relative.split(separator: "/", omittingEmptySubsequences: true) {
             switch component {

@@ -91,13 +91,15 @@ private struct TreeBuilder {
         var anchor: String?
         /// How many nodes it holds, with aliases counted at the size of what they stand for.
         var weight = 1
+        /// How deep its children nest (0 when it has none), aliases counted at their own depth.
+        var height = 0
     }
 
     let file: String
     var documents: [YAMLNode] = []
     var diagnostics: [Diagnostic] = []
     var stack: [Frame] = []
-    var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
+    var anchors: [String: (node: YAMLNode, weight: Int, height: Int)] = [:]
     var documentHasRoot = false
     /// Nodes in the current document, aliases counted at the size of what they stand for.
     var documentWeight = 0
@@ -129,17 +131,22 @@ private struct TreeBuilder {
             default: .plain
             }
             let node = YAMLNode(.scalar(YAMLScalar(text, style: style)), at: location, tag: cString(data.tag))
-            complete(node, weight: 1, anchor: cString(data.anchor))
+            complete(node, weight: 1, height: 0, anchor: cString(data.anchor))
             return count(1, at: location)
         case YAML_ALIAS_EVENT:
             let name = cString(event.data.alias.anchor) ?? ""
             if let target = anchors[name] {
+                // An alias nests what it stands for here: a chain of them can nest deeper than the text.
+                guard stack.count + target.height <= YAMLParser.maximumDepth else {
+                    diagnostics.append(Diagnostic("nesting deeper than \(YAMLParser.maximumDepth) levels through the alias '*\(Printable.escaped(name))'; tend stops reading this file here", at: location))
+                    return false
+                }
                 guard count(target.weight, at: location) else { return false }
-                complete(target.node, weight: target.weight, anchor: nil)
+                complete(target.node, weight: target.weight, height: target.height, anchor: nil)
                 return true
             }
             diagnostics.append(Diagnostic("undefined alias '*\(Printable.escaped(name))'", at: location))
-            complete(YAMLNode(.scalar(YAMLScalar("")), at: location), weight: 1, anchor: nil)
+            complete(YAMLNode(.scalar(YAMLScalar("")), at: location), weight: 1, height: 0, anchor: nil)
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             guard stack.count < YAMLParser.maximumDepth else {
                 diagnostics.append(Diagnostic("nesting deeper than \(YAMLParser.maximumDepth) levels; tend stops reading this file here", at: location))
@@ -153,7 +160,7 @@ private struct TreeBuilder {
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return true }
             let content: YAMLNode.Content = frame.isMapping ? .mapping(resolve(frame.pairs)) : .sequence(frame.items)
-            complete(YAMLNode(content, at: frame.location, tag: frame.tag), weight: frame.weight, anchor: frame.anchor)
+            complete(YAMLNode(content, at: frame.location, tag: frame.tag), weight: frame.weight, height: frame.height + 1, anchor: frame.anchor)
         default:
             break
         }
@@ -162,8 +169,8 @@ private struct TreeBuilder {
 
     /// Hands a finished node, which stands for `weight` nodes, to its parent, or makes it the
     /// document's root.
-    private mutating func complete(_ node: YAMLNode, weight: Int, anchor: String?) {
-        if let anchor { anchors[anchor] = (node, weight) }
+    private mutating func complete(_ node: YAMLNode, weight: Int, height: Int, anchor: String?) {
+        if let anchor { anchors[anchor] = (node, weight, height) }
         let top = stack.count - 1
         guard top >= 0 else {
             documents.append(node)
@@ -171,6 +178,7 @@ private struct TreeBuilder {
             return
         }
         stack[top].weight += weight
+        stack[top].height = max(stack[top].height, height)
         if !stack[top].isMapping {
             stack[top].items.append(node)
         } else if let key = stack[top].pendingKey {
