@@ -2,13 +2,15 @@
 #   make demo   installs what is missing, builds, plans and applies the bundled example into a scratch root
 #   make test   installs what is missing, builds and runs every test
 #   make bench  runs the benchmarks in bench/ (results go to bench/RESULTS.md by hand)
+#   make torture  kill -9s 1,000 applies and counts what broke (bench/RELIABILITY.md)
+#   make fuzz   fuzzes the configuration loader with libFuzzer for FUZZ_SECONDS (default 600)
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build release demo test bench clean
+.PHONY: deps build release demo test bench torture fuzz clean
 
 # Debian packages tend builds and tests with (scripts/install-deps.sh lists them).
 deps:
@@ -43,5 +45,23 @@ test: deps
 bench: release
 	bench/run.sh
 
+torture: release
+	python3 bench/torture.py $$(swift build -c release --show-bin-path)/tend --kills $(KILLS) --files $(FILES)
+
+KILLS ?= 1000
+FILES ?= 2000
+FUZZ_SECONDS ?= 600
+FUZZ_BUILD := .build-fuzz
+
+# libFuzzer and AddressSanitizer over tend.yaml, manifests and templates (Tests/Fuzz). The corpus
+# grows in $(FUZZ_BUILD)/corpus from the seeds: the examples and the malformed-input corpus.
+fuzz: deps
+	swift build --scratch-path $(FUZZ_BUILD) --product tend-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTEND_FUZZING
+	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/seeds $(FUZZ_BUILD)/crashes
+	find examples Tests/TendIntegrationTests/Corpus -type f \( -name '*.yaml' -o -name '*.mustache' -o -name '*.service' \) -size -64k \
+		| while read -r f; do cp "$$f" "$(FUZZ_BUILD)/seeds/$$(echo "$$f" | tr / _)"; done
+	$(FUZZ_BUILD)/debug/tend-fuzz $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/seeds -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+		-rss_limit_mb=4096 -max_len=65536 -artifact_prefix=$(FUZZ_BUILD)/crashes/ -print_final_stats=1
+
 clean:
-	rm -rf .build
+	rm -rf .build $(FUZZ_BUILD)

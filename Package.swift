@@ -97,6 +97,11 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "tend-fuzz",
+            dependencies: ["TendCore", "TendProviders", "TendSpec"],
+            path: "Tests/Fuzz"
+        ),
+        .executableTarget(
             name: "tend-fetch-loop",
             dependencies: ["TendGit", .product(name: "Logging", package: "swift-log")],
             path: "bench/FetchLoop"

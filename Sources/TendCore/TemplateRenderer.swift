@@ -54,8 +54,9 @@ public enum TemplateRenderer {
     public static let maximumSectionDepth = 100
 
     /// The most list items a template may iterate over in one render, over all its sections
-    /// together: five nested sections over a list of 100 would otherwise render 10^10 times.
-    public static let maximumIterations = 100_000
+    /// together: five nested sections over a list of 100 would otherwise render 10^10 times. A list of
+    /// hosts times their ports stays well below it.
+    public static let maximumIterations = 10_000
 
     public static func render(_ text: String, with variables: TemplateVariables) throws -> String {
         if let (line, column) = positionTooDeep(text) {

@@ -402,10 +402,13 @@ struct HardeningTests {
         let root = try makeRoot()
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [root.path, "sleep", "30"]
+        holder.arguments = ["-o", root.path, "/bin/sh", "-c", "echo locked; exec sleep 30"]
+        let pipe = Pipe()
+        holder.standardOutput = pipe
         try holder.run()
         defer { holder.terminate() }
-        try await Task.sleep(for: .milliseconds(300))
+        // Once it says so, flock holds the lock.
+        #expect(String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self) == "locked\n")
         let repo = try repository(["a.yaml": "resources:\n  - file: /etc/x\n    content: \"x\\n\"\n"])
         let apply = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
         #expect(apply.status == 8, "\(apply)")
