@@ -92,16 +92,17 @@ def inspect(root, files, wanted):
     return torn, missing, wrongmode, tags
 
 
-def leftovers(root):
+def leftovers(*folders):
     count = 0
-    for folder, _, names in os.walk(f"{root}/srv"):
-        count += sum(1 for name in names if ".tend-" in name)
+    for top in folders:
+        for folder, _, names in os.walk(top):
+            count += sum(1 for name in names if ".tend-" in name)
     return count
 
 
 def record(state):
     folder = os.path.join(state, "applied")
-    names = os.listdir(folder) if os.path.isdir(folder) else []
+    names = [name for name in os.listdir(folder) if not name.startswith(".")] if os.path.isdir(folder) else []
     if not names:
         return None
     with open(os.path.join(folder, names[0])) as handle:
@@ -172,7 +173,7 @@ def main():
             counts["missing"] += missing
             counts["wrongmode"] += wrongmode
             mixed += len(tags) > 1
-            killed_with_leftovers += leftovers(root) > 0
+            killed_with_leftovers += leftovers(f"{root}/srv", state) > 0
             text = record(state)
             if text is not None and (len(text.strip()) != 40 or not text.endswith("\n")):
                 counts["state"] += 1
@@ -182,7 +183,7 @@ def main():
             if run.returncode != 0 or torn or missing or wrongmode or tags != {tag} or (record(state) or "").strip() != head:
                 counts["unconverged"] += 1
                 print(f"round {round_number}: did not converge (exit {run.returncode}): {err.strip()[:300]}", file=sys.stderr)
-            counts["leftovers"] += leftovers(root)
+            counts["leftovers"] += leftovers(f"{root}/srv", os.path.join(state, "applied"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = dict(files=args.files, kills=args.kills, apply_seconds=round(full, 3), noop_apply_seconds=round(statistics.median(durations), 3),

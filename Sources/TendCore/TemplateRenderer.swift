@@ -3,12 +3,12 @@ public import TendSpec
 
 /// Values that templates can use, built from tend.yaml's vars and the host's facts.
 public struct TemplateVariables: @unchecked Sendable {
-    // Holds only String, Bool, [Any] and [String: Any] values built from YAML, never mutated after
-    // init: safe to share between threads.
-    let values: [String: Any]
+    // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
+    // after init: safe to share between threads.
+    let values: TemplateMap
 
     public init() {
-        values = [:]
+        values = TemplateMap(values: [:])
     }
 
     /// The vars of tend.yaml, then those of each host entry that matches (later entries win), and
@@ -26,16 +26,16 @@ public struct TemplateVariables: @unchecked Sendable {
                 if let key = pair.keyText { values[key] = Self.value(pair.value) }
             }
         }
-        values["host"] = ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
-                          "labels": facts.labels] as [String: Any]
-        self.values = values
+        values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
+                                              "labels": TemplateMap(values: facts.labels)])
+        self.values = TemplateMap(values: values)
     }
 
     private static func value(_ node: YAMLNode) -> Any {
         switch node.content {
         case .scalar(let scalar): scalar.boolValue ?? scalar.text
         case .sequence(let items): TemplateList(items: items.map(value))
-        case .mapping(let pairs): Dictionary(pairs.compactMap { pair in pair.keyText.map { ($0, value(pair.value)) } }) { _, new in new }
+        case .mapping(let pairs): TemplateMap(values: Dictionary(pairs.compactMap { pair in pair.keyText.map { ($0, value(pair.value)) } }) { _, new in new })
         }
     }
 }
@@ -58,16 +58,25 @@ public enum TemplateRenderer {
     /// hosts times their ports stays well below it.
     public static let maximumIterations = 10_000
 
+    /// The most output a render may be able to produce, reckoned as it goes: the template's size
+    /// for each list item (its text may all be inside the section) plus every string looked up.
+    /// A 7 MB var inside a few nested sections would otherwise build gigabytes before any check.
+    public static let maximumOutput = 256 << 20
+
     public static func render(_ text: String, with variables: TemplateVariables) throws -> String {
         if let (line, column) = positionTooDeep(text) {
             throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column)
         }
         do {
             let template = try MustacheTemplate(string: text)
-            let budget = IterationBudget(maximumIterations)
+            let budget = IterationBudget(items: maximumIterations, bytes: maximumOutput, templateSize: text.utf8.count)
             let output = IterationBudget.$current.withValue(budget) { template.render(variables.values) }
-            guard !budget.exhausted else {
-                throw TemplateError(message: "template error: its sections iterate over more than \(maximumIterations) list items in all", line: 1, column: 1)
+            if let exhausted = budget.exhausted {
+                let reason = switch exhausted {
+                case .items: "its sections iterate over more than \(maximumIterations) list items in all"
+                case .bytes: "it could render more than \(maximumOutput >> 20) MiB (its size for each list item, plus the values it shows)"
+                }
+                throw TemplateError(message: "template error: " + reason, line: 1, column: 1)
             }
             guard output.utf8.count <= SnapshotLimits.fileSize else {
                 throw TemplateError(message: "template error: it renders to more than \(SnapshotLimits.fileSize >> 20) MiB", line: 1, column: 1)
@@ -149,8 +158,8 @@ public enum TemplateRenderer {
 /// A list from the vars, as templates iterate it: each item taken counts against the budget of
 /// the render in progress, and once it is spent the list ends early (the render is then refused).
 struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendable {
-    // Holds only the String, Bool, TemplateList and dictionary values built from YAML, never
-    // mutated after init, as TemplateVariables does.
+    // Holds only values built from YAML (String, Bool, TemplateList, TemplateMap), never mutated
+    // after init, as TemplateVariables does.
     let items: [Any]
 
     func makeIterator() -> Iterator {
@@ -175,33 +184,77 @@ struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendabl
         var index = 0
 
         mutating func next() -> Any? {
-            guard index < items.count, budget?.take() ?? true else { return nil }
+            guard index < items.count, budget?.takeItem(items[index]) ?? true else { return nil }
             defer { index += 1 }
             return items[index]
         }
     }
 }
 
-/// How many list items one render may still take. Bound to the render through a task-local
-/// value, so that renders on several threads (large catalogs decode in parallel) each have their own.
+/// A mapping from the vars: each value looked up counts its size against the render's budget.
+/// Its transforms are `count` and `empty`; swift-mustache's `enumerated` and `sorted` of a
+/// dictionary would hand out lists the budget cannot see.
+struct TemplateMap: MustacheParent, MustacheTransformable, @unchecked Sendable {
+    // As TemplateList.
+    let values: [String: Any]
+
+    func child(named name: String) -> Any? {
+        guard let value = values[name] else { return nil }
+        guard IterationBudget.current?.take(value) ?? true else { return nil }
+        return value
+    }
+
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "count": values.count
+        case "empty": values.isEmpty
+        default: nil
+        }
+    }
+}
+
+/// What one render may still do. Bound to the render through a task-local value, so that renders
+/// on several threads (large catalogs decode in parallel) each have their own.
 final class IterationBudget: @unchecked Sendable {
     // Read and written only by the thread that runs the render it is bound to.
     @TaskLocal static var current: IterationBudget?
 
-    private var remaining: Int
-    private(set) var exhausted = false
+    enum Limit { case items, bytes }
 
-    init(_ limit: Int) {
-        remaining = limit
+    private var items: Int
+    private var bytes: Int
+    private let templateSize: Int
+    private(set) var exhausted: Limit?
+
+    init(items: Int, bytes: Int, templateSize: Int) {
+        self.items = items
+        self.bytes = bytes
+        self.templateSize = templateSize
     }
 
-    /// Takes one item; false once the budget is spent.
-    func take() -> Bool {
-        guard remaining > 0 else {
-            exhausted = true
+    /// Takes one list item: the template's size, and the item's own if it is text.
+    func takeItem(_ item: Any) -> Bool {
+        guard exhausted == nil else { return false }
+        items -= 1
+        guard items >= 0 else {
+            exhausted = .items
             return false
         }
-        remaining -= 1
+        return charge(templateSize) && take(item)
+    }
+
+    /// Takes a value looked up: its length if it is text, one byte otherwise.
+    func take(_ value: Any) -> Bool {
+        charge((value as? String)?.utf8.count ?? 1)
+    }
+
+    private func charge(_ size: Int) -> Bool {
+        guard exhausted == nil else { return false }
+        bytes -= size
+        guard bytes >= 0 else {
+            exhausted = .bytes
+            return false
+        }
         return true
     }
 }

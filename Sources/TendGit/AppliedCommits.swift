@@ -2,17 +2,26 @@ import FoundationEssentials
 public import TendSpec
 internal import Glibc
 
-/// The last commit applied from each source, kept in the state directory, so that a source that
-/// goes back in time (history rewritten, a stale mirror) is noticed.
+/// The last commit applied from each source to each root, kept in the state directory, so that a
+/// source that goes back in time (history rewritten, a stale mirror) is noticed.
 public struct AppliedCommits: Sendable {
     public let source: GitSource
+    /// The root applied to: what was applied to an image root says nothing of the host itself.
+    public let root: String
 
-    public init(source: GitSource) {
+    public init(source: GitSource, root: String = "/") {
         self.source = source
+        self.root = root
     }
 
     private var file: String {
-        source.stateDirectory + "/applied/" + (source.cachePath.split(separator: "/").last.map(String.init) ?? "source") + (source.path.map { "-" + $0.replacing("/", with: "_") } ?? "")
+        var name = (source.cachePath.split(separator: "/").last.map(String.init) ?? "source") + (source.path.map { "-" + $0.replacing("/", with: "_") } ?? "")
+        if root != "/" {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in root.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            name += "-root-" + String(hash, radix: 16)
+        }
+        return source.stateDirectory + "/applied/" + name
     }
 
     /// The commit last applied from this source, if any.

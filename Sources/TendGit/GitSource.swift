@@ -139,7 +139,7 @@ public struct GitSource: Sendable {
         // The cache holds every file of every commit, sensitive ones too: only root may enter.
         for folder in [stateDirectory, stateDirectory + "/cache"] where creating || FileManager.default.fileExists(atPath: folder) {
             do {
-                if let tightened = try PrivateDirectory.prepare(folder) { logger.notice("\(tightened)") }
+                if let tightened = try PrivateDirectory.prepare(folder) { logger.info("\(tightened)") }
             } catch {
                 throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error)")
             }

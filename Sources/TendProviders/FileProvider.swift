@@ -176,7 +176,8 @@ public struct FileProvider: ResourceProvider {
                 try host.writeFile(path, contents: content, mode: desired.attributes.mode ?? current.permissions,
                                    owner: owner ?? current.owner, group: group ?? current.group, replacing: .regular)
             } else {
-                try host.setAttributes(path, type: .regular, mode: desired.attributes.mode, owner: owner, group: group)
+                try host.setAttributes(path, type: .regular, mode: desired.attributes.mode, owner: owner, group: group,
+                                       throughHardLinks: desired.attributes.force)
             }
         }
     }

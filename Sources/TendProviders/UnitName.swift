@@ -47,7 +47,7 @@ public enum UnitName {
     }
 
     private static func describe(_ byte: UInt8) -> String {
-        byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "the byte 0x\(String(byte, radix: 16, uppercase: true))"
+        byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "the byte '\(Printable.escaped(String(decoding: [byte], as: UTF8.self)))'"
     }
 
     /// One name of an [Install] section: the key it came under (`WantedBy`, `RequiredBy`,
@@ -76,20 +76,59 @@ public enum UnitName {
             guard installKeys.contains(key) else { continue }
             let valueStart = rawLine.distance(from: rawLine.startIndex, to: rawLine.firstIndex(of: "=")!) + 1
             var column = valueStart
-            for word in rawLine[rawLine.index(after: rawLine.firstIndex(of: "=")!)...].split(separator: " ", omittingEmptySubsequences: false) {
+            for word in rawLine[rawLine.index(after: rawLine.firstIndex(of: "=")!)...].split(omittingEmptySubsequences: false, whereSeparator: \.isWhitespace) {
                 defer { column += word.count + 1 }
-                let name = word.trimmingWhitespace()
-                if name.isEmpty { continue }
-                entries.append(InstallEntry(key: key, name: String(name), line: index + 1, column: column + 1))
+                if word.isEmpty { continue }
+                entries.append(InstallEntry(key: key, name: String(word), line: index + 1, column: column + 1))
             }
         }
         return entries
     }
 
-    /// The problems of the [Install] section of `text`, each with its line and column in the file.
-    public static func installProblems(of text: [UInt8]) -> [(message: String, line: Int, column: Int)] {
-        installEntries(of: text).compactMap { entry in
-            problem(in: entry.name).map { ("\(entry.key)=: \($0)", entry.line, entry.column) }
+    /// The problems of the [Install] section of the unit `unit` with the file `text`, each with its
+    /// line and column in the file.
+    public static func installProblems(of text: [UInt8], unit: String) -> [(message: String, line: Int, column: Int)] {
+        installEntries(of: text).compactMap { entry -> (message: String, line: Int, column: Int)? in
+            let name: String
+            do throws(UnitNameError) {
+                name = try expandingSpecifiers(entry.name, unit: unit)
+            } catch {
+                return ("\(entry.key)=: \(error.message)", entry.line, entry.column)
+            }
+            return problem(in: name).map { ("\(entry.key)=: \($0)", entry.line, entry.column) }
         }
     }
+
+    /// `name` with the specifiers systemd expands in [Install] from the unit's own name (`%n`,
+    /// `%N`, `%p`, `%P`, `%i`, `%I`, `%j`, `%J`, `%%`), as `systemctl enable` does:
+    /// `WantedBy=sys-subsystem-net-devices-%i.device` in `wpa_supplicant@.service`. Any other
+    /// specifier (`%h`, a home folder, could hold a `/`) is refused.
+    public static func expandingSpecifiers(_ name: String, unit: String) throws(UnitNameError) -> String {
+        guard name.contains("%") else { return name }
+        let stem = unit.utf8.lastIndex(of: UInt8(ascii: ".")).map { String(unit.utf8[..<$0])! } ?? unit
+        let at = stem.firstIndex(of: "@")
+        let prefix = at.map { String(stem[..<$0]) } ?? stem
+        let instance = at.map { String(stem[stem.index(after: $0)...]) } ?? ""
+        let dash = prefix.lastIndex(of: "-")
+        var out = ""
+        var iterator = name.makeIterator()
+        while let character = iterator.next() {
+            guard character == "%" else { out.append(character); continue }
+            switch iterator.next() {
+            case "%"?: out += "%"
+            case "n"?: out += unit
+            case "N"?: out += stem
+            case "p"?, "P"?: out += prefix
+            case "i"?, "I"?: out += instance
+            case "j"?, "J"?: out += dash.map { String(prefix[prefix.index(after: $0)...]) } ?? prefix
+            case let other: throw UnitNameError(message: "\(Printable.quoted(name)) uses the specifier '%\(other.map(String.init) ?? "")', which tend does not expand in [Install] (only %n %N %p %P %i %I %j %J %%)")
+            }
+        }
+        return out
+    }
+}
+
+/// A name in [Install] that cannot be expanded.
+public struct UnitNameError: Error, Sendable {
+    public var message: String
 }

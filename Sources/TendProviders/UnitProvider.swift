@@ -105,7 +105,7 @@ public struct UnitProvider: ResourceProvider {
         if unitFileNode != nil, unitFile == nil { return nil }
         if let unitFile, let origin = unitFileNode {
             // Under --root tend makes the [Install] links itself: every name there becomes a path.
-            for problem in UnitName.installProblems(of: unitFile) {
+            for problem in UnitName.installProblems(of: unitFile, unit: name) {
                 if let file = origin.file, origin.key == "source" {
                     context.diagnostics.error("[Install] \(problem.message)", at: SourceLocation(file: file, line: problem.line, column: problem.column))
                 } else {
@@ -256,14 +256,20 @@ public struct UnitProvider: ResourceProvider {
         var links: [String] = []
         for entry in UnitName.installEntries(of: text) {
             // A unit file on the host is input too: a name that is a path would make a link elsewhere.
-            if let problem = UnitName.problem(in: entry.name) {
+            let name: String
+            do {
+                name = try UnitName.expandingSpecifiers(entry.name, unit: desired.name)
+            } catch {
+                throw HostError(path: unitPath, message: "line \(entry.line): [Install] \(entry.key)=: \(error.message)")
+            }
+            if let problem = UnitName.problem(in: name) {
                 throw HostError(path: unitPath, message: "line \(entry.line): [Install] \(entry.key)=: \(problem)")
             }
             switch entry.key {
-            case "WantedBy": links.append("\(unitDirectory)/\(entry.name).wants/\(desired.name) \(unitPath)")
-            case "RequiredBy": links.append("\(unitDirectory)/\(entry.name).requires/\(desired.name) \(unitPath)")
-            case "UpheldBy": links.append("\(unitDirectory)/\(entry.name).upholds/\(desired.name) \(unitPath)")
-            case "Alias": links.append("\(unitDirectory)/\(entry.name) \(unitPath)")
+            case "WantedBy": links.append("\(unitDirectory)/\(name).wants/\(desired.name) \(unitPath)")
+            case "RequiredBy": links.append("\(unitDirectory)/\(name).requires/\(desired.name) \(unitPath)")
+            case "UpheldBy": links.append("\(unitDirectory)/\(name).upholds/\(desired.name) \(unitPath)")
+            case "Alias": links.append("\(unitDirectory)/\(name) \(unitPath)")
             default: break
             }
         }

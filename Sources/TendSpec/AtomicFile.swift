@@ -17,23 +17,17 @@ public enum AtomicFile {
     public enum Replacing: Sendable, Hashable {
         /// Nothing may be at the name: the rename fails if something appeared.
         case nothing
-        /// Only what is of this kind; anything else is put back and the write fails.
-        case only(Kind)
+        /// Only what is of this type; anything else is put back and the write fails.
+        case only(FileType)
         /// Whatever is there (tend's own files, which no one else writes).
         case anything
     }
 
-    /// The kind of what is found at a name, as far as replacing it is concerned.
-    public enum Kind: String, Sendable, Hashable {
-        case regularFile = "a regular file"
-        case symbolicLink = "a symbolic link"
-        case directory = "a directory"
-        case special = "a special file"
-    }
-
-    /// Writes `contents` as `name` in the open folder `directory`. `owner` and `group` are set
-    /// first (fchown clears setuid and setgid, so the mode comes after it). The folder itself is
-    /// not synced: callers that write many files sync each folder once (`syncDirectory`).
+    /// Writes `contents` as `name` in the open folder `directory`. The temporary file is created
+    /// readable by its owner only, `owner` and `group` are set, then the bytes are written, and
+    /// the mode comes last: fchown and a write by a process without CAP_FSETID both clear setuid
+    /// and setgid. The folder itself is not synced: callers that write many files sync each
+    /// folder once.
     public static func write(_ contents: [UInt8], as name: String, in directory: FileDescriptor, mode: UInt32,
                              owner: UInt32? = nil, group: UInt32? = nil, replacing: Replacing) throws(AtomicFileError) {
         let temporary = temporaryName(for: name)
@@ -47,7 +41,6 @@ public enum AtomicFile {
         if owner != nil || group != nil {
             try check(fchown(fd, owner ?? UInt32.max, group ?? UInt32.max), "fchown")
         }
-        try check(fchmod(fd, mode_t(mode)), "fchmod")
         var written = 0
         while written < contents.count {
             let n = contents.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + written, raw.count - written) }
@@ -57,9 +50,15 @@ public enum AtomicFile {
             }
             written += n
         }
+        try check(fchmod(fd, mode_t(mode)), "fchmod")
         try check(fsync(fd), "fsync")
-        try place(temporary, as: name, in: directory, replacing: replacing)
-        placed = true
+        do {
+            try place(temporary, as: name, in: directory, replacing: replacing)
+            placed = true
+        } catch {
+            placed = error.placed
+            throw error
+        }
     }
 
     /// Makes `name` in `directory` a symbolic link to `target`, through a temporary link renamed
@@ -70,7 +69,7 @@ public enum AtomicFile {
         do {
             try place(temporary, as: name, in: directory, replacing: replacing)
         } catch {
-            unlinkat(directory.rawValue, temporary, 0)
+            if !error.placed { unlinkat(directory.rawValue, temporary, 0) }
             throw error
         }
     }
@@ -86,26 +85,55 @@ public enum AtomicFile {
         guard fd >= 0 else { throw .system("open", errno, detail: "the folder \(folder)") }
         let directory = FileDescriptor(rawValue: fd)
         defer { try? directory.close() }
+        removeLeftovers(of: name, in: directory)
         try write(contents, as: name, in: directory, mode: mode, replacing: .anything)
-        try syncDirectory(directory)
-    }
-
-    /// Makes the renames and removals in `directory` durable.
-    public static func syncDirectory(_ directory: FileDescriptor) throws(AtomicFileError) {
-        try check(fsync(directory.rawValue), "fsync")
+        try check(fsync(fd), "fsync")
     }
 
     // MARK: Leftovers
 
-    /// The name of the temporary file for `name`: `.NAME.tend-PID-N`, kept under 255 bytes.
-    static func temporaryName(for name: String) -> String {
-        let serial = counter.withLock { value in
+    /// Removes the temporary files of `name` that killed runs left in `directory`.
+    static func removeLeftovers(of name: String, in directory: FileDescriptor) {
+        guard let names = try? entries(of: directory) else { return }
+        let prefix = temporaryName(for: name, serial: nil)
+        for entry in names where entry.hasPrefix(prefix) && isLeftover(entry) && FileType(of: entry, in: directory.rawValue) == .regular {
+            unlinkat(directory.rawValue, entry, 0)
+        }
+    }
+
+    /// The names in the open folder `directory`, without `.` and `..`, read through a descriptor
+    /// of its own (a duplicate would share the folder's read position).
+    public static func entries(of directory: FileDescriptor) throws(AtomicFileError) -> [String] {
+        let fd = openat(directory.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .system("openat", errno) }
+        guard let handle = fdopendir(fd) else {
+            let code = errno
+            close(fd)
+            throw .system("fdopendir", code)
+        }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The name of the temporary file for `name`: `.NAME.tend-PID-N`, kept under 255 bytes;
+    /// without a serial, the part every process's temporaries of `name` start with.
+    static func temporaryName(for name: String, serial: Int? = next()) -> String {
+        var prefix = Substring(name)
+        while prefix.utf8.count > 200 { prefix = prefix.dropLast() }
+        guard let serial else { return ".\(prefix).tend-" }
+        return ".\(prefix).tend-\(getpid())-\(serial)"
+    }
+
+    private static func next() -> Int {
+        counter.withLock { value in
             value += 1
             return value
         }
-        var prefix = Substring(name)
-        while prefix.utf8.count > 200 { prefix = prefix.dropLast() }
-        return ".\(prefix).tend-\(getpid())-\(serial)"
     }
 
     /// Whether `name` is a temporary file that a tend process other than this one left behind
@@ -130,44 +158,51 @@ public enum AtomicFile {
             if renameat2(dir, temporary, dir, name, renameNoReplace) == 0 { return }
             let code = errno
             if code == EEXIST {
-                let found = kind(of: name, in: directory).map { " (\($0.rawValue))" } ?? ""
+                let found = FileType(of: name, in: dir).map { " (\($0.article))" } ?? ""
                 throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: code),
                                       message: "something appeared here since it was planned\(found); nothing was replaced")
             }
-            guard code == EINVAL else { throw .system("renameat2", code) }
+            guard cannotExchange(code) else { throw .system("renameat2", code) }
             // The filesystem cannot rename without replacing: look, then rename (a short race).
-            if let found = kind(of: name, in: directory) {
-                throw AtomicFileError(function: "fstatat", errno: .fileExists, message: "something appeared here since it was planned (\(found.rawValue)); nothing was replaced")
+            if let found = FileType(of: name, in: dir) {
+                throw AtomicFileError(function: "fstatat", errno: .fileExists, message: "something appeared here since it was planned (\(found.article)); nothing was replaced")
             }
             try check(renameat(dir, temporary, dir, name), "renameat")
         case .only(let expected):
             if renameat2(dir, temporary, dir, name, renameExchange) == 0 {
                 // The old entry now has the temporary name: keep it only if it is what was planned.
-                let found = kind(of: temporary, in: directory)
-                guard found == expected else {
-                    renameat2(dir, temporary, dir, name, renameExchange)
-                    throw AtomicFileError(function: "renameat2", errno: nil,
-                                          message: "is now \(found?.rawValue ?? "gone"), not \(expected.rawValue) as planned; it was left as it is")
+                let found = FileType(of: temporary, in: dir)
+                if found == expected, unlinkat(dir, temporary, expected == .directory ? AT_REMOVEDIR : 0) == 0 { return }
+                let code = errno
+                guard renameat2(dir, temporary, dir, name, renameExchange) == 0 else {
+                    // Neither name may be removed now: the new content is in place and what was
+                    // there is kept under the temporary name, which is said.
+                    throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: errno), placed: true,
+                                          message: "what was here (\(found?.article ?? "gone")) could not be put back; it is kept as \(temporary)")
                 }
-                if unlinkat(dir, temporary, expected == .directory ? AT_REMOVEDIR : 0) != 0 {
-                    let code = errno
-                    renameat2(dir, temporary, dir, name, renameExchange)
-                    throw .system("unlinkat", code, detail: "cannot remove what was there; it was left as it is")
-                }
-                return
+                if found == expected { throw .system("unlinkat", code, detail: "cannot remove what was there; it was left as it is") }
+                throw AtomicFileError(function: "renameat2", errno: nil,
+                                      message: "is now \(found?.article ?? "gone"), not \(expected.article) as planned; it was left as it is")
             }
             let code = errno
             if code == ENOENT {
                 // Gone since it was planned: nothing is lost by creating it.
                 return try place(temporary, as: name, in: directory, replacing: .nothing)
             }
-            guard code == EINVAL else { throw .system("renameat2", code) }
-            let found = kind(of: name, in: directory)
+            guard cannotExchange(code) else { throw .system("renameat2", code) }
+            let found = FileType(of: name, in: dir)
             guard found == expected || found == nil else {
-                throw AtomicFileError(function: "fstatat", errno: nil, message: "is now \(found!.rawValue), not \(expected.rawValue) as planned; it was left as it is")
+                throw AtomicFileError(function: "fstatat", errno: nil, message: "is now \(found!.article), not \(expected.article) as planned; it was left as it is")
             }
             try check(renameat(dir, temporary, dir, name), "renameat")
         }
+    }
+
+    /// Whether renameat2 failed because the filesystem (or the kernel) cannot do it, rather than
+    /// because of what is at the names: EINVAL where the flags are not supported, EXDEV on
+    /// overlayfs when an entry of a lower layer would be exchanged.
+    private static func cannotExchange(_ code: Int32) -> Bool {
+        code == EINVAL || code == EXDEV || code == ENOSYS
     }
 
     // renameat2 is declared by glibc only under _GNU_SOURCE, which Swift's Glibc module does not
@@ -189,18 +224,6 @@ public enum AtomicFile {
         return function(fromDirectory, from, toDirectory, to, flags)
     }
 
-    /// What is at `name` in `directory`, not following a link; nil if nothing.
-    public static func kind(of name: String, in directory: FileDescriptor) -> Kind? {
-        var raw = stat()
-        guard fstatat(directory.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
-        switch raw.st_mode & S_IFMT {
-        case S_IFREG: return .regularFile
-        case S_IFLNK: return .symbolicLink
-        case S_IFDIR: return .directory
-        default: return .special
-        }
-    }
-
     private static func check(_ result: Int32, _ function: String) throws(AtomicFileError) {
         if result != 0 { throw .system(function, errno) }
     }
@@ -213,6 +236,9 @@ public enum AtomicFile {
 public struct AtomicFileError: Error, Sendable, Hashable, CustomStringConvertible {
     public var function: String
     public var errno: Errno?
+    /// Whether the new content is in place all the same (the temporary name then holds what was
+    /// there before, and must not be removed).
+    public var placed = false
     public var message: String
 
     static func system(_ function: String, _ code: Int32, detail: String? = nil) -> AtomicFileError {

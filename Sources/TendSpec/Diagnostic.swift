@@ -9,11 +9,11 @@ public struct Diagnostic: Hashable, Sendable, Error, CustomStringConvertible {
         self.location = location
     }
 
-    /// `path:line:col: message`, with control characters shown visibly (names and paths in a
-    /// message come from the repository).
+    /// `path:line:col: message`. Names in it come from the repository: whoever prints it shows
+    /// control characters visibly (`Printable`).
     public var description: String {
-        guard let location else { return Printable.escaped(message) }
-        return Printable.escaped("\(location): \(message)")
+        guard let location else { return message }
+        return "\(location): \(message)"
     }
 
     /// The same diagnostic with its path shown as `prefix/path` (the folder the user named).

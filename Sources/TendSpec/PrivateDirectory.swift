@@ -1,4 +1,5 @@
 internal import Glibc
+internal import SystemPackage
 
 /// A folder only its owner may enter (0700): tend's state directory and Git caches, which hold
 /// every file of the configuration, `sensitive` ones included.
@@ -8,21 +9,31 @@ public enum PrivateDirectory {
     /// folder that others could enter was readable by every user of the host until now.
     @discardableResult
     public static func prepare(_ path: String) throws(AtomicFileError) -> String? {
-        var info = stat()
-        if lstat(path, &info) != 0 {
-            guard errno == ENOENT else { throw .system("lstat", errno, detail: path) }
+        var fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0, errno == ENOENT {
             if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex {
                 try makeParents(String(path.utf8[..<slash])!)
             }
             if mkdir(path, 0o700) != 0, errno != EEXIST { throw .system("mkdir", errno, detail: path) }
-            return nil
+            fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         }
-        guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw AtomicFileError(function: "lstat", errno: nil, message: "\(path): is not a directory")
+        guard fd >= 0 else {
+            let code = errno
+            if code == ELOOP || code == ENOTDIR {
+                throw AtomicFileError(function: "open", errno: Errno(rawValue: code), message: "\(path): is not a directory (a link or a file); tend keeps its state only in a folder of its own")
+            }
+            throw .system("open", code, detail: path)
+        }
+        defer { close(fd) }
+        // Checked on the folder opened, so a link or another folder swapped in meanwhile is not it.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .system("fstat", errno, detail: path) }
+        guard info.st_uid == geteuid() else {
+            throw AtomicFileError(function: "fstat", errno: nil, message: "\(path): is owned by uid \(info.st_uid), not by this process's uid \(geteuid()); whoever owns it could change tend's state")
         }
         let mode = info.st_mode & 0o7777
         guard mode & 0o077 != 0 else { return nil }
-        if chmod(path, 0o700) != 0 { throw .system("chmod", errno, detail: path) }
+        if fchmod(fd, 0o700) != 0 { throw .system("fchmod", errno, detail: path) }
         return "tightened \(path) from mode \(String(mode, radix: 8)) to 700: others could read what tend keeps there"
     }
 

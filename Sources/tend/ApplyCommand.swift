@@ -42,8 +42,12 @@ struct ApplyCommand: AsyncParsableCommand {
         let style = output.style
         var logger = output.logger()
         let savedPlan = try plan.map(PlanFile.read)
+        let rootPath = savedPlan?.root ?? root.root
+        // Taken before the source is opened and held until this command ends: the commit checked
+        // against the last applied one and the plan made are the ones applied.
+        let lock = try await Console.lock(rootPath, timeout: source.lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
         let opened: Console.OpenedSource
-        let rootPath: String
         if let savedPlan {
             if root.root != "/", root.root != savedPlan.root {
                 throw ValidationError("the plan was made for root \(savedPlan.root), not \(root.root)")
@@ -64,31 +68,18 @@ struct ApplyCommand: AsyncParsableCommand {
             default:
                 throw ValidationError("the plan was made from a \(savedPlan.source.type) source, which this tend cannot open")
             }
-            opened = try await Console.openSource(options, logger: logger, pinnedCommit: savedPlan.source.commit)
-            rootPath = savedPlan.root
+            opened = try await Console.openSource(options, root: rootPath, logger: logger, pinnedCommit: savedPlan.source.commit)
         } else {
-            opened = try await Console.openSource(source, logger: logger)
-            rootPath = root.root
+            opened = try await Console.openSource(source, root: rootPath, logger: logger)
         }
         let snapshot = opened.snapshot
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
         let services = Console.serviceManager(for: rootPath, logger: logger)
         let host = try Console.openRoot(rootPath, services: services)
-        // Held until this command ends: the plan made under it is the one applied.
-        let lock = try Console.lock(rootPath, timeout: source.lockTimeout)
-        defer { withExtendedLifetime(lock) {} }
         let facts = try savedPlan?.facts ?? Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
         let planner = Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version)
         let toApply: Plan
-        do {
-            for path in try Executor(catalog: catalog, logger: logger).removeLeftovers(root: rootPath) {
-                Console.out("Removed \(Printable.escaped(path)), a temporary file an interrupted run left.\n")
-            }
-        } catch {
-            Console.error("tend: \(error)")
-            throw TendExit.unusableHost
-        }
         if savedPlan == nil {
             // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
             // applied is made from them; a saved plan is applied as it was made.
@@ -119,10 +110,12 @@ struct ApplyCommand: AsyncParsableCommand {
                 return
             }
         } else if !toApply.hasChanges, toApply.errors.isEmpty {
+            try removeLeftovers(catalog, root: rootPath, logger: logger)
             Console.out("No changes. The host matches the configuration (\(toApply.resourceCount) resources).\n")
             try record(opened)
             return
         }
+        try removeLeftovers(catalog, root: rootPath, logger: logger)
         Console.out(style.bold("Applying \(Printable.escaped(toApply.sourceDescription))") + (toApply.root == "/" ? "" : " into root \(toApply.root)") + "\n")
         let report: ApplyReport
         do {
@@ -136,6 +129,19 @@ struct ApplyCommand: AsyncParsableCommand {
         Console.out(report.summary(style: style) + "\n")
         try record(opened)
         if !report.succeeded { throw TendExit.failures }
+    }
+
+    /// Removes the temporary files interrupted runs left beside the catalog's paths: part of every
+    /// apply, also one with nothing else to do, once the plan is made.
+    private func removeLeftovers(_ catalog: Catalog, root: String, logger: Logger) throws {
+        do {
+            for path in try Executor(catalog: catalog, logger: logger).removeLeftovers(root: root) {
+                Console.out("Removed \(Printable.escaped(path)), a temporary file an interrupted run left.\n")
+            }
+        } catch {
+            Console.error("tend: \(error)")
+            throw TendExit.unusableHost
+        }
     }
 
     /// Records a Git source's commit as the last applied, for rewind protection.

@@ -33,7 +33,7 @@ enum Console {
 
     /// Opens the folder or the Git repository the options name, fetching, verifying the commit's
     /// signature and checking that it does not go back in time; or exits with the matching code.
-    static func openSource(_ options: SourceOptions, logger: Logger, pinnedCommit: String? = nil, checkRewind: Bool = true) async throws -> OpenedSource {
+    static func openSource(_ options: SourceOptions, root: String, logger: Logger, pinnedCommit: String? = nil, checkRewind: Bool = true) async throws -> OpenedSource {
         if let folder = options.source {
             guard options.repo == nil else { throw ValidationError("name either a folder or --repo, not both") }
             do {
@@ -55,7 +55,7 @@ enum Console {
         let source = GitSource(url: url, ref: pinnedCommit ?? options.ref, path: options.path, stateDirectory: options.stateDir,
                                credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
                                timeout: .seconds(options.fetchTimeout), logger: logger)
-        let applied = AppliedCommits(source: source)
+        let applied = AppliedCommits(source: source, root: root)
         do {
             let snapshot = try source.snapshot(offline: options.offline || pinnedCommit != nil)
             if let allowedSigners = options.verify { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
@@ -82,9 +82,9 @@ enum Console {
 
     /// Takes the lock that serialises applies to `root`, saying who holds it while it waits, or
     /// exits with `TendExit.locked`.
-    static func lock(_ root: String, timeout seconds: Int) throws -> RunLock {
+    static func lock(_ root: String, timeout seconds: Int) async throws -> RunLock {
         do {
-            return try RunLock.acquire(root: root, timeout: .seconds(seconds)) { holder in
+            return try await RunLock.acquire(root: root, timeout: .seconds(seconds)) { holder in
                 Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(seconds) s, --lock-timeout)")
             }
         } catch {

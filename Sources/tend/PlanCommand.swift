@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import TendCore
 import TendSpec
+import SystemPackage
 import Glibc
 
 struct PlanCommand: AsyncParsableCommand {
@@ -36,7 +37,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = output.logger()
-        let snapshot = try await Console.openSource(source, logger: logger).snapshot
+        let snapshot = try await Console.openSource(source, root: root.root, logger: logger).snapshot
         let host = try Console.openRoot(root.root, services: Console.serviceManager(for: root.root, logger: logger))
         let facts = try Console.facts(host, options: source)
         let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
@@ -71,16 +72,31 @@ enum PlanFile {
         do {
             try AtomicFile.write(Array(try encode(plan)), toPath: path, mode: 0o600)
         } catch let error as AtomicFileError {
-            Console.error("tend: cannot write the plan to \(Printable.escaped(path)): \(error)")
+            Console.error("tend: cannot write the plan to \(path): \(error)")
+            throw TendExit.unusableHost
+        } catch {
+            Console.error("tend: cannot encode the plan: \(error)")
             throw TendExit.unusableHost
         }
+    }
+
+    /// `steps[3].change` for a decoding path.
+    private static func describe(_ path: [any CodingKey]) -> String {
+        path.isEmpty ? "the top" : String(path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop(while: { $0 == "." }))
     }
 
     static func read(_ path: String) throws -> Plan {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
+            let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec, .nonBlocking])
+            defer { try? fd.close() }
+            let info = try fd.stat()
+            guard info.type == .regular else {
+                Console.error("tend: cannot read the plan file \(path): not a regular file")
+                throw TendExit.unusableHost
+            }
+            data = Data(try fd.readToEnd(sizeHint: Int(info.size), limit: 256 << 20))
+        } catch let error as Errno {
             Console.error("tend: cannot read the plan file \(path): \(error)")
             throw TendExit.unusableHost
         }
@@ -95,8 +111,11 @@ enum PlanFile {
         }
         do {
             return try JSONDecoder().decode(Plan.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            Console.error("tend: \(path) is not a valid plan file: '\(key.stringValue)' is missing at \(Self.describe(context.codingPath))")
+            throw TendExit.unusableHost
         } catch {
-            Console.error("tend: \(path) is not a valid plan file: \(error)")
+            Console.error("tend: \(path) is not a valid plan file: a value has the wrong type or the JSON is malformed")
             throw TendExit.unusableHost
         }
     }

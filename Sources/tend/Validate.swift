@@ -20,7 +20,7 @@ struct Validate: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let snapshot = try await Console.openSource(source, logger: output.logger(), checkRewind: false).snapshot
+        let snapshot = try await Console.openSource(source, root: root.root, logger: output.logger(), checkRewind: false).snapshot
         let host = try Console.openRoot(root.root)
         let catalog = try Console.catalog(snapshot, facts: try Console.facts(host, options: source), providers: source.providers)
         Console.out("\(snapshot.description) is valid: \(catalog.entries.count) resources for this host.\n")

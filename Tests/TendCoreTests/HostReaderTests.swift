@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TendCore
+import TendSpec
 
 @Suite("host reader")
 struct HostReaderTests {

@@ -62,7 +62,7 @@ struct HardeningTests {
         let root = try makeRoot()
         let apply = try await tend(["apply", repo.path, "--root", root.path])
         #expect(apply.status == 3, "\(apply)")
-        #expect(apply.stderr.contains("site/units.yaml:2:11: 'ev\\0il.service' is not a unit name: the byte 0x0 is not allowed"), "\(apply)")
+        #expect(apply.stderr.contains("site/units.yaml:2:11: 'ev\\0il.service' is not a unit name: the byte '\\0' is not allowed"), "\(apply)")
         #expect(apply.stderr.contains("site/units.yaml:4:11: 'a b.service' is not a unit name"))
         #expect(apply.stderr.contains("site/units.yaml:5:11: 'x@y@z.service' is not a unit name: it has more than one '@'"))
         #expect(apply.stderr.contains("site/units.yaml:8:7: drop-in '../../x.conf' must be a file name"))

@@ -35,7 +35,7 @@ public struct Executor: Sendable {
     /// also one with nothing to change.
     public func removeLeftovers(root: String) throws(HostError) -> [String] {
         let writer = HostWriter(reader: try HostReader(root: root), services: nil)
-        let removed = writer.removeLeftovers(besides: catalog.entries.flatMap(\.resource.paths))
+        let removed = writer.removeLeftovers(inFoldersOf: catalog.entries.flatMap(\.resource.paths))
         for path in removed {
             logger.info("removed \(path), a temporary file an interrupted run left", metadata: ["action": "delete", "result": "done"])
         }

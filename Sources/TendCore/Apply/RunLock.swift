@@ -1,5 +1,5 @@
 internal import Glibc
-internal import SystemPackage
+public import SystemPackage
 import TendSpec
 
 /// The one lock that serialises every run that changes a root: `tend apply` and the agent. Two
@@ -20,9 +20,9 @@ public final class RunLock {
 
     /// Takes the lock of `root`, waiting up to `timeout`. `waiting` is called once, with who
     /// holds it ("process 1234 (tend)"), if it must wait.
-    public static func acquire(root: String, timeout: Duration, waiting: (String) -> Void) throws(RunLockError) -> RunLock {
+    public static func acquire(root: String, timeout: Duration, waiting: (String) -> Void) async throws(RunLockError) -> RunLock {
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw RunLockError(root: root, holder: nil, message: "cannot open \(root) to lock it: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .system("open", root: root, errno) }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var told = false
@@ -30,19 +30,20 @@ public final class RunLock {
             let code = errno
             guard code == EWOULDBLOCK || code == EINTR else {
                 close(fd)
-                throw RunLockError(root: root, holder: nil, message: "cannot lock \(root): \(String(cString: strerror(code)))")
+                throw .system("flock", root: root, code)
             }
             let holder = holder(of: fd)
             guard clock.now < deadline else {
                 close(fd)
-                throw RunLockError(root: root, holder: holder,
+                throw RunLockError(root: root, holder: holder, function: "flock", errno: .wouldBlock,
                                    message: "another run of tend is applying to \(root)\(holder.map { " (\($0))" } ?? ""); gave up after waiting \(timeout.components.seconds) s")
             }
             if !told {
                 waiting(holder ?? "another process")
                 told = true
             }
-            usleep(50_000)
+            // Waits without holding a thread of the concurrency pool.
+            try? await Task.sleep(for: .milliseconds(50))
         }
         return RunLock(fd: fd)
     }
@@ -55,36 +56,20 @@ public final class RunLock {
     }
 }
 
-/// Another run holds the lock.
+/// The lock could not be taken: another run holds it, or the root cannot be locked.
 public struct RunLockError: Error, Sendable, CustomStringConvertible {
     public var root: String
     /// "process 1234 (tend)", when /proc/locks names it.
     public var holder: String?
+    /// The C function that failed and its errno.
+    public var function: String
+    public var errno: Errno?
     public var message: String
 
+    static func system(_ function: String, root: String, _ code: Int32) -> RunLockError {
+        let errno = Errno(rawValue: code)
+        return RunLockError(root: root, holder: nil, function: function, errno: errno, message: "cannot lock \(root): \(errno) (\(function))")
+    }
+
     public var description: String { message }
-}
-
-/// Who holds a lock, read from /proc/locks.
-public enum LockHolder {
-    /// "process 1234 (apt-get)" for a lock on the file `inode`, or nil. The device is not
-    /// compared: on overlayfs (test hosts, containers) /proc/locks names the layer's device, not
-    /// the one stat reports; the name is only for people.
-    public static func describe(inode: UInt64) -> String? {
-        guard let locks = contents(of: "/proc/locks") else { return nil }
-        for line in locks.split(separator: "\n") {
-            // "1: FLOCK  ADVISORY  WRITE 1234 08:01:1234567 0 EOF": the pid, then major:minor:inode.
-            let fields = line.split(separator: " ")
-            guard fields.count >= 6, let pid = Int32(fields[4]), fields[5].split(separator: ":").last == Substring(String(inode)) else { continue }
-            let name = contents(of: "/proc/\(pid)/comm").map { $0.trimmingWhitespace() }
-            return "process \(pid)" + (name.map { " (\($0))" } ?? "")
-        }
-        return nil
-    }
-
-    private static func contents(of path: String) -> String? {
-        guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }
-        defer { try? fd.close() }
-        return (try? fd.readToEnd(sizeHint: 4096)).map { String(decoding: $0, as: UTF8.self) }
-    }
 }

@@ -1,20 +1,9 @@
 internal import Glibc
+public import TendSpec
 
 /// What `lstat` says about one path on the host.
 public struct FileStatus: Sendable, Hashable {
-    public enum FileType: String, Sendable, Hashable, Codable {
-        case regular = "file", directory, symlink, other
-
-        /// How a person names it ("a regular file").
-        public var article: String {
-            switch self {
-            case .regular: "a regular file"
-            case .directory: "a directory"
-            case .symlink: "a symbolic link"
-            case .other: "a special file"
-            }
-        }
-    }
+    public typealias FileType = TendSpec.FileType
 
     public var type: FileType
     /// Permission bits including setuid, setgid and sticky (`st_mode & 07777`).
@@ -32,12 +21,7 @@ public struct FileStatus: Sendable, Hashable {
     public var modificationTime: Int64
 
     init(_ raw: stat) {
-        type = switch raw.st_mode & S_IFMT {
-        case S_IFREG: .regular
-        case S_IFDIR: .directory
-        case S_IFLNK: .symlink
-        default: .other
-        }
+        type = FileType(mode: raw.st_mode)
         permissions = raw.st_mode & 0o7777
         owner = raw.st_uid
         group = raw.st_gid

@@ -29,6 +29,6 @@ public struct HostError: Error, Sendable, Hashable, CustomStringConvertible {
         self.init(path: path, message: error.message, function: error.function, errno: error.errno)
     }
 
-    /// `/etc/motd: Permission denied (openat)`, the path with control characters shown visibly.
-    public var description: String { "\(Printable.escaped(path)): \(message)" }
+    /// `/etc/motd: Permission denied (openat)`.
+    public var description: String { "\(path): \(message)" }
 }

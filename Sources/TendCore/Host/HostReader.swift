@@ -212,20 +212,11 @@ public final class HostReader {
     }
 
     static func entries(ofDescriptor fd: FileDescriptor, path: String) throws(HostError) -> [String] {
-        let copy = dup(fd.rawValue)
-        guard copy >= 0, let handle = fdopendir(copy) else {
-            throw .system("fdopendir", path: path, Errno(rawValue: Glibc.errno))
+        do {
+            return try AtomicFile.entries(of: fd).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        } catch {
+            throw HostError(path: path, message: error.message, function: error.function, errno: error.errno)
         }
-        defer { closedir(handle) }
-        rewinddir(handle)
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 }
 

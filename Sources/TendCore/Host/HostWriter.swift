@@ -1,5 +1,5 @@
 internal import SystemPackage
-import TendSpec
+public import TendSpec
 internal import Glibc
 
 /// The capability to change the host's filesystem under a root. Only the executor creates one.
@@ -54,7 +54,7 @@ public final class HostWriter {
         let directory = try parentDirectory(of: path)
         let name = try reader.leaf(path)
         do {
-            try AtomicFile.write(contents, as: name, in: directory, mode: mode, owner: owner, group: group, replacing: Self.replacing(replacing))
+            try AtomicFile.write(contents, as: name, in: directory, mode: mode, owner: owner, group: group, replacing: replacing.map { .only($0) } ?? .nothing)
         } catch {
             throw HostError(error, path: path)
         }
@@ -62,8 +62,10 @@ public final class HostWriter {
     }
 
     /// Sets the owner, group and mode of the existing file or folder at `path`, which must still
-    /// be of `type` (so a link swapped in since it was observed is never changed through).
-    public func setAttributes(_ path: String, type: FileStatus.FileType, mode: UInt32?, owner: UInt32?, group: UInt32?) throws(HostError) {
+    /// be of `type` (so a link swapped in since it was observed is never changed through), and,
+    /// unless `throughHardLinks`, have no other name (which may lie outside the root).
+    public func setAttributes(_ path: String, type: FileStatus.FileType, mode: UInt32?, owner: UInt32?, group: UInt32?,
+                              throughHardLinks: Bool = false) throws(HostError) {
         let fd = try reader.openFile(path, flags: O_RDONLY | (type == .directory ? O_DIRECTORY : 0))
         defer { try? fd.close() }
         var raw = stat()
@@ -71,6 +73,9 @@ public final class HostWriter {
         let found = FileStatus(raw)
         guard found.type == type else {
             throw HostError(path: path, message: "is now \(found.type.article); expected \(type.article)")
+        }
+        guard type != .regular || found.linkCount == 1 || throughHardLinks else {
+            throw HostError(path: path, message: "has \(found.linkCount) hard links since it was planned; its mode and owner were left as they are")
         }
         if owner != nil || group != nil {
             try check(fchown(fd.rawValue, owner ?? UInt32.max, group ?? UInt32.max), "fchown", path)
@@ -103,7 +108,7 @@ public final class HostWriter {
         let directory = try parentDirectory(of: path)
         let name = try reader.leaf(path)
         do {
-            try AtomicFile.symlink(target, as: name, in: directory, replacing: Self.replacing(replacing))
+            try AtomicFile.symlink(target, as: name, in: directory, replacing: replacing.map { .only($0) } ?? .nothing)
         } catch {
             throw HostError(error, path: path)
         }
@@ -142,15 +147,15 @@ public final class HostWriter {
 
     /// Removes every temporary file that an interrupted tend left in the folders `paths` lie in
     /// (`AtomicFile.isLeftover`), and returns their paths.
-    public func removeLeftovers(besides paths: [String]) -> [String] {
+    public func removeLeftovers(inFoldersOf paths: [String]) -> [String] {
         var folders = Set<String>()
         for path in paths { if let parent = HostPath.parent(of: path) { folders.insert(parent) } }
         var removed: [String] = []
         for folder in folders.sorted() {
             guard let fd = try? reader.directory(folder), let names = try? HostReader.entries(ofDescriptor: fd, path: folder) else { continue }
             for name in names where AtomicFile.isLeftover(name) {
-                let kind = AtomicFile.kind(of: name, in: fd)
-                guard kind == .regularFile || kind == .symbolicLink else { continue }
+                let type = FileType(of: name, in: fd.rawValue)
+                guard type == .regular || type == .symlink else { continue }
                 if unlinkat(fd.rawValue, name, 0) == 0 {
                     removed.append(HostPath.join(folder, name))
                     changed(fd, path: folder)
@@ -165,16 +170,6 @@ public final class HostWriter {
         guard let parent = HostPath.parent(of: path), try reader.status(parent) == nil else { return }
         try makeParentDirectories(of: parent)
         try makeDirectory(parent, mode: 0o755, owner: 0, group: 0)
-    }
-
-    private static func replacing(_ type: FileStatus.FileType?) -> AtomicFile.Replacing {
-        switch type {
-        case nil: .nothing
-        case .regular?: .only(.regularFile)
-        case .symlink?: .only(.symbolicLink)
-        case .directory?: .only(.directory)
-        case .other?: .only(.special)
-        }
     }
 
     private func removeTree(in directory: FileDescriptor, name: String, path: String) throws(HostError) {

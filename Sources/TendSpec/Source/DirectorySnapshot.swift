@@ -47,13 +47,14 @@ public struct DirectorySnapshot: Snapshot {
         guard !directory.utf8.contains(0) else { throw SnapshotError(.notFound, path: directory, message: "\(Printable.escaped(directory)): contains a NUL byte") }
         let folder = try open(folder: directory, for: directory)
         defer { if folder != root.fd { close(folder) } }
-        let copy = dup(folder)
+        // A descriptor of its own: a duplicate would share the read position of the cached one.
+        let copy = openat(folder, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard copy >= 0, let handle = fdopendir(copy) else {
+            let code = errno
             if copy >= 0 { close(copy) }
-            throw SnapshotError(.unreadable, path: directory, message: "\(directory): \(Errno(rawValue: errno))")
+            throw SnapshotError(.unreadable, path: directory, message: "\(directory): \(Errno(rawValue: code))")
         }
         defer { closedir(handle) }
-        rewinddir(handle)
         var result: [SnapshotEntry] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in

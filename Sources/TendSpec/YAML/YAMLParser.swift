@@ -13,7 +13,8 @@ internal import CYAML
 public enum YAMLParser {
     /// The deepest nesting of sequences and mappings read.
     public static let maximumDepth = 100
-    /// The most nodes one document may hold once every alias is expanded.
+    /// The most nodes one document may hold once every alias is expanded; a scalar counts one
+    /// node per 64 bytes, so this also bounds the expanded text to about 64 MB.
     public static let maximumNodes = 1_000_000
 
     /// The documents of one file (an empty file has none) and the problems found in it.
@@ -131,8 +132,10 @@ private struct TreeBuilder {
             default: .plain
             }
             let node = YAMLNode(.scalar(YAMLScalar(text, style: style)), at: location, tag: cString(data.tag))
-            complete(node, weight: 1, height: 0, anchor: cString(data.anchor))
-            return count(1, at: location)
+            // A long scalar weighs more: aliases of a 1 MB string would otherwise pass as one node each.
+            let weight = 1 + data.length / 64
+            complete(node, weight: weight, height: 0, anchor: cString(data.anchor))
+            return count(weight, at: location)
         case YAML_ALIAS_EVENT:
             let name = cString(event.data.alias.anchor) ?? ""
             if let target = anchors[name] {
