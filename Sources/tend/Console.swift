@@ -113,7 +113,8 @@ enum Console {
             return try Configuration.catalog(from: snapshot, providers: providers, facts: facts)
         } catch {
             for diagnostic in error.diagnostics {
-                Console.error(diagnostic.displayed(under: snapshot.displayPrefix).description)
+                // One line each: a newline in a file name or a value is shown, not printed.
+                Console.error(Printable.escaped(diagnostic.displayed(under: snapshot.displayPrefix).description))
             }
             Console.error("tend: \(snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed")
             throw TendExit.invalidConfiguration
