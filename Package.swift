@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "TendProviders", targets: ["TendProviders"]),
         .library(name: "TendGit", targets: ["TendGit"]),
         .library(name: "TendSystemd", targets: ["TendSystemd"]),
+        .library(name: "TendAgent", targets: ["TendAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -83,9 +84,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "TendAgent",
+            dependencies: [
+                "TendCore",
+                "TendGit",
+                "TendProviders",
+                "TendSpec",
+                "TendSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "tend",
             dependencies: [
+                "TendAgent",
                 "TendGit",
                 "TendSystemd",
                 "TendProviders",
@@ -113,6 +126,10 @@ let package = Package(
             dependencies: ["TendProviders", "TendCore", "TendSpec", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "TendGitTests", dependencies: ["TendGit", "TendSpec"]),
+        .testTarget(
+            name: "TendAgentTests",
+            dependencies: ["TendAgent", "TendCore", "TendProviders", "TendSpec", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "TendIntegrationTests",
             dependencies: [

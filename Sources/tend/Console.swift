@@ -1,13 +1,12 @@
 import ArgumentParser
+import TendAgent
 import TendCore
-import TendSpec
-import TendProviders
 import TendGit
-import TendSystemd
+import TendSpec
 import Logging
 import SystemPackage
 
-/// Writing to the terminal, and the steps every command shares.
+/// Writing to the terminal, and turning the options into a run and a run's result into an exit.
 enum Console {
     static func out(_ text: String) {
         write(text, to: .standardOutput)
@@ -24,100 +23,64 @@ enum Console {
         _ = try? fd.writeAll(Array(text.utf8))
     }
 
-    /// A source opened: the snapshot, and for Git sources the record of applied commits.
-    struct OpenedSource {
-        var snapshot: any Snapshot
-        var applied: AppliedCommits?
-        var git: GitSnapshot? { snapshot as? GitSnapshot }
-    }
-
-    /// Opens the folder or the Git repository the options name, fetching, verifying the commit's
-    /// signature and checking that it does not go back in time; or exits with the matching code.
-    static func openSource(_ options: SourceOptions, root: String, logger: Logger, pinnedCommit: String? = nil, checkRewind: Bool = true) async throws -> OpenedSource {
+    /// The run that the source and root options describe; for a saved plan, the source it was
+    /// made from unless one is named.
+    static func reconciler(_ options: SourceOptions, root: String, logger: Logger, savedPlan: Plan? = nil) throws -> Reconciler {
+        let location: SourceSpec.Location
         if let folder = options.source {
             guard options.repo == nil else { throw ValidationError("name either a folder or --repo, not both") }
-            do {
-                return OpenedSource(snapshot: try DirectorySnapshot(path: folder))
-            } catch {
-                Console.error("tend: cannot read the source: \(error.message)")
-                throw TendExit.sourceUnreadable
-            }
-        }
-        guard let url = options.repo else {
+            location = .folder(folder)
+        } else if let url = options.repo {
+            location = .git(url: url, ref: options.ref, path: options.path)
+        } else if let origin = savedPlan?.source {
+            location = origin.type == "git" ? .git(url: origin.location, ref: nil, path: origin.path) : .folder(origin.location)
+        } else {
             throw ValidationError("name the configuration repository: a folder with tend.yaml, or --repo URL")
         }
-        do {
-            if let tightened = try PrivateDirectory.prepare(options.stateDir) { Console.error("tend: \(tightened)") }
-        } catch {
-            Console.error("tend: cannot prepare the state directory: \(error)")
-            throw TendExit.unusableHost
-        }
-        let source = GitSource(url: url, ref: pinnedCommit ?? options.ref, path: options.path, stateDirectory: options.stateDir,
-                               credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
-                               timeout: .seconds(options.fetchTimeout), logger: logger)
-        let applied = AppliedCommits(source: source, root: root)
-        do {
-            let snapshot = try source.snapshot(offline: options.offline || pinnedCommit != nil)
-            if let allowedSigners = options.verify { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
-            if let keyring = options.verifyGpg { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
-            if checkRewind, !options.allowRewind { try applied.checkForward(snapshot) }
-            return OpenedSource(snapshot: snapshot, applied: applied)
-        } catch {
-            Console.error("tend: \(error.message)")
-            throw error.kind == .refused ? TendExit.refused : TendExit.sourceUnreadable
-        }
+        let source = SourceSpec(location: location, stateDirectory: options.stateDir,
+                                credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
+                                fetchTimeout: .seconds(options.fetchTimeout), offline: options.offline,
+                                allowedSigners: options.verify, openPGPKeyring: options.verifyGpg, allowRewind: options.allowRewind)
+        return Reconciler(source: source, root: root, hostname: options.hostname, labels: try options.labelMap(), providers: options.providers,
+                          lockTimeout: .seconds(options.lockTimeout), tendVersion: Tend.version, logger: logger)
     }
 
-    /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as
-    /// PID 1; none otherwise (units are then managed through links, as `systemctl --root` does).
-    static func serviceManager(for root: String, logger: Logger) -> (any ServiceManager)? {
-        guard root == "/", SystemdManager.isBooted else { return nil }
-        do {
-            return try SystemdManager.connectSystem()
-        } catch {
-            logger.warning("systemd runs, but its bus cannot be reached: \(error)")
-            return nil
-        }
+    /// What every command prints as a run goes on: lock waits and notes.
+    static func events(root: String, lockTimeout: Int) -> ReconcileEvents {
+        ReconcileEvents(
+            lockWaiting: { holder in
+                Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(lockTimeout) s, --lock-timeout)")
+            },
+            note: { Console.error("tend: \($0)") }
+        )
     }
 
-    /// Takes the lock that serialises applies to `root`, saying who holds it while it waits, or
-    /// exits with `TendExit.locked`.
-    static func lock(_ root: String, timeout seconds: Int) async throws -> RunLock {
-        do {
-            return try await RunLock.acquire(root: root, timeout: .seconds(seconds)) { holder in
-                Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(seconds) s, --lock-timeout)")
-            }
-        } catch {
-            Console.error("tend: \(error)")
-            throw TendExit.locked
-        }
-    }
-
-    /// Opens the root read-only, or exits.
-    static func openRoot(_ root: String, services: (any ServiceManager)? = nil) throws -> HostReader {
-        do {
-            return try HostReader(root: root, services: services)
-        } catch {
-            Console.error("tend: \(error)")
-            throw TendExit.unusableHost
-        }
-    }
-
-    /// Builds the catalog, or prints every problem as `path:line:col: message` and exits.
-    static func facts(_ host: HostReader, options: SourceOptions) throws -> HostFacts {
-        Facts.gather(host: host, hostname: options.hostname, labels: try options.labelMap())
-    }
-
-    static func catalog(_ snapshot: any Snapshot, facts: HostFacts, providers: ProviderSet) throws -> Catalog {
-        do {
-            return try Configuration.catalog(from: snapshot, providers: providers, facts: facts)
-        } catch {
-            for diagnostic in error.diagnostics {
+    /// Prints why a run stopped and exits with the code the README documents for it.
+    static func exit(with failure: ReconcileFailure, planFile: String? = nil) throws -> Never {
+        switch failure.code {
+        case .invalidConfiguration:
+            for diagnostic in failure.diagnostics {
                 // One line each: a newline in a file name or a value is shown, not printed.
-                Console.error(Printable.escaped(diagnostic.displayed(under: snapshot.displayPrefix).description))
+                Console.error(Printable.escaped(diagnostic.description))
             }
-            Console.error("tend: \(snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed")
+            Console.error("tend: \(failure.message)")
             throw TendExit.invalidConfiguration
+        case .stalePlan:
+            Console.error("tend: \(failure.message):")
+            for step in failure.staleSteps { Console.error("  \(step)") }
+            if let planFile { Console.error("Make a new plan with: tend plan … --out \(planFile)") }
+            throw TendExit.stalePlan
+        case .usage:
+            throw ValidationError(failure.message)
+        case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped:
+            Console.error("tend: \(failure.message)")
+            throw switch failure.code {
+            case .sourceUnreadable: TendExit.sourceUnreadable
+            case .refused: TendExit.refused
+            case .locked: TendExit.locked
+            case .resourceFailed, .resourceSkipped: TendExit.failures
+            default: TendExit.unusableHost
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import TendAgent
 import TendCore
 import TendSpec
 import SystemPackage
@@ -36,12 +37,10 @@ struct PlanCommand: AsyncParsableCommand {
     var detailedExitcode = false
 
     func run() async throws {
-        let logger = output.logger()
-        let snapshot = try await Console.openSource(source, root: root.root, logger: logger).snapshot
-        let host = try Console.openRoot(root.root, services: Console.serviceManager(for: root.root, logger: logger))
-        let facts = try Console.facts(host, options: source)
-        let catalog = try Console.catalog(snapshot, facts: facts, providers: source.providers)
-        let plan = await Planner(catalog: catalog, snapshot: snapshot, facts: facts, tendVersion: Tend.version).plan(host: host)
+        let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
+        let result = await reconciler.run(.plan, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
+        if let failure = result.failure { try Console.exit(with: failure) }
+        guard let plan = result.plan else { throw TendExit.unusableHost }
         if json {
             Console.out(String(decoding: try PlanFile.encode(plan), as: UTF8.self) + "\n")
         } else {

@@ -1,6 +1,5 @@
 import ArgumentParser
-import TendCore
-import TendSpec
+import TendAgent
 
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +19,9 @@ struct Validate: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let snapshot = try await Console.openSource(source, root: root.root, logger: output.logger(), checkRewind: false).snapshot
-        let host = try Console.openRoot(root.root)
-        let catalog = try Console.catalog(snapshot, facts: try Console.facts(host, options: source), providers: source.providers)
-        Console.out("\(snapshot.description) is valid: \(catalog.entries.count) resources for this host.\n")
+        let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
+        let result = await reconciler.run(.validate, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
+        if let failure = result.failure { try Console.exit(with: failure) }
+        Console.out("\(result.sourceDescription) is valid: \(result.resourceCount) resources for this host.\n")
     }
 }

@@ -326,7 +326,7 @@ struct HardeningTests {
         try root.write([mine: "a live process's"])
         let apply = try await tend(["apply", repo.path, "--root", root.path])
         #expect(apply.status == 0, "\(apply)")
-        #expect(apply.stdout.contains("Removed /etc/app/.conf.tend-2147483647-7, a temporary file an interrupted run left."), "\(apply)")
+        #expect(apply.stderr.contains("tend: removed /etc/app/.conf.tend-2147483647-7, a temporary file an interrupted run left"), "\(apply)")
         #expect(status(root.url("etc/app/.conf.tend-2147483647-7")) == nil)
         #expect(status(root.url(mine)) != nil, "a temporary of a running process is not touched")
     }

@@ -1,0 +1,389 @@
+public import Logging
+public import TendCore
+public import TendGit
+public import TendSpec
+import TendSystemd
+
+/// One run of the pipeline, Source → Load → Catalog → Observe → Plan → Apply → Report, as a
+/// single call that returns a value. `tend validate`, `tend plan` and `tend apply` call it (and
+/// the agent will, every cycle); they only turn the result into text and an exit code.
+///
+/// A run that changes the host (`apply`) holds the root's `RunLock` from before the source is
+/// opened until it ends, so that the commit checked against the last applied one and the plan
+/// made are the ones applied.
+public struct Reconciler: Sendable {
+    /// What a run does.
+    public enum Mode: Sendable {
+        /// Load and build the catalog; read nothing of the host but its facts.
+        case validate
+        /// Plan; change nothing.
+        case plan
+        /// Plan, then apply (after `ReconcileEvents.approve`).
+        case apply
+        /// Apply exactly a saved plan, refused when the host or the configuration changed since.
+        case applySaved(Plan)
+    }
+
+    public var source: SourceSpec
+    /// The root managed ("/" for the host itself).
+    public var root: String
+    /// The host's name and labels when given, instead of the machine's own.
+    public var hostname: String?
+    public var labels: [String: String]
+    public var providers: ProviderSet
+    /// How long an apply waits for another one holding the root's lock.
+    public var lockTimeout: Duration
+    public var tendVersion: String
+    public var logger: Logger
+
+    public init(source: SourceSpec, root: String, hostname: String? = nil, labels: [String: String] = [:], providers: ProviderSet,
+                lockTimeout: Duration, tendVersion: String, logger: Logger) {
+        self.source = source
+        self.root = root
+        self.hostname = hostname
+        self.labels = labels
+        self.providers = providers
+        self.lockTimeout = lockTimeout
+        self.tendVersion = tendVersion
+        self.logger = logger
+    }
+
+    /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
+    /// end is in the result.
+    public func run(_ mode: Mode, events: ReconcileEvents = ReconcileEvents()) async -> ReconcileResult {
+        var result = ReconcileResult()
+        do throws(ReconcileFailure) {
+            try await run(mode, events: events, into: &result)
+        } catch {
+            result.failure = error
+        }
+        return result
+    }
+
+    private func run(_ mode: Mode, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
+        var saved: Plan?
+        if case .applySaved(let plan) = mode { saved = plan }
+        let changes: Bool = switch mode {
+        case .apply, .applySaved: true
+        case .validate, .plan: false
+        }
+        let rootPath = saved?.root ?? root
+        var lock: RunLock?
+        if changes {
+            do {
+                lock = try await RunLock.acquire(root: rootPath, timeout: lockTimeout, waiting: events.lockWaiting)
+            } catch {
+                throw ReconcileFailure(.locked, error.message)
+            }
+        }
+        defer { withExtendedLifetime(lock) {} }
+
+        let opened = try await open(saved: saved, root: rootPath, checkRewind: mode.checksRewind, events: events, into: &result)
+        result.sourceDescription = opened.snapshot.description
+        var logger = self.logger
+        if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
+        let services = mode.readsHost ? Self.serviceManager(for: rootPath, logger: logger) : nil
+        let host: HostReader
+        do {
+            host = try HostReader(root: rootPath, services: services)
+        } catch {
+            throw ReconcileFailure(.unusableHost, error.description)
+        }
+        let facts = saved?.facts ?? Facts.gather(host: host, hostname: hostname, labels: labels)
+        let catalog: Catalog
+        do {
+            catalog = try Configuration.catalog(from: opened.snapshot, providers: providers, facts: facts)
+        } catch {
+            throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed",
+                                   diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
+        }
+        result.resourceCount = catalog.entries.count
+        guard mode.readsHost else { return }
+
+        let planner = Planner(catalog: catalog, snapshot: opened.snapshot, facts: facts, tendVersion: tendVersion)
+        let executor = Executor(catalog: catalog, logger: logger)
+        let plan: Plan
+        if let saved {
+            let stale = await planner.staleSteps(of: saved, host: host)
+            guard stale.isEmpty else {
+                throw ReconcileFailure(.stalePlan, "the saved plan no longer matches; nothing was changed", staleSteps: stale.map(\.description))
+            }
+            plan = saved
+        } else {
+            if changes {
+                // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
+                // applied is made from them; a saved plan is applied as it was made.
+                do {
+                    try await executor.refresh(root: rootPath, services: services)
+                } catch {
+                    result.note("\(error); planning with what is there", events)
+                }
+            }
+            plan = await planner.plan(host: host)
+        }
+        result.plan = plan
+        guard changes else { return }
+
+        if plan.hasChanges, !(await events.approve(plan)) {
+            result.declined = true
+            return
+        }
+        do {
+            result.removedLeftovers = try executor.removeLeftovers(root: rootPath)
+        } catch {
+            throw ReconcileFailure(.unusableHost, error.description)
+        }
+        for path in result.removedLeftovers {
+            result.note("removed \(path), a temporary file an interrupted run left", events)
+        }
+        if plan.hasChanges || !plan.errors.isEmpty {
+            events.applying(plan)
+            do {
+                result.report = try await executor.apply(plan, services: services, progress: events.step)
+            } catch {
+                throw ReconcileFailure(.unusableHost, error.description)
+            }
+        }
+        // A failed apply still records its commit: the rewind check is about history, and the
+        // next run applies the same commit again.
+        if let git = opened.snapshot as? GitSnapshot, let applied = opened.applied {
+            do {
+                try applied.record(git)
+            } catch {
+                throw ReconcileFailure(.unusableHost, "applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
+            }
+        }
+    }
+
+    /// The snapshot and, for Git, the record of applied commits.
+    private struct Opened {
+        var snapshot: any Snapshot
+        var applied: AppliedCommits?
+    }
+
+    /// Opens the source (or exactly the one a saved plan was made from): fetches, verifies the
+    /// commit's signature and checks that it does not go back in time.
+    private func open(saved: Plan?, root: String, checkRewind: Bool, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) -> Opened {
+        var location = source.location
+        var pinned: String?
+        if let saved {
+            switch saved.source.type {
+            case "directory":
+                if case .folder(let given) = location, (try? DirectorySnapshot(path: given))?.origin != saved.source {
+                    throw ReconcileFailure(.usage, "the plan was made from \(saved.sourceDescription), not \(given)")
+                }
+                location = .folder(saved.source.location)
+            case "git":
+                location = .git(url: saved.source.location, ref: nil, path: saved.source.path)
+                pinned = saved.source.commit
+            default:
+                throw ReconcileFailure(.usage, "the plan was made from a \(saved.source.type) source, which this tend cannot open")
+            }
+        }
+        switch location {
+        case .folder(let folder):
+            do {
+                return Opened(snapshot: try DirectorySnapshot(path: folder))
+            } catch {
+                throw ReconcileFailure(.sourceUnreadable, "cannot read the source: \(error.message)")
+            }
+        case .git(let url, let ref, let path):
+            do {
+                if let tightened = try PrivateDirectory.prepare(source.stateDirectory) { result.note(tightened, events) }
+            } catch {
+                throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error)")
+            }
+            let git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
+                                credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)
+            let applied = AppliedCommits(source: git, root: root)
+            do {
+                let snapshot = try git.snapshot(offline: source.offline || pinned != nil)
+                if let allowedSigners = source.allowedSigners { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
+                if let keyring = source.openPGPKeyring { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
+                if checkRewind, !source.allowRewind { try applied.checkForward(snapshot) }
+                result.commit = snapshot.commit.id.description
+                return Opened(snapshot: snapshot, applied: applied)
+            } catch {
+                throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
+            }
+        }
+    }
+
+    /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as
+    /// PID 1; none otherwise (units are then managed through links, as `systemctl --root` does).
+    static func serviceManager(for root: String, logger: Logger) -> (any ServiceManager)? {
+        guard root == "/", SystemdManager.isBooted else { return nil }
+        do {
+            return try SystemdManager.connectSystem()
+        } catch {
+            logger.info("systemd runs, but its bus cannot be reached: \(error)")
+            return nil
+        }
+    }
+}
+
+extension Reconciler.Mode {
+    /// Whether the run observes the host (everything but validate).
+    var readsHost: Bool {
+        if case .validate = self { return false }
+        return true
+    }
+
+    /// Whether a commit older than the last applied one is refused (validate only reads it).
+    var checksRewind: Bool { readsHost }
+}
+
+/// Where the configuration comes from, and how to trust it.
+public struct SourceSpec: Sendable {
+    public enum Location: Sendable {
+        case folder(String)
+        case git(url: String, ref: String?, path: String?)
+    }
+
+    public var location: Location
+    /// Where the Git caches and the records of applied commits live.
+    public var stateDirectory: String
+    public var credentials: GitCredentials
+    public var fetchTimeout: Duration
+    /// Use the commit in the cache; fetch nothing.
+    public var offline: Bool
+    /// Refuse a commit without a good SSH signature by a key of this allowed-signers file.
+    public var allowedSigners: String?
+    /// Refuse a commit without a good OpenPGP signature by a key of this keyring.
+    public var openPGPKeyring: String?
+    /// Apply a commit that does not descend from the last applied one.
+    public var allowRewind: Bool
+
+    public init(location: Location, stateDirectory: String, credentials: GitCredentials = GitCredentials(), fetchTimeout: Duration = .seconds(60),
+                offline: Bool = false, allowedSigners: String? = nil, openPGPKeyring: String? = nil, allowRewind: Bool = false) {
+        self.location = location
+        self.stateDirectory = stateDirectory
+        self.credentials = credentials
+        self.fetchTimeout = fetchTimeout
+        self.offline = offline
+        self.allowedSigners = allowedSigners
+        self.openPGPKeyring = openPGPKeyring
+        self.allowRewind = allowRewind
+    }
+}
+
+/// What a caller hears while a run goes on.
+public struct ReconcileEvents: Sendable {
+    /// Another run holds the root's lock; called once, with who.
+    public var lockWaiting: @Sendable (String) -> Void
+    /// Something a person should know that does not stop the run, when it happens (also kept in
+    /// `ReconcileResult.notes`).
+    public var note: @Sendable (String) -> Void
+    /// Asked before a plan with changes is applied; false leaves everything as it is.
+    public var approve: @Sendable (Plan) async -> Bool
+    /// The apply begins.
+    public var applying: @Sendable (Plan) -> Void
+    /// A step starts or ends.
+    public var step: @Sendable (ApplyEvent) -> Void
+
+    public init(lockWaiting: @escaping @Sendable (String) -> Void = { _ in }, note: @escaping @Sendable (String) -> Void = { _ in }, approve: @escaping @Sendable (Plan) async -> Bool = { _ in true },
+                applying: @escaping @Sendable (Plan) -> Void = { _ in }, step: @escaping @Sendable (ApplyEvent) -> Void = { _ in }) {
+        self.lockWaiting = lockWaiting
+        self.note = note
+        self.approve = approve
+        self.applying = applying
+        self.step = step
+    }
+}
+
+/// How a run ended: what it planned and did, and why it stopped if it did.
+public struct ReconcileResult: Sendable {
+    /// The configuration as people name it: the folder, or the URL, ref and commit.
+    public var sourceDescription = ""
+    /// The commit applied or planned, for Git sources.
+    public var commit: String?
+    public var resourceCount = 0
+    public var plan: Plan?
+    /// What the apply did; nil when nothing was applied.
+    public var report: ApplyReport?
+    /// Temporary files of interrupted runs that this one removed.
+    public var removedLeftovers: [String] = []
+    /// Things a person should know that did not stop the run.
+    public var notes: [String] = []
+    /// The plan was not approved: nothing was applied.
+    public var declined = false
+    /// Why the run stopped before its end.
+    public var failure: ReconcileFailure?
+
+    public init() {}
+
+    mutating func note(_ text: String, _ events: ReconcileEvents) {
+        notes.append(text)
+        events.note(text)
+    }
+
+    /// Every resource that did not converge, as typed failures: a failed step is to be retried
+    /// later, a skipped one waits for what it depends on.
+    public var stepFailures: [ReconcileFailure] {
+        (report?.results ?? []).compactMap { result in
+            switch result.outcome {
+            case .done: nil
+            case .failed(let reason): ReconcileFailure(.resourceFailed, reason, resource: result.id)
+            case .skipped(let reason): ReconcileFailure(.resourceSkipped, reason, resource: result.id)
+            }
+        }
+    }
+}
+
+/// Why a run, or one resource of it, did not converge, classed as controller-runtime classes
+/// errors: retry later, waiting on something, or stalled until the source changes.
+public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// The configuration does not load (`diagnostics` say where).
+        case invalidConfiguration
+        /// The folder or the remote cannot be read.
+        case sourceUnreadable
+        /// The commit is unsigned, badly signed, or goes back in time.
+        case refused
+        /// Another run held the root's lock for too long.
+        case locked
+        /// The root or the state directory cannot be used.
+        case unusableHost
+        /// A saved plan no longer matches the host or the configuration.
+        case stalePlan
+        /// The request contradicts itself (a saved plan and another source).
+        case usage
+        /// One resource failed.
+        case resourceFailed
+        /// One resource was skipped because something it depends on failed.
+        case resourceSkipped
+    }
+
+    public enum Class: String, Sendable, Hashable {
+        case retryLater = "retry later"
+        case waiting
+        case stalled = "stalled until the source changes"
+    }
+
+    public var code: Code
+    public var message: String
+    /// The resource, for a failure of one resource.
+    public var resource: ResourceID?
+    /// Every problem of an invalid configuration, at its position.
+    public var diagnostics: [Diagnostic]
+    /// What changed since a saved plan, one line each.
+    public var staleSteps: [String]
+
+    public init(_ code: Code, _ message: String, resource: ResourceID? = nil, diagnostics: [Diagnostic] = [], staleSteps: [String] = []) {
+        self.code = code
+        self.message = message
+        self.resource = resource
+        self.diagnostics = diagnostics
+        self.staleSteps = staleSteps
+    }
+
+    public var `class`: Class {
+        switch code {
+        case .invalidConfiguration, .refused, .stalePlan, .usage: .stalled
+        case .resourceSkipped: .waiting
+        case .sourceUnreadable, .locked, .unusableHost, .resourceFailed: .retryLater
+        }
+    }
+
+    public var description: String { resource.map { "\($0): \(message)" } ?? message }
+}
