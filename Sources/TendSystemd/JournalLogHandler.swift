@@ -21,9 +21,12 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        // The executable decides priorities, not the libraries, which log at info: a step that
+        // failed is an error in the journal, so that `journalctl -p err` finds it.
+        let failed = (event.metadata?["result"] ?? metadata["result"]).map { "\($0)" } == "failed"
         var fields = [
             "MESSAGE=\(event.message)",
-            "PRIORITY=\(Self.priority(event.level))",
+            "PRIORITY=\(failed ? min(3, Self.priority(event.level)) : Self.priority(event.level))",
             "SYSLOG_IDENTIFIER=tend",
             "CODE_FILE=\(event.file)",
             "CODE_LINE=\(event.line)",
@@ -73,6 +76,11 @@ public struct JournalLogHandler: LogHandler {
 /// Whether this process should log to the journal: its stderr is the journal (JOURNAL_STREAM
 /// names stderr's device and inode), or it runs as a systemd service (INVOCATION_ID).
 public enum JournalDetection {
+    /// Whether journald listens on this machine (its socket exists).
+    public static var journaldRuns: Bool {
+        access("/run/systemd/journal/socket", F_OK) == 0
+    }
+
     public static var stderrIsJournal: Bool {
         if let stream = getenv("JOURNAL_STREAM").map({ String(cString: $0) }) {
             var info = stat()

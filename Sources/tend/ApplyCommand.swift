@@ -44,7 +44,7 @@ struct ApplyCommand: AsyncParsableCommand {
             throw ValidationError("the plan was made for root \(savedPlan.root), not \(root.root)")
         }
         let rootPath = savedPlan?.root ?? root.root
-        let reconciler = try Console.reconciler(source, root: rootPath, logger: output.logger(), savedPlan: savedPlan)
+        let reconciler = try Console.reconciler(source, root: rootPath, logger: output.logger(audit: true), savedPlan: savedPlan)
         var events = Console.events(root: rootPath, lockTimeout: source.lockTimeout)
         let confirm = self.confirm
         events.approve = { plan in

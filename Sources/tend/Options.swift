@@ -91,21 +91,23 @@ struct OutputOptions: ParsableArguments {
         Style(enabled: !noColor && isatty(STDOUT_FILENO) == 1 && getenv("NO_COLOR") == nil)
     }
 
-    /// The logger every library gets: to the journal or the console, with the run's id.
-    func logger() -> Logger {
+    /// The logger every library gets: to the journal or the console, with the run's id. A run
+    /// that changes the host (`audit`) also goes to the journal whenever journald runs and
+    /// `--log console` was not asked for: every change to the host is on record, whoever made it.
+    func logger(audit: Bool = false) -> Logger {
         let journal = log == .journal || (log == .auto && JournalDetection.stderrIsJournal)
-        let level: Logger.Level = journal || verbose ? .info : .warning
+        let alsoJournal = !journal && audit && log == .auto && JournalDetection.journaldRuns
+        let consoleLevel: Logger.Level = journal || verbose ? .info : .warning
         var logger = Logger(label: "tend") { label -> any LogHandler in
-            if journal {
-                var handler = JournalLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            var journalHandler = JournalLogHandler(label: label)
+            journalHandler.logLevel = .info
+            if journal { return journalHandler }
+            var console = StreamLogHandler.standardError(label: label)
+            console.logLevel = consoleLevel
+            return alsoJournal ? MultiplexLogHandler([journalHandler, console]) : console
         }
-        logger.logLevel = level
+        // Setting the level on a multiplex would set it on each handler: each keeps its own.
+        if !alsoJournal { logger.logLevel = consoleLevel }
         logger[metadataKey: "run"] = "\(OutputOptions.runID)"
         return logger
     }

@@ -234,6 +234,47 @@ struct UnitTests {
     }
 }
 
+/// The journal as the audit trail: a manual apply is on record as an agent's would be.
+@Suite("journal audit trail", .enabled(if: TestHost.available, "\(TestHost.unavailableReason)"))
+struct AuditTrailTests {
+    @Test("a manual tend apply records each change with before → after in the journal, failures at priority err, never content")
+    func manualApplyIsOnRecord() async throws {
+        try await withTestHost { host in
+            let secret = "audit-secret-\(UUID().uuidString)"
+            try host.write([
+                "/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n",
+                "/srv/config/site/a.yaml": """
+                    resources:
+                      - file: /etc/audit/plain
+                        content: "one\\n"
+                        mode: "0640"
+                      - file: /etc/audit/secret
+                        content: "\(secret)\\n"
+                        sensitive: true
+                      - file: /etc/audit/owned
+                        content: "x\\n"
+                        owner: nobody-here
+                    """,
+            ])
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 5, "\(apply)")
+            #expect(!apply.stderr.contains("file:/etc/audit/plain: create done"), "the console stays quiet without -v")
+            _ = try await host.run(["journalctl", "--sync"])
+            let json = try await host.run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
+            let entries = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let plain = try #require(entries.first { $0["TEND_RESOURCE"] as? String == "file:/etc/audit/plain" }, "\(json.stdout)")
+            #expect((plain["MESSAGE"] as? String)?.contains("create done (mode: (none) → 0640; content changed)") == true, "\(plain)")
+            #expect(plain["PRIORITY"] as? String == "6")
+            let owned = try #require(entries.first { $0["TEND_RESOURCE"] as? String == "file:/etc/audit/owned" })
+            #expect(owned["PRIORITY"] as? String == "3", "a failure is found by journalctl -p err")
+            #expect(owned["TEND_RESULT"] as? String == "failed")
+            let errors = try await host.run(["journalctl", "-p", "err", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
+            #expect(errors.stdout.contains("file:/etc/audit/owned"), "\(errors)")
+            #expect(!json.stdout.contains(secret))
+        }
+    }
+}
+
 /// Units under --root, where no manager runs: what systemctl --root would do.
 @Suite("systemd units under --root")
 struct OfflineUnitTests {

@@ -81,7 +81,7 @@ public struct Executor: Sendable {
                 switch outcome {
                 case .done:
                     completed.insert(step.id)
-                    logger.info("\(step.id): \(action) done", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
+                    logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
                 case .failed(let reason):
                     failed.insert(step.id)
                     logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
@@ -97,6 +97,16 @@ public struct Executor: Sendable {
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
         return report
+    }
+
+    /// What changed, for the record: each attribute before → after, and that the content changed
+    /// (never the content itself, so nothing sensitive reaches a log).
+    static func describe(_ change: Change?) -> String {
+        guard let change else { return "" }
+        var parts = change.attributes.map { "\($0.name): \($0.before ?? "(none)") → \($0.after ?? "(none)")" }
+        if change.content != nil { parts.append("content changed") }
+        if !change.removes.isEmpty { parts.append("removed \(change.removes.count) unmanaged entries") }
+        return parts.isEmpty ? "" : " (" + parts.joined(separator: "; ") + ")"
     }
 
     /// The steps of `kind` that can run together with step `first`: later ones whose dependencies
