@@ -3,6 +3,7 @@ public import TendCore
 public import TendGit
 public import TendSpec
 import TendSystemd
+import Glibc
 
 /// One run of the pipeline, Source → Load → Catalog → Observe → Plan → Apply → Report, as a
 /// single call that returns a value. `tend validate`, `tend plan` and `tend apply` call it (and
@@ -73,7 +74,7 @@ public struct Reconciler: Sendable {
             do {
                 lock = try await RunLock.acquire(root: rootPath, timeout: lockTimeout, waiting: events.lockWaiting)
             } catch {
-                throw ReconcileFailure(.locked, error.message)
+                throw ReconcileFailure(error.timedOut ? .locked : .unusableHost, error.message)
             }
         }
         defer { withExtendedLifetime(lock) {} }
@@ -82,7 +83,12 @@ public struct Reconciler: Sendable {
         result.sourceDescription = opened.snapshot.description
         var logger = self.logger
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
-        let services = mode.readsHost ? Self.serviceManager(for: rootPath, logger: logger) : nil
+        var services: (any ServiceManager)?
+        if mode.readsHost {
+            let (manager, problem) = Self.serviceManager(for: rootPath)
+            services = manager
+            if let problem { result.note(problem, events) }
+        }
         let host: HostReader
         do {
             host = try HostReader(root: rootPath, services: services)
@@ -124,7 +130,7 @@ public struct Reconciler: Sendable {
         result.plan = plan
         guard changes else { return }
 
-        if plan.hasChanges, !(await events.approve(plan)) {
+        if plan.hasChanges || !plan.errors.isEmpty, !(await events.approve(plan)) {
             result.declined = true
             return
         }
@@ -169,7 +175,8 @@ public struct Reconciler: Sendable {
         if let saved {
             switch saved.source.type {
             case "directory":
-                if case .folder(let given) = location, (try? DirectorySnapshot(path: given))?.origin != saved.source {
+                // A folder named that opens and is another folder; one that does not open is reported below.
+                if case .folder(let given) = location, let named = try? DirectorySnapshot(path: given), named.origin != saved.source {
                     throw ReconcileFailure(.usage, "the plan was made from \(saved.sourceDescription), not \(given)")
                 }
                 location = .folder(saved.source.location)
@@ -195,7 +202,7 @@ public struct Reconciler: Sendable {
             }
             let git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
                                 credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)
-            let applied = AppliedCommits(source: git, root: root)
+            let applied = AppliedCommits(source: git, root: Self.canonical(root))
             do {
                 let snapshot = try git.snapshot(offline: source.offline || pinned != nil)
                 if let allowedSigners = source.allowedSigners { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
@@ -211,13 +218,20 @@ public struct Reconciler: Sendable {
 
     /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as
     /// PID 1; none otherwise (units are then managed through links, as `systemctl --root` does).
-    static func serviceManager(for root: String, logger: Logger) -> (any ServiceManager)? {
-        guard root == "/", SystemdManager.isBooted else { return nil }
+    /// `root` with links and `..` resolved, so that one root has one record however it is written.
+    static func canonical(_ root: String) -> String {
+        guard let resolved = realpath(root, nil) else { return root }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// With the problem to tell when systemd runs but cannot be reached.
+    static func serviceManager(for root: String) -> ((any ServiceManager)?, problem: String?) {
+        guard root == "/", SystemdManager.isBooted else { return (nil, nil) }
         do {
-            return try SystemdManager.connectSystem()
+            return (try SystemdManager.connectSystem(), nil)
         } catch {
-            logger.info("systemd runs, but its bus cannot be reached: \(error)")
-            return nil
+            return (nil, "systemd runs, but its bus cannot be reached (\(error)); units are managed through their links")
         }
     }
 }

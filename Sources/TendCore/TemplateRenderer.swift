@@ -157,7 +157,7 @@ public enum TemplateRenderer {
 
 /// A list from the vars, as templates iterate it: each item taken counts against the budget of
 /// the render in progress, and once it is spent the list ends early (the render is then refused).
-struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendable {
+struct TemplateList: MustacheSequence, MustacheTransformable, MustacheCustomRenderable, @unchecked Sendable {
     // Holds only values built from YAML (String, Bool, TemplateList, TemplateMap), never mutated
     // after init, as TemplateVariables does.
     let items: [Any]
@@ -166,11 +166,16 @@ struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendabl
         Iterator(items: items, budget: IterationBudget.current)
     }
 
+    /// `{{list}}` shows nothing: the whole container as text is no use in a file, and would
+    /// escape the budget (iterate it with a section).
+    var renderText: String { "" }
+    var isNull: Bool { false }
+
     /// The transforms swift-mustache gives arrays (`{{count(list)}}`, `{{#reversed(list)}}`).
     func transform(_ name: String) -> Any? {
         switch name {
-        case "first": items.first
-        case "last": items.last
+        case "first": items.first.flatMap { IterationBudget.current?.take($0) ?? true ? $0 : nil }
+        case "last": items.last.flatMap { IterationBudget.current?.take($0) ?? true ? $0 : nil }
         case "reversed": TemplateList(items: items.reversed())
         case "count": items.count
         case "empty": items.isEmpty
@@ -194,9 +199,13 @@ struct TemplateList: MustacheSequence, MustacheTransformable, @unchecked Sendabl
 /// A mapping from the vars: each value looked up counts its size against the render's budget.
 /// Its transforms are `count` and `empty`; swift-mustache's `enumerated` and `sorted` of a
 /// dictionary would hand out lists the budget cannot see.
-struct TemplateMap: MustacheParent, MustacheTransformable, @unchecked Sendable {
+struct TemplateMap: MustacheParent, MustacheTransformable, MustacheCustomRenderable, @unchecked Sendable {
     // As TemplateList.
     let values: [String: Any]
+
+    /// `{{map}}` shows nothing, as a list does.
+    var renderText: String { "" }
+    var isNull: Bool { false }
 
     func child(named name: String) -> Any? {
         guard let value = values[name] else { return nil }

@@ -47,7 +47,9 @@ public enum UnitName {
     }
 
     private static func describe(_ byte: UInt8) -> String {
-        byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "the byte '\(Printable.escaped(String(decoding: [byte], as: UTF8.self)))'"
+        if byte >= 0x20 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
+        if byte < 0x80 { return "the byte '\(Printable.escaped(String(decoding: [byte], as: UTF8.self)))'" }
+        return "the byte 0x\(String(byte, radix: 16, uppercase: true))"
     }
 
     /// One name of an [Install] section: the key it came under (`WantedBy`, `RequiredBy`,
@@ -100,9 +102,11 @@ public enum UnitName {
     }
 
     /// `name` with the specifiers systemd expands in [Install] from the unit's own name (`%n`,
-    /// `%N`, `%p`, `%P`, `%i`, `%I`, `%j`, `%J`, `%%`), as `systemctl enable` does:
-    /// `WantedBy=sys-subsystem-net-devices-%i.device` in `wpa_supplicant@.service`. Any other
-    /// specifier (`%h`, a home folder, could hold a `/`) is refused.
+    /// `%N`, `%p`, `%i`, `%j`, `%%`), as `systemctl enable` does:
+    /// `WantedBy=sys-subsystem-net-devices-%i.device` in `wpa_supplicant@.service`. systemd
+    /// refuses the unescaped `%I %P %J` there, and so does tend; the host and user specifiers
+    /// (`%H`, `%h`) are refused too, since they could hold anything. A template's
+    /// `DefaultInstance=` is not read: `%i` of a template is empty.
     public static func expandingSpecifiers(_ name: String, unit: String) throws(UnitNameError) -> String {
         guard name.contains("%") else { return name }
         let stem = unit.utf8.lastIndex(of: UInt8(ascii: ".")).map { String(unit.utf8[..<$0])! } ?? unit
@@ -118,10 +122,10 @@ public enum UnitName {
             case "%"?: out += "%"
             case "n"?: out += unit
             case "N"?: out += stem
-            case "p"?, "P"?: out += prefix
-            case "i"?, "I"?: out += instance
-            case "j"?, "J"?: out += dash.map { String(prefix[prefix.index(after: $0)...]) } ?? prefix
-            case let other: throw UnitNameError(message: "\(Printable.quoted(name)) uses the specifier '%\(other.map(String.init) ?? "")', which tend does not expand in [Install] (only %n %N %p %P %i %I %j %J %%)")
+            case "p"?: out += prefix
+            case "i"?: out += instance
+            case "j"?: out += dash.map { String(prefix[prefix.index(after: $0)...]) } ?? prefix
+            case let other: throw UnitNameError(message: "\(Printable.quoted(name)) uses the specifier '%\(other.map(String.init) ?? "")', which tend does not expand in [Install] (only %n %N %p %i %j %%)")
             }
         }
         return out

@@ -175,10 +175,13 @@ public enum AtomicFile {
                 if found == expected, unlinkat(dir, temporary, expected == .directory ? AT_REMOVEDIR : 0) == 0 { return }
                 let code = errno
                 guard renameat2(dir, temporary, dir, name, renameExchange) == 0 else {
-                    // Neither name may be removed now: the new content is in place and what was
-                    // there is kept under the temporary name, which is said.
-                    throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: errno), placed: true,
-                                          message: "what was here (\(found?.article ?? "gone")) could not be put back; it is kept as \(temporary)")
+                    // The new content is in place; what was there is kept under a name that no
+                    // later run takes for a leftover of its own, and that name is said.
+                    let code = errno
+                    let kept = ".\(name.prefix(200)).tend-kept-\(getpid())-\(next())"
+                    let keptName = renameat2(dir, temporary, dir, kept, renameNoReplace) == 0 ? kept : temporary
+                    throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: code), placed: true,
+                                          message: "what was here (\(found?.article ?? "gone")) could not be put back; it is kept as \(keptName)")
                 }
                 if found == expected { throw .system("unlinkat", code, detail: "cannot remove what was there; it was left as it is") }
                 throw AtomicFileError(function: "renameat2", errno: nil,

@@ -9,6 +9,8 @@ public enum PrivateDirectory {
     /// folder that others could enter was readable by every user of the host until now.
     @discardableResult
     public static func prepare(_ path: String) throws(AtomicFileError) -> String? {
+        var path = path
+        while path.count > 1, path.hasSuffix("/") { path.removeLast() }
         var fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0, errno == ENOENT {
             if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import TendAgent
+import Logging
 import TendCore
 import TendSpec
 import Glibc
@@ -44,7 +45,8 @@ struct ApplyCommand: AsyncParsableCommand {
             throw ValidationError("the plan was made for root \(savedPlan.root), not \(root.root)")
         }
         let rootPath = savedPlan?.root ?? root.root
-        let reconciler = try Console.reconciler(source, root: rootPath, logger: output.logger(audit: true), savedPlan: savedPlan)
+        let logger = output.logger(audit: true)
+        let reconciler = try Console.reconciler(source, root: rootPath, logger: logger, savedPlan: savedPlan)
         var events = Console.events(root: rootPath, lockTimeout: source.lockTimeout)
         let confirm = self.confirm
         events.approve = { plan in
@@ -60,20 +62,23 @@ struct ApplyCommand: AsyncParsableCommand {
             if case .finished(let result) = event { Console.out(result.rendered(style: style)) }
         }
         let result = await reconciler.run(savedPlan.map { .applySaved($0) } ?? .apply, events: events)
-        if let failure = result.failure { try Console.exit(with: failure, planFile: plan) }
         if result.declined {
             Console.out("Not applied.\n")
             return
         }
-        guard let report = result.report else {
-            if confirm, let plan = result.plan {
-                Console.out(plan.rendered(style: style))
-            } else {
-                Console.out("No changes. The host matches the configuration (\(result.resourceCount) resources).\n")
-            }
-            return
+        // What was done is said first, also when the run failed after it (recording the commit).
+        if let report = result.report {
+            Console.out(report.summary(style: style) + "\n")
+        } else if result.failure == nil, let plan = result.plan {
+            Console.out(confirm ? plan.rendered(style: style) : "No changes. The host matches the configuration (\(result.resourceCount) resources).\n")
         }
-        Console.out(report.summary(style: style) + "\n")
-        if !report.succeeded { throw TendExit.failures }
+        if let failure = result.failure {
+            // On record with the changes: a run that stopped is part of the audit trail.
+            // At info, which the console does not show (it prints the failure itself); the journal raises
+            // a failed result to err.
+            logger.info("apply stopped: \(failure.message)", metadata: ["action": "apply", "result": "failed"])
+            try Console.exit(with: failure, planFile: plan, source: savedPlan?.sourceDescription ?? "…")
+        }
+        if result.report?.succeeded == false { throw TendExit.failures }
     }
 }

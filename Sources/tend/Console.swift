@@ -51,12 +51,12 @@ enum Console {
             lockWaiting: { holder in
                 Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(lockTimeout) s, --lock-timeout)")
             },
-            note: { Console.error("tend: \($0)") }
+            note: { Console.error("tend: " + Printable.escaped($0)) }
         )
     }
 
     /// Prints why a run stopped and exits with the code the README documents for it.
-    static func exit(with failure: ReconcileFailure, planFile: String? = nil) throws -> Never {
+    static func exit(with failure: ReconcileFailure, planFile: String? = nil, source: String = "…") throws -> Never {
         switch failure.code {
         case .invalidConfiguration:
             for diagnostic in failure.diagnostics {
@@ -67,13 +67,14 @@ enum Console {
             throw TendExit.invalidConfiguration
         case .stalePlan:
             Console.error("tend: \(failure.message):")
-            for step in failure.staleSteps { Console.error("  \(step)") }
-            if let planFile { Console.error("Make a new plan with: tend plan … --out \(planFile)") }
+            for step in failure.staleSteps { Console.error("  " + Printable.escaped(step)) }
+            if let planFile { Console.error("Make a new plan with: tend plan \(source) --out \(planFile)") }
             throw TendExit.stalePlan
         case .usage:
             throw ValidationError(failure.message)
         case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped:
-            Console.error("tend: \(failure.message)")
+            // Messages may hold a journal line or a path from the host: one line, escaped.
+            Console.error("tend: " + Printable.escaped(failure.message))
             throw switch failure.code {
             case .sourceUnreadable: TendExit.sourceUnreadable
             case .refused: TendExit.refused

@@ -53,7 +53,6 @@ struct FilesystemStateTests {
         try await sh("/usr/bin/python3", ["-c", "import socket; socket.socket(socket.AF_UNIX).bind('\(root.url("srv/socket"))')"])
         try root.write(["srv/plain": "a file\n", "srv/frozen": "old\n"])
         let immutable = (try? await sh("/usr/bin/chattr", ["+i", root.url("srv/frozen")])) != nil
-        defer { if immutable { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/chattr"), arguments: ["-i", root.url("srv/frozen")]).waitUntilExit() } }
         let name = String(repeating: "n", count: 255)
         let deep = "/srv/deep/" + Array(repeating: String(repeating: "d", count: 250), count: 15).joined(separator: "/") + "/file"
         let repo = try repository(["a.yaml": """
@@ -75,7 +74,15 @@ struct FilesystemStateTests {
               - file: /srv/ok
                 content: "ok\\n"
             """])
-        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        let apply: TendRun
+        do {
+            apply = try await tend(["apply", repo.path, "--root", root.path])
+        } catch {
+            if immutable { _ = try? await sh("/usr/bin/chattr", ["-i", root.url("srv/frozen")]) }
+            throw error
+        }
+        // Made mutable again at once, so that the scratch root can be removed whatever follows.
+        if immutable { try await sh("/usr/bin/chattr", ["-i", root.url("srv/frozen")]) }
         #expect(apply.status == 5, "\(apply)")
         for path in ["/srv/fifo", "/srv/device", "/srv/socket"] {
             #expect(apply.stdout.contains("file:\(path): failed: \(path): is a special file (device, socket or FIFO); tend will not replace it"), "\(apply)")

@@ -1,4 +1,6 @@
 import Foundation
+import Subprocess
+import SystemPackage
 import Testing
 
 /// The holes an attacker and a crash found (issue "Hardening"), each reproduced and kept closed:
@@ -146,12 +148,10 @@ struct HardeningTests {
         let repo = try repository(["many.yaml": manifest])
         try FileManager.default.createDirectory(atPath: root.url("srv/late"), withIntermediateDirectories: true)
         // As soon as the apply has written its first file, someone creates a folder at the target.
-        let racer = Process()
-        racer.executableURL = URL(fileURLWithPath: "/bin/sh")
-        racer.arguments = ["-c", "while [ ! -e '\(root.url("srv/many/f0"))' ]; do :; done; mkdir '\(root.url("srv/late/target"))' && echo precious > '\(root.url("srv/late/target/important.db"))'"]
-        try racer.run()
-        let apply = try await tend(["apply", repo.path, "--root", root.path])
-        racer.waitUntilExit()
+        let racer = "while [ ! -e '\(root.url("srv/many/f0"))' ]; do :; done; mkdir '\(root.url("srv/late/target"))' && echo precious > '\(root.url("srv/late/target/important.db"))'"
+        let apply = try await Subprocess.run(.path("/bin/sh"), arguments: ["-c", racer], input: .none, output: .discarded, error: .discarded) { _ in
+            try await tend(["apply", repo.path, "--root", root.path])
+        }.closureResult
         #expect(apply.status == 5, "\(apply)")
         #expect(apply.stdout.contains("✗ file:/srv/late/target: failed: /srv/late/target: something appeared here since it was planned (a directory); nothing was replaced"), "\(apply)")
         #expect(read(root.url("srv/late/target/important.db")) == "precious\n")
@@ -230,7 +230,7 @@ struct HardeningTests {
         let cases: [(files: [String: String], says: String)] = [
             (["tend.yaml": deepVars, "site/a.yaml": "resources: []\n"], "tend.yaml:2:104: nesting deeper than 100 levels"),
             (["tend.yaml": "hosts:\n  - apply: [site]\n", "site/a.yaml": "resources: " + String(repeating: "[", count: 50_000)], "site/a.yaml:1:111: nesting deeper than 100 levels"),
-            (["tend.yaml": laughs, "site/a.yaml": "resources: []\n"], "aliases expand this document to more than 1000000 nodes"),
+            (["tend.yaml": laughs, "site/a.yaml": "resources: []\n"], "grows to more than 1000000 nodes once its aliases are expanded"),
             (["tend.yaml": "hosts:\n  - apply: [site]\n", "site/a.yaml": "resources:\n  - file: /etc/t\n    template: files/t.mustache\n", "site/files/t.mustache": deepTemplate],
              "site/files/t.mustache:1:601: template error: sections nested deeper than 100 levels"),
         ]
@@ -400,17 +400,16 @@ struct HardeningTests {
     @Test("an apply gives up after --lock-timeout with its own exit code, naming the holder", .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/flock"), "needs flock(1) from util-linux"))
     func lockTimeout() async throws {
         let root = try makeRoot()
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["-o", root.path, "/bin/sh", "-c", "echo locked; exec sleep 30"]
-        let pipe = Pipe()
-        holder.standardOutput = pipe
-        try holder.run()
-        defer { holder.terminate() }
-        // Once it says so, flock holds the lock.
-        #expect(String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self) == "locked\n")
+        let marker = root.url("locked")
         let repo = try repository(["a.yaml": "resources:\n  - file: /etc/x\n    content: \"x\\n\"\n"])
-        let apply = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
+        // flock holds the root's lock once the marker exists, until it is killed.
+        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 30"],
+                                             input: .none, output: .discarded, error: .discarded) { execution in
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
+            let run = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
+            try execution.send(signal: .kill)
+            return run
+        }.closureResult
         #expect(apply.status == 8, "\(apply)")
         #expect(apply.stderr.contains("another run of tend is applying to \(root.path) (process"), "\(apply)")
         #expect(status(root.url("etc/x")) == nil)

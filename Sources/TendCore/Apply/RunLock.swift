@@ -42,8 +42,13 @@ public final class RunLock {
                 waiting(holder ?? "another process")
                 told = true
             }
-            // Waits without holding a thread of the concurrency pool.
-            try? await Task.sleep(for: .milliseconds(50))
+            // Waits without holding a thread of the concurrency pool; a cancelled task stops waiting.
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                close(fd)
+                throw RunLockError(root: root, holder: holder, function: "flock", errno: .canceled, message: "stopped waiting for the lock of \(root): the run was cancelled")
+            }
         }
         return RunLock(fd: fd)
     }
@@ -70,6 +75,9 @@ public struct RunLockError: Error, Sendable, CustomStringConvertible {
         let errno = Errno(rawValue: code)
         return RunLockError(root: root, holder: nil, function: function, errno: errno, message: "cannot lock \(root): \(errno) (\(function))")
     }
+
+    /// Whether it gave up because another run held the lock (rather than failing to lock).
+    public var timedOut: Bool { errno == .wouldBlock }
 
     public var description: String { message }
 }

@@ -196,7 +196,7 @@ private struct TreeBuilder {
     private mutating func count(_ weight: Int, at location: SourceLocation) -> Bool {
         documentWeight += weight
         guard documentWeight <= YAMLParser.maximumNodes else {
-            diagnostics.append(Diagnostic("aliases expand this document to more than \(YAMLParser.maximumNodes) nodes; tend stops reading this file here", at: location))
+            diagnostics.append(Diagnostic("this document grows to more than \(YAMLParser.maximumNodes) nodes once its aliases are expanded (long strings count one node per 64 bytes); tend stops reading this file here", at: location))
             return false
         }
         return true
