@@ -405,7 +405,9 @@ struct HardeningTests {
         // flock holds the root's lock once the marker exists, until it is killed.
         let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 30"],
                                              input: .none, output: .discarded, error: .discarded) { execution in
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
+            // Up to a minute: a loaded machine can be slow to start flock.
+            for _ in 0..<1200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
+            try #require(FileManager.default.fileExists(atPath: marker), "flock never took the lock")
             let run = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
             try execution.send(signal: .kill)
             return run

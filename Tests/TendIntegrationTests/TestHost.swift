@@ -34,6 +34,15 @@ struct TestHost: Sendable {
         return TendRun(status: status, stdout: result.standardOutput, stderr: result.standardError)
     }
 
+    /// tend's journal entries in the host, each a JSON object, and the raw JSON lines (to check
+    /// that nothing sensitive is anywhere in them).
+    func tendJournal() async throws -> (entries: [[String: Any]], text: String) {
+        _ = try await run(["journalctl", "--sync"])
+        let json = try await run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
+        let entries = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return (entries, json.stdout)
+    }
+
     /// Runs tend inside the host (it was copied in at boot).
     func tend(_ arguments: [String]) async throws -> TendRun {
         try await run(["/usr/local/bin/tend"] + arguments)

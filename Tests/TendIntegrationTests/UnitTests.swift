@@ -216,11 +216,9 @@ struct UnitTests {
             let service = try await host.run(["systemd-run", "--wait", "--collect", "--quiet", "/usr/local/bin/tend", "apply", "--repo", "/srv/repo", "--state-dir", "/var/lib/tend"])
             #expect(service.status == 0, "\(service)")
             #expect(FileManager.default.fileExists(atPath: host.outside("/etc/app/conf")))
-            _ = try await host.run(["journalctl", "--sync"])
-            let json = try await host.run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
-            let entries = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let (entries, journal) = try await host.tendJournal()
             let steps = entries.filter { $0["MESSAGE_ID"] as? String == "11342b278b194f0183efb57fe08b2f13" }
-            #expect(steps.count == 2, "\(json.stdout)")
+            #expect(steps.count == 2, "\(journal)")
             let conf = try #require(steps.first { $0["TEND_RESOURCE"] as? String == "file:/etc/app/conf" })
             #expect(conf["TEND_ACTION"] as? String == "create")
             #expect(conf["TEND_RESULT"] as? String == "done")
@@ -229,7 +227,7 @@ struct UnitTests {
             #expect(conf["PRIORITY"] as? String == "6")
             #expect(conf["CODE_FILE"] != nil)
             #expect(entries.contains { $0["MESSAGE_ID"] as? String == "83728d00a7214437bd156c0fb33c9236" }, "the run's end is logged")
-            #expect(!json.stdout.contains(secret), "sensitive content never reaches the journal")
+            #expect(!journal.contains(secret), "sensitive content never reaches the journal")
         }
     }
 }
@@ -259,10 +257,8 @@ struct AuditTrailTests {
             let apply = try await host.tend(["apply", "/srv/config"])
             #expect(apply.status == 5, "\(apply)")
             #expect(!apply.stderr.contains("file:/etc/audit/plain: create done"), "the console stays quiet without -v")
-            _ = try await host.run(["journalctl", "--sync"])
-            let json = try await host.run(["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
-            let entries = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            let plain = try #require(entries.first { $0["TEND_RESOURCE"] as? String == "file:/etc/audit/plain" }, "\(json.stdout)")
+            let (entries, journal) = try await host.tendJournal()
+            let plain = try #require(entries.first { $0["TEND_RESOURCE"] as? String == "file:/etc/audit/plain" }, "\(journal)")
             #expect((plain["MESSAGE"] as? String)?.contains("create done (mode: (none) → 0640; content changed)") == true, "\(plain)")
             #expect(plain["PRIORITY"] as? String == "6")
             let owned = try #require(entries.first { $0["TEND_RESOURCE"] as? String == "file:/etc/audit/owned" })
@@ -270,7 +266,7 @@ struct AuditTrailTests {
             #expect(owned["TEND_RESULT"] as? String == "failed")
             let errors = try await host.run(["journalctl", "-p", "err", "--no-pager", "SYSLOG_IDENTIFIER=tend"])
             #expect(errors.stdout.contains("file:/etc/audit/owned"), "\(errors)")
-            #expect(!json.stdout.contains(secret))
+            #expect(!journal.contains(secret))
         }
     }
 }
