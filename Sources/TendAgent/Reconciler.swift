@@ -4,6 +4,7 @@ public import TendGit
 public import TendSpec
 import TendSystemd
 import Glibc
+public import FoundationEssentials
 
 /// One run of the pipeline, Source → Load → Catalog → Observe → Plan → Apply → Report, as a
 /// single call that returns a value. `tend validate`, `tend plan` and `tend apply` call it (and
@@ -49,25 +50,44 @@ public struct Reconciler: Sendable {
         self.logger = logger
     }
 
+    /// Who runs it, as the state's records name it (`tend apply`, `tend agent`).
+    public var runBy = "tend apply"
+
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
-    /// end is in the result.
+    /// end is in the result. An apply that got the lock leaves its record in the root's
+    /// `StateStore` (`last-run.json`), whatever its end.
     public func run(_ mode: Mode, events: ReconcileEvents = ReconcileEvents()) async -> ReconcileResult {
         var result = ReconcileResult()
+        let started = Date()
+        let clock = ContinuousClock.now
         do throws(ReconcileFailure) {
             try await run(mode, events: events, into: &result)
         } catch {
             result.failure = error
         }
+        if mode.changesHost, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined {
+            let elapsed = ContinuousClock.now - clock
+            let record = RunRecord(started: started, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                                   by: runBy, result: result)
+            do {
+                try state(for: mode).write(.lastRun, record)
+            } catch {
+                result.note("cannot record the run in \(state(for: mode).directory): \(error)", events)
+            }
+        }
         return result
+    }
+
+    /// The records of the root a run in `mode` works on.
+    func state(for mode: Mode) -> StateStore {
+        if case .applySaved(let plan) = mode { return StateStore(stateDirectory: source.stateDirectory, root: plan.root) }
+        return StateStore(stateDirectory: source.stateDirectory, root: root)
     }
 
     private func run(_ mode: Mode, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
         var saved: Plan?
         if case .applySaved(let plan) = mode { saved = plan }
-        let changes: Bool = switch mode {
-        case .apply, .applySaved: true
-        case .validate, .plan: false
-        }
+        let changes = mode.changesHost
         let rootPath = saved?.root ?? root
         var lock: RunLock?
         if changes {
@@ -145,13 +165,14 @@ public struct Reconciler: Sendable {
         if plan.hasChanges || !plan.errors.isEmpty {
             events.applying(plan)
             do {
-                result.report = try await executor.apply(plan, services: services, progress: events.step)
+                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, progress: events.step)
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
         }
-        // A failed apply still records its commit: the rewind check is about history, and the
-        // next run applies the same commit again.
+        // The commit was good enough to apply: a failed apply still records it for the rewind
+        // check (which is about history) and as the last good commit (the agent keeps applying
+        // it), but only one that converged is recorded as applied.
         if let git = opened.snapshot as? GitSnapshot, let applied = opened.applied {
             do {
                 try applied.record(git)
@@ -159,6 +180,40 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.unusableHost, "applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
             }
         }
+        do {
+            try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode))
+        } catch {
+            throw ReconcileFailure(.unusableHost, "applied, but cannot record it in the state directory: \(error)")
+        }
+    }
+
+    /// Writes what an apply leaves on record: the last good commit, the applied one when every
+    /// resource converged, and the inventory of what is managed now.
+    private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore) throws(StateStoreError) {
+        let now = Date()
+        guard var commit = result.commitInfo else { return }
+        commit.recorded = now
+        try state.write(.lastGood, commit)
+        if result.report?.succeeded ?? plan.errors.isEmpty {
+            try state.write(.applied, commit)
+        }
+        let previous = state.read(.inventory, as: Inventory.self) ?? Inventory()
+        var inventory = Inventory()
+        let changed = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
+        for entry in catalog.entries {
+            let key = entry.id.description
+            let before = previous.resources[key]
+            let file = prefix.isEmpty ? entry.location.file : prefix + "/" + entry.location.file
+            inventory.resources[key] = Inventory.Entry(
+                declaredAt: "\(file):\(entry.location.line)", commit: commit.commit, since: before?.since ?? commit.commit,
+                changed: changed.contains(entry.id) ? now : before?.changed, changedBy: changed.contains(entry.id) ? commit.commit : before?.changedBy,
+                path: entry.path)
+        }
+        for id in Set(inventory.resources.values.flatMap { [$0.commit, $0.since, $0.changedBy] }.compactMap { $0 }) {
+            inventory.commits[id] = previous.commits[id] ?? (id == commit.commit ? commit : nil)
+        }
+        // A no-op run of the same commit writes nothing.
+        if inventory != previous { try state.write(.inventory, inventory) }
     }
 
     /// The snapshot and, for Git, the record of applied commits.
@@ -171,7 +226,7 @@ public struct Reconciler: Sendable {
     /// commit's signature and checks that it does not go back in time.
     private func open(saved: Plan?, root: String, checkRewind: Bool, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) -> Opened {
         var location = source.location
-        var pinned: String?
+        var pinned = source.pinnedCommit
         if let saved {
             switch saved.source.type {
             case "directory":
@@ -190,7 +245,9 @@ public struct Reconciler: Sendable {
         switch location {
         case .folder(let folder):
             do {
-                return Opened(snapshot: try DirectorySnapshot(path: folder))
+                let snapshot = try DirectorySnapshot(path: folder)
+                result.commitInfo = CommitRecord(source: snapshot.origin.location, recorded: Date())
+                return Opened(snapshot: snapshot)
             } catch {
                 throw ReconcileFailure(.sourceUnreadable, "cannot read the source: \(error.message)")
             }
@@ -209,6 +266,8 @@ public struct Reconciler: Sendable {
                 if let keyring = source.openPGPKeyring { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
                 if checkRewind, !source.allowRewind { try applied.checkForward(snapshot) }
                 result.commit = snapshot.commit.id.description
+                result.commitInfo = CommitRecord(source: url, ref: ref, path: path, commit: snapshot.commit.id.description, subject: snapshot.commit.summary,
+                                                 author: snapshot.commit.author, date: snapshot.commit.date, recorded: Date())
                 return Opened(snapshot: snapshot, applied: applied)
             } catch {
                 throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
@@ -243,6 +302,14 @@ extension Reconciler.Mode {
         return true
     }
 
+    /// Whether the run may change the host (and so takes the lock and leaves records).
+    var changesHost: Bool {
+        switch self {
+        case .apply, .applySaved: true
+        case .validate, .plan: false
+        }
+    }
+
     /// Whether a commit older than the last applied one is refused (validate only reads it).
     var checksRewind: Bool { readsHost }
 }
@@ -267,6 +334,9 @@ public struct SourceSpec: Sendable {
     public var openPGPKeyring: String?
     /// Apply a commit that does not descend from the last applied one.
     public var allowRewind: Bool
+    /// Use exactly this commit from the cache, fetching nothing (the agent's last good commit
+    /// while a newer one is refused or the remote cannot be reached).
+    public var pinnedCommit: String?
 
     public init(location: Location, stateDirectory: String, credentials: GitCredentials = GitCredentials(), fetchTimeout: Duration = .seconds(60),
                 offline: Bool = false, allowedSigners: String? = nil, openPGPKeyring: String? = nil, allowRewind: Bool = false) {
@@ -278,6 +348,16 @@ public struct SourceSpec: Sendable {
         self.allowedSigners = allowedSigners
         self.openPGPKeyring = openPGPKeyring
         self.allowRewind = allowRewind
+    }
+}
+
+extension SourceSpec: CustomStringConvertible {
+    /// The folder, or `URL (ref) //path`.
+    public var description: String {
+        switch location {
+        case .folder(let folder): folder
+        case .git(let url, let ref, let path): "\(url) (\(ref ?? "default branch"))\(path.map { " //" + $0 } ?? "")"
+        }
     }
 }
 
@@ -294,6 +374,8 @@ public struct ReconcileEvents: Sendable {
     public var applying: @Sendable (Plan) -> Void
     /// A step starts or ends.
     public var step: @Sendable (ApplyEvent) -> Void
+    /// Asked before each step; true leaves the steps not yet started for the next run.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(lockWaiting: @escaping @Sendable (String) -> Void = { _ in }, note: @escaping @Sendable (String) -> Void = { _ in }, approve: @escaping @Sendable (Plan) async -> Bool = { _ in true },
                 applying: @escaping @Sendable (Plan) -> Void = { _ in }, step: @escaping @Sendable (ApplyEvent) -> Void = { _ in }) {
@@ -311,6 +393,8 @@ public struct ReconcileResult: Sendable {
     public var sourceDescription = ""
     /// The commit applied or planned, for Git sources.
     public var commit: String?
+    /// The source and commit as the state records them, once it was opened and trusted.
+    public var commitInfo: CommitRecord?
     public var resourceCount = 0
     public var plan: Plan?
     /// What the apply did; nil when nothing was applied.

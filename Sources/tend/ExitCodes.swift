@@ -10,5 +10,9 @@ enum TendExit {
     static let stalePlan = ExitCode(6)
     static let refused = ExitCode(7)
     static let locked = ExitCode(8)
+    /// `tend status`: the last run failed, or the agent refuses the newest commit.
+    static let unhealthy = ExitCode(9)
+    /// `tend blame`: nothing tend manages is at that path or has that id.
+    static let notManaged = ExitCode(1)
     static let usage = ExitCode(64)
 }

@@ -20,8 +20,9 @@ struct SourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("With --repo: the folder of the repository that holds tend.yaml.", valueName: "subdir"))
     var path: String?
 
-    @Option(help: ArgumentHelp("Where tend keeps its Git caches and the last applied commit.", valueName: "dir"))
-    var stateDir: String = "/var/lib/tend"
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its Git caches and its records of this host (default: /var/lib/tend).", valueName: "dir"))
+    var givenStateDir: String?
+    var stateDir: String { givenStateDir ?? "/var/lib/tend" }
 
     @Option(help: ArgumentHelp("With --repo over SSH: the private key file to authenticate with.", valueName: "file"))
     var sshKey: String?
@@ -44,8 +45,9 @@ struct SourceOptions: ParsableArguments {
     @Flag(help: "With --repo: do not fetch; use the commit already in the cache.")
     var offline = false
 
-    @Option(help: ArgumentHelp("With --repo: give up fetching after this many seconds.", valueName: "seconds"))
-    var fetchTimeout: Int = 60
+    @Option(name: .customLong("fetch-timeout"), help: ArgumentHelp("With --repo: give up fetching after this many seconds (default: 60).", valueName: "seconds"))
+    var givenFetchTimeout: Int?
+    var fetchTimeout: Int { givenFetchTimeout ?? 60 }
 
     @Option(help: "Take the host's name as this when matching `hostname:` (default: this machine's).")
     var hostname: String?
@@ -53,11 +55,13 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
     var labels: [String] = []
 
-    @Option(help: ArgumentHelp("How long to wait for a lock another process holds: another tend applying to the same root, or dpkg's lock.", valueName: "seconds"))
-    var lockTimeout: Int = 300
+    @Option(name: .customLong("lock-timeout"), help: ArgumentHelp("How long to wait for a lock another process holds: another tend applying to the same root, or dpkg's lock (default: 300).", valueName: "seconds"))
+    var givenLockTimeout: Int?
+    var lockTimeout: Int { givenLockTimeout ?? 300 }
 
-    @Option(help: ArgumentHelp("Refresh package lists older than this before installing or upgrading.", valueName: "seconds"))
-    var aptMaxAge: Int = 3600
+    @Option(name: .customLong("apt-max-age"), help: ArgumentHelp("Refresh package lists older than this before installing or upgrading (default: 3600).", valueName: "seconds"))
+    var givenAptMaxAge: Int?
+    var aptMaxAge: Int { givenAptMaxAge ?? 3600 }
 
     /// Every provider, with the package options given.
     var providers: ProviderSet {
@@ -94,10 +98,10 @@ struct OutputOptions: ParsableArguments {
     /// The logger every library gets: to the journal or the console, with the run's id. A run
     /// that changes the host (`audit`) also goes to the journal whenever journald runs and
     /// `--log console` was not asked for: every change to the host is on record, whoever made it.
-    func logger(audit: Bool = false) -> Logger {
+    func logger(audit: Bool = false, consoleLevel: Logger.Level? = nil) -> Logger {
         let journal = log == .journal || (log == .auto && JournalDetection.stderrIsJournal)
         let alsoJournal = !journal && audit && log == .auto && JournalDetection.journaldRuns
-        let consoleLevel: Logger.Level = journal || verbose ? .info : .warning
+        let consoleLevel: Logger.Level = consoleLevel ?? (journal || verbose ? .info : .warning)
         var logger = Logger(label: "tend") { label -> any LogHandler in
             var journalHandler = JournalLogHandler(label: label)
             journalHandler.logLevel = .info
@@ -126,6 +130,7 @@ enum LogTarget: String, ExpressibleByArgument, CaseIterable {
 
 /// The root under which the host is managed.
 struct RootOptions: ParsableArguments {
-    @Option(help: "Manage the files under this folder instead of / (image building, provisioning, trying things out).")
-    var root: String = "/"
+    @Option(name: .customLong("root"), help: "Manage the files under this folder instead of / (image building, provisioning, trying things out).")
+    var givenRoot: String?
+    var root: String { givenRoot ?? "/" }
 }

@@ -45,7 +45,10 @@ public struct Executor: Sendable {
 
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
-    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
+    /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
+    /// left are reported as skipped and not started, so a step is never cut in half.
+    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, stop: () -> Bool = { false },
+                      progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
         let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
         let context = catalog.planContext
         var report = ApplyReport()
@@ -58,6 +61,8 @@ public struct Executor: Sendable {
             var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
             if let error = step.error {
                 outcomes = [(step, .failed(error))]
+            } else if step.change != nil, stop() {
+                outcomes = [(step, .skipped("tend is stopping; the next run applies it"))]
             } else if let blocker = step.dependsOn.first(where: failed.contains) {
                 outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
             } else if let change = step.change, let entry = catalog[step.id] {

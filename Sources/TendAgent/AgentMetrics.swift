@@ -1,0 +1,101 @@
+import CoreMetrics
+import FoundationEssentials
+import Metrics
+import Prometheus
+import Synchronization
+import TendSpec
+import Glibc
+
+/// The agent's metrics, through swift-metrics into a Prometheus registry of its own, written after
+/// each cycle as a text file for node_exporter's textfile collector (docs/agent.md lists them).
+final class AgentMetrics: Sendable {
+    static let defaultFile = "/var/lib/prometheus/node-exporter/tend.prom"
+
+    private let registry = PrometheusCollectorRegistry()
+    private let lastRun: CoreMetrics.Gauge
+    private let lastDuration: CoreMetrics.Gauge
+    private let resources: [String: CoreMetrics.Gauge]
+    private let changes: CoreMetrics.Counter
+    private let drift: CoreMetrics.Counter
+    private let fetchFailures: CoreMetrics.Counter
+    private let suspended: CoreMetrics.Gauge
+    private let stalled: CoreMetrics.Gauge
+    private let failed: CoreMetrics.Gauge
+    /// The info metric of the commit applied, and its labels, replaced when the commit changes.
+    private let commitInfo = Mutex<(gauge: Prometheus.Gauge, labels: [String])?>(nil)
+
+    init() {
+        let factory = PrometheusMetricsFactory(registry: registry)
+        lastRun = CoreMetrics.Gauge(label: "tend_last_run_timestamp_seconds", factory: factory)
+        lastDuration = CoreMetrics.Gauge(label: "tend_last_run_duration_seconds", factory: factory)
+        resources = Dictionary(uniqueKeysWithValues: ["converged", "changed", "failed", "skipped"].map {
+            ($0, CoreMetrics.Gauge(label: "tend_resources", dimensions: [("result", $0)], factory: factory))
+        })
+        changes = CoreMetrics.Counter(label: "tend_changes_applied_total", factory: factory)
+        drift = CoreMetrics.Counter(label: "tend_drift_repaired_total", factory: factory)
+        fetchFailures = CoreMetrics.Counter(label: "tend_fetch_failures_total", factory: factory)
+        suspended = CoreMetrics.Gauge(label: "tend_suspended", factory: factory)
+        stalled = CoreMetrics.Gauge(label: "tend_stalled", factory: factory)
+        failed = CoreMetrics.Gauge(label: "tend_last_run_failed", factory: factory)
+        // Present from the start, so a dashboard sees 0 rather than nothing.
+        fetchFailures.increment(by: 0)
+        changes.increment(by: 0)
+        drift.increment(by: 0)
+    }
+
+    func fetchFailed() { fetchFailures.increment() }
+
+    /// Sets every metric from the cycle that just ended.
+    func update(run: RunRecord, result: ReconcileResult, record: AgentRecord, suspended isSuspended: Bool) {
+        lastRun.record(run.started.timeIntervalSince1970 + run.seconds)
+        lastDuration.record(run.seconds)
+        let done = run.counts.filter { $0.key != "failed" && $0.key != "skipped" }.values.reduce(0, +)
+        let failedCount = run.counts["failed"] ?? 0, skipped = run.counts["skipped"] ?? 0
+        resources["changed"]?.record(done)
+        resources["failed"]?.record(failedCount)
+        resources["skipped"]?.record(skipped)
+        resources["converged"]?.record(max(0, run.resources - done - failedCount - skipped))
+        if done > 0 {
+            changes.increment(by: done)
+            // The same commit as before: what was changed had drifted.
+            if let commit = result.commit, commit == record.enforcing, commit == previousCommit.withLock({ $0 }) { drift.increment(by: done) }
+        }
+        previousCommit.withLock { $0 = result.commit ?? $0 }
+        suspended.record(isSuspended ? 1 : 0)
+        stalled.record(record.stalled == nil ? 0 : 1)
+        failed.record(run.succeeded || run.result == "suspended" ? 0 : 1)
+        let labels = [record.enforcing ?? "", run.source?.source ?? "", run.source?.ref ?? ""]
+        commitInfo.withLock { info in
+            guard info?.labels != labels else { return }
+            if let old = info?.gauge { registry.unregisterGauge(old) }
+            let gauge = registry.makeGauge(name: "tend_applied_commit_info",
+                                           labels: [("commit", labels[0]), ("source", labels[1]), ("ref", labels[2])],
+                                           help: "The commit the agent enforces (value 1)")
+            gauge.set(1.0)
+            info = (gauge, labels)
+        }
+    }
+
+    private let previousCommit = Mutex<String?>(nil)
+
+    /// Writes the registry as Prometheus text, atomically (node_exporter never reads half a file),
+    /// readable by all (node_exporter runs as its own user); the folder is made if missing.
+    func write(to path: String) throws {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeFolders(String(path[..<slash]))
+        }
+        try AtomicFile.write(registry.emitToBuffer(), toPath: path, mode: 0o644)
+    }
+
+    func text() -> String { registry.emitToString() }
+
+    private func makeFolders(_ path: String) throws {
+        var built = ""
+        for component in path.split(separator: "/") {
+            built += "/" + component
+            if mkdir(built, 0o755) != 0, errno != EEXIST {
+                throw StateStoreError("cannot create \(built): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}

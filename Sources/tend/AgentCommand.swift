@@ -1,0 +1,104 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import TendAgent
+import TendSpec
+import TendSystemd
+import UnixSignals
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Keep the host converged to the repository, continuously (run it as tend.service).",
+        discussion: """
+            Every interval, at an offset within it that comes from /etc/machine-id (--splay), the \
+            agent fetches the repository and applies the newest commit. A commit that is invalid, \
+            unsigned or goes back in time is refused: the agent keeps enforcing the last good \
+            commit (drift is still repaired) and says why in the journal, in `tend status` and in \
+            the metrics, until a newer commit fixes it. A remote that cannot be reached is retried \
+            sooner, backing off.
+
+            Every option can also be set in /etc/tend/agent.yaml (state_dir: for --state-dir, \
+            durations as 30s, 5m or 2h); options given here win. SIGHUP reads that file again and \
+            checks at once; SIGTERM lets the step in progress finish and exits 0. Under systemd \
+            (Type=notify) it reports READY once the first cycle ends, a STATUS line, and the \
+            watchdog's keep-alive. `tend suspend` makes it plan without applying.
+
+            Examples:
+              tend agent --repo https://git.example.com/ops/hosts.git --interval 5m
+              systemctl enable --now tend.service   # examples/systemd/tend.service
+            """
+    )
+
+    @OptionGroup var source: SourceOptions
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("The agent's configuration file (default: \(AgentFile.defaultPath), if it exists).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("How often to fetch and check the host: 30s, 5m, 2h (default: 5m).", valueName: "duration"))
+    var interval: String?
+
+    @Option(help: ArgumentHelp("The greatest offset of this host's checks within the interval (default: the interval).", valueName: "duration"))
+    var splay: String?
+
+    @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: /var/lib/prometheus/node-exporter/tend.prom).", valueName: "file"))
+    var metricsFile: String?
+
+    func validate() throws {
+        if let interval, AgentDuration.parse(interval).map({ $0 >= .seconds(1) }) != true {
+            throw ValidationError("--interval takes a duration of at least 1s, such as 30s, 5m or 2h, not '\(interval)'")
+        }
+        if let splay, AgentDuration.parse(splay) == nil {
+            throw ValidationError("--splay takes a duration such as 30s, 5m or 2h, not '\(splay)'")
+        }
+    }
+
+    func run() async throws {
+        let logger = output.logger(audit: true, consoleLevel: .info)
+        let settings: AgentSettings
+        do {
+            settings = try makeSettings(logger: logger)
+        } catch let error as AgentFileError {
+            for diagnostic in error.diagnostics { Console.error(Printable.escaped(diagnostic.description)) }
+            Console.error("tend: the agent's configuration is invalid; the agent does not start")
+            throw TendExit.invalidConfiguration
+        }
+        let command = self
+        let agent = Agent(settings: settings, reload: { try command.makeSettings(logger: logger) }, logger: logger)
+        logger.notice("agent started: \(settings.reconciler.source.description), every \(AgentDuration.format(settings.interval)) at +\(AgentDuration.format(settings.offset))")
+        var quiet = logger
+        quiet.logLevel = .warning
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: agent.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        try await group.run()
+    }
+
+    /// The settings from the flags, then agent.yaml, then the defaults.
+    func makeSettings(logger: Logger) throws -> AgentSettings {
+        let file = try AgentFile.read(config ?? AgentFile.defaultPath, optional: config == nil)
+        var merged = source
+        if merged.source == nil, merged.repo == nil { merged.repo = file.repo }
+        merged.ref = source.ref ?? file.ref
+        merged.path = source.path ?? file.path
+        merged.givenStateDir = source.givenStateDir ?? file.stateDir
+        merged.sshKey = source.sshKey ?? file.sshKey
+        merged.knownHosts = source.knownHosts ?? file.knownHosts
+        merged.tokenFile = source.tokenFile ?? file.tokenFile
+        merged.verify = source.verify ?? file.verify
+        merged.verifyGpg = source.verifyGpg ?? file.verifyGpg
+        merged.hostname = source.hostname ?? file.hostname
+        if merged.labels.isEmpty { merged.labels = file.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
+        merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(AgentDuration.seconds($0)) }
+        merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(AgentDuration.seconds($0)) }
+        merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(AgentDuration.seconds($0)) }
+        let rootPath = root.givenRoot ?? file.root ?? "/"
+        var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
+        reconciler.runBy = "tend agent"
+        let interval = interval.flatMap(AgentDuration.parse) ?? file.interval ?? .seconds(300)
+        return AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(AgentDuration.parse) ?? file.splay,
+                             metricsFile: metricsFile ?? file.metricsFile ?? "/var/lib/prometheus/node-exporter/tend.prom")
+    }
+}
