@@ -150,6 +150,7 @@ public final class Agent: Service, Sendable {
         let mode: Reconciler.Mode = suspension == nil ? .apply : .plan
         var result = await run(reconciler, mode, events)
         var fetchFailed = false
+        var fellBack = false
 
         if let failure = result.failure {
             switch failure.class {
@@ -181,13 +182,15 @@ public final class Agent: Service, Sendable {
                     logger.error("cannot apply the last good commit \(good.prefix(7)) either: \(problem.message)", metadata: ["result": "failed"])
                 } else {
                     result = fallback
+                    fellBack = true
                 }
             }
         }
         if result.failure == nil {
             state.enforcing = result.commit
-            if result.commitInfo?.commit != nil, result.commit != state.stall?.commit, !fetchFailed, state.stall != nil {
-                logger.notice("commit \(result.commit?.prefix(7) ?? "") applies again; no longer refusing")
+            // The newest commit itself applied: whatever was refused before is behind it.
+            if !fellBack, !fetchFailed, let stall = state.stall {
+                logger.notice("commit \(result.commit?.prefix(7) ?? "") applies; no longer refusing \(stall.commit?.prefix(7) ?? "the commit before")")
                 state.stall = nil
             }
             if !fetchFailed { state.fetchFailures = 0 }

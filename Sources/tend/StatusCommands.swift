@@ -118,7 +118,7 @@ struct StatusCommand: ParsableCommand {
 
     /// `2026-11-29T10:00:00Z (3m ago)`.
     static func time(_ date: Date, _ now: Date) -> String {
-        let seconds = Int(now.timeIntervalSince(date))
+        let seconds = Int(now.timeIntervalSince(date).rounded(.down))
         let relative = seconds >= 0 ? "\(AgentDuration.format(.seconds(max(seconds, 0)))) ago" : "in \(AgentDuration.format(.seconds(-seconds)))"
         return date.formatted(.iso8601) + " (\(relative))"
     }
