@@ -126,6 +126,10 @@ struct KnownHost {
 
 /// Ends a fetch that overruns its time: libgit2 1.5 has no network timeout of its own, so when the
 /// time is up, the sockets the fetch opened are shut down, which makes its blocked read fail.
+///
+/// Only the fetch's own sockets are touched: TCP sockets (the transports libgit2 and libssh2 open)
+/// that did not exist when the fetch began. A long-running agent has other sockets, opened by other
+/// threads meanwhile (D-Bus, journald, sd_notify), and they are all Unix sockets.
 final class FetchWatchdog: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -133,12 +137,15 @@ final class FetchWatchdog: @unchecked Sendable {
 
     /// Starts watching; sockets open before this call are never touched.
     init(timeout: Duration) {
-        let before = Self.sockets()
+        let before = Set(Self.sockets().values)
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         DispatchQueue.global().async { [self] in
             if done.wait(timeout: .now() + seconds) == .timedOut {
                 fired = true
-                for fd in Self.sockets().subtracting(before) { shutdown(fd, Int32(SHUT_RDWR)) }
+                let tcp = Self.tcpInodes()
+                for (fd, inode) in Self.sockets() where !before.contains(inode) && tcp.contains(inode) {
+                    shutdown(fd, Int32(SHUT_RDWR))
+                }
             }
             finished.signal()
         }
@@ -151,13 +158,29 @@ final class FetchWatchdog: @unchecked Sendable {
         return fired
     }
 
-    private static func sockets() -> Set<Int32> {
+    /// This process's sockets: descriptor → inode.
+    static func sockets() -> [Int32: UInt64] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return Set(names.compactMap { name in
+        var result: [Int32: UInt64] = [:]
+        for name in names {
             guard let fd = Int32(name),
                   let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
-                  target.hasPrefix("socket:") else { return nil }
-            return fd
-        })
+                  target.hasPrefix("socket:["), let inode = UInt64(target.dropFirst("socket:[".count).dropLast()) else { continue }
+            result[fd] = inode
+        }
+        return result
+    }
+
+    /// The inodes of the TCP sockets of this network namespace (/proc/self/net/tcp and tcp6).
+    static func tcpInodes() -> Set<UInt64> {
+        var inodes: Set<UInt64> = []
+        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                if fields.count > 9, let inode = UInt64(fields[9]) { inodes.insert(inode) }
+            }
+        }
+        return inodes
     }
 }
