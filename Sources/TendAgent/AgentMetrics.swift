@@ -21,6 +21,7 @@ final class AgentMetrics: Sendable {
     private let suspended: CoreMetrics.Gauge
     private let stalled: CoreMetrics.Gauge
     private let failed: CoreMetrics.Gauge
+    private let pruneRefused: CoreMetrics.Gauge
     /// The info metric of the commit applied, and its labels, replaced when the commit changes.
     private let commitInfo = Mutex<(gauge: Prometheus.Gauge, labels: [String])?>(nil)
 
@@ -37,6 +38,7 @@ final class AgentMetrics: Sendable {
         suspended = CoreMetrics.Gauge(label: "tend_suspended", factory: factory)
         stalled = CoreMetrics.Gauge(label: "tend_stalled", factory: factory)
         failed = CoreMetrics.Gauge(label: "tend_last_run_failed", factory: factory)
+        pruneRefused = CoreMetrics.Gauge(label: "tend_prune_refused", factory: factory)
         // Present from the start, so a dashboard sees 0 rather than nothing.
         fetchFailures.increment(by: 0)
         changes.increment(by: 0)
@@ -63,6 +65,7 @@ final class AgentMetrics: Sendable {
         previousCommit.withLock { $0 = result.commit ?? $0 }
         suspended.record(isSuspended ? 1 : 0)
         stalled.record(record.stalled == nil ? 0 : 1)
+        pruneRefused.record(result.pruneRefused?.wanted ?? 0)
         failed.record(run.succeeded || run.result == "suspended" ? 0 : 1)
         let labels = [record.enforcing ?? "", run.source?.source ?? "", run.source?.ref ?? ""]
         commitInfo.withLock { info in

@@ -50,6 +50,9 @@ public struct Reconciler: Sendable {
         self.logger = logger
     }
 
+    /// Prune past the budget of tend.yaml's `prune:` (`tend apply --allow-prune`).
+    public var allowPrune = false
+
     /// Who runs it, as the state's records name it (`tend apply`, `tend agent`).
     public var runBy = "tend apply"
 
@@ -116,9 +119,11 @@ public struct Reconciler: Sendable {
             throw ReconcileFailure(.unusableHost, error.description)
         }
         let facts = saved?.facts ?? Facts.gather(host: host, hostname: hostname, labels: labels)
+        // What the last apply managed: `prune:` removes what is no longer declared.
+        let inventory = mode.readsHost ? state(for: mode).read(.inventory, as: Inventory.self) { result.note($0, events) } : nil
         let catalog: Catalog
         do {
-            catalog = try Configuration.catalog(from: opened.snapshot, providers: providers, facts: facts)
+            catalog = try Configuration.catalog(from: opened.snapshot, providers: providers, facts: facts, managed: inventory?.locations ?? [:])
         } catch {
             throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed",
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
@@ -145,7 +150,7 @@ public struct Reconciler: Sendable {
                     result.note("\(error); planning with what is there", events)
                 }
             }
-            plan = await planner.plan(host: host)
+            plan = prune(await planner.plan(host: host), catalog: catalog, inventory: inventory ?? Inventory(), into: &result, events: events)
         }
         result.plan = plan
         guard changes else { return }
@@ -181,7 +186,7 @@ public struct Reconciler: Sendable {
             }
         }
         do {
-            try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode))
+            try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())
         } catch {
             throw ReconcileFailure(.unusableHost, "applied, but cannot record it in the state directory: \(error)")
         }
@@ -189,7 +194,43 @@ public struct Reconciler: Sendable {
 
     /// Writes what an apply leaves on record: the last good commit, the applied one when every
     /// resource converged, and the inventory of what is managed now.
-    private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore) throws(StateStoreError) {
+    /// The removals of resources no longer declared, checked against the prune budget: each says
+    /// why it goes; one that cannot be planned (a folder that still holds files) waits for a later
+    /// run; and when more would go than the budget allows, none goes.
+    private func prune(_ plan: Plan, catalog: Catalog, inventory: Inventory, into result: inout ReconcileResult, events: ReconcileEvents) -> Plan {
+        guard !catalog.retired.isEmpty, let prune = catalog.prune else { return plan }
+        var plan = plan
+        let now = result.commit.map { String($0.prefix(7)) } ?? "this configuration"
+        var going: [ResourceID] = []
+        var kept: [ResourceID] = []
+        plan.steps = plan.steps.compactMap { step in
+            guard catalog.retired.contains(step.id) else { return step }
+            if let error = step.error {
+                kept.append(step.id)
+                result.note("\(step.id) is no longer declared, but is kept for now: \(error)", events)
+                return nil
+            }
+            guard var change = step.change else { return nil }
+            let last = inventory.resources[step.id.description]
+            change.notes.append("no longer declared since \(now)" + (last.map { "; last declared at \($0.declaredAt)" + ($0.commit.map { " in \($0.prefix(7))" } ?? "") } ?? ""))
+            going.append(step.id)
+            var pruned = step
+            pruned.change = change
+            return pruned
+        }
+        let limit = prune.limit(managed: inventory.resources.count)
+        if going.count > limit, !allowPrune {
+            let gone = Set(going)
+            plan.steps.removeAll { gone.contains($0.id) }
+            result.pruneRefused = ReconcileResult.PruneRefusal(wanted: going.count, limit: limit)
+            result.note("refusing to prune \(going.count) resources no longer declared: more than the budget of \(limit) (prune: {max: N} in tend.yaml); "
+                        + "nothing is pruned. If that is meant, run tend apply --allow-prune once. The first: "
+                        + going.prefix(5).map(\.description).joined(separator: ", "), events)
+        }
+        return plan
+    }
+
+    private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore, previous: Inventory) throws(StateStoreError) {
         let now = Date()
         guard var commit = result.commitInfo else { return }
         commit.recorded = now
@@ -197,11 +238,15 @@ public struct Reconciler: Sendable {
         if result.report?.succeeded ?? plan.errors.isEmpty {
             try state.write(.applied, commit)
         }
-        let previous = state.read(.inventory, as: Inventory.self) ?? Inventory()
         var inventory = Inventory()
         let changed = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
         for entry in catalog.entries {
             let key = entry.id.description
+            // A removal that was done leaves the inventory; one refused, kept or failed stays in it.
+            if catalog.retired.contains(entry.id) {
+                if !changed.contains(entry.id), let before = previous.resources[key] { inventory.resources[key] = before }
+                continue
+            }
             let before = previous.resources[key]
             let file = prefix.isEmpty ? entry.location.file : prefix + "/" + entry.location.file
             inventory.resources[key] = Inventory.Entry(
@@ -407,6 +452,13 @@ public struct ReconcileResult: Sendable {
     public var declined = false
     /// Why the run stopped before its end.
     public var failure: ReconcileFailure?
+    /// `prune:` would have removed more than its budget, so nothing was pruned.
+    public var pruneRefused: PruneRefusal?
+
+    public struct PruneRefusal: Sendable, Codable {
+        public var wanted: Int
+        public var limit: Int
+    }
 
     public init() {}
 

@@ -207,6 +207,18 @@ public struct Inventory: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Each resource's id with the position it was last declared at, for `prune:`.
+    public var locations: [ResourceID: SourceLocation] {
+        var result: [ResourceID: SourceLocation] = [:]
+        for (key, entry) in resources {
+            guard let id = ResourceID(parsing: key) else { continue }
+            let colon = entry.declaredAt.lastIndex(of: ":")
+            let line = colon.flatMap { Int(entry.declaredAt[entry.declaredAt.index(after: $0)...]) } ?? 1
+            result[id] = SourceLocation(file: colon.map { String(entry.declaredAt[..<$0]) } ?? entry.declaredAt, line: line, column: 1)
+        }
+        return result
+    }
+
     /// The entry managing `path` (a path under the root) or with id `text`.
     public func find(_ text: String) -> (id: String, entry: Entry)? {
         if let entry = resources[text] { return (text, entry) }
@@ -237,6 +249,8 @@ public struct RunRecord: Codable, Sendable {
     public var failures: [Failure]
     /// Changes the plan had that were not applied (a suspended agent, a declined apply).
     public var pending: Int
+    /// `prune:` would have removed this many, more than its budget, so it removed none.
+    public var pruneRefused: ReconcileResult.PruneRefusal?
 
     public init(started: Date, seconds: Double, by: String, result: ReconcileResult, suspended: Bool = false) {
         self.started = started
@@ -256,6 +270,7 @@ public struct RunRecord: Codable, Sendable {
         failures = (result.failure.map { [$0] } ?? []) .map { Failure(resource: $0.resource?.description, class: $0.class.rawValue, message: $0.message) }
             + result.stepFailures.map { Failure(resource: $0.resource?.description, class: $0.class.rawValue, message: $0.message) }
         pending = result.report == nil ? (result.plan?.steps.filter { $0.change != nil }.count ?? 0) : 0
+        pruneRefused = result.pruneRefused
         self.result = if let failure = result.failure {
             switch failure.code {
             case .invalidConfiguration, .refused, .stalePlan, .usage: "stalled"

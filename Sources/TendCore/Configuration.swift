@@ -5,7 +5,11 @@ internal import Glibc
 public enum Configuration {
     /// Loads the whole repository, reporting every problem in it; then builds the catalog of the
     /// host described by `facts`. Throws every problem found, in file order.
-    public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts) throws(ConfigurationError) -> Catalog {
+    ///
+    /// `managed` is what an earlier apply managed, with where each was declared: when tend.yaml
+    /// says `prune:`, those no longer declared join the catalog as removals (`Catalog.retired`).
+    public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
+                               managed: [ResourceID: SourceLocation] = [:]) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
@@ -21,8 +25,34 @@ public enum Configuration {
         } catch {
             diagnostics.append(contentsOf: error.diagnostics)
         }
-        guard let catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+        guard var catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+        guard let prune = loaded.config?.prune else { return catalog }
+        let retired = managed.filter { catalog[$0.key] == nil && removalAttributes[$0.key.kind] != nil && providers.kinds.contains($0.key.kind) }
+        if !retired.isEmpty {
+            let removals = retired.sorted { $0.key < $1.key }.map { removal(of: $0.key, declaredAt: $0.value) }
+            catalog = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables)
+            catalog.retired = Set(retired.keys)
+        }
+        catalog.prune = prune
         return catalog
+    }
+
+    /// How each kind is removed when pruned. Units are stopped and disabled; their files stay
+    /// (the unit resource cannot remove them yet).
+    static let removalAttributes: [String: [(String, String)]] = [
+        "file": [("state", "absent")], "directory": [("state", "absent")], "symlink": [("state", "absent")],
+        "package": [("state", "absent")], "unit": [("enabled", "false"), ("state", "stopped")],
+    ]
+
+    /// The declaration that removes `id`, positioned where it was last declared.
+    static func removal(of id: ResourceID, declaredAt location: SourceLocation) -> ResourceDeclaration {
+        func scalar(_ text: String) -> YAMLNode { YAMLNode(.scalar(YAMLScalar(text)), at: location) }
+        let pairs = [YAMLPair(key: scalar(id.kind), value: scalar(id.name))]
+            + (removalAttributes[id.kind] ?? []).map { YAMLPair(key: scalar($0.0), value: scalar($0.1)) }
+        var diagnostics = Diagnostics()
+        var reader = MappingReader(YAMLNode(.mapping(pairs), at: location), what: "a removal", diagnostics: &diagnostics)!
+        _ = reader.take(id.kind)
+        return ResourceDeclaration(kind: id.kind, name: id.name, nameLocation: location, attributes: reader, requires: [], notify: [], manifest: location.file)
     }
 }
 

@@ -6,6 +6,22 @@ public struct RepositoryConfig: Sendable {
     public var vars: YAMLNode?
     /// The host entries in the order written.
     public var hosts: [HostEntry]
+    /// `prune:`: resources that an earlier apply managed and this commit no longer declares are
+    /// removed, at most `maximum` of them at once (nil: 10% of what is managed, at least 5).
+    public var prune: Prune?
+
+    public struct Prune: Sendable {
+        public var maximum: Int?
+        public var location: SourceLocation
+
+        public init(maximum: Int?, location: SourceLocation) {
+            self.maximum = maximum
+            self.location = location
+        }
+
+        /// How many may go at once out of `managed` resources.
+        public func limit(managed: Int) -> Int { maximum ?? max(5, managed / 10) }
+    }
 
     public init(vars: YAMLNode? = nil, hosts: [HostEntry]) {
         self.vars = vars

@@ -81,8 +81,21 @@ public struct RepositoryLoader: Sendable {
         } else {
             config.vars = reader.peek("vars")?.value
         }
-        if let prune = reader.take("prune"), prune.bool("'prune'", &diagnostics) == true {
-            diagnostics.error("'prune: true' needs the record of earlier applies that the agent keeps, which this version of tend does not have yet", at: prune.location)
+        if let prune = reader.take("prune") {
+            if prune.mapping != nil, var settings = MappingReader(prune, what: "'prune'", diagnostics: &diagnostics) {
+                if let node = settings.take("max"), let maximum = node.integer("'max' of 'prune'", &diagnostics) {
+                    if maximum < 0 {
+                        diagnostics.error("'max' of 'prune' must be 0 or more, found \(maximum)", at: node.location)
+                    } else {
+                        config.prune = RepositoryConfig.Prune(maximum: maximum, location: prune.location)
+                    }
+                } else {
+                    config.prune = RepositoryConfig.Prune(maximum: nil, location: prune.location)
+                }
+                settings.finish(&diagnostics, context: "'prune'")
+            } else if prune.bool("'prune'", &diagnostics) == true {
+                config.prune = RepositoryConfig.Prune(maximum: nil, location: prune.location)
+            }
         }
         if let hosts = reader.take("hosts") {
             if let items = hosts.sequence {

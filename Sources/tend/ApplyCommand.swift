@@ -32,6 +32,9 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(help: "Show the plan first and ask before applying (needs a terminal).")
     var confirm = false
 
+    @Flag(help: "Prune even more resources than the budget of tend.yaml's `prune:` allows, this once.")
+    var allowPrune = false
+
     func validate() throws {
         if confirm, isatty(STDIN_FILENO) != 1 {
             throw ValidationError("--confirm asks on a terminal, and standard input is not one; run without --confirm to apply unattended")
@@ -46,7 +49,8 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let rootPath = savedPlan?.root ?? root.root
         let logger = output.logger(audit: true)
-        let reconciler = try Console.reconciler(source, root: rootPath, logger: logger, savedPlan: savedPlan)
+        var reconciler = try Console.reconciler(source, root: rootPath, logger: logger, savedPlan: savedPlan)
+        reconciler.allowPrune = allowPrune
         var events = Console.events(root: rootPath, lockTimeout: source.lockTimeout)
         let confirm = self.confirm
         events.approve = { plan in

@@ -92,6 +92,9 @@ struct StatusCommand: ParsableCommand {
                 lines.append("            ✗ " + Printable.escaped((failure.resource.map { $0 + ": " } ?? "") + failure.message + " [\(failure.class)]"))
             }
             if run.pending > 0 { add("Pending:", "\(run.pending) changes not applied") }
+            if let refused = run.pruneRefused {
+                add("Prune:", "refused: \(refused.wanted) resources no longer declared, more than the budget of \(refused.limit); tend apply --allow-prune")
+            }
         } else {
             add("Last run:", "none recorded")
         }

@@ -36,6 +36,11 @@ public struct Catalog: Sendable {
     /// Every resource, each after everything it depends on; ties keep declaration order.
     public let entries: [Entry]
     private let positions: [ResourceID: Int]
+    /// Resources an earlier apply managed that the configuration no longer declares, in the
+    /// catalog to be removed because tend.yaml says `prune:` (`Configuration.catalog`).
+    public internal(set) var retired: Set<ResourceID> = []
+    /// tend.yaml's `prune:`, when given.
+    public internal(set) var prune: RepositoryConfig.Prune?
 
     /// The entry for `id`, if declared.
     public subscript(id: ResourceID) -> Entry? {
