@@ -53,6 +53,9 @@ extension Plan {
                     : text.hasPrefix("@@") ? style.cyan(text) : text
                 out += "        \(painted)\n"
             }
+        case .binary(let before?, nil)? where change.action == .delete:
+            // A file that goes: its content goes with it, whatever it was.
+            out += "      content: \(before) bytes, removed with it\n"
         case .binary(let before, let after)?:
             out += "      content: binary content changed (\(before.map { "\($0) bytes" } ?? "none") → \(after.map { "\($0) bytes" } ?? "none"))\n"
         case .sensitive?:
