@@ -37,11 +37,10 @@ public enum Configuration {
         return catalog
     }
 
-    /// How each kind is removed when pruned. Units are stopped and disabled; their files stay
-    /// (the unit resource cannot remove them yet).
+    /// How each kind is removed when pruned.
     static let removalAttributes: [String: [(String, String)]] = [
         "file": [("state", "absent")], "directory": [("state", "absent")], "symlink": [("state", "absent")],
-        "package": [("state", "absent")], "unit": [("enabled", "false"), ("state", "stopped")],
+        "package": [("state", "absent")], "unit": [("state", "absent")],
     ]
 
     /// The declaration that removes `id`, positioned where it was last declared.

@@ -5,6 +5,9 @@ public import TendSpec
 /// is enabled or masked, and whether it runs. Without a unit file attribute, only the state of a
 /// unit that exists (installed by a package) is managed.
 ///
+/// `state: absent` removes a unit tend wrote: it is stopped, disabled, and its file in
+/// /etc/systemd/system deleted (prune uses it for units no longer declared).
+///
 /// With a service manager (the root is "/" and systemd runs), states are read in bulk over D-Bus
 /// and every start, stop and restart is waited for. Without one (`--root`), enabling and masking
 /// are done with links, as `systemctl --root` does, and starting and stopping are left out of the
@@ -32,9 +35,11 @@ public struct UnitProvider: ResourceProvider {
         var enabled: Bool?
         var state: RunState?
         var masked: Bool?
+        /// `state: absent`: stopped, disabled, and the unit file in /etc/systemd/system removed.
+        var absent = false
 
         public var id: ResourceID { ResourceID(kind: "unit", name: name) }
-        public var path: String? { unitFile == nil ? nil : UnitProvider.unitDirectory + "/" + name }
+        public var path: String? { unitFile == nil && !absent ? nil : UnitProvider.unitDirectory + "/" + name }
         public var paths: [String] { (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } }
 
         var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
@@ -47,6 +52,7 @@ public struct UnitProvider: ResourceProvider {
             digest.add("enabled", enabled.map { "\($0)" })
             digest.add("state", state?.rawValue)
             digest.add("masked", masked.map { "\($0)" })
+            digest.add("absent", absent ? "true" : nil)
         }
     }
 
@@ -146,8 +152,15 @@ public struct UnitProvider: ResourceProvider {
         if let node = declaration.attributes.take("state"), let text = node.string("'state'", &context.diagnostics) {
             if let state = RunState(rawValue: text) {
                 desired.state = state
+            } else if text == "absent" {
+                if desired.unitFile != nil || !desired.dropins.isEmpty || desired.enabled == true || desired.masked != nil {
+                    context.diagnostics.error("an absent unit is removed: it has no content, source, dropins or masked, and is not enabled", at: node.location)
+                }
+                desired.absent = true
+                desired.state = .stopped
+                desired.enabled = false
             } else {
-                context.diagnostics.error("'state' of a unit must be running or stopped, found '\(text)'", at: node.location)
+                context.diagnostics.error("'state' of a unit must be running, stopped or absent, found '\(text)'", at: node.location)
             }
         }
         if desired.masked == true {
@@ -201,7 +214,7 @@ public struct UnitProvider: ResourceProvider {
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
         var observed = Observed(unitFile: nil, dropins: [:], status: nil, offline: nil)
-        if desired.unitFile != nil, let status = try host.status(desired.unitFilePath) {
+        if desired.unitFile != nil || desired.absent, let status = try host.status(desired.unitFilePath) {
             guard status.type == .regular else {
                 throw HostError(path: desired.unitFilePath, message: "is \(status.type.article), not a unit file")
             }
@@ -299,6 +312,12 @@ public struct UnitProvider: ResourceProvider {
             attributes.append(AttributeChange("enabled", before: "\(observed.isEnabled)", after: "\(enabled)"))
         }
         var action: Change.Action = desired.unitFile != nil && observed.unitFile == nil ? .create : .update
+        var content: ContentChange?
+        if desired.absent, let file = observed.unitFile {
+            action = .delete
+            content = .binary(before: file.count, after: nil)
+            notes.append("daemon-reload (unit files changed)")
+        }
         if let state = desired.state {
             if let status = observed.status {
                 let running = status.isRunning
@@ -315,8 +334,8 @@ public struct UnitProvider: ResourceProvider {
             action = .restart
             notes.append("restart (its unit files changed while it runs)")
         }
-        guard !attributes.isEmpty || !diffs.isEmpty || action == .restart else { return nil }
-        let content: ContentChange? = diffs.isEmpty ? nil : .text(diff: diffs.joined())
+        guard !attributes.isEmpty || !diffs.isEmpty || action == .restart || action == .delete else { return nil }
+        if !diffs.isEmpty { content = .text(diff: diffs.joined()) }
         return Change(action, attributes: attributes, content: content, notes: notes)
     }
 
@@ -373,7 +392,7 @@ public struct UnitProvider: ResourceProvider {
         }
         for (index, (change, desired)) in batch.enumerated() where failures[index] == nil {
             do throws(HostError) {
-                if change.changes("state") {
+                if change.changes("state"), !desired.absent {
                     try run(desired.state == .running ? .start : .stop, desired, services)
                 } else if change.action == .restart {
                     try run(.restart, desired, services)
@@ -394,6 +413,7 @@ public struct UnitProvider: ResourceProvider {
     /// Writes the unit's files and changes its masking and enablement; returns whether the
     /// manager must reload to see it.
     private func prepare(_ change: Change, _ desired: Desired, host: HostWriter) throws(HostError) -> Bool {
+        if desired.absent { return try remove(change, desired, host: host) }
         var changed = false
         if desired.masked == false, change.changes("masked") {
             try unmask(desired, host: host)
@@ -418,6 +438,22 @@ public struct UnitProvider: ResourceProvider {
             changed = true
         }
         return changed
+    }
+
+    /// Stops and disables the unit while its file still says how, then deletes the file; returns
+    /// whether the manager must reload.
+    private func remove(_ change: Change, _ desired: Desired, host: HostWriter) throws(HostError) -> Bool {
+        if let services = host.services {
+            if change.changes("state") { try run(.stop, desired, services) }
+            if change.changes("enabled") { try services.change(.disable, unit: desired.name) }
+        } else if change.changes("enabled") {
+            try setLinks(desired, enabled: false, host: host)
+        }
+        if change.action == .delete {
+            try host.remove(desired.unitFilePath, expected: .regular, recursive: false)
+            return true
+        }
+        return change.changes("enabled")
     }
 
     /// Runs a job and turns anything but success into an error that carries the unit's state and

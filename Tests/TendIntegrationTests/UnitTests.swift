@@ -316,5 +316,39 @@ struct OfflineUnitTests {
         #expect(expected.count == 3, "\(expected)")
         #expect(try links(ours) == expected)
     }
-}
 
+    @Test("state: absent stops, disables and removes a unit tend wrote, live and under --root, and a second plan is empty")
+    func absent() async throws {
+        try await withTestHost { host in
+            try host.write(UnitTests.manifest())
+            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
+            #expect(try await host.unit("hello.service")["ActiveState"] == "active")
+            try host.write(["/srv/config/site/hello.yaml": "resources:\n  - unit: hello.service\n    state: absent\n"])
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.stdout.contains("- unit:hello.service"), "\(plan)")
+            #expect(plan.stdout.contains("enabled: true → false"))
+            #expect(plan.stdout.contains("state:   running → stopped"))
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            let unit = try await host.unit("hello.service")
+            #expect(unit["ActiveState"] == "inactive", "\(unit)")
+            #expect(unit["LoadState"] == "not-found", "\(unit)")
+            #expect(!FileManager.default.fileExists(atPath: host.outside("/etc/systemd/system/hello.service")))
+            #expect(!FileManager.default.fileExists(atPath: host.outside("/etc/systemd/system/multi-user.target.wants/hello.service")))
+            #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
+        }
+
+        // Offline: the links and the file go.
+        let unit = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+        let repo = try repository(["units.yaml": "resources:\n  - unit: hello.service\n    content: \"\(unit.replacingOccurrences(of: "\n", with: "\\n"))\"\n    enabled: true\n"])
+        let root = try makeRoot()
+        #expect(try await tend(["apply", repo.path, "--root", root.path]).status == 0)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root.url("etc/systemd/system/multi-user.target.wants/hello.service"))) == "/etc/systemd/system/hello.service")
+        try repo.write(["site/units.yaml": "resources:\n  - unit: hello.service\n    state: absent\n"])
+        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(!FileManager.default.fileExists(atPath: root.url("etc/systemd/system/hello.service")))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root.url("etc/systemd/system/multi-user.target.wants/hello.service"))) == nil)
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+    }
+}
