@@ -203,12 +203,15 @@ struct AgentTests {
             let bad = try await host.run(["systemctl", "start", "tend.service"])
             #expect(bad.status != 0)
             #expect(try await host.unit("tend.service", ["ExecMainStatus"])["ExecMainStatus"] == "3")
+            // Restart=on-failure has scheduled another try: stop cancels it.
+            try await host.run(["systemctl", "stop", "tend.service"])
             try await host.run(["systemctl", "reset-failed", "tend.service"])
 
             // kill -9: systemd restarts it, and it converges what changed meanwhile.
             try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 2s\n"])
             #expect(try await host.run(["systemctl", "start", "tend.service"]).status == 0)
-            let before = try await host.unit("tend.service", ["MainPID", "NRestarts"])
+            let before = try await host.unit("tend.service", ["MainPID", "NRestarts", "ActiveState"])
+            #expect(before["ActiveState"] == "active" && before["MainPID"] != "0", "\(before)")
             try host.write(["/etc/app/message": "drifted while tend was down\n"])
             let kill = try await host.run(["systemctl", "kill", "--signal=KILL", "tend.service"])
             #expect(kill.status == 0, "\(kill)")
@@ -220,7 +223,7 @@ struct AgentTests {
         }
     }
 
-    @Test("SIGTERM during a long apply finishes the step in progress and leaves the rest; the watchdog restarts a hung agent")
+    @Test("a manual apply waits for the agent's lock and gives up naming it; SIGTERM during a long apply finishes the step in progress and leaves the rest; the watchdog restarts a hung agent")
     func stopAndWatchdog() async throws {
         try await withTestHost { host in
             let remote = try await Remote.make(in: host)
@@ -246,6 +249,11 @@ struct AgentTests {
                 """
             try await remote.push(["site/app.yaml": slow], "slow")
             #expect(try await Self.eventually(15) { try await host.unit("slow.service")["ActiveState"] == "activating" }, "the slow unit never started")
+            // One lock for the agent and manual runs: a manual apply waits, names the agent, and gives up.
+            let agentPID = try #require(try await host.unit("tend.service", ["MainPID"])["MainPID"])
+            let manual = try await host.tend(["apply", "--repo", "/srv/config.git", "--ref", "main", "--lock-timeout", "1"])
+            #expect(manual.status == 8, "\(manual)")
+            #expect(manual.stderr.contains("waiting for process \(agentPID) (tend)"), "\(manual)")
             let stop = try await host.run(["systemctl", "stop", "tend.service"])
             #expect(stop.status == 0)
             let unit = try await host.unit("tend.service", ["Result", "ExecMainStatus"])
