@@ -129,6 +129,11 @@ let package = Package(
             dependencies: ["TendGit", .product(name: "Logging", package: "swift-log")],
             path: "bench/FetchLoop"
         ),
+        .executableTarget(
+            name: "tend-agent-loop",
+            dependencies: ["TendAgent", "TendCore", "TendProviders", .product(name: "Logging", package: "swift-log")],
+            path: "bench/AgentLoop"
+        ),
         .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),
         .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"], exclude: ["Golden"]),
         .testTarget(

@@ -20,6 +20,8 @@ public struct AgentSettings: Sendable {
     public var splay: Duration
     /// The Prometheus text file written after each cycle, or nil for none.
     public var metricsFile: String?
+    /// Stop after this many cycles (benchmarks); nil runs until stopped.
+    public var cycles: Int?
 
     public init(reconciler: Reconciler, interval: Duration, splay: Duration? = nil, metricsFile: String?) {
         self.reconciler = reconciler
@@ -90,10 +92,13 @@ public final class Agent: Service, Sendable {
     public func run() async throws {
         var state = CycleState()
         var first = true
+        var count = 0
         await withGracefulShutdownHandler {
             while !stopping.load(ordering: .relaxed) {
                 let current = settings.withLock { $0 }
                 let next = await cycle(current, state: &state)
+                count += 1
+                if let limit = current.cycles, count >= limit { break }
                 if first {
                     notifier.ready(status: state.status)
                     first = false
@@ -245,6 +250,7 @@ public final class Agent: Service, Sendable {
     /// fetches, sooner, backing off exponentially with jitter.
     func nextCheck(_ settings: AgentSettings, after now: ContinuousClock.Instant, failures: Int) -> ContinuousClock.Instant {
         let interval = AgentDuration.seconds(settings.interval)
+        guard interval > 0 else { return now }
         if failures > 0 {
             let backoff = min(interval, 5 * pow(2, Double(min(failures - 1, 16))))
             return now + .milliseconds(Int64(backoff * Double.random(in: 0.5...1.0) * 1000))
