@@ -1,45 +1,12 @@
-import Dispatch
 public import FoundationEssentials
 public import Logging
 public import ServiceLifecycle
-import UnixSignals
 import Synchronization
 public import TendCore
 import TendGit
 import TendSpec
 public import TendSystemd
 import Glibc
-
-/// What the agent runs with; made again from agent.yaml and the flags on SIGHUP.
-public struct AgentSettings: Sendable {
-    /// The run of each cycle: source, root, providers and timeouts.
-    public var reconciler: Reconciler
-    public var interval: Duration
-    /// The greatest offset of this host's checks within the interval; the offset itself comes
-    /// from the machine-id, so a fleet started at once does not fetch at once.
-    public var splay: Duration
-    /// The Prometheus text file written after each cycle, or nil for none.
-    public var metricsFile: String?
-    /// Stop after this many cycles (benchmarks); nil runs until stopped.
-    public var cycles: Int?
-
-    public init(reconciler: Reconciler, interval: Duration, splay: Duration? = nil, metricsFile: String?) {
-        self.reconciler = reconciler
-        self.interval = interval
-        self.splay = min(splay ?? interval, interval)
-        self.metricsFile = metricsFile
-    }
-
-    /// This host's offset within the interval: a stable hash of /etc/machine-id, modulo the splay.
-    public var offset: Duration {
-        guard splay > .zero else { return .zero }
-        let machineID = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in machineID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let splayMilliseconds = UInt64(max(1, splay.components.seconds * 1000 + splay.components.attoseconds / 1_000_000_000_000_000))
-        return .milliseconds(Int64(hash % splayMilliseconds))
-    }
-}
 
 /// `tend agent`: keeps the root converged to the newest good commit, forever.
 ///
@@ -65,6 +32,7 @@ public final class Agent: Service, Sendable {
     let cycleStarted = Atomic<UInt64>(0)
     private let metrics = AgentMetrics()
     private let executor = CycleExecutor()
+    private let catalogs = CatalogCache()
 
     public init(settings: AgentSettings, reload: @escaping @Sendable () throws -> AgentSettings, notifier: ServiceNotifier = ServiceNotifier(), logger: Logger) {
         self.settings = Mutex(settings)
@@ -94,7 +62,7 @@ public final class Agent: Service, Sendable {
         var first = true
         var count = 0
         await withGracefulShutdownHandler {
-            while !stopping.load(ordering: .relaxed) {
+            while !stopping.load(ordering: .relaxed), !Task.isCancelled {
                 let current = settings.withLock { $0 }
                 let next = await cycle(current, state: &state)
                 count += 1
@@ -146,6 +114,7 @@ public final class Agent: Service, Sendable {
         let started = Date()
         var reconciler = settings.reconciler
         reconciler.runBy = "tend agent"
+        reconciler.catalogCache = catalogs
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
         let suspension = store.read(.suspended, as: Suspension.self) { logger.warning("\($0)") }.flatMap { $0.holds(at: started) ? $0 : nil }
         var events = ReconcileEvents(
@@ -178,8 +147,7 @@ public final class Agent: Service, Sendable {
             }
             // The newest commit cannot be applied: enforce the last good one, from the cache.
             if failure.code == .invalidConfiguration || failure.code == .refused || failure.code == .sourceUnreadable,
-               case .git = reconciler.source.location,
-               let good = lastGood(store, reconciler.source), good != result.commit {
+               !stopping.load(ordering: .relaxed), let good = lastGood(reconciler), good != result.commit {
                 var pinned = reconciler
                 pinned.source.pinnedCommit = good
                 let fallback = await run(pinned, mode, events)
@@ -220,6 +188,9 @@ public final class Agent: Service, Sendable {
             logger.error("cannot record the agent's status: \(error)", metadata: ["result": "failed"])
         }
         state.status = Self.status(run: run, record: record, suspension: suspension)
+        // A cycle of a large catalog leaves much freed memory in malloc's arenas: hand it back,
+        // so that the agent's resident size between cycles is what it keeps, not what it used.
+        Self.mallocTrim?(0)
         if let file = settings.metricsFile, !file.isEmpty {
             metrics.update(run: run, result: result, record: record, suspended: suspension != nil)
             do {
@@ -237,12 +208,12 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// The last good commit of this source, if it is the same repository and folder.
-    private func lastGood(_ store: StateStore, _ source: SourceSpec) -> String? {
-        guard case .git(let url, _, let path) = source.location,
-              let record = store.read(.lastGood, as: CommitRecord.self),
-              record.source == url, record.path == path else { return nil }
-        return record.commit
+    /// The last good commit of this source (repository and folder) for this root: the one the
+    /// rewind check records, whoever applied it.
+    private func lastGood(_ reconciler: Reconciler) -> String? {
+        guard case .git(let url, let ref, let path) = reconciler.source.location else { return nil }
+        let git = GitSource(url: url, ref: ref, path: path, stateDirectory: reconciler.source.stateDirectory, logger: logger)
+        return AppliedCommits(source: git, root: Reconciler.canonical(reconciler.root)).last
     }
 
     /// The next check: the next multiple of the interval after `now`, shifted by this host's
@@ -272,6 +243,12 @@ public final class Agent: Service, Sendable {
         return parts.joined(separator: "; ")
     }
 
+    /// glibc's `malloc_trim`, which Swift's Glibc module does not declare (malloc.h); looked up
+    /// as AtomicFile looks up renameat2. Nil with another C library: memory is then kept.
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    private static let mallocTrim: MallocTrim? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
+        .map { unsafeBitCast($0, to: MallocTrim.self) }
+
     static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
@@ -279,117 +256,3 @@ public final class Agent: Service, Sendable {
     }
 }
 
-/// Wakes the agent's wait early: SIGHUP (read the configuration again) or stop. A wake that
-/// comes while no one waits is kept for the next wait (a stop outranks a reload).
-final class Wakeup: Sendable {
-    enum Reason: Sendable { case timer, reload, stop }
-
-    private struct Waiting {
-        var continuation: CheckedContinuation<Reason, Never>?
-        var pending: Reason?
-        /// Which wait a timer belongs to, so that a late timer of an earlier wait wakes nothing.
-        var generation = 0
-    }
-
-    private let state = Mutex(Waiting())
-
-    func fire(reload: Bool) {
-        fire(reload ? .reload : .stop, generation: nil)
-    }
-
-    private func fire(_ reason: Reason, generation: Int?) {
-        let continuation = state.withLock { waiting -> CheckedContinuation<Reason, Never>? in
-            if let generation, generation != waiting.generation { return nil }
-            if let continuation = waiting.continuation {
-                waiting.continuation = nil
-                return continuation
-            }
-            if reason != .timer, waiting.pending != .stop { waiting.pending = reason }
-            return nil
-        }
-        continuation?.resume(returning: reason)
-    }
-
-    /// Waits until `deadline` or until fired, whichever comes first.
-    func wait(until deadline: ContinuousClock.Instant) async -> Reason {
-        let generation = state.withLock { waiting -> Int in
-            waiting.generation += 1
-            return waiting.generation
-        }
-        let timer = Task { [self] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            fire(.timer, generation: generation)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            let ready = state.withLock { waiting -> Reason? in
-                if let pending = waiting.pending {
-                    waiting.pending = nil
-                    return pending
-                }
-                if ContinuousClock.now >= deadline { return .timer }
-                waiting.continuation = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-    }
-}
-
-/// SIGHUP: read agent.yaml again and check at once.
-struct HangupListener: Service {
-    let agent: Agent
-
-    func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
-            agent.hangup()
-        }
-    }
-}
-
-/// Sends systemd's watchdog keep-alive from a timer thread of its own, at half the watchdog
-/// interval, as long as no cycle has run for longer than `hangLimit`.
-struct Watchdog: Service {
-    let agent: Agent
-    let notifier: ServiceNotifier
-    let logger: Logger
-    /// Longer than a cycle can legitimately take: a fetch, a lock wait and unit jobs of minutes.
-    var hangLimit: Duration = .seconds(3600)
-
-    func run() async throws {
-        guard let interval = notifier.watchdogInterval else {
-            try? await gracefulShutdown()
-            return
-        }
-        let queue = DispatchQueue(label: "tend.watchdog")
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        let period = max(0.1, AgentDuration.seconds(interval) / 2)
-        timer.schedule(deadline: .now(), repeating: period)
-        let agent = self.agent, notifier = self.notifier, limit = hangLimit, logger = self.logger
-        let warned = Atomic<Bool>(false)
-        timer.setEventHandler {
-            if agent.isHung(limit: limit) {
-                if !warned.exchange(true, ordering: .relaxed) {
-                    logger.critical("a cycle has run for over \(AgentDuration.format(limit)); no longer telling the watchdog all is well")
-                }
-            } else {
-                notifier.watchdog()
-            }
-        }
-        timer.resume()
-        try? await gracefulShutdown()
-        timer.cancel()
-    }
-}
-
-/// Runs the cycle's work on a thread of its own rather than on the cooperative pool: the fetch,
-/// apt and unit jobs block their thread for as long as they take.
-final class CycleExecutor: TaskExecutor, @unchecked Sendable {
-    private let queue = DispatchQueue(label: "tend.cycle")
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        queue.async { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
-    }
-}

@@ -8,8 +8,8 @@ import Glibc
 
 /// The agent's metrics, through swift-metrics into a Prometheus registry of its own, written after
 /// each cycle as a text file for node_exporter's textfile collector (docs/agent.md lists them).
-final class AgentMetrics: Sendable {
-    static let defaultFile = "/var/lib/prometheus/node-exporter/tend.prom"
+public final class AgentMetrics: Sendable {
+    public static let defaultFile = "/var/lib/prometheus/node-exporter/tend.prom"
 
     private let registry = PrometheusCollectorRegistry()
     private let lastRun: CoreMetrics.Gauge
@@ -66,7 +66,7 @@ final class AgentMetrics: Sendable {
         suspended.record(isSuspended ? 1 : 0)
         stalled.record(record.stalled == nil ? 0 : 1)
         pruneRefused.record(result.pruneRefused?.wanted ?? 0)
-        failed.record(run.succeeded || run.result == "suspended" ? 0 : 1)
+        failed.record(run.healthy ? 0 : 1)
         let labels = [record.enforcing ?? "", run.source?.source ?? "", run.source?.ref ?? ""]
         commitInfo.withLock { info in
             guard info?.labels != labels else { return }
@@ -83,22 +83,10 @@ final class AgentMetrics: Sendable {
 
     /// Writes the registry as Prometheus text, atomically (node_exporter never reads half a file),
     /// readable by all (node_exporter runs as its own user); the folder is made if missing.
-    func write(to path: String) throws {
+    func write(to path: String) throws(AtomicFileError) {
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try makeFolders(String(path[..<slash]))
+            try PrivateDirectory.makeParents(String(path[..<slash]))
         }
         try AtomicFile.write(registry.emitToBuffer(), toPath: path, mode: 0o644)
-    }
-
-    func text() -> String { registry.emitToString() }
-
-    private func makeFolders(_ path: String) throws {
-        var built = ""
-        for component in path.split(separator: "/") {
-            built += "/" + component
-            if mkdir(built, 0o755) != 0, errno != EEXIST {
-                throw StateStoreError("cannot create \(built): \(String(cString: strerror(errno)))")
-            }
-        }
     }
 }

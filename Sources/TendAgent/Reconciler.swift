@@ -52,6 +52,8 @@ public struct Reconciler: Sendable {
 
     /// Prune past the budget of tend.yaml's `prune:` (`tend apply --allow-prune`).
     public var allowPrune = false
+    /// Where the agent keeps the catalog from one cycle to the next; nil builds it every run.
+    public var catalogCache: CatalogCache?
 
     /// Who runs it, as the state's records name it (`tend apply`, `tend agent`).
     public var runBy = "tend apply"
@@ -123,7 +125,16 @@ public struct Reconciler: Sendable {
         let inventory = mode.readsHost ? state(for: mode).read(.inventory, as: Inventory.self) { result.note($0, events) } : nil
         let catalog: Catalog
         do {
-            catalog = try Configuration.catalog(from: opened.snapshot, providers: providers, facts: facts, managed: inventory?.locations ?? [:])
+            let build = { () throws(ConfigurationError) -> Catalog in
+                try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, managed: inventory?.retirable ?? [:])
+            }
+            if let catalogCache {
+                let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys.compactMap(ResourceID.init(parsing:)) ?? []))
+                catalog = try catalogCache.catalog(for: key, build: build)
+            } else {
+                catalog = try build()
+            }
+            if let problem = catalog.pruneProblem { result.note(problem, events) }
         } catch {
             throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed",
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
@@ -171,6 +182,7 @@ public struct Reconciler: Sendable {
             events.applying(plan)
             do {
                 result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, progress: events.step)
+                result.interrupted = events.shouldStop()
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
@@ -192,21 +204,20 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// Writes what an apply leaves on record: the last good commit, the applied one when every
-    /// resource converged, and the inventory of what is managed now.
     /// The removals of resources no longer declared, checked against the prune budget: each says
     /// why it goes; one that cannot be planned (a folder that still holds files) waits for a later
-    /// run; and when more would go than the budget allows, none goes.
+    /// run; and when more would go than the budget allows, none goes. What stays on the host is
+    /// kept in `result.retiredKept`, so that the inventory still lists it.
     private func prune(_ plan: Plan, catalog: Catalog, inventory: Inventory, into result: inout ReconcileResult, events: ReconcileEvents) -> Plan {
         guard !catalog.retired.isEmpty, let prune = catalog.prune else { return plan }
         var plan = plan
         let now = result.commit.map { String($0.prefix(7)) } ?? "this configuration"
         var going: [ResourceID] = []
-        var kept: [ResourceID] = []
+        var kept: Set<ResourceID> = []
         plan.steps = plan.steps.compactMap { step in
             guard catalog.retired.contains(step.id) else { return step }
             if let error = step.error {
-                kept.append(step.id)
+                kept.insert(step.id)
                 result.note("\(step.id) is no longer declared, but is kept for now: \(error)", events)
                 return nil
             }
@@ -222,14 +233,18 @@ public struct Reconciler: Sendable {
         if going.count > limit, !allowPrune {
             let gone = Set(going)
             plan.steps.removeAll { gone.contains($0.id) }
+            kept.formUnion(gone)
             result.pruneRefused = ReconcileResult.PruneRefusal(wanted: going.count, limit: limit)
             result.note("refusing to prune \(going.count) resources no longer declared: more than the budget of \(limit) (prune: {max: N} in tend.yaml); "
                         + "nothing is pruned. If that is meant, run tend apply --allow-prune once. The first: "
                         + going.prefix(5).map(\.description).joined(separator: ", "), events)
         }
+        result.retiredKept = kept
         return plan
     }
 
+    /// Writes what an apply leaves on record: the last good commit, the applied one when every
+    /// resource converged, and the inventory of what is managed now.
     private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore, previous: Inventory) throws(StateStoreError) {
         let now = Date()
         guard var commit = result.commitInfo else { return }
@@ -240,15 +255,19 @@ public struct Reconciler: Sendable {
         }
         var inventory = Inventory()
         let changed = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
+        let unfinished = Set((result.report?.results ?? []).filter { $0.outcome != .done }.map(\.id))
         for entry in catalog.entries {
             let key = entry.id.description
-            // A removal that was done leaves the inventory; one refused, kept or failed stays in it.
+            // A removal that was done, or had nothing left to do, leaves the inventory; one
+            // refused, kept for later or failed stays in it.
             if catalog.retired.contains(entry.id) {
-                if !changed.contains(entry.id), let before = previous.resources[key] { inventory.resources[key] = before }
+                if result.retiredKept.contains(entry.id) || unfinished.contains(entry.id), let before = previous.resources[key] {
+                    inventory.resources[key] = before
+                }
                 continue
             }
             let before = previous.resources[key]
-            let file = prefix.isEmpty ? entry.location.file : prefix + "/" + entry.location.file
+            let file = prefix.isEmpty ? entry.location.file : (prefix.hasSuffix("/") ? prefix : prefix + "/") + entry.location.file
             inventory.resources[key] = Inventory.Entry(
                 declaredAt: "\(file):\(entry.location.line)", commit: commit.commit, since: before?.since ?? commit.commit,
                 changed: changed.contains(entry.id) ? now : before?.changed, changedBy: changed.contains(entry.id) ? commit.commit : before?.changedBy,
@@ -454,6 +473,11 @@ public struct ReconcileResult: Sendable {
     public var failure: ReconcileFailure?
     /// `prune:` would have removed more than its budget, so nothing was pruned.
     public var pruneRefused: PruneRefusal?
+    /// Resources no longer declared that stay on the host for now: over the budget, or not
+    /// removable yet (a folder that still holds files).
+    public var retiredKept: Set<ResourceID> = []
+    /// The agent was told to stop during the apply: the steps not started were skipped.
+    public var interrupted = false
 
     public struct PruneRefusal: Sendable, Codable {
         public var wanted: Int

@@ -6,10 +6,12 @@ public enum Configuration {
     /// Loads the whole repository, reporting every problem in it; then builds the catalog of the
     /// host described by `facts`. Throws every problem found, in file order.
     ///
-    /// `managed` is what an earlier apply managed, with where each was declared: when tend.yaml
-    /// says `prune:`, those no longer declared join the catalog as removals (`Catalog.retired`).
+    /// `managed` is what an earlier apply managed, with where each was declared and the path it
+    /// wrote: when tend.yaml says `prune:`, those no longer declared join the catalog as removals
+    /// (`Catalog.retired`). One whose path the configuration now gives to another resource (a
+    /// file that became a link) is not removed: the new resource takes the path over.
     public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
-                               managed: [ResourceID: SourceLocation] = [:]) throws(ConfigurationError) -> Catalog {
+                               managed: [ResourceID: Retirable] = [:]) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
@@ -27,14 +29,38 @@ public enum Configuration {
         }
         guard var catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
         guard let prune = loaded.config?.prune else { return catalog }
-        let retired = managed.filter { catalog[$0.key] == nil && removalAttributes[$0.key.kind] != nil && providers.kinds.contains($0.key.kind) }
-        if !retired.isEmpty {
-            let removals = retired.sorted { $0.key < $1.key }.map { removal(of: $0.key, declaredAt: $0.value) }
-            catalog = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables)
-            catalog.retired = Set(retired.keys)
+        let declaredPaths = catalog.planContext.managedPaths
+        let retired = managed.filter { id, old in
+            guard catalog[id] == nil, removalAttributes[id.kind] != nil, providers.kinds.contains(id.kind) else { return false }
+            // A unit is removed only if tend wrote its file: one whose state alone was managed
+            // (a package's unit) is left as it is.
+            if id.kind == "unit", old.path == nil { return false }
+            return old.path.map { !declaredPaths.contains($0) } ?? true
         }
         catalog.prune = prune
-        return catalog
+        guard !retired.isEmpty else { return catalog }
+        let removals = retired.sorted { $0.key < $1.key }.map { removal(of: $0.key, declaredAt: $0.value.location) }
+        do {
+            var pruning = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables)
+            pruning.retired = Set(retired.keys)
+            pruning.prune = prune
+            return pruning
+        } catch {
+            // The configuration is valid; only the removals do not fit it. Apply it without them.
+            catalog.pruneProblem = "nothing is pruned: " + error.diagnostics.prefix(3).map(\.description).joined(separator: "; ")
+            return catalog
+        }
+    }
+
+    /// What the last apply managed, for `prune:`: where it was declared and the path it wrote.
+    public struct Retirable: Sendable {
+        public var location: SourceLocation
+        public var path: String?
+
+        public init(location: SourceLocation, path: String?) {
+            self.location = location
+            self.path = path
+        }
     }
 
     /// How each kind is removed when pruned.

@@ -139,12 +139,15 @@ final class FetchWatchdog: @unchecked Sendable {
     init(timeout: Duration) {
         let before = Set(Self.sockets().values)
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        DispatchQueue.global().async { [self] in
+        DispatchQueue(label: "tend.fetch-watchdog").async { [self] in
             if done.wait(timeout: .now() + seconds) == .timedOut {
                 fired = true
                 let tcp = Self.tcpInodes()
                 for (fd, inode) in Self.sockets() where !before.contains(inode) && tcp.contains(inode) {
-                    shutdown(fd, Int32(SHUT_RDWR))
+                    // The descriptor may have been closed and reused since it was listed: only the
+                    // socket with that inode is shut down.
+                    var info = stat()
+                    if fstat(fd, &info) == 0, UInt64(info.st_ino) == inode { shutdown(fd, Int32(SHUT_RDWR)) }
                 }
             }
             finished.signal()

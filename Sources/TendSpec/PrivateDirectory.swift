@@ -39,7 +39,9 @@ public enum PrivateDirectory {
         return "tightened \(path) from mode \(String(mode, radix: 8)) to 700: others could read what tend keeps there"
     }
 
-    private static func makeParents(_ path: String) throws(AtomicFileError) {
+    /// Creates `path` and its missing parents with mode 0755, as `mkdir -p` would: the folders
+    /// above a private one, or one that others must read (node_exporter's textfile folder).
+    public static func makeParents(_ path: String) throws(AtomicFileError) {
         var info = stat()
         if stat(path, &info) == 0 { return }
         if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex {

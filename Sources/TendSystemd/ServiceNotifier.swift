@@ -1,9 +1,13 @@
 internal import CSystemd
 import Glibc
 
-/// Telling systemd how a `Type=notify` service is doing (`sd_notify(3)`): ready, reloading,
-/// stopping, a status line for `systemctl status`, and the watchdog's keep-alive. Outside a
-/// service (no `NOTIFY_SOCKET`) every call does nothing.
+/// Telling systemd how a `Type=notify` service is doing: ready, reloading, stopping, a status line
+/// for `systemctl status`, and the watchdog's keep-alive. Outside a service (no `NOTIFY_SOCKET`)
+/// every call does nothing. The corresponding C functions are `sd_notify` and
+/// `sd_watchdog_enabled` (sd_notify(3), sd_watchdog_enabled(3)).
+///
+/// A notification that cannot be sent is not an error anyone can act on (systemd went away, or
+/// the socket is not ours): its result is dropped, as systemd's own daemons do.
 public struct ServiceNotifier: Sendable {
     public init() {}
 

@@ -43,7 +43,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The greatest offset of this host's checks within the interval (default: the interval).", valueName: "duration"))
     var splay: String?
 
-    @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: /var/lib/prometheus/node-exporter/tend.prom).", valueName: "file"))
+    @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: \(AgentMetrics.defaultFile)).", valueName: "file"))
     var metricsFile: String?
 
     func validate() throws {
@@ -99,6 +99,6 @@ struct AgentCommand: AsyncParsableCommand {
         reconciler.runBy = "tend agent"
         let interval = interval.flatMap(AgentDuration.parse) ?? file.interval ?? .seconds(300)
         return AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(AgentDuration.parse) ?? file.splay,
-                             metricsFile: metricsFile ?? file.metricsFile ?? "/var/lib/prometheus/node-exporter/tend.prom")
+                             metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
     }
 }

@@ -6,15 +6,27 @@ import TendCore
 import TendSpec
 import Glibc
 
-/// Where a root's records are: the state directory for "/", the root's own /var/lib/tend otherwise.
+/// Where a root's records are: the state directory for "/", the root's own /var/lib/tend
+/// otherwise. Unless given, the state directory and the root are the agent's (agent.yaml), so that
+/// `tend suspend` suspends the agent that runs.
 struct StateOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its records of this host (default: /var/lib/tend).", valueName: "dir"))
-    var stateDir: String = "/var/lib/tend"
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its records of this host (default: agent.yaml's state_dir, else /var/lib/tend).", valueName: "dir"))
+    var stateDir: String?
 
-    @Option(help: "The root whose records to read (its own /var/lib/tend unless it is /).")
-    var root: String = "/"
+    @Option(help: "The root whose records to read (default: agent.yaml's root, else /); another root's are in its own /var/lib/tend.")
+    var root: String?
 
-    var store: StateStore { StateStore(stateDirectory: stateDir, root: root) }
+    var store: StateStore {
+        var file = AgentFile()
+        if stateDir == nil || root == nil {
+            do {
+                file = try AgentFile.read(AgentFile.defaultPath, optional: true)
+            } catch {
+                Console.error("tend: \(AgentFile.defaultPath) is invalid, so its state_dir and root are not used: \(error.diagnostics.first?.description ?? "")")
+            }
+        }
+        return StateStore(stateDirectory: stateDir ?? file.stateDir ?? "/var/lib/tend", root: root ?? file.root ?? "/")
+    }
 }
 
 struct StatusCommand: ParsableCommand {
@@ -27,8 +39,8 @@ struct StatusCommand: ParsableCommand {
             changed, what failed and why), changes left pending, the agent's next check, a commit \
             it refuses and why, and a suspension.
 
-            Exits 0 when the last run converged and the agent refuses nothing, 9 when the last \
-            run failed, the agent refuses the newest commit, or it is suspended with changes pending.
+            Exits 9 when the last run failed or the agent refuses the newest commit, 0 otherwise \
+            (a suspended agent with changes pending is not a failure).
 
             Examples:
               tend status
@@ -62,7 +74,7 @@ struct StatusCommand: ParsableCommand {
         let suspension = store.read(.suspended, as: Suspension.self, problem: problem).flatMap { $0.holds(at: now) ? $0 : nil }
         let lastRun = store.read(.lastRun, as: RunRecord.self, problem: problem)
         let stalled = running ? agent?.stalled : nil
-        let healthy = (lastRun.map { $0.succeeded || ($0.result == "suspended" && $0.pending == 0) } ?? true) && stalled == nil
+        let healthy = (lastRun?.healthy ?? true) && stalled == nil
         let report = Report(root: store.root, stateDirectory: store.directory, applied: store.read(.applied, as: CommitRecord.self, problem: problem),
                             lastGood: store.read(.lastGood, as: CommitRecord.self, problem: problem), lastRun: lastRun,
                             agent: agent, agentRunning: running, suspended: suspension, healthy: healthy)

@@ -109,7 +109,7 @@ struct ReconcilerTests {
             #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(record)")
         }
         let run = try #require(store.read(.lastRun, as: RunRecord.self))
-        #expect(run.result == "changed")
+        #expect(run.result == .changed)
         #expect(run.counts == ["create": 1])
         let inventory = try #require(store.read(.inventory, as: Inventory.self))
         #expect(inventory.resources.keys.sorted() == ["file:/etc/motd"])
@@ -123,7 +123,7 @@ struct ReconcilerTests {
         #expect(await fixture.reconciler().run(.apply).stepFailures.count == 1)
         #expect(store.read(.applied, as: CommitRecord.self) == nil, "a failed apply was recorded as applied")
         #expect(store.read(.lastGood, as: CommitRecord.self) != nil)
-        #expect(store.read(.lastRun, as: RunRecord.self)?.result == "failed")
+        #expect(store.read(.lastRun, as: RunRecord.self)?.result == .failed)
         #expect(store.read(.lastRun, as: RunRecord.self)?.failures.first?.resource == "file:/etc/owned")
     }
 
@@ -177,5 +177,36 @@ struct ReconcilerTests {
         #expect(await allowed.run(.apply).report?.results.count == 3)
         #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/etc/app").isEmpty)
         #expect(store.read(.inventory, as: Inventory.self)?.resources.keys.sorted() == ["directory:/etc/app"])
+    }
+
+    @Test("prune leaves a path that another resource now declares to it, a unit whose state alone was managed, and forgets what is already gone")
+    func pruneEdges() async throws {
+        let unit = "[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n"
+        let fixture = try Fixture("""
+            resources:
+              - file: /etc/became-link
+                content: "x\\n"
+              - file: /etc/gone
+                content: "y\\n"
+              - unit: packaged.service
+                enabled: true
+            """)
+        defer { fixture.remove() }
+        try FileManager.default.createDirectory(atPath: fixture.root + "/lib/systemd/system", withIntermediateDirectories: true)
+        try write(unit.replacingOccurrences(of: "\\n", with: "\n"), to: fixture.root + "/lib/systemd/system/packaged.service")
+        try write("hosts:\n  - apply: [site]\nprune: true\n", to: fixture.repository + "/tend.yaml")
+        #expect(await fixture.reconciler().run(.apply).report?.succeeded == true)
+        let link = fixture.root + "/etc/systemd/system/multi-user.target.wants/packaged.service"
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil)
+
+        try FileManager.default.removeItem(atPath: fixture.root + "/etc/gone")
+        try write("resources:\n  - symlink: /etc/became-link\n    target: /etc/hostname\n    force: true\n", to: fixture.repository + "/site/a.yaml")
+        let result = await fixture.reconciler().run(.apply)
+        #expect(result.failure == nil, "a path taken over by another resource made the configuration invalid: \(String(describing: result.failure))")
+        #expect(result.report?.results.map(\.id.description) == ["symlink:/etc/became-link"])
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: fixture.root + "/etc/became-link")) == "/etc/hostname")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil, "a package's unit was disabled by prune")
+        let inventory = StateStore(stateDirectory: fixture.top + "/state", root: fixture.root).read(.inventory, as: Inventory.self)
+        #expect(inventory?.resources.keys.sorted() == ["symlink:/etc/became-link"], "what is gone or no longer managed stays in the inventory")
     }
 }

@@ -213,7 +213,7 @@ struct AgentTests {
             let before = try await host.unit("tend.service", ["MainPID", "NRestarts", "ActiveState"])
             #expect(before["ActiveState"] == "active" && before["MainPID"] != "0", "\(before)")
             try host.write(["/etc/app/message": "drifted while tend was down\n"])
-            let kill = try await host.run(["systemctl", "kill", "--signal=KILL", "tend.service"])
+            let kill = try await host.run(["kill", "-9", try #require(before["MainPID"])])
             #expect(kill.status == 0, "\(kill)")
             #expect(try await Self.eventually(30) {
                 let now = try await host.unit("tend.service", ["MainPID", "NRestarts", "ActiveState"])

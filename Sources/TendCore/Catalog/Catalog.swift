@@ -41,6 +41,8 @@ public struct Catalog: Sendable {
     public internal(set) var retired: Set<ResourceID> = []
     /// tend.yaml's `prune:`, when given.
     public internal(set) var prune: RepositoryConfig.Prune?
+    /// Why the removals could not join the catalog, when they could not.
+    public internal(set) var pruneProblem: String?
 
     /// The entry for `id`, if declared.
     public subscript(id: ResourceID) -> Entry? {

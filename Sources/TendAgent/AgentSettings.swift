@@ -1,0 +1,33 @@
+public import FoundationEssentials
+import TendSpec
+
+/// What the agent runs with; made again from agent.yaml and the flags on SIGHUP.
+public struct AgentSettings: Sendable {
+    /// The run of each cycle: source, root, providers and timeouts.
+    public var reconciler: Reconciler
+    public var interval: Duration
+    /// The greatest offset of this host's checks within the interval; the offset itself comes
+    /// from the machine-id, so a fleet started at once does not fetch at once.
+    public var splay: Duration
+    /// The Prometheus text file written after each cycle, or nil for none.
+    public var metricsFile: String?
+    /// Stop after this many cycles (benchmarks); nil runs until stopped.
+    public var cycles: Int?
+
+    public init(reconciler: Reconciler, interval: Duration, splay: Duration? = nil, metricsFile: String?) {
+        self.reconciler = reconciler
+        self.interval = interval
+        self.splay = min(splay ?? interval, interval)
+        self.metricsFile = metricsFile
+    }
+
+    /// This host's offset within the interval: a stable hash of /etc/machine-id, modulo the splay.
+    public var offset: Duration {
+        guard splay > .zero else { return .zero }
+        let machineID = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in machineID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let splayMilliseconds = UInt64(max(1, splay.components.seconds * 1000 + splay.components.attoseconds / 1_000_000_000_000_000))
+        return .milliseconds(Int64(hash % splayMilliseconds))
+    }
+}
