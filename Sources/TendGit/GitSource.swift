@@ -81,7 +81,7 @@ public struct GitSource: Sendable {
             return try attempt(offline: offline)
         } catch let failure as CacheDamage {
             guard !offline else { throw GitSourceError(.unreachable, "the cache of \(url) is damaged (\(failure.error)) and --offline forbids fetching it again") }
-            logger.warning("moving a damaged cache aside and fetching again", metadata: ["cache": "\(cachePath)", "error": "\(failure.error)"])
+            logger.info("moving a damaged cache aside and fetching again", metadata: ["cache": "\(cachePath)", "error": "\(failure.error)"])
             moveAside()
             do {
                 return try attempt(offline: false)
@@ -147,7 +147,7 @@ public struct GitSource: Sendable {
         if FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.fileExists(atPath: path + "/" + Self.marker) else {
                 guard creating else { throw GitSourceError(.unreachable, "the cache of \(url) was never completed and --offline forbids fetching it") }
-                logger.warning("moving a half-written cache aside", metadata: ["cache": "\(path)"])
+                logger.info("moving a half-written cache aside", metadata: ["cache": "\(path)"])
                 moveAside()
                 return try GitRepository.createBare(path, remote: url)
             }

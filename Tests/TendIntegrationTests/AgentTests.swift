@@ -25,11 +25,12 @@ struct AgentTests {
         }
 
         /// Commits `files` (paths in the repository → text) and pushes; returns the commit id.
+        /// `signing` are git options that sign the commit.
         @discardableResult
-        func push(_ files: [String: String], _ message: String) async throws -> String {
+        func push(_ files: [String: String], _ message: String, signing: [String] = []) async throws -> String {
             try host.write(Dictionary(uniqueKeysWithValues: files.map { ("/srv/work/" + $0.key, $0.value) }))
             try await git(["-C", "/srv/work", "add", "-A"])
-            try await git(["-C", "/srv/work", "commit", "-q", "-m", message])
+            try await git(signing + ["-C", "/srv/work", "commit", "-q", "-m", message])
             try await git(["-C", "/srv/work", "push", "-q", "origin", "main"])
             return try await git(["-C", "/srv/work", "rev-parse", "HEAD"])
         }
@@ -276,6 +277,34 @@ struct AgentTests {
             }, "the watchdog did not restart the hung agent")
             let watchdog = try await host.run(["journalctl", "--no-pager", "-u", "tend.service"])
             #expect(watchdog.stdout.contains("Watchdog timeout"), "\(watchdog.stdout.suffix(2000))")
+        }
+    }
+
+    @Test("with verify set, an unsigned commit is refused and the last signed one stays enforced, drift included, until a signed commit comes")
+    func unsignedCommit() async throws {
+        try await withTestHost { host in
+            let remote = try await Remote.make(in: host)
+            #expect(try await host.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@example.com", "-f", "/etc/tend/alice"]).status == 0)
+            let key = try String(contentsOfFile: host.outside("/etc/tend/alice.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            try host.write(["/etc/tend/allowed_signers": "alice@example.com namespaces=\"git\" \(key)\n"])
+            let signing = ["-c", "gpg.format=ssh", "-c", "user.signingkey=/etc/tend/alice", "-c", "commit.gpgsign=true"]
+            try await remote.push(Remote.message("signed"), "signed", signing: signing)
+            try Self.install(host, settings: "verify: /etc/tend/allowed_signers\n")
+            try await host.run(["systemctl", "daemon-reload"])
+            #expect(try await host.run(["systemctl", "start", "tend.service"]).status == 0)
+            #expect(Self.message(host) == "signed\n")
+
+            let unsigned = try await remote.push(Remote.message("unsigned"), "unsigned")
+            #expect(try await Self.eventually(15) { (try await host.tend(["status"])).status == 9 }, "the unsigned commit was not refused")
+            let status = try await host.tend(["status"])
+            #expect(status.stdout.contains("Refusing:   \(unsigned.prefix(7))"), "\(status)")
+            #expect(status.stdout.contains("not signed"), "\(status)")
+            try host.write(["/etc/app/message": "drifted\n"])
+            #expect(try await Self.eventually(15) { Self.message(host) == "signed\n" }, "drift was not repaired from the last signed commit")
+
+            try await remote.push(Remote.message("signed again"), "signed again", signing: signing)
+            #expect(try await Self.eventually(15) { Self.message(host) == "signed again\n" })
+            #expect(try await Self.eventually(10) { (try await host.tend(["status"])).status == 0 })
         }
     }
 }
