@@ -36,6 +36,9 @@ demo: build
 	echo; echo "# Someone edits a managed file and removes a link by hand:"; echo "edited by hand" >> $$root/etc/motd; rm $$root/etc/nginx/sites-enabled/app.conf; \
 	echo "\$$ tend plan examples/webhost --hostname demo --root $$root"; $$tend plan examples/webhost --hostname demo --root $$root; \
 	echo "\$$ tend apply examples/webhost --hostname demo --root $$root"; $$tend apply examples/webhost --hostname demo --root $$root; \
+	echo; echo "# What tend recorded (in the root's own /var/lib/tend):"; \
+	echo "\$$ tend status --root $$root"; $$tend status --root $$root; \
+	echo; echo "\$$ tend blame /etc/motd --root $$root"; $$tend blame /etc/motd --root $$root; \
 	echo; echo "The converged root is $$root:"; find $$root -mindepth 1 | sort | sed "s|^$$root||"
 
 test: deps

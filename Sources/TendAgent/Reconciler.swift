@@ -326,10 +326,11 @@ public struct Reconciler: Sendable {
             let applied = AppliedCommits(source: git, root: Self.canonical(root))
             do {
                 let snapshot = try git.snapshot(offline: source.offline || pinned != nil)
+                // Known before it is trusted, so that a refusal names it.
+                result.commit = snapshot.commit.id.description
                 if let allowedSigners = source.allowedSigners { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
                 if let keyring = source.openPGPKeyring { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
                 if checkRewind, !source.allowRewind { try applied.checkForward(snapshot) }
-                result.commit = snapshot.commit.id.description
                 result.commitInfo = CommitRecord(source: url, ref: ref, path: path, commit: snapshot.commit.id.description, subject: snapshot.commit.summary,
                                                  author: snapshot.commit.author, date: snapshot.commit.date, recorded: Date())
                 return Opened(snapshot: snapshot, applied: applied)
@@ -455,7 +456,7 @@ public struct ReconcileEvents: Sendable {
 public struct ReconcileResult: Sendable {
     /// The configuration as people name it: the folder, or the URL, ref and commit.
     public var sourceDescription = ""
-    /// The commit applied or planned, for Git sources.
+    /// The commit applied, planned or refused, for Git sources.
     public var commit: String?
     /// The source and commit as the state records them, once it was opened and trusted.
     public var commitInfo: CommitRecord?

@@ -284,6 +284,7 @@ struct AgentTests {
     func unsignedCommit() async throws {
         try await withTestHost { host in
             let remote = try await Remote.make(in: host)
+            try await host.run(["mkdir", "-p", "/etc/tend"])
             #expect(try await host.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@example.com", "-f", "/etc/tend/alice"]).status == 0)
             let key = try String(contentsOfFile: host.outside("/etc/tend/alice.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             try host.write(["/etc/tend/allowed_signers": "alice@example.com namespaces=\"git\" \(key)\n"])
