@@ -270,7 +270,7 @@ struct BlameCommand: ParsableCommand {
         lines.append("  declared at   " + Printable.escaped(entry.declaredAt) + (entry.commit.map { " in \(commit($0))" } ?? ""))
         if let since = entry.since, since != entry.commit { lines.append("  declared since " + commit(since)) }
         if let changed = entry.changed {
-            lines.append("  last changed  \(changed.formatted(.iso8601)) by tend, from \(commit(entry.changedBy))")
+            lines.append("  last changed  \(changed.formatted(.iso8601)) by tend" + (entry.changedBy.map { ", from \(commit($0))" } ?? " (from a folder, not a commit)"))
         } else {
             lines.append("  last changed  never by tend (it already matched)")
         }
