@@ -60,7 +60,9 @@ public struct Reconciler: Sendable {
 
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
     /// end is in the result. An apply that got the lock leaves its record in the root's
-    /// `StateStore` (`last-run.json`), whatever its end.
+    /// `StateStore` (`last-run.json`), whatever its end; under another root than "/", where the
+    /// records are inside the root, only an apply that changed something does, so that bad input
+    /// or a run with nothing to do leaves the root untouched.
     public func run(_ mode: Mode, events: ReconcileEvents = ReconcileEvents()) async -> ReconcileResult {
         var result = ReconcileResult()
         let started = Date()
@@ -70,7 +72,8 @@ public struct Reconciler: Sendable {
         } catch {
             result.failure = error
         }
-        if mode.changesHost, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined {
+        if mode.changesHost, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined,
+           state(for: mode).root == "/" || result.report != nil {
             let elapsed = ContinuousClock.now - clock
             let record = RunRecord(started: started, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
                                    by: runBy, result: result)
@@ -197,6 +200,9 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.unusableHost, "applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
             }
         }
+        // Another root keeps its records inside it: a run that changed nothing there leaves it
+        // exactly as it was (an image built twice is the same image).
+        guard state(for: mode).root == "/" || result.report != nil else { return }
         do {
             try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())
         } catch {

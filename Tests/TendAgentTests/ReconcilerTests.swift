@@ -164,9 +164,11 @@ struct ReconcilerTests {
         #expect(await fixture.reconciler().run(.apply).report?.succeeded == true)
         #expect(!FileManager.default.fileExists(atPath: fixture.root + "/etc/old"), "the emptied folder was not pruned on the next run")
 
-        // Three files at once is over the budget: nothing goes, and it says why.
-        try write("resources:\n  - directory: /etc/app\n", to: fixture.repository + "/site/a.yaml")
+        // Three files at once is over the budget: nothing goes, and it says why. (The new file
+        // makes the run change the root, so that it leaves its record there.)
+        try write("resources:\n  - directory: /etc/app\n  - file: /etc/new\n    content: n\n", to: fixture.repository + "/site/a.yaml")
         let refused = await fixture.reconciler().run(.apply)
+        #expect(refused.report?.results.map(\.id.description) == ["file:/etc/new"])
         #expect(refused.pruneRefused?.wanted == 3)
         #expect(refused.pruneRefused?.limit == 2)
         #expect(refused.notes.contains { $0.contains("refusing to prune 3 resources") && $0.contains("--allow-prune") })
@@ -176,7 +178,7 @@ struct ReconcilerTests {
         allowed.allowPrune = true
         #expect(await allowed.run(.apply).report?.results.count == 3)
         #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/etc/app").isEmpty)
-        #expect(store.read(.inventory, as: Inventory.self)?.resources.keys.sorted() == ["directory:/etc/app"])
+        #expect(store.read(.inventory, as: Inventory.self)?.resources.keys.sorted() == ["directory:/etc/app", "file:/etc/new"])
     }
 
     @Test("prune leaves a path that another resource now declares to it, a unit whose state alone was managed, and forgets what is already gone")

@@ -25,9 +25,10 @@ struct PruneTests {
         let blame = try await tend(["blame", "file:/etc/app/f6", "--root", root.path])
         #expect(blame.status == 1, "a pruned resource is no longer in the inventory: \(blame)")
 
-        // Five at once, over the default budget of 5 (10% of 5, at least 5)? Exactly 5 is allowed;
-        // a budget of 2 is not.
-        try await repo.commit(["tend.yaml": "hosts:\n  - apply: [site]\nprune: {max: 2}\n", "site/app.yaml": "resources: []\n"], "drop everything")
+        // Five at once is over a budget of 2. The same commit adds a file, so the run changes the
+        // root and leaves its record there (a run that changes nothing in a root records nothing).
+        try await repo.commit(["tend.yaml": "hosts:\n  - apply: [site]\nprune: {max: 2}\n",
+                               "site/app.yaml": "resources:\n  - file: /etc/other\n    content: \"o\\n\"\n"], "drop everything")
         let refused = try await tend(["apply"] + arguments)
         #expect(refused.status == 0, "a refused prune applies everything else: \(refused)")
         #expect(refused.stderr.contains("refusing to prune 5 resources no longer declared: more than the budget of 2"), "\(refused)")
