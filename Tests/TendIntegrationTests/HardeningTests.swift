@@ -402,8 +402,9 @@ struct HardeningTests {
         let root = try makeRoot()
         let marker = root.url("locked")
         let repo = try repository(["a.yaml": "resources:\n  - file: /etc/x\n    content: \"x\\n\"\n"])
-        // flock holds the root's lock once the marker exists, until it is killed.
-        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 30"],
+        // flock holds the root's lock once the marker exists, until it is killed (its sleep outlasts a
+        // loaded machine: with 30 s, a slow start of tend under the whole suite found the lock free).
+        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 120"],
                                              input: .none, output: .discarded, error: .discarded) { execution in
             // Up to a minute: a loaded machine can be slow to start flock.
             for _ in 0..<1200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
