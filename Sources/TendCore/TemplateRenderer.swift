@@ -68,7 +68,10 @@ public enum TemplateRenderer {
             throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column)
         }
         do {
-            let template = try MustacheTemplate(string: text)
+            // Configuration files are text, not HTML: `{{value}}` writes the value as it is
+            // (swift-mustache escapes `&`, `<`, `>` and quotes by default, which corrupts them). The
+            // pragma is a standalone line, which Mustache removes with its newline.
+            let template = try MustacheTemplate(string: Self.textPragma + text)
             let budget = IterationBudget(items: maximumIterations, bytes: maximumOutput, templateSize: text.utf8.count)
             let output = IterationBudget.$current.withValue(budget) { template.render(variables.values) }
             if let exhausted = budget.exhausted {
@@ -83,10 +86,13 @@ public enum TemplateRenderer {
             }
             return output
         } catch let error as MustacheTemplate.ParserError {
-            // swift-mustache counts lines and columns from 1 already.
-            throw TemplateError(message: "template error: " + describe(error.error), line: error.context.lineNumber, column: error.context.columnNumber)
+            // swift-mustache counts lines and columns from 1 already; the pragma's line is not the user's.
+            throw TemplateError(message: "template error: " + describe(error.error), line: max(1, error.context.lineNumber - 1), column: error.context.columnNumber)
         }
     }
+
+    /// Renders `{{value}}` as text for every template (swift-mustache's default is HTML).
+    static let textPragma = "{{% CONTENT_TYPE: TEXT}}\n"
 
     /// Where sections first nest deeper than `maximumSectionDepth`, or nil. Sections, inverted
     /// sections, blocks and parents (`#`, `^`, `$`, `<`) all nest. Follows set-delimiter tags

@@ -55,4 +55,16 @@ struct TemplateTests {
         #expect(read(root.url("etc/systemd/system/app.service"))?.contains("ExecStart=/usr/bin/app --name web-1") == true)
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.url("etc/systemd/system/multi-user.target.wants/app.service")) == "/etc/systemd/system/app.service")
     }
+
+    @Test("a template renders values as text: &, <, >, quotes and apostrophes are written as they are, not as HTML entities")
+    func rendersText() async throws {
+        let repo = try repository(["app.yaml": "resources:\n  - file: /etc/app.conf\n    template: files/app.conf.mustache\n"], extra: [
+            "tend.yaml": "vars:\n  url: \"https://example.com/?a=1&b=<2>\"\n  quote: \"say \\\"hi\\\" it's\"\nhosts:\n  - apply: [site]\n",
+            "site/files/app.conf.mustache": "url = {{url}}\nraw = {{{url}}}\nquote = {{quote}}\n",
+        ])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/app.conf")) == "url = https://example.com/?a=1&b=<2>\nraw = https://example.com/?a=1&b=<2>\nquote = say \"hi\" it's\n")
+    }
 }
