@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """A small HTTP server on 127.0.0.1 in front of `git http-backend`, for tend's tests.
 
-Usage: git-http-server.py PROJECT_ROOT [TOKEN_FILE]
+Usage: git-http-server.py [--tls CERT KEY] PROJECT_ROOT [TOKEN_FILE]
 Prints the port it listens on, then serves until killed. With TOKEN_FILE, every request must carry
-HTTP basic authentication whose password is the token in that file (any user name).
+HTTP basic authentication whose password is the token in that file (any user name). With --tls it
+speaks HTTPS with that certificate and key.
 """
-import base64, http.server, os, subprocess, sys
+import base64, http.server, os, ssl, subprocess, sys
 
-root = os.path.abspath(sys.argv[1])
-token = open(sys.argv[2]).read().strip() if len(sys.argv) > 2 else None
+arguments = sys.argv[1:]
+tls = None
+if arguments[:1] == ["--tls"]:
+    tls, arguments = (arguments[1], arguments[2]), arguments[3:]
+root = os.path.abspath(arguments[0])
+token = open(arguments[1]).read().strip() if len(arguments) > 1 else None
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,5 +67,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if tls:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()

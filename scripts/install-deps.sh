@@ -4,7 +4,7 @@
 # openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
 # kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
 set -euo pipefail
-packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv python3 python3-prometheus-client iproute2)
+packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

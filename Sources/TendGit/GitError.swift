@@ -1,3 +1,4 @@
+internal import Glibc
 internal import CGit2
 
 /// A libgit2 call failed: which function, its return code, and what libgit2 said.
@@ -45,9 +46,14 @@ func lastError(_ result: Int32, _ function: String) -> GitError {
     return GitError(function: function, code: result, errorClass: last.map { $0.pointee.klass } ?? 0, message: message)
 }
 
-/// `git_libgit2_init`, once per process, before the first libgit2 call.
+/// `git_libgit2_init`, once per process, before the first libgit2 call. Then, as Git does, the
+/// certificates of `GIT_SSL_CAINFO` (a PEM file) are trusted for HTTPS instead of the system's:
+/// an internal Git server with its own CA (`GIT_OPT_SET_SSL_CERT_LOCATIONS`).
 enum Libgit2 {
     static let initialized: Void = {
         git_libgit2_init()
+        if let file = getenv("GIT_SSL_CAINFO"), file.pointee != 0 {
+            _ = tend_git_set_ssl_cert_file(file)
+        }
     }()
 }

@@ -194,6 +194,11 @@ public struct GitSource: Sendable {
                 var options = git_fetch_options()
                 git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
                 context.install(in: &options.callbacks)
+                // Proxies as Git users set them, for HTTPS: http.proxy in the system's and root's
+                // Git configuration, then https_proxy / HTTPS_PROXY, and no_proxy. libgit2 1.5 can
+                // only tunnel through a proxy (CONNECT): for a plain http:// remote it would send the
+                // proxy's request to the remote itself (libgit2 issue 5650), so those go direct.
+                options.proxy_opts.type = url.lowercased().hasPrefix("https://") ? GIT_PROXY_AUTO : GIT_PROXY_NONE
                 options.prune = GIT_FETCH_PRUNE
                 options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL
                 let refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]

@@ -72,6 +72,37 @@ struct GitSourceTests {
         }
     }
 
+    @Test("https_proxy is honoured for an https:// source (a CONNECT tunnel), and no_proxy skips it, as Git users expect",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl to make a certificate"))
+    func proxy() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("through a proxy\n"), "First")
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let name = URL(fileURLWithPath: repo.path).lastPathComponent
+        let scratch = try Scratch("tend-proxy")
+        let (certificate, key, log) = (scratch.url("cert.pem"), scratch.url("key.pem"), scratch.url("requests"))
+        try await sh("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
+                                          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        let proxyScript = URL(fileURLWithPath: gitHTTPServer).deletingLastPathComponent().appendingPathComponent("http-proxy.py").path
+        try await withServer("/usr/bin/python3", [gitHTTPServer, "--tls", certificate, key, base], printsPort: true) { port in
+            try await withServer("/usr/bin/python3", [proxyScript, log], printsPort: true) { proxyPort in
+                let url = "https://localhost:\(port)/\(name)"
+                let trust = ["GIT_SSL_CAINFO": certificate, "https_proxy": "http://127.0.0.1:\(proxyPort)"]
+                let root = try makeRoot()
+                let proxied = try await tend(["apply", "--repo", url, "--root", root.path, "--state-dir", try Scratch("tend-state").path],
+                                             environment: trust.merging(["no_proxy": ""]) { _, new in new })
+                #expect(proxied.status == 0, "\(proxied)")
+                #expect(read(root.url("etc/app.conf")) == "through a proxy\n")
+                #expect((read(log) ?? "").contains("CONNECT localhost:\(port)"), "the fetch did not go through the proxy: \(read(log) ?? "")")
+                try Data().write(to: URL(fileURLWithPath: log))
+                let direct = try await tend(["plan", "--repo", url, "--root", root.path, "--state-dir", try Scratch("tend-state").path],
+                                            environment: trust.merging(["no_proxy": "localhost"]) { _, new in new })
+                #expect(direct.status == 0, "\(direct)")
+                #expect((read(log) ?? "").isEmpty, "no_proxy was not honoured: \(read(log) ?? "")")
+            }
+        }
+    }
+
     @Test("a moved branch is planned at its new commit; tag and commit pins hold")
     func branchesTagsAndPins() async throws {
         let repo = try await GitRepo()

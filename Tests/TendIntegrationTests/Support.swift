@@ -23,12 +23,12 @@ let isRoot = geteuid() == 0
 
 /// Runs `tend` with `arguments` and collects what it printed; killed (status 137) after
 /// `timeout` seconds if one is given.
-func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = nil) async throws -> TendRun {
+func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = nil, environment: [String: String] = [:]) async throws -> TendRun {
     let (executable, allArguments) = timeout.map { ("/usr/bin/timeout", ["-s", "KILL", String($0), tendBinary] + arguments) } ?? (tendBinary, arguments)
     let result = try await Subprocess.run(
         .path(FilePath(executable)),
         arguments: Arguments(allArguments),
-        environment: .inherit.updating(["NO_COLOR": "1"]),
+        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: (["NO_COLOR": "1"].merging(environment) { _, new in new }).map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
         workingDirectory: directory.map { FilePath($0) },
         input: .none,
         output: .string(limit: 16 << 20),

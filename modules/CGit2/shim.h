@@ -1,4 +1,9 @@
 #ifndef TEND_CGIT2_SHIM_H
 #define TEND_CGIT2_SHIM_H
 #include <git2.h>
+
+/* git_libgit2_opts is variadic, which Swift cannot call: one wrapper per option tend sets. */
+static inline int tend_git_set_ssl_cert_file(const char *file) {
+    return git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, NULL);
+}
 #endif
