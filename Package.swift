@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "CGit2",
                 "TendSpec",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),

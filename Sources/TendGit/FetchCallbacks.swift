@@ -1,4 +1,5 @@
 internal import CGit2
+import Crypto
 import Dispatch
 import FoundationEssentials
 import TendSpec
@@ -9,6 +10,8 @@ final class FetchContext {
     let sshKey: String?
     let token: String?
     let knownHosts: [KnownHost]?
+    /// The files they were read from, for messages.
+    let knownHostsFiles: String
     let port: Int?
     let deadline: ContinuousClock.Instant
     var attempts = 0
@@ -33,9 +36,18 @@ final class FetchContext {
                 throw GitSourceError(.unreachable, "cannot read the known hosts file \(file)")
             }
             knownHosts = KnownHost.parse(String(decoding: data, as: UTF8.self))
+            knownHostsFiles = file
         } else {
-            knownHosts = nil
+            // As ssh does without one named: the system's file and the user's.
+            let files = Self.defaultKnownHostsFiles.filter { FileManager.default.isReadableFile(atPath: $0) }
+            knownHosts = files.isEmpty ? nil : files.flatMap { KnownHost.parse(String(decoding: FileManager.default.contents(atPath: $0) ?? Data(), as: UTF8.self)) }
+            knownHostsFiles = files.joined(separator: " or ")
         }
+    }
+
+    /// Where ssh looks for known hosts when no file is given.
+    static var defaultKnownHostsFiles: [String] {
+        ["/etc/ssh/ssh_known_hosts"] + (ProcessInfo.processInfo.environment["HOME"].map { [$0 + "/.ssh/known_hosts"] } ?? [])
     }
 
     /// Fills in the remote callbacks with this context as their payload. The context must outlive
@@ -98,28 +110,86 @@ final class FetchContext {
             }
             let key = Data(bytes: raw, count: hostkey.hostkey_len)
             let names = port.map { $0 == 22 ? [host] : ["[\(host)]:\($0)"] } ?? [host]
-            if knownHosts.contains(where: { entry in entry.key == key && names.contains(where: entry.matches) }) {
-                return 0
+            let entries = knownHosts.filter { entry in entry.key == key && names.contains(where: entry.matches) }
+            if entries.contains(where: \.revoked) {
+                refusal = "the host key of \(names[0]) is marked @revoked in \(knownHostsFiles): \(fingerprint)"
+                return GIT_ECERTIFICATE.rawValue
             }
-            refusal = "the host key of \(names[0]) is not in the known hosts file given: \(fingerprint)"
+            if !entries.isEmpty { return 0 }
+            refusal = "the host key of \(names[0]) is not in \(knownHostsFiles): \(fingerprint)"
             return GIT_ECERTIFICATE.rawValue
         }
     }
 }
 
-/// One line of an OpenSSH known_hosts file (plain host names; hashed names are not read).
+/// One line of an OpenSSH known_hosts file (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT"): host patterns
+/// with `*` and `?` wildcards and `!` negations, or a hashed name (`|1|salt|hash`, HMAC-SHA1 of the
+/// name keyed by the salt, as `HashKnownHosts yes` writes them), and `@revoked` keys, which are
+/// refused. `@cert-authority` lines are not read: libgit2 shows tend the host key, not a certificate.
 struct KnownHost {
     var patterns: [String]
+    /// The salt and the hash of a hashed name.
+    var hashed: (salt: Data, hash: Data)?
     var key: Data
+    var revoked = false
 
-    func matches(_ name: String) -> Bool { patterns.contains(name) }
+    func matches(_ name: String) -> Bool {
+        if let hashed {
+            let code = HMAC<Insecure.SHA1>.authenticationCode(for: Data(name.utf8), using: SymmetricKey(data: hashed.salt))
+            return Data(code) == hashed.hash
+        }
+        var matched = false
+        for pattern in patterns {
+            if pattern.hasPrefix("!") {
+                if Self.wildcard(Array(pattern.utf8.dropFirst()), matches: Array(name.utf8)) { return false }
+            } else if Self.wildcard(Array(pattern.utf8), matches: Array(name.utf8)) {
+                matched = true
+            }
+        }
+        return matched
+    }
+
+    /// OpenSSH's `match_pattern`: `*` is any run of characters and `?` any one; everything else,
+    /// `[` and `]` of `[host]:port` included, is itself (fnmatch would read brackets as a set).
+    static func wildcard(_ pattern: [UInt8], matches name: [UInt8]) -> Bool {
+        var (p, n) = (0, 0)
+        var star: (pattern: Int, name: Int)?
+        while n < name.count {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == name[n] {
+                p += 1
+                n += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = (p, n)
+                p += 1
+            } else if let last = star {
+                p = last.pattern + 1
+                n = last.name + 1
+                star = (last.pattern, last.name + 1)
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
+    }
 
     static func parse(_ text: String) -> [KnownHost] {
         text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 3, !line.hasPrefix("#"), !line.hasPrefix("@"), !fields[0].hasPrefix("|"),
-                  let key = Data(base64Encoded: String(fields[2])) else { return nil }
-            return KnownHost(patterns: fields[0].split(separator: ",").map(String.init), key: key)
+            var fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard !line.hasPrefix("#") else { return nil }
+            var revoked = false
+            if let marker = fields.first, marker.hasPrefix("@") {
+                guard marker == "@revoked" else { return nil }
+                revoked = true
+                fields.removeFirst()
+            }
+            guard fields.count >= 3, let key = Data(base64Encoded: fields[2]) else { return nil }
+            if fields[0].hasPrefix("|1|") {
+                let parts = fields[0].split(separator: "|")
+                guard parts.count == 3, let salt = Data(base64Encoded: String(parts[1])), let hash = Data(base64Encoded: String(parts[2])) else { return nil }
+                return KnownHost(patterns: [], hashed: (salt, hash), key: key, revoked: revoked)
+            }
+            return KnownHost(patterns: fields[0].split(separator: ",").map(String.init), key: key, revoked: revoked)
         }
     }
 }

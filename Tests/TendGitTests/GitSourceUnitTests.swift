@@ -25,7 +25,7 @@ struct GitSourceUnitTests {
         #expect(GitObjectID(hex: hex.uppercased()) == nil)
     }
 
-    @Test("known_hosts lines give host patterns and raw keys; hashed names and markers are skipped")
+    @Test("known_hosts lines give host patterns and raw keys, hashed names and @revoked keys; @cert-authority lines are skipped")
     func knownHosts() {
         let hosts = KnownHost.parse("""
             # comment
@@ -33,10 +33,29 @@ struct GitSourceUnitTests {
             [127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0= test
             |1|c2FsdA==|aGFzaA== ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
             @revoked bad.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
+            @cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0=
             """)
-        #expect(hosts.count == 2)
+        #expect(hosts.count == 4)
         #expect(hosts[0].matches("10.0.0.1"))
         #expect(hosts[1].matches("[127.0.0.1]:2222"))
         #expect(!hosts[1].matches("127.0.0.1"))
+        #expect(hosts[2].hashed != nil && !hosts[2].matches("git.example.com"), "a hashed name matches only the name it hashes")
+        #expect(hosts[3].revoked && hosts[3].matches("bad.example.com"))
+    }
+}
+
+@Suite("known_hosts patterns")
+struct KnownHostPatternTests {
+    @Test("* and ? are wildcards and brackets are literal, as in OpenSSH's match_pattern")
+    func wildcards() {
+        func matches(_ pattern: String, _ name: String) -> Bool { KnownHost.wildcard(Array(pattern.utf8), matches: Array(name.utf8)) }
+        #expect(matches("[127.0.0.1]:2222", "[127.0.0.1]:2222"))
+        #expect(!matches("[127.0.0.1]:2222", "1"))
+        #expect(matches("*.example.com", "git.example.com"))
+        #expect(!matches("*.example.com", "example.com"))
+        #expect(matches("git?.example.com", "git1.example.com"))
+        #expect(matches("*", ""))
+        #expect(matches("a*b*c", "aXXbYYc"))
+        #expect(!matches("a*b*c", "aXXbYY"))
     }
 }
