@@ -19,6 +19,7 @@ struct ApplyCommand: AsyncParsableCommand {
               tend apply examples/webhost --root /mnt/image
               tend apply --plan plan.json
               tend apply examples/webhost --confirm
+              tend apply examples/webhost --detailed-exitcode   # 0: nothing changed, 2: changes applied
             """
     )
 
@@ -34,6 +35,9 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @Flag(help: "Prune even more resources than the budget of tend.yaml's `prune:` allows, this once.")
     var allowPrune = false
+
+    @Flag(help: "Exit 2 when changes were applied and 0 when there were none, as Puppet does (failures keep their codes).")
+    var detailedExitcode = false
 
     func validate() throws {
         if confirm, isatty(STDIN_FILENO) != 1 {
@@ -84,5 +88,6 @@ struct ApplyCommand: AsyncParsableCommand {
             try Console.exit(with: failure, planFile: plan, source: savedPlan?.sourceDescription ?? "…")
         }
         if result.report?.succeeded == false { throw TendExit.failures }
+        if detailedExitcode, result.report?.results.isEmpty == false { throw TendExit.changesPending }
     }
 }

@@ -26,7 +26,7 @@ struct Tend: AsyncParsableCommand {
             Exit codes:
               0  success; for plan, the plan was made (with --detailed-exitcode: no changes)
               1  the root or a plan file could not be used
-              2  plan --detailed-exitcode: changes are pending
+              2  plan --detailed-exitcode: changes are pending; apply --detailed-exitcode: changes were applied
               3  the configuration is invalid (every problem is printed as path:line:col)
               4  the source could not be read (folder missing, remote unreachable, ref or path not found)
               5  some resources failed (apply), or could not be planned (plan)

@@ -57,13 +57,16 @@ struct ApplyTests {
         #expect(again.stdout.contains("No changes."))
     }
 
-    @Test("detailed exit code: 2 while changes are pending, 0 once applied")
+    @Test("detailed exit code: plan 2 while changes are pending, 0 once applied; apply 2 when it changed something, 0 when not, 5 on failures")
     func detailedExitCode() async throws {
         let repo = try repository(["app.yaml": manifest, "files/banner.txt": "hello\n"])
         let root = try makeRoot()
         #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 2)
-        #expect(try await tend(["apply", repo.path, "--root", root.path]).status == 0)
+        #expect(try await tend(["apply", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 2)
         #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+        #expect(try await tend(["apply", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+        try repo.write(["site/broken.yaml": "resources:\n  - file: /etc/owned\n    content: x\n    owner: nobody-here\n"])
+        #expect(try await tend(["apply", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 5, "failures keep their code")
     }
 
     @Test("content, mode and a deleted file: the plan shows old → new and a unified diff, apply converges")
