@@ -20,7 +20,7 @@ public enum Configuration {
         let selectedManifests = Set(selected.map(\.manifest))
         let others = loaded.manifests.values.filter { !selectedManifests.contains($0.path) }.flatMap(\.resources)
         let variables = TemplateVariables(config: loaded.config, facts: facts)
-        diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables))
+        diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables.lenient))
         var catalog: Catalog?
         do {
             catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot, variables: variables)

@@ -6,9 +6,20 @@ public struct TemplateVariables: @unchecked Sendable {
     // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
     // after init: safe to share between threads.
     let values: TemplateMap
+    /// Whether a var that a template shows outside any section must be set. True for this
+    /// host's catalog; false when manifests meant for other hosts are checked with this host's
+    /// vars (a var set only by their host entries is missing here, and that is no error).
+    public var requiresSetVars = true
 
     public init() {
         values = TemplateMap(values: [:])
+    }
+
+    /// The same vars, with unset vars allowed (manifests for other hosts).
+    public var lenient: TemplateVariables {
+        var copy = self
+        copy.requiresSetVars = false
+        return copy
     }
 
     /// The vars of tend.yaml, then those of each host entry that matches (later entries win), and
@@ -72,6 +83,12 @@ public enum TemplateRenderer {
             // (swift-mustache escapes `&`, `<`, `>` and quotes by default, which corrupts them). The
             // pragma is a standalone line, which Mustache removes with its newline.
             let template = try MustacheTemplate(string: Self.textPragma + text)
+            // Checked once the template parses, so that a broken tag is reported as broken.
+            if variables.requiresSetVars, let unset = firstUnsetVar(in: text, variables: variables) {
+                throw TemplateError(message: "template error: '\(unset.name)' is not set: no var of tend.yaml or of a host entry that matches this host, "
+                                    + "and no fact, has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}",
+                                    line: unset.line, column: unset.column)
+            }
             let budget = IterationBudget(items: maximumIterations, bytes: maximumOutput, templateSize: text.utf8.count)
             let output = IterationBudget.$current.withValue(budget) { template.render(variables.values) }
             if let exhausted = budget.exhausted {
@@ -95,9 +112,64 @@ public enum TemplateRenderer {
     static let textPragma = "{{% CONTENT_TYPE: TEXT}}\n"
 
     /// Where sections first nest deeper than `maximumSectionDepth`, or nil. Sections, inverted
-    /// sections, blocks and parents (`#`, `^`, `$`, `<`) all nest. Follows set-delimiter tags
-    /// (`{{=<% %>=}}`, with any whitespace) as Mustache does, so other delimiters cannot hide it.
+    /// sections, blocks and parents (`#`, `^`, `$`, `<`) all nest.
     static func positionTooDeep(_ text: String) -> (line: Int, column: Int)? {
+        var found: (line: Int, column: Int)?
+        forEachTag(in: text) { tag in
+            guard tag.opensSection, tag.depth + 1 > maximumSectionDepth else { return true }
+            found = (tag.line, tag.column)
+            return false
+        }
+        return found
+    }
+
+    /// The first value tag outside any section (`{{name}}`, `{{{name}}}`, `{{&name}}`) whose var
+    /// is not set, with where it is. Inside a section a name may be the item's, so only the
+    /// top level is checked; a section (`{{#name}}`) is how a template makes a var optional.
+    static func firstUnsetVar(in text: String, variables: TemplateVariables) -> (name: String, line: Int, column: Int)? {
+        var found: (name: String, line: Int, column: Int)?
+        forEachTag(in: text) { tag in
+            guard tag.depth == 0, tag.showsValue else { return true }
+            var name = tag.name
+            // A transform, `count(list)`, names its var inside the parentheses.
+            if let open = name.firstIndex(of: "("), name.hasSuffix(")") {
+                name = String(name[name.index(after: open)..<name.index(before: name.endIndex)])
+            }
+            guard name != ".", !name.isEmpty, !isSet(name, in: variables.values) else { return true }
+            found = (tag.name, tag.line, tag.column)
+            return false
+        }
+        return found
+    }
+
+    private static func isSet(_ name: String, in values: TemplateMap) -> Bool {
+        var current: Any = values
+        for component in name.split(separator: ".", omittingEmptySubsequences: false) {
+            guard let map = current as? TemplateMap, let next = map.values[String(component)] else { return false }
+            current = next
+        }
+        return true
+    }
+
+    /// One tag of a template, as Mustache reads it.
+    struct Tag {
+        /// `#`, `^`, `/`, `!`, `>`, `=`, `&`, `{`, `$`, `<`, `%`, or 0 for a plain value tag.
+        var sigil: UInt8
+        /// What is inside, without the sigil and the spaces around it.
+        var name: String
+        var line: Int
+        var column: Int
+        /// How many sections are open around it.
+        var depth: Int
+
+        var opensSection: Bool { [UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<")].contains(sigil) }
+        var showsValue: Bool { sigil == 0 || sigil == UInt8(ascii: "&") || sigil == UInt8(ascii: "{") }
+    }
+
+    /// Calls `body` with each tag of `text` in order, until it returns false. Follows
+    /// set-delimiter tags (`{{=<% %>=}}`, with any whitespace) as Mustache does, so other
+    /// delimiters cannot hide a tag.
+    static func forEachTag(in text: String, _ body: (Tag) -> Bool) {
         func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") }
         let bytes = Array(text.utf8)
         var open = Array("{{".utf8), close = Array("}}".utf8)
@@ -116,18 +188,12 @@ public enum TemplateRenderer {
             let tagStart = index
             var cursor = index + open.count
             while cursor < bytes.count, isSpace(bytes[cursor]) { cursor += 1 }
-            let sigil = cursor < bytes.count ? bytes[cursor] : 0
+            let first = cursor < bytes.count ? bytes[cursor] : 0
+            let sigils = Array("#^/!>=&{$<%".utf8)
+            let sigil = sigils.contains(first) ? first : 0
             var end = cursor
             while end < bytes.count, !matches(close, at: end) { end += 1 }
-            switch sigil {
-            case UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<"):
-                depth += 1
-                if depth > maximumSectionDepth {
-                    return (line, String(decoding: bytes[lineStart..<tagStart], as: UTF8.self).count + 1)
-                }
-            case UInt8(ascii: "/"):
-                depth = max(0, depth - 1)
-            case UInt8(ascii: "="):
+            if sigil == UInt8(ascii: "=") {
                 // {{=<% %>=}}: the new delimiters are the two words inside, without the '='s.
                 let inner = bytes[(cursor + 1)..<max(cursor + 1, end)]
                 let words = inner.split(whereSeparator: isSpace)
@@ -140,12 +206,19 @@ public enum TemplateRenderer {
                         continue
                     }
                 }
-            default:
-                break
             }
-            index = min(bytes.count, end + close.count)
+            var inner = bytes[min(cursor + (sigil == 0 ? 0 : 1), end)..<end]
+            if sigil == UInt8(ascii: "{"), inner.last == UInt8(ascii: "}") { inner = inner.dropLast() }
+            let name = String(decoding: inner, as: UTF8.self).trimmingWhitespace()
+            let column = String(decoding: bytes[lineStart..<tagStart], as: UTF8.self).count + 1
+            guard body(Tag(sigil: sigil, name: name, line: line, column: column, depth: depth)) else { return }
+            if sigil == UInt8(ascii: "/") {
+                depth = max(0, depth - 1)
+            } else if Tag(sigil: sigil, name: "", line: 0, column: 0, depth: 0).opensSection {
+                depth += 1
+            }
+            index = min(bytes.count, end + close.count + (sigil == UInt8(ascii: "{") && matches(Array("}".utf8), at: end + close.count) ? 1 : 0))
         }
-        return nil
     }
 
     private static func describe(_ error: any Error) -> String {

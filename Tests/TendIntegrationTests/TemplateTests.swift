@@ -20,7 +20,7 @@ struct TemplateTests {
                     vars: { workers: 8 }
                 """,
             "site/app.yaml": "resources:\n  - file: /etc/app.conf\n    template: files/app.conf.mustache\n",
-            "site/files/app.conf.mustache": "# {{host.hostname}} ({{host.labels.env}})\nadmin = {{admin}}\nworkers = {{workers}}\n{{#backends}}backend {{.}}\n{{/backends}}",
+            "site/files/app.conf.mustache": "# {{host.hostname}} {{#host.labels.env}}({{host.labels.env}}){{/host.labels.env}}\nadmin = {{admin}}\nworkers = {{workers}}\n{{#backends}}backend {{.}}\n{{/backends}}",
         ])
         let root = try makeRoot()
         let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-3", "--label", "env=prod"])
@@ -66,5 +66,25 @@ struct TemplateTests {
         let apply = try await tend(["apply", repo.path, "--root", root.path])
         #expect(apply.status == 0, "\(apply)")
         #expect(read(root.url("etc/app.conf")) == "url = https://example.com/?a=1&b=<2>\nraw = https://example.com/?a=1&b=<2>\nquote = say \"hi\" it's\n")
+    }
+
+    @Test("a var a template shows but nobody set is an error at its position, unless a section makes it optional; a manifest for other hosts is not held to this host's vars")
+    func unsetVars() async throws {
+        let repo = try repository(["app.yaml": "resources:\n  - file: /etc/app.conf\n    template: files/app.conf.mustache\n"], extra: [
+            "tend.yaml": "vars:\n  port: 80\nhosts:\n  - apply: [site]\n  - match: { hostname: \"db-*\" }\n    apply: [db]\n    vars: { pool: 10 }\n",
+            "site/files/app.conf.mustache": "port = {{port}}\n{{#proxy}}proxy = {{proxy}}\n{{/proxy}}listen = {{ listen_address }}\n",
+            "db/db.yaml": "resources:\n  - file: /etc/db.conf\n    template: db.conf.mustache\n",
+            "db/db.conf.mustache": "pool = {{pool}}\n",
+        ])
+        let root = try makeRoot()
+        let unset = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(unset.status == 3, "\(unset)")
+        #expect(unset.stderr.contains("/site/files/app.conf.mustache:3:20: template error: 'listen_address' is not set"), "\(unset)")
+        #expect(!unset.stderr.contains("proxy"), "a var inside a section is optional: \(unset)")
+        #expect(!unset.stderr.contains("pool"), "a manifest for other hosts was held to this host's vars: \(unset)")
+        try repo.write(["tend.yaml": "vars:\n  port: 80\n  listen_address: 0.0.0.0\nhosts:\n  - apply: [site]\n  - match: { hostname: \"db-*\" }\n    apply: [db]\n    vars: { pool: 10 }\n"])
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-1"])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/app.conf")) == "port = 80\nlisten = 0.0.0.0\n")
     }
 }
