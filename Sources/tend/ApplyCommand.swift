@@ -85,7 +85,7 @@ struct ApplyCommand: AsyncParsableCommand {
             // At info, which the console does not show (it prints the failure itself); the journal raises
             // a failed result to err.
             logger.info("apply stopped: \(failure.message)", metadata: ["action": "apply", "result": "failed"])
-            try Console.exit(with: failure, planFile: plan, source: savedPlan?.sourceDescription ?? "…")
+            try Console.exit(with: failure, replan: savedPlan.flatMap { saved in plan.map { Console.replanCommand(for: saved, options: source, planFile: $0) } })
         }
         if result.report?.succeeded == false { throw TendExit.failures }
         if detailedExitcode, result.report?.results.isEmpty == false { throw TendExit.changesPending }

@@ -5,6 +5,7 @@ import TendGit
 import TendSpec
 import Logging
 import SystemPackage
+import Glibc
 
 /// Writing to the terminal, and turning the options into a run and a run's result into an exit.
 enum Console {
@@ -56,7 +57,8 @@ enum Console {
     }
 
     /// Prints why a run stopped and exits with the code the README documents for it.
-    static func exit(with failure: ReconcileFailure, planFile: String? = nil, source: String = "…") throws -> Never {
+    /// `replan` is the command that makes the plan again, for a stale saved plan.
+    static func exit(with failure: ReconcileFailure, replan: String? = nil) throws -> Never {
         switch failure.code {
         case .invalidConfiguration:
             for diagnostic in failure.diagnostics {
@@ -68,7 +70,7 @@ enum Console {
         case .stalePlan:
             Console.error("tend: \(failure.message):")
             for step in failure.staleSteps { Console.error("  " + Printable.escaped(step)) }
-            if let planFile { Console.error("Make a new plan with: tend plan \(source) --out \(planFile)") }
+            if let replan { Console.error("Make a new plan with: " + replan) }
             throw TendExit.stalePlan
         case .usage:
             throw ValidationError(failure.message)
@@ -83,5 +85,31 @@ enum Console {
             default: TendExit.unusableHost
             }
         }
+    }
+
+    /// `tend plan` with what made `plan`: its source, root, host name and labels, and the source
+    /// options the user gave now (state folder, keys, signatures), writing to `planFile`. Each
+    /// word is quoted for the shell when it must be.
+    static func replanCommand(for plan: Plan, options: SourceOptions, planFile: String) -> String {
+        var words = ["tend", "plan"]
+        if plan.source.type == "git" {
+            words += ["--repo", plan.source.location] + (plan.source.path.map { ["--path", $0] } ?? [])
+        } else {
+            words.append(plan.source.location)
+        }
+        if plan.root != "/" { words += ["--root", plan.root] }
+        var name = [CChar](repeating: 0, count: 256)
+        if gethostname(&name, name.count) == 0, String(cString: name) != plan.facts.hostname { words += ["--hostname", plan.facts.hostname] }
+        for (key, value) in plan.facts.labels.sorted(by: { $0.key < $1.key }) { words += ["--label", "\(key)=\(value)"] }
+        let given: [(String, String?)] = [("--state-dir", options.givenStateDir), ("--ssh-key", options.sshKey), ("--known-hosts", options.knownHosts),
+                                          ("--token-file", options.tokenFile), ("--verify", options.verify), ("--verify-gpg", options.verifyGpg)]
+        for case let (flag, value?) in given { words += [flag, value] }
+        words += ["--out", planFile]
+        return words.map(shellQuoted).joined(separator: " ")
+    }
+
+    private static func shellQuoted(_ word: String) -> String {
+        let safe = word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:@,+%".contains($0)) }
+        return safe && !word.isEmpty ? word : "'" + word.replacing("'", with: "'\\''") + "'"
     }
 }

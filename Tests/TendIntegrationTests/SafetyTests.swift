@@ -125,6 +125,7 @@ struct SafetyTests {
         #expect(stale.status == 6, "\(stale)")
         #expect(stale.stderr.contains("file:/etc/a: changed on the host since the plan was made"))
         #expect(!stale.stderr.contains("file:/etc/b"))
+        #expect(stale.stderr.contains("Make a new plan with: tend plan \(repo.path) --root \(root.path) --out \(planFile)"), "the hint keeps the root: \(stale)")
         #expect(try tree(root.path) == before, "a refused plan changes nothing")
 
         try "old\n".write(toFile: root.url("etc/a"), atomically: false, encoding: .utf8)
