@@ -229,11 +229,13 @@ struct AgentTests {
         try await withTestHost { host in
             let remote = try await Remote.make(in: host)
             try await remote.push(Remote.message("v1"), "first")
-            try Self.install(host, dropIn: "WatchdogSec=3s\nTimeoutStopSec=20s\nRestartSec=1s\n")
+            // The stop waits for the slow unit's job; a hung agent is aborted after 5 s.
+            try Self.install(host, dropIn: "WatchdogSec=3s\nTimeoutStopSec=60s\nTimeoutAbortSec=5s\nRestartSec=1s\n")
             try await host.run(["systemctl", "daemon-reload"])
             #expect(try await host.run(["systemctl", "start", "tend.service"]).status == 0)
 
-            // A slow unit (its start takes 4 s) before a file that depends on it.
+            // A slow unit (its start takes 12 s, time for a manual apply to find the lock held even
+            // on a loaded machine) before a file that depends on it.
             let slow = """
                 resources:
                   - unit: slow.service
@@ -241,7 +243,7 @@ struct AgentTests {
                       [Service]
                       Type=oneshot
                       RemainAfterExit=yes
-                      ExecStart=/bin/sleep 4
+                      ExecStart=/bin/sleep 12
                     state: running
                   - file: /etc/app/message
                     content: "after the slow unit\\n"
