@@ -172,7 +172,11 @@ public final class Agent: Service, Sendable {
         let run = RunRecord(started: started, seconds: AgentDuration.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
         if let suspension {
             if run.pending > 0 { logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied") }
-            try? store.write(.lastRun, run)
+            do {
+                try store.write(.lastRun, run)
+            } catch {
+                logger.error("cannot record the run: \(error)", metadata: ["result": "failed"])
+            }
         }
 
         let next = nextCheck(settings, after: ContinuousClock.now, failures: fetchFailed ? state.fetchFailures : 0)

@@ -185,7 +185,7 @@ public struct Reconciler: Sendable {
             events.applying(plan)
             do {
                 result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, progress: events.step)
-                result.interrupted = events.shouldStop()
+                result.interrupted = result.report?.results.contains { $0.outcome == .skipped(Executor.stoppingReason) } ?? false
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
             }

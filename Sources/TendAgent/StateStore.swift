@@ -56,6 +56,12 @@ public struct StateStore: Sendable {
     /// renaming, so a new record is a new inode.
     public func read<T: Decodable & Sendable>(_ record: Record, as type: T.Type, problem: (String) -> Void = { _ in }) -> T? {
         let path = directory + "/" + record.rawValue
+        // Under another root, a records folder that leads outside it (a link planted in the
+        // image) is not read: an inventory from elsewhere would steer prune.
+        if root != "/", access(directory, F_OK) == 0, !Reconciler.canonical(directory).hasPrefix(root + "/") {
+            problem("\(directory) leads outside the root \(root); its records are not read")
+            return nil
+        }
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             if errno != ENOENT { problem("cannot read \(path): \(String(cString: strerror(errno)))") }

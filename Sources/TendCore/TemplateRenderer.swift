@@ -131,8 +131,8 @@ public enum TemplateRenderer {
         forEachTag(in: text) { tag in
             guard tag.depth == 0, tag.showsValue else { return true }
             var name = tag.name
-            // A transform, `count(list)`, names its var inside the parentheses.
-            if let open = name.firstIndex(of: "("), name.hasSuffix(")") {
+            // A transform, `count(list)` or `first(reversed(list))`, names its var inside the parentheses.
+            while let open = name.firstIndex(of: "("), name.hasSuffix(")") {
                 name = String(name[name.index(after: open)..<name.index(before: name.endIndex)])
             }
             guard name != ".", !name.isEmpty, !isSet(name, in: variables.values) else { return true }
@@ -151,6 +151,8 @@ public enum TemplateRenderer {
         return true
     }
 
+    private static let sigils = Array("#^/!>=&{$<%".utf8)
+
     /// One tag of a template, as Mustache reads it.
     struct Tag {
         /// `#`, `^`, `/`, `!`, `>`, `=`, `&`, `{`, `$`, `<`, `%`, or 0 for a plain value tag.
@@ -158,9 +160,13 @@ public enum TemplateRenderer {
         /// What is inside, without the sigil and the spaces around it.
         var name: String
         var line: Int
-        var column: Int
+        /// The bytes of its line before it; the column is worked out only when it is reported
+        /// (decoding each line for every tag would make a long line quadratic).
+        var before: ArraySlice<UInt8>
         /// How many sections are open around it.
         var depth: Int
+
+        var column: Int { String(decoding: before, as: UTF8.self).count + 1 }
 
         var opensSection: Bool { [UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<")].contains(sigil) }
         var showsValue: Bool { sigil == 0 || sigil == UInt8(ascii: "&") || sigil == UInt8(ascii: "{") }
@@ -189,8 +195,7 @@ public enum TemplateRenderer {
             var cursor = index + open.count
             while cursor < bytes.count, isSpace(bytes[cursor]) { cursor += 1 }
             let first = cursor < bytes.count ? bytes[cursor] : 0
-            let sigils = Array("#^/!>=&{$<%".utf8)
-            let sigil = sigils.contains(first) ? first : 0
+            let sigil = Self.sigils.contains(first) ? first : 0
             var end = cursor
             while end < bytes.count, !matches(close, at: end) { end += 1 }
             if sigil == UInt8(ascii: "=") {
@@ -210,14 +215,14 @@ public enum TemplateRenderer {
             var inner = bytes[min(cursor + (sigil == 0 ? 0 : 1), end)..<end]
             if sigil == UInt8(ascii: "{"), inner.last == UInt8(ascii: "}") { inner = inner.dropLast() }
             let name = String(decoding: inner, as: UTF8.self).trimmingWhitespace()
-            let column = String(decoding: bytes[lineStart..<tagStart], as: UTF8.self).count + 1
-            guard body(Tag(sigil: sigil, name: name, line: line, column: column, depth: depth)) else { return }
+            let tag = Tag(sigil: sigil, name: name, line: line, before: bytes[lineStart..<tagStart], depth: depth)
+            guard body(tag) else { return }
             if sigil == UInt8(ascii: "/") {
                 depth = max(0, depth - 1)
-            } else if Tag(sigil: sigil, name: "", line: 0, column: 0, depth: 0).opensSection {
+            } else if tag.opensSection {
                 depth += 1
             }
-            index = min(bytes.count, end + close.count + (sigil == UInt8(ascii: "{") && matches(Array("}".utf8), at: end + close.count) ? 1 : 0))
+            index = min(bytes.count, end + close.count + (sigil == UInt8(ascii: "{") && end + close.count < bytes.count && bytes[end + close.count] == UInt8(ascii: "}") ? 1 : 0))
         }
     }
 

@@ -70,7 +70,7 @@ enum Console {
         case .stalePlan:
             Console.error("tend: \(failure.message):")
             for step in failure.staleSteps { Console.error("  " + Printable.escaped(step)) }
-            if let replan { Console.error("Make a new plan with: " + replan) }
+            if let replan { Console.error("Make a new plan with: " + Printable.escaped(replan)) }
             throw TendExit.stalePlan
         case .usage:
             throw ValidationError(failure.message)
@@ -93,7 +93,8 @@ enum Console {
     static func replanCommand(for plan: Plan, options: SourceOptions, planFile: String) -> String {
         var words = ["tend", "plan"]
         if plan.source.type == "git" {
-            words += ["--repo", plan.source.location] + (plan.source.path.map { ["--path", $0] } ?? [])
+            // The plan names the commit, not the ref it came from: the ref given now, if any.
+            words += ["--repo", plan.source.location] + (options.ref.map { ["--ref", $0] } ?? []) + (plan.source.path.map { ["--path", $0] } ?? [])
         } else {
             words.append(plan.source.location)
         }

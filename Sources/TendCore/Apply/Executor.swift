@@ -43,6 +43,9 @@ public struct Executor: Sendable {
         return removed
     }
 
+    /// Why a step was skipped when the run was told to stop before it.
+    public static let stoppingReason = "tend is stopping; the next run applies it"
+
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
     /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
@@ -62,7 +65,7 @@ public struct Executor: Sendable {
             if let error = step.error {
                 outcomes = [(step, .failed(error))]
             } else if step.change != nil, stop() {
-                outcomes = [(step, .skipped("tend is stopping; the next run applies it"))]
+                outcomes = [(step, .skipped(Self.stoppingReason))]
             } else if let blocker = step.dependsOn.first(where: failed.contains) {
                 outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
             } else if let change = step.change, let entry = catalog[step.id] {
