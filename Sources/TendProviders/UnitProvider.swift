@@ -9,9 +9,10 @@ public import TendSpec
 /// /etc/systemd/system deleted (prune uses it for units no longer declared).
 ///
 /// With a service manager (the root is "/" and systemd runs), states are read in bulk over D-Bus
-/// and every start, stop and restart is waited for. Without one (`--root`), enabling and masking
-/// are done with links, as `systemctl --root` does, and starting and stopping are left out of the
-/// plan with a note.
+/// and every start, stop and restart is waited for. Without one (`--root`), enablement is read and
+/// changed by `systemctl --root`, systemd's own logic for every `[Install]` form (template
+/// instances, `DefaultInstance=`, `Also=`, aliases, specifiers); masking is the link to /dev/null;
+/// starting and stopping are left out of the plan with a note.
 public struct UnitProvider: ResourceProvider {
     public init() {}
 
@@ -67,7 +68,7 @@ public struct UnitProvider: ResourceProvider {
             digest.add("unit", unitFile ?? [])
             for (name, content) in dropins.sorted(by: { $0.key < $1.key }) { digest.add("dropin " + name, content) }
             digest.add("status", status.map { "\($0.loadState) \($0.activeState) \($0.subState) \($0.unitFileState)" })
-            digest.add("offline", offline.map { "\($0.enabled) \($0.masked) \($0.links.joined(separator: ","))" })
+            digest.add("offline", offline.map { "\($0.state) \($0.masked)" })
         }
 
         var isEnabled: Bool {
@@ -83,12 +84,13 @@ public struct UnitProvider: ResourceProvider {
         var isRunning: Bool { status?.isRunning ?? false }
     }
 
-    /// What the links under /etc/systemd/system say, when no manager can be asked.
+    /// What `systemctl --root` and the links under /etc/systemd/system say, when no manager can be
+    /// asked.
     struct OfflineState: Sendable, Hashable {
-        /// The links enabling needs ([Install] of the unit file), as path → target.
-        var links: [String]
-        var enabled: Bool
+        /// What `systemctl --root is-enabled` printed: enabled, disabled, static, alias, …
+        var state: String
         var masked: Bool
+        var enabled: Bool { ["enabled", "enabled-runtime", "alias"].contains(state) }
     }
 
     // MARK: Decoding
@@ -204,12 +206,29 @@ public struct UnitProvider: ResourceProvider {
     // MARK: Observing
 
     private static let statusMemo = "unit.status"
+    private static let offlineMemo = "unit.offline-enablement"
 
     /// The state of every declared unit in one round trip (ListUnitsByNames and
-    /// ListUnitFilesByPatterns for all of them), kept for `observe`.
+    /// ListUnitFilesByPatterns for all of them), kept for `observe`. Without a manager, what
+    /// `systemctl --root` says of the enablement of each unit that declares it.
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
-        guard let services = host.services else { return }
-        host.setMemo(Self.statusMemo, try services.status(of: desired.map(\.name)))
+        if let services = host.services {
+            host.setMemo(Self.statusMemo, try services.status(of: desired.map(\.name)))
+        } else if host.root != "/" {
+            await Self.readEnablement(desired.filter { $0.enabled != nil }.map(\.name), host: host)
+        }
+    }
+
+    /// `systemctl --root ROOT is-enabled` of each unit, into the memo `observe` reads. One unit a
+    /// call: for a unit that has no file yet it prints nothing, which would shift the others.
+    private static func readEnablement(_ names: [String], host: HostReader) async {
+        var states = host.memo(offlineMemo, as: [String: String].self) ?? [:]
+        for name in names {
+            let run = await Tool.run(["systemctl", "--root=\(host.root)", "is-enabled", "--", name], root: "/")
+            let state = run.output.split(separator: "\n").first.map { String($0).trimmingWhitespace() }
+            states[name] = state.flatMap { $0.isEmpty ? nil : $0 } ?? "not-found"
+        }
+        host.setMemo(offlineMemo, states)
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
@@ -237,36 +256,39 @@ public struct UnitProvider: ResourceProvider {
         return observed
     }
 
-    /// Enablement and masking read from the links under the root.
+    /// Masking read from the link under the root; enablement from what prefetching asked
+    /// `systemctl --root`.
     private func offlineState(_ desired: Desired, host: HostReader) throws(HostError) -> OfflineState {
         let maskPath = Self.unitDirectory + "/" + desired.name
         var masked = false
         if try host.status(maskPath)?.type == .symlink { masked = try host.readLink(maskPath) == "/dev/null" }
-        let links = try Self.enablementLinks(desired, host: host)
-        var enabled = !links.isEmpty
-        for link in links {
-            let path = String(link.split(separator: " ")[0])
-            if try host.status(path)?.type != .symlink { enabled = false }
-        }
-        return OfflineState(links: links, enabled: enabled, masked: masked)
+        if desired.enabled == true { try Self.checkInstallSection(desired, host: host) }
+        let state = host.memo(Self.offlineMemo, as: [String: String].self)?[desired.name] ?? "unknown"
+        return OfflineState(state: state, masked: masked)
     }
 
-    /// The links `systemctl enable` makes from the [Install] section, as "path target".
-    static func enablementLinks(_ desired: Desired, host: HostReader) throws(HostError) -> [String] {
+    /// Checks the [Install] section of the unit file that enabling reads (the unit's own, or its
+    /// template's for an instance such as getty@tty2.service) before `systemctl --root` acts on it:
+    /// a unit file on the host is input too, and a name there that is a path would make a link
+    /// elsewhere.
+    static func checkInstallSection(_ desired: Desired, host: HostReader) throws(HostError) {
+        var names = [desired.name]
+        if let at = desired.name.firstIndex(of: "@"), let dot = desired.name.lastIndex(of: "."), at < dot {
+            names.append(String(desired.name[...at]) + String(desired.name[dot...]))
+        }
         var text: [UInt8]? = desired.unitFile
         var unitPath = unitDirectory + "/" + desired.name
-        if text == nil {
+        search: for name in names where text == nil {
             for folder in searchPath {
-                let candidate = folder + "/" + desired.name
+                let candidate = folder + "/" + name
                 if try host.status(candidate)?.type == .regular {
                     text = try host.read(candidate)
                     unitPath = candidate
-                    break
+                    break search
                 }
             }
         }
-        guard let text else { return [] }
-        var links: [String] = []
+        guard let text else { return }
         for entry in UnitName.installEntries(of: text) {
             // A unit file on the host is input too: a name that is a path would make a link elsewhere.
             let name: String
@@ -278,15 +300,7 @@ public struct UnitProvider: ResourceProvider {
             if let problem = UnitName.problem(in: name) {
                 throw HostError(path: unitPath, message: "line \(entry.line): [Install] \(entry.key)=: \(problem)")
             }
-            switch entry.key {
-            case "WantedBy": links.append("\(unitDirectory)/\(name).wants/\(desired.name) \(unitPath)")
-            case "RequiredBy": links.append("\(unitDirectory)/\(name).requires/\(desired.name) \(unitPath)")
-            case "UpheldBy": links.append("\(unitDirectory)/\(name).upholds/\(desired.name) \(unitPath)")
-            case "Alias": links.append("\(unitDirectory)/\(name) \(unitPath)")
-            default: break
-            }
         }
-        return links
     }
 
     // MARK: Planning
@@ -361,28 +375,40 @@ public struct UnitProvider: ResourceProvider {
     public var appliesInBatches: Bool { true }
 
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
-        if let failure = applyTogether([(change, desired)], host: host).first ?? nil {
-            throw HostError(path: desired.name, message: failure)
-        }
+        throw HostError(path: desired.name, message: "units are applied in batches")
     }
 
     /// Every ready unit at once: unit files, drop-ins, masks and enablement for all of them first,
     /// then one daemon-reload if any of that changed, then the jobs in order, each waited for.
     public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
-        applyTogether(batch, host: host)
-    }
-
-    private func applyTogether(_ batch: [(change: Change, desired: Desired)], host: HostWriter) -> [String?] {
         var failures = [String?](repeating: nil, count: batch.count)
         var reloadNeeded = false
         for (index, (change, desired)) in batch.enumerated() {
             do throws(HostError) {
-                reloadNeeded = try prepare(change, desired, host: host) || reloadNeeded
+                reloadNeeded = try await prepare(change, desired, host: host) || reloadNeeded
             } catch {
                 failures[index] = error.description
             }
         }
-        guard let services = host.services else { return failures }
+        // Enablement once every file is written: `Also=` in one unit may name another of the batch.
+        for (index, (change, desired)) in batch.enumerated() where failures[index] == nil && !desired.absent {
+            guard let enabled = desired.enabled, change.changes("enabled") else { continue }
+            do throws(HostError) {
+                if let services = host.services {
+                    try services.change(enabled ? .enable : .disable, unit: desired.name)
+                } else {
+                    try await setEnabledOffline(desired, enabled: enabled, host: host)
+                }
+                reloadNeeded = true
+            } catch {
+                failures[index] = error.description
+            }
+        }
+        guard let services = host.services else {
+            // What systemctl --root says now, for the executor's check of each step.
+            await Self.readEnablement(batch.filter { $0.desired.enabled != nil || $0.desired.absent }.map(\.desired.name), host: host.reader)
+            return failures
+        }
         if reloadNeeded {
             do throws(HostError) {
                 try services.daemonReload()
@@ -410,10 +436,10 @@ public struct UnitProvider: ResourceProvider {
         return failures
     }
 
-    /// Writes the unit's files and changes its masking and enablement; returns whether the
-    /// manager must reload to see it.
-    private func prepare(_ change: Change, _ desired: Desired, host: HostWriter) throws(HostError) -> Bool {
-        if desired.absent { return try remove(change, desired, host: host) }
+    /// Writes the unit's files and changes its masking (enablement comes once the whole batch is
+    /// written); returns whether the manager must reload to see it.
+    private func prepare(_ change: Change, _ desired: Desired, host: HostWriter) async throws(HostError) -> Bool {
+        if desired.absent { return try await remove(change, desired, host: host) }
         var changed = false
         if desired.masked == false, change.changes("masked") {
             try unmask(desired, host: host)
@@ -429,25 +455,17 @@ public struct UnitProvider: ResourceProvider {
             try mask(desired, host: host)
             changed = true
         }
-        if let enabled = desired.enabled, change.changes("enabled") {
-            if let services = host.services {
-                try services.change(enabled ? .enable : .disable, unit: desired.name)
-            } else {
-                try setLinks(desired, enabled: enabled, host: host)
-            }
-            changed = true
-        }
         return changed
     }
 
     /// Stops and disables the unit while its file still says how, then deletes the file; returns
     /// whether the manager must reload.
-    private func remove(_ change: Change, _ desired: Desired, host: HostWriter) throws(HostError) -> Bool {
+    private func remove(_ change: Change, _ desired: Desired, host: HostWriter) async throws(HostError) -> Bool {
         if let services = host.services {
             if change.changes("state") { try run(.stop, desired, services) }
             if change.changes("enabled") { try services.change(.disable, unit: desired.name) }
         } else if change.changes("enabled") {
-            try setLinks(desired, enabled: false, host: host)
+            try await setEnabledOffline(desired, enabled: false, host: host)
         }
         if change.action == .delete {
             try host.remove(desired.unitFilePath, expected: .regular, recursive: false)
@@ -509,20 +527,14 @@ public struct UnitProvider: ResourceProvider {
         return true
     }
 
-    /// Enables or disables without a manager: the [Install] links, as `systemctl --root` makes them.
-    private func setLinks(_ desired: Desired, enabled: Bool, host: HostWriter) throws(HostError) {
-        for link in try Self.enablementLinks(desired, host: host.reader) {
-            let parts = link.split(separator: " ").map(String.init)
-            let current = try host.reader.status(parts[0])?.type
-            if enabled {
-                guard current == nil || current == .symlink else {
-                    throw HostError(path: parts[0], message: "is \(current!.article) where the enablement link goes; it was left as it is")
-                }
-                try host.makeParentDirectories(of: parts[0])
-                try host.makeSymlink(parts[0], target: parts[1], replacing: current)
-            } else if current == .symlink {
-                try host.remove(parts[0], expected: .symlink, recursive: false)
-            }
+    /// Enables or disables without a manager, with `systemctl --root`: the links of every
+    /// `[Install]` form, exactly as systemd makes them, after tend checked the names there.
+    private func setEnabledOffline(_ desired: Desired, enabled: Bool, host: HostWriter) async throws(HostError) {
+        try Self.checkInstallSection(desired, host: host.reader)
+        let run = await Tool.run(["systemctl", "--root=\(host.reader.root)", enabled ? "enable" : "disable", "--", desired.name], root: "/")
+        guard run.status == 0 else {
+            let said = run.error.trimmingWhitespace()
+            throw HostError(path: desired.name, message: "systemctl --root \(enabled ? "enable" : "disable") failed (exit \(run.status))" + (said.isEmpty ? "" : ": " + said))
         }
     }
 }

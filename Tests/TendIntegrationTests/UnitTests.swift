@@ -317,6 +317,63 @@ struct OfflineUnitTests {
         #expect(try links(ours) == expected)
     }
 
+    @Test("under --root, template instances, a template's DefaultInstance=, Also=, RequiredBy= and specifiers enable exactly as systemctl --root does, and disable again",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemctl"), "needs systemctl to compare with"))
+    func offlineInstallForms() async throws {
+        let units = [
+            "resources:",
+            "  - unit: getty@tty2.service",
+            "    enabled: true",
+            "  - unit: worker@.service",
+            "    content: \"[Service]\\nExecStart=/bin/true %i\\n[Install]\\nWantedBy=multi-user.target\\nDefaultInstance=main\\n\"",
+            "    enabled: true",
+            "  - unit: app.service",
+            "    content: \"[Service]\\nExecStart=/bin/true\\n[Install]\\nRequiredBy=graphical.target\\nAlias=%p-alias.service\\nAlso=app-helper.service\\n\"",
+            "    enabled: true",
+            "  - unit: app-helper.service",
+            "    content: \"[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=timers.target\\n\"",
+        ].joined(separator: "\n") + "\n"
+        let repo = try repository(["units.yaml": units])
+        // getty@.service comes with the image, as a package installs it.
+        let getty = "[Unit]\nDescription=Getty on %I\n[Service]\nExecStart=/sbin/agetty %I\n[Install]\nWantedBy=getty.target\nDefaultInstance=tty1\n"
+        let ours = try makeRoot()
+        let theirs = try makeRoot()
+        try ours.write(["lib/systemd/system/getty@.service": getty])
+        try theirs.write(["lib/systemd/system/getty@.service": getty])
+
+        let apply = try await tend(["apply", repo.path, "--root", ours.path])
+        #expect(apply.status == 0, "\(apply)")
+        let again = try await tend(["plan", repo.path, "--root", ours.path, "--detailed-exitcode"])
+        #expect(again.status == 0, "a second plan is not empty: \(again)")
+
+        for file in ["worker@.service", "app.service", "app-helper.service"] {
+            try theirs.write(["etc/systemd/system/" + file: try String(contentsOfFile: ours.url("etc/systemd/system/" + file), encoding: .utf8)])
+        }
+        try await sh("/usr/bin/systemctl", ["--root", theirs.path, "enable", "getty@tty2.service", "worker@.service", "app.service"])
+        func links(_ root: Scratch) -> [String: String] {
+            var result: [String: String] = [:]
+            let base = root.url("etc/systemd/system")
+            for path in FileManager.default.enumerator(atPath: base)?.allObjects as? [String] ?? [] {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: base + "/" + path) { result[path] = target }
+            }
+            return result
+        }
+        let expected = links(theirs)
+        #expect(expected["getty.target.wants/getty@tty2.service"] == "/lib/systemd/system/getty@.service", "\(expected)")
+        #expect(expected["multi-user.target.wants/worker@main.service"] == "/etc/systemd/system/worker@.service", "\(expected)")
+        #expect(expected["app-alias.service"] == "/etc/systemd/system/app.service", "\(expected)")
+        #expect(expected["timers.target.wants/app-helper.service"] != nil, "\(expected)")
+        #expect(links(ours) == expected)
+
+        // Disabled again, every one of those links goes, as `systemctl --root disable` removes them.
+        try repo.write(["site/units.yaml": units.replacingOccurrences(of: "enabled: true", with: "enabled: false")])
+        let disable = try await tend(["apply", repo.path, "--root", ours.path])
+        #expect(disable.status == 0, "\(disable)")
+        try await sh("/usr/bin/systemctl", ["--root", theirs.path, "disable", "getty@tty2.service", "worker@.service", "app.service"])
+        #expect(links(ours) == links(theirs))
+        #expect(links(ours)["getty.target.wants/getty@tty2.service"] == nil)
+    }
+
     @Test("state: absent stops, disables and removes a unit tend wrote, live and under --root, and a second plan is empty")
     func absent() async throws {
         try await withTestHost { host in
