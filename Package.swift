@@ -104,6 +104,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .plugin(name: "TendVersionPlugin", capability: .buildTool(), path: "Sources/TendVersionPlugin"),
         .executableTarget(
             name: "tend",
             dependencies: [
@@ -118,7 +119,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            plugins: ["TendVersionPlugin"]
         ),
         .executableTarget(
             name: "tend-fuzz",
@@ -159,7 +161,7 @@ let package = Package(
 )
 
 // One set of strict settings for every target, as swift-log does.
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.type != .plugin {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .swiftLanguageMode(.v6),
         .enableUpcomingFeature("ExistentialAny"),

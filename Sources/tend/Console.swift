@@ -43,7 +43,7 @@ enum Console {
                                 fetchTimeout: .seconds(options.fetchTimeout), offline: options.offline,
                                 allowedSigners: options.verify, openPGPKeyring: options.verifyGpg, allowRewind: options.allowRewind)
         return Reconciler(source: source, root: root, hostname: options.hostname, labels: try options.labelMap(), providers: options.providers,
-                          lockTimeout: .seconds(options.lockTimeout), tendVersion: Tend.version, logger: logger)
+                          lockTimeout: .seconds(options.lockTimeout), tendVersion: tendVersion, logger: logger)
     }
 
     /// What every command prints as a run goes on: lock waits and notes.

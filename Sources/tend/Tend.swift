@@ -1,9 +1,21 @@
 import ArgumentParser
+import TendGit
+import TendSpec
+import TendSystemd
 
 /// The `tend` command: GitOps for Linux hosts.
 @main
 struct Tend: AsyncParsableCommand {
-    static let version = "0.1.0"
+    /// tend's version from Git (scripts/version.sh, run by the build), then the C libraries it runs
+    /// with, for bug reports: `tend 0.3.0+5.g1a2b3c4` over `libgit2 1.5.1 (https, ssh)` and so on.
+    static var version: String {
+        [
+            "tend \(tendVersion)",
+            GitLibrary.version,
+            YAMLLibrary.version,
+            SystemdLibrary.version,
+        ].joined(separator: "\n")
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "tend",
