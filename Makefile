@@ -1,6 +1,7 @@
 # tend: the two commands of the README, and the pieces they are made of.
 #   make demo   installs what is missing, builds, plans and applies the bundled example into a scratch root
 #   make test   installs what is missing, builds and runs every test
+#   make deb    builds .build/deb/tend_VERSION_amd64.deb (static Swift runtime, man pages, completions, units)
 #   make bench  runs the benchmarks in bench/ (results go to bench/RESULTS.md by hand)
 #   make torture  kill -9s 1,000 applies and counts what broke (bench/RELIABILITY.md)
 #   make fuzz   fuzzes the configuration loader with libFuzzer for FUZZ_SECONDS (default 600)
@@ -10,7 +11,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build release demo test bench torture fuzz clean
+.PHONY: deps build release deb demo test bench torture fuzz clean
 
 # Debian packages tend builds and tests with (scripts/install-deps.sh lists them).
 deps:
@@ -21,6 +22,12 @@ build: deps
 
 release: deps
 	swift build -c release $(SWIFT_BUILD_FLAGS)
+
+# The Debian package (scripts/build-deb.sh), checked by lintian when it is installed. The man pages
+# come from the debug build.
+deb: build
+	@deb=$$(scripts/build-deb.sh); echo "Built $$deb"; \
+	if command -v lintian >/dev/null; then lintian --fail-on error --suppress-tags-from-file scripts/deb/lintian-kept "$$deb"; fi
 
 # The demo: a scratch root with its own /etc/passwd (so owners resolve there), the web host example
 # planned, applied, then planned again to show that nothing is left to do.
@@ -41,7 +48,8 @@ demo: build
 	echo; echo "\$$ tend blame /etc/motd --root $$root"; $$tend blame /etc/motd --root $$root; \
 	echo; echo "The converged root is $$root:"; find $$root -mindepth 1 | sort | sed "s|^$$root||"
 
-test: deps
+# The tests install the .deb on a test host, so the package is built (and checked by lintian) first.
+test: deb
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 	swift test --skip-build $(SWIFT_BUILD_FLAGS)
 

@@ -4,6 +4,8 @@
 #   unshare --pid --fork --mount --net --propagation private scripts/testhost-boot.sh DIR
 # DIR is an empty folder of the caller's, one per test host. Nothing outside it is changed, and
 # killing the systemd (the direct child of unshare) ends the whole host. See ../shared/TESTING.md.
+# TESTHOST_HIDE: folders of / (space-separated) that the host sees empty, such as /opt/swift for
+# a host with no Swift toolchain.
 set -euo pipefail
 base=$1
 mount -t tmpfs -o mode=0755 tmpfs "$base"
@@ -17,6 +19,9 @@ mount --rbind /dev "$root/dev"
 mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+for hidden in ${TESTHOST_HIDE:-}; do
+    mount -t tmpfs -o mode=0755 tmpfs "$root$hidden"
+done
 mkdir -p "$root/.old-root"
 cd "$root"
 pivot_root . .old-root

@@ -33,6 +33,10 @@ public final class Agent: Service, Sendable {
     private let metrics = AgentMetrics()
     private let executor = CycleExecutor()
     private let catalogs = CatalogCache()
+    private let lastResult = Mutex<RunResult?>(nil)
+
+    /// How the last cycle ended, once one has: `tend agent --once` exits by it.
+    public var lastRunResult: RunResult? { lastResult.withLock { $0 } }
 
     public init(settings: AgentSettings, reload: @escaping @Sendable () throws -> AgentSettings, notifier: ServiceNotifier = ServiceNotifier(), logger: Logger) {
         self.settings = Mutex(settings)
@@ -170,6 +174,7 @@ public final class Agent: Service, Sendable {
         }
         let elapsed = ContinuousClock.now - clock
         let run = RunRecord(started: started, seconds: AgentDuration.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
+        lastResult.withLock { $0 = run.result }
         if let suspension {
             if run.pending > 0 { logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied") }
             do {
@@ -195,7 +200,7 @@ public final class Agent: Service, Sendable {
         // A cycle of a large catalog leaves much freed memory in malloc's arenas: hand it back,
         // so that the agent's resident size between cycles is what it keeps, not what it used.
         Self.mallocTrim?(0)
-        if let file = settings.metricsFile, !file.isEmpty {
+        if let file = settings.metricsFile, !file.isEmpty, AgentMetrics.shouldWrite(file) {
             metrics.update(run: run, result: result, record: record, suspended: suspension != nil)
             do {
                 try metrics.write(to: file)

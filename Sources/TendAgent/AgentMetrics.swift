@@ -11,6 +11,15 @@ import Glibc
 public final class AgentMetrics: Sendable {
     public static let defaultFile = "/var/lib/prometheus/node-exporter/tend.prom"
 
+    /// Whether to write `file`: a file chosen in agent.yaml or with --metrics-file always (its
+    /// folder is made), the default only where node_exporter's package made its folder, so that a
+    /// host without node_exporter gets no folders of node_exporter's from tend.
+    static func shouldWrite(_ file: String) -> Bool {
+        guard file == defaultFile else { return true }
+        var info = stat()
+        return stat("/var/lib/prometheus/node-exporter", &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
     private let registry = PrometheusCollectorRegistry()
     private let lastRun: CoreMetrics.Gauge
     private let lastDuration: CoreMetrics.Gauge

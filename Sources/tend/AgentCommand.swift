@@ -27,6 +27,7 @@ struct AgentCommand: AsyncParsableCommand {
             Examples:
               tend agent --repo https://git.example.com/ops/hosts.git --interval 5m
               systemctl enable --now tend.service   # examples/systemd/tend.service
+              tend agent --once                      # one cycle, for tend-apply.timer
             """
     )
 
@@ -34,7 +35,7 @@ struct AgentCommand: AsyncParsableCommand {
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("The agent's configuration file (default: \(AgentFile.defaultPath), if it exists).", valueName: "file"))
+    @Option(help: ArgumentHelp("The agent's configuration file (default: \(AgentFile.defaultPath), if it exists).", valueName: "file"), completion: .file(extensions: ["yaml"]))
     var config: String?
 
     @Option(help: ArgumentHelp("How often to fetch and check the host: 30s, 5m, 2h (default: 5m).", valueName: "duration"))
@@ -43,8 +44,11 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The greatest offset of this host's checks within the interval (default: the interval).", valueName: "duration"))
     var splay: String?
 
-    @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: \(AgentMetrics.defaultFile)).", valueName: "file"))
+    @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: \(AgentMetrics.defaultFile)).", valueName: "file"), completion: .file(extensions: ["prom"]))
     var metricsFile: String?
+
+    @Flag(help: "Run one cycle and exit by its result, as `tend apply` does (for tend-apply.service and its timer).")
+    var once = false
 
     func validate() throws {
         if let interval, AgentDuration.parse(interval).map({ $0 >= .seconds(1) }) != true {
@@ -57,7 +61,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = output.logger(audit: true, consoleLevel: .info)
-        let settings: AgentSettings
+        var settings: AgentSettings
         do {
             settings = try makeSettings(logger: logger)
         } catch let error as AgentFileError {
@@ -65,15 +69,29 @@ struct AgentCommand: AsyncParsableCommand {
             Console.error("tend: the agent's configuration is invalid; the agent does not start")
             throw TendExit.invalidConfiguration
         }
+        if once { settings.cycles = 1 }
         let command = self
         let agent = Agent(settings: settings, reload: { try command.makeSettings(logger: logger) }, logger: logger)
         logger.notice("agent started: \(settings.reconciler.source.description), every \(AgentDuration.format(settings.interval)) at +\(AgentDuration.format(settings.offset))")
         var quiet = logger
         quiet.logLevel = .warning
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: agent.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            // The loop returns only when it is done (stopped, or --once): then the others end too.
+            services: agent.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         try await group.run()
+        if once { try Self.exit(for: agent.lastRunResult) }
+    }
+
+    /// `--once` ends as `tend apply` would have: 0 when the host converged (or the agent is
+    /// suspended), the code of what went wrong otherwise.
+    static func exit(for result: RunResult?) throws {
+        switch result {
+        case .converged, .changed, .suspended, .interrupted: return
+        case .failed, nil: throw TendExit.failures
+        case .stalled: throw TendExit.refused
+        case .unreachable: throw TendExit.sourceUnreadable
+        }
     }
 
     /// The settings from the flags, then agent.yaml, then the defaults.

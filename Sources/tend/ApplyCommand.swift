@@ -27,7 +27,7 @@ struct ApplyCommand: AsyncParsableCommand {
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Apply exactly this saved plan (from `tend plan --out`); refused if the host or the configuration changed since.")
+    @Option(help: "Apply exactly this saved plan (from `tend plan --out`); refused if the host or the configuration changed since.", completion: .file(extensions: ["json"]))
     var plan: String?
 
     @Flag(help: "Show the plan first and ask before applying (needs a terminal).")

@@ -8,7 +8,7 @@ import TendSystemd
 
 /// Where the configuration comes from and which host it is for.
 struct SourceOptions: ParsableArguments {
-    @Argument(help: "The configuration repository as a local folder with tend.yaml at its top (or use --repo).")
+    @Argument(help: "The configuration repository as a local folder with tend.yaml at its top (or use --repo).", completion: .directory)
     var source: String?
 
     @Option(help: ArgumentHelp("A Git repository to read the configuration from: a path, file://, git://, https://, ssh:// or user@host:repo.", valueName: "url"))
@@ -20,23 +20,23 @@ struct SourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("With --repo: the folder of the repository that holds tend.yaml.", valueName: "subdir"))
     var path: String?
 
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its Git caches and its records of this host (default: /var/lib/tend).", valueName: "dir"))
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its Git caches and its records of this host (default: /var/lib/tend).", valueName: "dir"), completion: .directory)
     var givenStateDir: String?
     var stateDir: String { givenStateDir ?? "/var/lib/tend" }
 
-    @Option(help: ArgumentHelp("With --repo over SSH: the private key file to authenticate with.", valueName: "file"))
+    @Option(help: ArgumentHelp("With --repo over SSH: the private key file to authenticate with.", valueName: "file"), completion: .file())
     var sshKey: String?
 
-    @Option(help: ArgumentHelp("With --repo over SSH: the known_hosts file the server's host key must be in.", valueName: "file"))
+    @Option(help: ArgumentHelp("With --repo over SSH: the known_hosts file the server's host key must be in.", valueName: "file"), completion: .file())
     var knownHosts: String?
 
-    @Option(help: ArgumentHelp("With --repo over HTTPS: a file holding the token or password (never given on the command line).", valueName: "file"))
+    @Option(help: ArgumentHelp("With --repo over HTTPS: a file holding the token or password (never given on the command line).", valueName: "file"), completion: .file())
     var tokenFile: String?
 
-    @Option(help: ArgumentHelp("Refuse the commit unless it has a good SSH signature by a key of this OpenSSH allowed-signers file.", valueName: "allowed_signers"))
+    @Option(help: ArgumentHelp("Refuse the commit unless it has a good SSH signature by a key of this OpenSSH allowed-signers file.", valueName: "allowed_signers"), completion: .file())
     var verify: String?
 
-    @Option(help: ArgumentHelp("Refuse the commit unless it has a good OpenPGP signature by a key of this keyring.", valueName: "keyring"))
+    @Option(help: ArgumentHelp("Refuse the commit unless it has a good OpenPGP signature by a key of this keyring.", valueName: "keyring"), completion: .file())
     var verifyGpg: String?
 
     @Flag(help: "Apply a commit that does not descend from the last applied one (history rewritten, or going back on purpose).")
@@ -130,7 +130,7 @@ enum LogTarget: String, ExpressibleByArgument, CaseIterable {
 
 /// The root under which the host is managed.
 struct RootOptions: ParsableArguments {
-    @Option(name: .customLong("root"), help: "Manage the files under this folder instead of / (image building, provisioning, trying things out).")
+    @Option(name: .customLong("root"), help: "Manage the files under this folder instead of / (image building, provisioning, trying things out).", completion: .directory)
     var givenRoot: String?
     var root: String { givenRoot ?? "/" }
 }

@@ -30,7 +30,7 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Print the plan as versioned JSON (docs/plan-format.md) instead of text.")
     var json = false
 
-    @Option(help: "Also write the plan as JSON to this file, for `tend apply --plan`.")
+    @Option(help: "Also write the plan as JSON to this file, for `tend apply --plan`.", completion: .file(extensions: ["json"]))
     var out: String?
 
     @Flag(help: "Exit 2 when there are changes and 0 when there are none.")

@@ -10,10 +10,10 @@ import Glibc
 /// otherwise. Unless given, the state directory and the root are the agent's (agent.yaml), so that
 /// `tend suspend` suspends the agent that runs.
 struct StateOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its records of this host (default: agent.yaml's state_dir, else /var/lib/tend).", valueName: "dir"))
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where tend keeps its records of this host (default: agent.yaml's state_dir, else /var/lib/tend).", valueName: "dir"), completion: .directory)
     var stateDir: String?
 
-    @Option(help: "The root whose records to read (default: agent.yaml's root, else /); another root's are in its own /var/lib/tend.")
+    @Option(help: "The root whose records to read (default: agent.yaml's root, else /); another root's are in its own /var/lib/tend.", completion: .directory)
     var root: String?
 
     var store: StateStore {
@@ -249,7 +249,7 @@ struct BlameCommand: ParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Argument(help: "A path on the host, or a resource id such as unit:nginx.service.")
+    @Argument(help: "A path on the host, or a resource id such as unit:nginx.service.", completion: .file())
     var target: String
 
     func run() throws {

@@ -54,6 +54,8 @@ struct AgentTests {
             "/etc/systemd/system/tend.service.d/test.conf": "[Service]\nExecStart=\nExecStart=/usr/local/bin/tend agent\n" + dropIn,
             "/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 2s\n" + settings,
         ])
+        // node_exporter's textfile folder, which its package makes: tend writes its metrics there.
+        try FileManager.default.createDirectory(atPath: host.outside("/var/lib/prometheus/node-exporter"), withIntermediateDirectories: true)
     }
 
     /// Polls `condition` every 200 ms for up to `seconds`.

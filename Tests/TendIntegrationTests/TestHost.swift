@@ -70,12 +70,14 @@ struct TestHost: Sendable {
 }
 
 /// Boots a test host, copies the built tend into it, runs `body`, and ends the host by killing
-/// its systemd, whatever `body` did. Several can run at once.
-func withTestHost<T: Sendable>(_ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
+/// its systemd, whatever `body` did. Several can run at once. A `bare` host has no Swift toolchain
+/// (/opt/swift is empty in it) and no tend, as a server that installs tend's .deb.
+func withTestHost<T: Sendable>(bare: Bool = false, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
     let base = try Scratch("tend-host")
     let boot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testhost-boot.sh").standardized.path
     let result = try await Subprocess.run(
         .path("/usr/bin/unshare"), arguments: ["--pid", "--fork", "--mount", "--net", "--propagation", "private", boot, base.path],
+        environment: .inherit.updating(["TESTHOST_HIDE": bare ? "/opt/swift" : ""]),
         input: .none, output: .discarded, error: .discarded
     ) { execution in
         let unshare = execution.processIdentifier.value
@@ -102,6 +104,7 @@ func withTestHost<T: Sendable>(_ body: @Sendable @escaping (TestHost) async thro
         guard state == "running" || state == "degraded" else {
             throw CommandFailed(command: "boot a test host", output: "systemd did not finish starting: \(state)")
         }
+        if bare { return try await body(host) }
         try FileManager.default.createDirectory(atPath: host.outside("/usr/local/bin"), withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: host.outside("/usr/local/bin/tend"))
         try FileManager.default.copyItem(atPath: tendBinary, toPath: host.outside("/usr/local/bin/tend"))
