@@ -187,7 +187,7 @@ public struct PackageProvider: ResourceProvider {
         switch desired.state {
         case .absent:
             if let installed {
-                attributes.append(AttributeChange("version", before: installed, after: "(absent)"))
+                attributes.append(AttributeChange("version", before: installed, after: nil, afterNote: "absent"))
                 if desired.purge { notes.append("purge its configuration files") }
             } else if desired.purge, observed.package?.state == "config-files" {
                 notes.append("purge the configuration files it left")
@@ -198,10 +198,11 @@ public struct PackageProvider: ResourceProvider {
         case .installed, .latest:
             let target = desired.version ?? (desired.state == .latest || installed == nil ? observed.policy?.candidate : installed)
             if installed != target {
-                attributes.append(AttributeChange("version", before: installed ?? "(absent)", after: target ?? "(apt's candidate once the lists are refreshed)"))
+                attributes.append(AttributeChange("version", before: installed, after: target, beforeNote: installed == nil ? "absent" : nil,
+                                                 afterNote: target == nil ? "apt's candidate once the lists are refreshed" : nil))
             }
             if (desired.version != nil) != held {
-                attributes.append(AttributeChange("held", before: "\(held)", after: "\(desired.version != nil)"))
+                attributes.append(AttributeChange("held", before: held, after: desired.version != nil))
             }
             guard !attributes.isEmpty else { return nil }
             if observed.listsStale, installed != target { notes.append("the package lists are old: tend apply refreshes them first (apt-get update)") }

@@ -320,10 +320,10 @@ public struct UnitProvider: ResourceProvider {
         }
         if filesChanged { notes.append("daemon-reload (unit files changed)") }
         if let masked = desired.masked, masked != observed.isMasked {
-            attributes.append(AttributeChange("masked", before: "\(observed.isMasked)", after: "\(masked)"))
+            attributes.append(AttributeChange("masked", before: observed.isMasked, after: masked))
         }
         if let enabled = desired.enabled, enabled != observed.isEnabled {
-            attributes.append(AttributeChange("enabled", before: "\(observed.isEnabled)", after: "\(enabled)"))
+            attributes.append(AttributeChange("enabled", before: observed.isEnabled, after: enabled))
         }
         var action: Change.Action = desired.unitFile != nil && observed.unitFile == nil ? .create : .update
         var content: ContentChange?
@@ -336,7 +336,8 @@ public struct UnitProvider: ResourceProvider {
             if let status = observed.status {
                 let running = status.isRunning
                 if (state == .running) != running {
-                    attributes.append(AttributeChange("state", before: running ? "running" : "stopped (\(status.activeState))", after: state.rawValue))
+                    attributes.append(AttributeChange("state", before: running ? "running" : "stopped", after: state.rawValue,
+                                                      beforeNote: running ? nil : status.activeState))
                 } else if state == .running, filesChanged {
                     action = .restart
                     notes.append("restart (its unit files changed while it runs)")

@@ -20,6 +20,7 @@ struct ApplyCommand: AsyncParsableCommand {
               tend apply --plan plan.json
               tend apply examples/webhost --confirm
               tend apply examples/webhost --detailed-exitcode   # 0: nothing changed, 2: changes applied
+              tend apply examples/webhost --json                # each resource's result and typed changes
             """
     )
 
@@ -39,7 +40,13 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(help: "Exit 2 when changes were applied and 0 when there were none, as Puppet does (failures keep their codes).")
     var detailedExitcode = false
 
+    @Flag(help: "Print, instead of the steps as they happen, one JSON document at the end (docs/json-output.md): each resource's result with its typed changes.")
+    var json = false
+
     func validate() throws {
+        if confirm, json {
+            throw ValidationError("--confirm asks on a terminal and --json is for programs; give one of them")
+        }
         if confirm, isatty(STDIN_FILENO) != 1 {
             throw ValidationError("--confirm asks on a terminal, and standard input is not one; run without --confirm to apply unattended")
         }
@@ -63,13 +70,28 @@ struct ApplyCommand: AsyncParsableCommand {
             Console.out("\nApply these changes? Only 'yes' is accepted: ")
             return readLine()?.split(separator: " ").joined() == "yes"
         }
+        let json = self.json
         events.applying = { plan in
+            guard !json else { return }
             Console.out(style.bold("Applying \(Printable.escaped(plan.sourceDescription))") + (plan.root == "/" ? "" : " into root \(plan.root)") + "\n")
         }
         events.step = { event in
-            if case .finished(let result) = event { Console.out(result.rendered(style: style)) }
+            if !json, case .finished(let result) = event { Console.out(result.rendered(style: style)) }
         }
         let result = await reconciler.run(savedPlan.map { .applySaved($0) } ?? .apply, events: events)
+        if json {
+            try Console.printJSON(ApplyDocument(
+                tendVersion: tendVersion, sourceDescription: result.sourceDescription, root: rootPath, resourceCount: result.resourceCount,
+                plan: result.plan, report: result.report, diagnostics: result.failure?.diagnostics ?? [],
+                error: result.failure.map(Console.runError)))
+            if let failure = result.failure {
+                logger.info("apply stopped: \(failure.message)", metadata: ["action": "apply", "result": "failed"])
+                throw Console.exitCode(for: failure)
+            }
+            if result.report?.succeeded == false { throw TendExit.failures }
+            if detailedExitcode, result.report?.results.isEmpty == false { throw TendExit.changesPending }
+            return
+        }
         if result.declined {
             Console.out("Not applied.\n")
             return

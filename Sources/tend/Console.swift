@@ -1,4 +1,5 @@
 import ArgumentParser
+import FoundationEssentials
 import TendAgent
 import TendCore
 import TendGit
@@ -58,6 +59,43 @@ enum Console {
 
     /// Prints why a run stopped and exits with the code the README documents for it.
     /// `replan` is the command that makes the plan again, for a stale saved plan.
+    /// The exit code of a run that stopped with `failure` (the list in `tend --help`).
+    static func exitCode(for failure: ReconcileFailure) -> ExitCode {
+        switch failure.code {
+        case .invalidConfiguration: TendExit.invalidConfiguration
+        case .stalePlan: TendExit.stalePlan
+        case .usage: TendExit.usage
+        case .sourceUnreadable: TendExit.sourceUnreadable
+        case .refused: TendExit.refused
+        case .locked: TendExit.locked
+        case .resourceFailed, .resourceSkipped: TendExit.failures
+        case .unusableHost: TendExit.unusableHost
+        }
+    }
+
+    /// `failure` for `--json`: its code as docs/json-output.md lists it, and its message.
+    static func runError(_ failure: ReconcileFailure) -> RunError {
+        let code = switch failure.code {
+        case .invalidConfiguration: "invalid_configuration"
+        case .stalePlan: "stale_plan"
+        case .usage: "usage"
+        case .sourceUnreadable: "source_unreadable"
+        case .refused: "refused"
+        case .locked: "locked"
+        case .resourceFailed: "resource_failed"
+        case .resourceSkipped: "resource_skipped"
+        case .unusableHost: "unusable_host"
+        }
+        return RunError(code: code, message: failure.message)
+    }
+
+    /// Prints `document` as JSON (snake_case keys, sorted, slashes as they are).
+    static func printJSON(_ document: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        out(String(decoding: try encoder.encode(document), as: UTF8.self) + "\n")
+    }
+
     static func exit(with failure: ReconcileFailure, replan: String? = nil) throws -> Never {
         switch failure.code {
         case .invalidConfiguration:

@@ -61,6 +61,6 @@ struct PlanRenderingTests {
         #expect(decoded.steps == plan.steps)
         #expect(decoded.facts == plan.facts)
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        #expect(object?["format_version"] as? Int == 1)
+        #expect(object?["format_version"] as? Int == 2)
     }
 }

@@ -116,7 +116,7 @@ struct SafetyTests {
         let plan = try await tend(["plan", repo.path, "--root", root.path, "--out", planFile])
         #expect(plan.status == 0, "\(plan)")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: planFile))) as? [String: Any]
-        #expect(json?["format_version"] as? Int == 1)
+        #expect(json?["format_version"] as? Int == 2)
         #expect((json?["steps"] as? [Any])?.count == 2)
 
         try "changed meanwhile\n".write(toFile: root.url("etc/a"), atomically: false, encoding: .utf8)

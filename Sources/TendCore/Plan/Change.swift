@@ -45,16 +45,75 @@ public struct Change: Sendable, Codable, Hashable {
     }
 }
 
-/// One attribute's old and new value as text; nil means absent.
+/// One attribute's old and new value. Values are typed (`enabled` is a boolean, a mode the text
+/// `"0644"`), so `--json` carries JSON's own types; nil means the attribute has no value on that
+/// side. A note says what people should read where a side has no value ("absent", "installed by
+/// package:nginx") or more than its value ("inactive" beside "stopped").
 public struct AttributeChange: Sendable, Codable, Hashable {
     public var name: String
-    public var before: String?
-    public var after: String?
+    public var before: AttributeValue?
+    public var after: AttributeValue?
+    public var beforeNote: String?
+    public var afterNote: String?
 
-    public init(_ name: String, before: String?, after: String?) {
+    public init(_ name: String, before: AttributeValue?, after: AttributeValue?, beforeNote: String? = nil, afterNote: String? = nil) {
         self.name = name
         self.before = before
         self.after = after
+        self.beforeNote = beforeNote
+        self.afterNote = afterNote
+    }
+
+    public init(_ name: String, before: String?, after: String?, beforeNote: String? = nil, afterNote: String? = nil) {
+        self.init(name, before: before.map(AttributeValue.text), after: after.map(AttributeValue.text), beforeNote: beforeNote, afterNote: afterNote)
+    }
+
+    public init(_ name: String, before: Bool?, after: Bool?) {
+        self.init(name, before: before.map(AttributeValue.bool), after: after.map(AttributeValue.bool))
+    }
+
+    /// The old value as people read it: `stopped (inactive)`, `(absent)`, `(none)`.
+    public var shownBefore: String { Self.shown(before, note: beforeNote) }
+    /// The new value as people read it.
+    public var shownAfter: String { Self.shown(after, note: afterNote) }
+
+    private static func shown(_ value: AttributeValue?, note: String?) -> String {
+        guard let value else { return "(\(note ?? "none"))" }
+        return note.map { "\(value) (\($0))" } ?? value.description
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, before, after, beforeNote = "before_note", afterNote = "after_note"
+    }
+}
+
+/// A typed attribute value: a JSON string or boolean.
+public enum AttributeValue: Sendable, Hashable, Codable, CustomStringConvertible {
+    case text(String)
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .text(let text): text
+        case .bool(let value): value ? "true" : "false"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else {
+            self = .text(try container.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .text(let text): try container.encode(text)
+        case .bool(let value): try container.encode(value)
+        }
     }
 }
 

@@ -4,7 +4,8 @@ public import TendSpec
 /// people, serialises to versioned JSON (docs/plan-format.md), and is exactly what apply executes.
 public struct Plan: Sendable, Codable {
     /// The version of the JSON format; bumped on any incompatible change.
-    public static let currentFormatVersion = 1
+    /// 2: attribute values are typed (booleans are JSON booleans) with notes beside them.
+    public static let currentFormatVersion = 2
 
     public var formatVersion: Int
     /// The tend that made the plan.

@@ -40,7 +40,7 @@ extension Plan {
         let width = change.attributes.map(\.name.count).max() ?? 0
         for attribute in change.attributes {
             let name = attribute.name + ":" + String(repeating: " ", count: width - attribute.name.count)
-            out += "      \(name) \(attribute.before.map { Printable.escaped($0) } ?? "(none)") → \(attribute.after.map { Printable.escaped($0) } ?? "(none)")\n"
+            out += "      \(name) \(Printable.escaped(attribute.shownBefore)) → \(Printable.escaped(attribute.shownAfter))\n"
         }
         switch change.content {
         case .text(let diff)?:
