@@ -141,7 +141,7 @@ public struct GitSource: Sendable {
             do {
                 if let tightened = try PrivateDirectory.prepare(folder) { logger.info("\(tightened)") }
             } catch {
-                throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error)")
+                throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error); run as root, or give a folder tend may create with --state-dir")
             }
         }
         if FileManager.default.fileExists(atPath: path) {
