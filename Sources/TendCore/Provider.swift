@@ -12,6 +12,9 @@ public protocol DesiredState: Sendable {
     var paths: [String] { get }
     /// Ids this resource must come after *if they are declared* (the user that owns a file).
     var implicitDependencies: [ResourceID] { get }
+    /// Folders whose declared contents this resource must come after, whatever declares them (a
+    /// package comes after the apt sources and pins of /etc/apt that the same apply writes).
+    var implicitFolderDependencies: [String] { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -21,6 +24,7 @@ extension DesiredState {
     public var path: String? { nil }
     public var paths: [String] { path.map { [$0] } ?? [] }
     public var implicitDependencies: [ResourceID] { [] }
+    public var implicitFolderDependencies: [String] { [] }
 }
 
 /// What a provider read from the host about one resource.

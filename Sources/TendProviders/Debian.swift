@@ -89,15 +89,46 @@ enum Debian {
     /// stamp Debian's apt touches after every successful update (apt.conf.d/15update-stamp), since
     /// an update that finds nothing new leaves the lists' times alone.
     static func listsAge(_ host: HostReader) -> Duration? {
+        guard let updated = listsUpdated(host) else { return nil }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        return .nanoseconds(max(0, now - updated))
+    }
+
+    /// When the lists were last refreshed (nanoseconds since 1970), or nil when there are none.
+    static func listsUpdated(_ host: HostReader) -> Int64? {
         let folder = "/var/lib/apt/lists"
         guard let names = try? host.entries(of: folder) else { return nil }
         let stamp = (try? host.status("/var/lib/apt/periodic/update-success-stamp"))?.modificationTime
         // Lists may be stored compressed (`_Packages.lz4` where apt is told to).
-        let newest = (names.filter { $0.contains("_Packages") || $0.hasSuffix("Release") }
+        return (names.filter { $0.contains("_Packages") || $0.hasSuffix("Release") }
             .compactMap { try? host.status(folder + "/" + $0)?.modificationTime } + [stamp].compactMap { $0 }).max()
-        guard let newest else { return nil }
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-        return .nanoseconds(max(0, now - newest))
+    }
+
+    /// apt's sources and pins: a change to any of them makes the lists stale.
+    static let sourcesAndPins = ["/etc/apt/sources.list", "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d"]
+
+    /// When an apt source or pin file last changed (nanoseconds since 1970): the files, and the
+    /// folders themselves, whose time changes when a file is added or removed.
+    static func sourcesChanged(_ host: HostReader) -> Int64? {
+        var times: [Int64] = []
+        for path in sourcesAndPins {
+            guard let status = try? host.status(path) else { continue }
+            times.append(status.modificationTime)
+            if status.type == .directory, let names = try? host.entries(of: path) {
+                for name in names {
+                    if let entry = try? host.status(path + "/" + name) { times.append(entry.modificationTime) }
+                }
+            }
+        }
+        return times.max()
+    }
+
+    /// Whether the lists must be refreshed before apt installs: there are none, they are older
+    /// than `maxAge`, or an apt source or pin changed since they were refreshed.
+    static func listsStale(_ host: HostReader, maxAge: Duration) -> Bool {
+        guard let updated = listsUpdated(host) else { return true }
+        if let changed = sourcesChanged(host), changed > updated { return true }
+        return listsAge(host).map { $0 > maxAge } ?? true
     }
 }
 

@@ -33,6 +33,8 @@ public struct PackageProvider: ResourceProvider {
         var purge: Bool
 
         public var id: ResourceID { ResourceID(kind: "package", name: name) }
+        /// apt's sources, pins and keys that the same apply writes are in place before apt runs.
+        public var implicitFolderDependencies: [String] { ["/etc/apt"] }
 
         public func digest(into digest: inout Digest) {
             digest.add("name", name)
@@ -107,12 +109,32 @@ public struct PackageProvider: ResourceProvider {
     /// kept at the latest version and the lists are older than `listsMaxAge`.
     public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {
         let status = try Debian.status(host.reader)
-        let needsLists = desired.contains { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
-        guard needsLists, Debian.listsAge(host.reader).map({ $0 > listsMaxAge }) ?? true else { return }
+        let installing = desired.filter { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
+        guard !installing.isEmpty else { return }
+        var refresh = Debian.listsStale(host.reader, maxAge: listsMaxAge)
+        if !refresh {
+            // A package apt knows no candidate for is refreshed for, whatever the lists' age.
+            let policy = try await Debian.policy(installing.map(\.name), root: host.reader.root)
+            refresh = installing.contains { policy[$0.name]?.candidate == nil }
+        }
+        if refresh { try await update(host) }
+    }
+
+    private static let refreshedMemo = "package.lists-refreshed"
+
+    /// `apt-get update`, remembered for the rest of the run.
+    private func update(_ host: HostWriter) async throws(HostError) {
         let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: host.reader.root)
         guard update.status == 0 else {
             throw HostError(path: "apt-get update", message: "refreshing the package lists failed:\n" + update.errorLines)
         }
+        host.reader.setMemo(Self.refreshedMemo, true)
+        // The stamp Debian's apt touches after each update (apt.conf.d/15update-stamp), where an
+        // image left that hook out: a list apt kept has its mirror's time, not the update's, and
+        // an apt source written since would otherwise look newer than the lists for good.
+        let stamp = "/var/lib/apt/periodic/update-success-stamp"
+        try host.makeParentDirectories(of: stamp)
+        try host.writeFile(stamp, contents: [], mode: 0o644, owner: 0, group: 0, replacing: try host.reader.status(stamp)?.type)
     }
 
     // MARK: Observing
@@ -125,7 +147,7 @@ public struct PackageProvider: ResourceProvider {
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
         let status = try Debian.status(host)
         host.setMemo(Self.statusMemo, status)
-        host.setMemo(Self.listsMemo, Debian.listsAge(host).map { $0 > listsMaxAge } ?? true)
+        host.setMemo(Self.listsMemo, Debian.listsStale(host, maxAge: listsMaxAge))
         // apt's candidates only for the packages that need one: to install, to upgrade, to pin.
         let wanted = desired.filter { package in
             let installed = status[package.name].flatMap { $0.isInstalled ? $0.version : nil }
@@ -163,7 +185,7 @@ public struct PackageProvider: ResourceProvider {
         }
         let packages = status ?? [:]
         let policy = host.memo(Self.policyMemo, as: [String: AptPolicy].self)?[desired.name]
-        let stale = host.memo(Self.listsMemo, as: Bool.self) ?? (Debian.listsAge(host).map { $0 > listsMaxAge } ?? true)
+        let stale = host.memo(Self.listsMemo, as: Bool.self) ?? Debian.listsStale(host, maxAge: listsMaxAge)
         var observed = Observed(package: packages[desired.name], policy: policy, listsStale: stale, extras: [])
         if let (owner, extras) = host.memo(Self.extrasMemo, as: (String, [String]).self), owner == desired.name {
             observed.extras = extras
@@ -171,9 +193,8 @@ public struct PackageProvider: ResourceProvider {
         if let version = desired.version, let policy, !policy.versions.isEmpty, !policy.versions.contains(version), observed.installed != version {
             throw HostError(path: desired.name, message: "version \(version) is not available (apt knows \(policy.versions.joined(separator: ", ")))")
         }
-        if desired.state != .absent, observed.installed == nil, policy?.candidate == nil, !stale {
-            throw HostError(path: desired.name, message: "apt has no installation candidate for \(desired.name); is its repository in the sources?")
-        }
+        // No candidate is not an error yet: an apt source this apply adds may bring one. Applying
+        // refreshes the lists first, and fails the package if apt still knows none.
         return observed
     }
 
@@ -197,7 +218,7 @@ public struct PackageProvider: ResourceProvider {
             return Change(.delete, attributes: attributes, notes: notes + Self.extrasNote(observed))
         case .installed, .latest:
             let target = desired.version ?? (desired.state == .latest || installed == nil ? observed.policy?.candidate : installed)
-            if installed != target {
+            if installed != target || installed == nil {
                 attributes.append(AttributeChange("version", before: installed, after: target, beforeNote: installed == nil ? "absent" : nil,
                                                  afterNote: target == nil ? "apt's candidate once the lists are refreshed" : nil))
             }
@@ -205,7 +226,11 @@ public struct PackageProvider: ResourceProvider {
                 attributes.append(AttributeChange("held", before: held, after: desired.version != nil))
             }
             guard !attributes.isEmpty else { return nil }
-            if observed.listsStale, installed != target { notes.append("the package lists are old: tend apply refreshes them first (apt-get update)") }
+            if observed.listsStale, installed != target {
+                notes.append("the package lists are old, or an apt source or pin changed since: tend apply refreshes them first (apt-get update)")
+            } else if target == nil {
+                notes.append("apt knows no candidate now: tend apply refreshes the lists first, and fails if there is still none")
+            }
             return Change(installed == nil ? .create : .update, attributes: attributes, notes: notes + Self.extrasNote(observed))
         }
     }
@@ -246,7 +271,31 @@ public struct PackageProvider: ResourceProvider {
         }
         var failure: String?
         let wanted = batch.map(\.desired)
-        let policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? [:]
+        var policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? [:]
+        // An apt source or pin that this apply wrote, or a package without a candidate not yet
+        // refreshed for: the lists are refreshed once, here, before apt installs.
+        let installing = wanted.filter { $0.state != .absent && (status[$0.name]?.isInstalled != true || Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil) }
+        let sourcesChanged = Debian.sourcesChanged(host.reader).map { changed in Debian.listsUpdated(host.reader).map { changed > $0 } ?? true } ?? false
+        let refreshedThisRun = host.reader.memo(Self.refreshedMemo, as: Bool.self) ?? false
+        if !installing.isEmpty, sourcesChanged || (!refreshedThisRun && installing.contains { policy[$0.name]?.candidate == nil && $0.version == nil }) {
+            do throws(HostError) {
+                try await update(host)
+                policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
+            } catch {
+                failure = error.message
+            }
+        }
+        let unknown = wanted.filter { $0.state != .absent && $0.version == nil && status[$0.name]?.isInstalled != true && policy[$0.name]?.candidate == nil }
+        if failure == nil, !unknown.isEmpty {
+            // apt-get would refuse the whole transaction for one unknown name: the others go on.
+            let names = Set(unknown.map(\.name))
+            var others = await apply(batch: batch.filter { !names.contains($0.desired.name) }, host: host)[...]
+            return batch.map { item in
+                names.contains(item.desired.name)
+                    ? "apt has no installation candidate for \(item.desired.name), also with the lists just refreshed; is its repository in the sources?"
+                    : others.popFirst() ?? nil
+            }
+        }
         let purges = wanted.filter { $0.state == .absent && $0.purge }
         var arguments: [String] = []
         for desired in wanted where !(desired.state == .absent && desired.purge) {

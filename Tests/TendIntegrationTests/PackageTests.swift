@@ -196,14 +196,56 @@ struct PackageTests {
         }
     }
 
+    @Test("an apt source and a package from it in one apply: the source is written first, the lists refreshed whatever their age, the package installed; a name apt never knows fails alone")
+    func sourceAndPackageInOneApply() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            // The repository is on the host but in no apt source; the lists are fresh.
+            try FileManager.default.copyItem(atPath: repo.folder.url("repo"), toPath: host.outside("/srv/debs"))
+            let setup = try await host.run(["sh", "-c", "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/* && apt-get update -q"])
+            #expect(setup.status == 0, "\(setup)")
+            try self.configure(host, """
+                  - package: tend-test-app
+                  - package: tend-test-missing
+                  - package: tend-test-other
+                  - file: /etc/apt/sources.list.d/tend-test.list
+                    content: "deb [trusted=yes] file:/srv/debs ./\\n"
+
+                """)
+            let plan = try await host.tend(["plan", "/srv/config", "--apt-max-age", "86400"])
+            #expect(plan.status == 0, "\(plan)")
+            #expect(plan.stdout.contains("version: (absent) → (apt's candidate once the lists are refreshed)"), "\(plan)")
+            let apply = try await host.tend(["apply", "/srv/config", "--apt-max-age", "86400"])
+            #expect(apply.status == 5, "\(apply)")
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed", "\(apply)")
+            #expect(try await self.installed(host, "tend-test-other") == "1.0-1 install ok installed", "\(apply)")
+            #expect(apply.stdout.contains("apt has no installation candidate for tend-test-missing, also with the lists just refreshed"), "\(apply)")
+            let file = apply.stdout.range(of: "file:/etc/apt/sources.list.d/tend-test.list: created")
+            let package = apply.stdout.range(of: "package:tend-test-app: created")
+            #expect(file != nil && package != nil && file!.lowerBound < package!.lowerBound, "the source must be written before apt runs: \(apply)")
+
+            // Without the unknown name, a second plan is empty.
+            try self.configure(host, """
+                  - package: tend-test-app
+                  - package: tend-test-other
+                  - file: /etc/apt/sources.list.d/tend-test.list
+                    content: "deb [trusted=yes] file:/srv/debs ./\\n"
+
+                """)
+            let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(again.status == 0, "\(again)")
+        }
+    }
+
     @Test("package lists are refreshed once when older than --apt-max-age, and not when fresh")
     func refreshesLists() async throws {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
             try self.configure(host, "  - package: tend-test-app\n    state: latest\n")
-            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
-            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed")
+            let first = try await host.tend(["apply", "/srv/config"])
+            #expect(first.status == 0, "\(first)")
+            #expect(try await self.installed(host, "tend-test-app") == "2.0-1 install ok installed", "\(first)")
             // A new version is published; lists younger than the maximum age are kept.
             try FileManager.default.removeItem(atPath: host.outside("/srv/debs/Packages"))
             try FileManager.default.copyItem(atPath: host.outside("/srv/debs/Packages.later"), toPath: host.outside("/srv/debs/Packages"))

@@ -127,6 +127,10 @@ extension Catalog {
             for id in item.resource.implicitDependencies {
                 if let target = byID[id], target != index { dependencies[index].append(target) }
             }
+            for folder in item.resource.implicitFolderDependencies {
+                let inside = byPath.filter { $0.value != index && ($0.key == folder || $0.key.hasPrefix(folder + "/")) }.map(\.value)
+                dependencies[index].append(contentsOf: inside.sorted())
+            }
             var ancestor = item.resource.path.flatMap(HostPath.parent(of:))
             while let path = ancestor {
                 if let target = byPath[path] {

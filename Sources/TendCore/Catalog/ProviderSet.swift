@@ -41,6 +41,7 @@ protocol BoundResource: Sendable {
     var path: String? { get }
     var paths: [String] { get }
     var implicitDependencies: [ResourceID] { get }
+    var implicitFolderDependencies: [String] { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -65,6 +66,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var path: String? { desired.path }
     var paths: [String] { desired.paths }
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
+    var implicitFolderDependencies: [String] { desired.implicitFolderDependencies }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
