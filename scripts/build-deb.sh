@@ -55,7 +55,9 @@ chmod 0644 "$stage"/usr/share/*/completions/tend "$stage"/usr/share/zsh/vendor-c
 install -m 0644 examples/systemd/tend.service examples/systemd/tend-apply.service examples/systemd/tend-apply.timer "$stage"/lib/systemd/system/
 install -m 0644 examples/systemd/agent.yaml "$stage"/etc/tend/agent.yaml
 install -m 0644 scripts/deb/copyright "$stage"/usr/share/doc/tend/copyright
-cp -r examples/webhost "$stage"/usr/share/doc/tend/examples/
+for example in examples/*/; do
+    [ "$example" = examples/systemd/ ] || cp -r "$example" "$stage"/usr/share/doc/tend/examples/
+done
 find "$stage"/usr/share/doc/tend/examples -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 {
     echo "tend ($version) unstable; urgency=medium"

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// An example repository of examples/ and a host it is written for.
+struct ExampleHost: CustomTestStringConvertible, Sendable {
+    var example: String
+    /// `--hostname` and `--label` of the host.
+    var host: [String]
+
+    var testDescription: String { "\(example) (\(host.joined(separator: " ")))" }
+
+    var path: String { Self.folder(example) }
+
+    /// The folder examples/`name` of this source tree.
+    static func folder(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/\(name)").standardized.path
+    }
+
+    /// Each example with the hosts its README names.
+    static let all: [ExampleHost] = [
+        ExampleHost(example: "webhost", host: ["--hostname", "web-01"]),
+        ExampleHost(example: "package-service", host: ["--hostname", "web-01", "--label", "env=prod"]),
+        ExampleHost(example: "package-service", host: ["--hostname", "edge-01"]),
+        ExampleHost(example: "fleet", host: ["--hostname", "web-01", "--label", "env=prod"]),
+        ExampleHost(example: "fleet", host: ["--hostname", "db-01", "--label", "env=staging"]),
+        ExampleHost(example: "fleet", host: ["--hostname", "mail-01"]),
+        ExampleHost(example: "signed-git", host: ["--hostname", "web-01"]),
+        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "stage=image", "--label", "role=web"]),
+        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "role=web"]),
+    ]
+}
+
+/// The example repositories of examples/ are valid for the current code, and do what their
+/// READMEs say.
+@Suite("examples")
+struct ExampleTests {
+    @Test("every example is valid for the hosts it is written for", arguments: ExampleHost.all)
+    func valid(_ example: ExampleHost) async throws {
+        let run = try await tend(["validate", example.path] + example.host)
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdout.contains("is valid"), "\(run)")
+        #expect(run.stderr.isEmpty, "\(run)")
+    }
+
+    @Test("fleet: a production web host and a staging db host get different plans, each with the values its host entries give")
+    func fleetPlansDiffer() async throws {
+        let fleet = ExampleHost.folder("fleet")
+
+        let webRoot = try makeRoot()
+        let before = try tree(webRoot.path)
+        let web = try await tend(["plan", fleet, "--root", webRoot.path, "--hostname", "web-01", "--label", "env=prod"])
+        #expect(web.status == 0, "\(web)")
+        #expect(web.stdout.contains("+ file:/etc/motd"), "\(web)")
+        #expect(web.stdout.contains("+web-01: web host, production"), "\(web)")
+        #expect(web.stdout.contains("+ file:/etc/app/app.conf"), "\(web)")
+        #expect(web.stdout.contains("+workers = 16"), "a production web host gets the workers of the entry that matches both: \(web)")
+        #expect(web.stdout.contains("+log_level = warn"), "\(web)")
+        #expect(web.stdout.contains("+host = db-01.prod.example.internal"), "\(web)")
+        #expect(!web.stdout.contains("/etc/app-db/"), "a web host gets no database configuration: \(web)")
+        #expect(try tree(webRoot.path) == before, "plan must not change the root")
+
+        let dbRoot = try makeRoot()
+        let db = try await tend(["plan", fleet, "--root", dbRoot.path, "--hostname", "db-01", "--label", "env=staging"])
+        #expect(db.status == 0, "\(db)")
+        #expect(db.stdout.contains("+db-01: db host, staging"), "\(db)")
+        #expect(db.stdout.contains("+ file:/etc/app-db/db.conf"), "\(db)")
+        #expect(db.stdout.contains("+max_connections = 50"), "\(db)")
+        #expect(db.stdout.contains("+log_level = info"), "\(db)")
+        #expect(db.stdout.contains("+enabled = no"), "backups are for production only: \(db)")
+        #expect(!db.stdout.contains("/etc/app/"), "a db host gets no web configuration: \(db)")
+        #expect(!db.stdout.contains("production"), "nothing of production reaches a staging host: \(db)")
+    }
+
+    @Test("provisioning: an image build names the machine, empties its machine ID, writes agent.yaml and enables tend.service; a second plan has nothing to do",
+          .enabled(if: isRoot, "the example's files are owned by root"))
+    func provisioning() async throws {
+        // A debootstrapped tree, as far as the example reads it: systemd's group, the build
+        // machine's name and a machine ID, and the unit file the tend package installs.
+        let image = try makeRoot()
+        let unit = try String(contentsOfFile: ExampleHost.folder("systemd") + "/tend.service", encoding: .utf8)
+        try image.write([
+            "etc/group": "root:x:0:\nwww-data:x:33:\napp:x:1500:\nsystemd-journal:x:999:\n",
+            "etc/hostname": "builder\n",
+            "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+            "usr/lib/systemd/system/tend.service": unit,
+        ])
+        let arguments = [ExampleHost.folder("provisioning"), "--root", image.path, "--hostname", "web-07", "--label", "stage=image", "--label", "role=web"]
+
+        let apply = try await tend(["apply"] + arguments)
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(image.url("etc/hostname")) == "web-07\n", "debootstrap's copy of the build machine's name is replaced")
+        #expect(read(image.url("etc/machine-id")) == "", "systemd makes the machine ID at first boot")
+        let agent = try #require(read(image.url("etc/tend/agent.yaml")))
+        #expect(agent.contains("repo: ssh://git@git.example.com/ops/hosts.git\n"), "\(agent)")
+        #expect(agent.contains("labels:\n  role: web\n"), "\(agent)")
+        #expect(!agent.contains("stage"), "the image label stays out of the booted host's labels: \(agent)")
+        #expect(try #require(status(image.url("etc/tend/id_ed25519"))).st_mode & 0o7777 == 0o600)
+        let wants = image.url("etc/systemd/system/multi-user.target.wants")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: wants + "/tend.service") == "/usr/lib/systemd/system/tend.service")
+        #expect(status(wants + "/ssh-host-keys.service") != nil)
+        #expect(status(image.url("var/lib/tend/inventory.json")) != nil, "the image keeps its records for the agent of the booted machine")
+
+        let again = try await tend(["plan"] + arguments + ["--detailed-exitcode"])
+        #expect(again.status == 0, "\(again)")
+        #expect(again.stdout.contains("No changes."), "\(again)")
+    }
+}
