@@ -31,6 +31,14 @@ enum Console {
         let location: SourceSpec.Location
         if let folder = options.source {
             guard options.repo == nil else { throw ValidationError("name either a folder or --repo, not both") }
+            // Ignoring --verify for a folder would leave someone believing commits are checked.
+            let gitOnly = [("--verify", options.verify), ("--verify-gpg", options.verifyGpg), ("--ssh-key", options.sshKey),
+                           ("--known-hosts", options.knownHosts), ("--token-file", options.tokenFile), ("--ref", options.ref),
+                           ("--path", options.path)].filter { $0.1 != nil }.map(\.0)
+                + (options.offline ? ["--offline"] : []) + (options.allowRewind ? ["--allow-rewind"] : [])
+            guard gitOnly.isEmpty else {
+                throw ValidationError("\(gitOnly.joined(separator: ", ")) \(gitOnly.count == 1 ? "is" : "are") for Git sources (--repo); the folder \(folder) has no commits to check or fetch")
+            }
             location = .folder(folder)
         } else if let url = options.repo {
             location = .git(url: url, ref: options.ref, path: options.path)

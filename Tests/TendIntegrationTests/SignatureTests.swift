@@ -34,6 +34,20 @@ struct SignatureTests {
         return (run, root)
     }
 
+    @Test("--verify, --verify-gpg and the other Git options with a folder source are refused (exit 64), not ignored: a folder has no commits to check")
+    func verifyNeedsGit() async throws {
+        let repo = try repository(["app.yaml": "resources:\n  - file: /etc/a\n    content: \"a\\n\"\n"])
+        let root = try makeRoot()
+        for options in [["--verify", "/nonexistent/allowed_signers"], ["--verify-gpg", "/etc/keyring.gpg"], ["--ref", "main", "--offline"]] {
+            for command in ["validate", "plan", "apply"] {
+                let run = try await tend([command, repo.path, "--root", root.path] + options)
+                #expect(run.status == 64, "\(command) \(options): \(run)")
+                #expect(run.stderr.contains("\(options[0])") && run.stderr.contains("for Git sources (--repo)"), "\(run)")
+            }
+        }
+        #expect(status(root.url("etc/a")) == nil, "nothing was applied")
+    }
+
     @Test("SSH: a commit signed by an allowed key is applied; unsigned or signed by another key is refused with its fingerprint")
     func sshSignatures() async throws {
         let keys = try await Keys()
