@@ -13,15 +13,18 @@ final class FetchContext {
     /// The files they were read from, for messages.
     let knownHostsFiles: String
     let port: Int?
+    /// `https://host:port` of the repository: the only place the token goes.
+    let tokenOrigin: String?
     let deadline: ContinuousClock.Instant
     var attempts = 0
     var timedOut = false
     /// Why a callback refused, in words for people (libgit2's own message is then generic).
     var refusal: String?
 
-    init(credentials: GitCredentials, port: Int?, timeout: Duration) throws(GitSourceError) {
+    init(credentials: GitCredentials, url: String, timeout: Duration) throws(GitSourceError) {
         sshKey = credentials.sshKey
-        self.port = port
+        port = GitSource.port(of: url)
+        tokenOrigin = GitSource.origin(of: url).flatMap { $0.hasPrefix("https://") ? $0 : nil }
         deadline = .now + timeout
         if let file = credentials.tokenFile {
             guard let data = FileManager.default.contents(atPath: file) else {
@@ -54,9 +57,9 @@ final class FetchContext {
     /// the fetch.
     func install(in callbacks: inout git_remote_callbacks) {
         callbacks.payload = Unmanaged.passUnretained(self).toOpaque()
-        callbacks.credentials = { out, _, username, allowed, payload in
+        callbacks.credentials = { out, url, username, allowed, payload in
             let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
-            return context.credentials(out, username.map { String(cString: $0) }, allowed)
+            return context.credentials(out, url.map { String(cString: $0) } ?? "", username.map { String(cString: $0) }, allowed)
         }
         callbacks.certificate_check = { certificate, _, host, payload in
             let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
@@ -72,7 +75,7 @@ final class FetchContext {
         }
     }
 
-    private func credentials(_ out: UnsafeMutablePointer<UnsafeMutablePointer<git_credential>?>?, _ username: String?, _ allowed: UInt32) -> Int32 {
+    private func credentials(_ out: UnsafeMutablePointer<UnsafeMutablePointer<git_credential>?>?, _ url: String, _ username: String?, _ allowed: UInt32) -> Int32 {
         attempts += 1
         // libgit2 asks again after a rejected credential; three tries are enough to know.
         guard attempts <= 3 else {
@@ -83,6 +86,15 @@ final class FetchContext {
             return git_credential_ssh_key_new(out, username ?? "git", nil, sshKey, nil)
         }
         if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token {
+            // The token goes over HTTPS, and only to the repository's own host and port: not to
+            // a host a redirect leads to, and never in clear text.
+            let asking = GitSource.origin(of: url)
+            guard let tokenOrigin, asking == tokenOrigin else {
+                refusal = tokenOrigin == nil
+                    ? "the token is sent over https:// only, and this repository's URL is not https://"
+                    : "\(asking ?? "another place") asked for the token, which goes only to \(tokenOrigin) (a redirect?)"
+                return GIT_EUSER.rawValue
+            }
             return git_credential_userpass_plaintext_new(out, username ?? "tend", token)
         }
         if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0 {

@@ -176,7 +176,7 @@ public struct GitSource: Sendable {
                 throw GitSourceError(.unreachable, "cannot fetch \(url): there is no repository at \(path)")
             }
         }
-        let context = try FetchContext(credentials: credentials, port: Self.port(of: url), timeout: timeout)
+        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout)
         let watchdog = FetchWatchdog(timeout: timeout)
         let defaultBranch: String?
         do {
@@ -232,6 +232,22 @@ public struct GitSource: Sendable {
         if let scheme = url.firstRange(of: "://").map({ String(url[..<$0.lowerBound]) }) { return scheme }
         if url.hasPrefix("/") || url.hasPrefix(".") { return "local path" }
         return url.contains(":") ? "ssh" : "local path"
+    }
+
+    /// `scheme://host:port` of an http(s) URL, lowercased, with the default port written out and
+    /// any user name dropped; nil for other URLs.
+    static func origin(of url: String) -> String? {
+        guard let separator = url.firstRange(of: "://") else { return nil }
+        let scheme = url[..<separator.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let authority = url[separator.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostPort = (authority.split(separator: "@", omittingEmptySubsequences: false).last ?? authority).lowercased()
+        if hostPort.hasPrefix("["), let close = hostPort.firstIndex(of: "]") {
+            let rest = hostPort[hostPort.index(after: close)...]
+            return "\(scheme)://\(hostPort[...close]):" + (rest.hasPrefix(":") ? String(rest.dropFirst()) : scheme == "https" ? "443" : "80")
+        }
+        if let colon = hostPort.lastIndex(of: ":") { return "\(scheme)://\(hostPort[..<colon]):\(hostPort[hostPort.index(after: colon)...])" }
+        return "\(scheme)://\(hostPort):" + (scheme == "https" ? "443" : "80")
     }
 
     static func port(of url: String) -> Int? {

@@ -15,6 +15,17 @@ struct GitSourceUnitTests {
         #expect(GitSource.port(of: "https://host/repo") == nil)
     }
 
+    @Test("the origin a token may go to: scheme, host and port, with default ports, without user names, paths or case")
+    func origins() {
+        #expect(GitSource.origin(of: "https://git.example.com/ops/hosts.git") == "https://git.example.com:443")
+        #expect(GitSource.origin(of: "https://tend@Git.Example.com:8443/ops/hosts.git/info/refs?service=git-upload-pack") == "https://git.example.com:8443")
+        #expect(GitSource.origin(of: "http://127.0.0.1/x") == "http://127.0.0.1:80")
+        #expect(GitSource.origin(of: "https://[::1]:9000/x") == "https://[::1]:9000")
+        #expect(GitSource.origin(of: "https://git.example.com.evil.net/x") != GitSource.origin(of: "https://git.example.com/x"))
+        #expect(GitSource.origin(of: "ssh://git@example.com/x") == nil)
+        #expect(GitSource.origin(of: "git@example.com:x") == nil)
+    }
+
     @Test("object ids are exactly 40 lowercase hex digits")
     func objectIDs() {
         let hex = "0123456789abcdef0123456789abcdef01234567"

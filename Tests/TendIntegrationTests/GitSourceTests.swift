@@ -44,31 +44,46 @@ struct GitSourceTests {
         #expect(read(root.url("etc/app.conf")) == "daemon\n")
     }
 
-    @Test("http:// through git http-backend, with a token read from a file and never printed")
-    func httpWithToken() async throws {
+    @Test("https:// through git http-backend, with a token read from a file and never printed; over plain http:// the token is not sent",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl to make a certificate"))
+    func httpsWithToken() async throws {
         let repo = try await GitRepo()
-        try await repo.commit(appConfig("over http\n"), "First")
+        try await repo.commit(appConfig("over https\n"), "First")
         let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
         let name = URL(fileURLWithPath: repo.path).lastPathComponent
         let secrets = try Scratch("tend-secret")
         let token = "tok-\(UUID().uuidString)"
         try secrets.write(["token": token + "\n", "wrong": "nope\n"])
+        let (certificate, key) = (secrets.url("cert.pem"), secrets.url("key.pem"))
+        try await sh("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
+                                          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
         let state = try Scratch("tend-state")
-        try await withServer("/usr/bin/python3", [gitHTTPServer, base, secrets.url("token")], printsPort: true) { port in
-            let url = "http://127.0.0.1:\(port)/\(name)"
-            let (anonymous, _) = try await self.applyFrom(url, state: state)
+        let trust = ["GIT_SSL_CAINFO": certificate]
+        @Sendable func apply(_ url: String, _ extra: [String] = []) async throws -> (TendRun, Scratch) {
+            let root = try makeRoot()
+            let run = try await tend(["apply", "--repo", url, "--state-dir", state.path, "--root", root.path] + extra, environment: trust)
+            return (run, root)
+        }
+        try await withServer("/usr/bin/python3", [gitHTTPServer, "--tls", certificate, key, base, secrets.url("token")], printsPort: true) { port in
+            let url = "https://localhost:\(port)/\(name)"
+            let (anonymous, _) = try await apply(url)
             #expect(anonymous.status == 4, "\(anonymous)")
-            #expect(anonymous.stderr.contains("cannot fetch \(url) over http"), "\(anonymous)")
+            #expect(anonymous.stderr.contains("cannot fetch \(url) over https"), "\(anonymous)")
             #expect(anonymous.stderr.contains("--token-file"), "\(anonymous)")
-            let (wrong, _) = try await self.applyFrom(url, state: state, extra: ["--token-file", secrets.url("wrong")])
+            let (wrong, _) = try await apply(url, ["--token-file", secrets.url("wrong")])
             #expect(wrong.status == 4, "\(wrong)")
             #expect(wrong.stderr.contains("authentication failed"), "\(wrong)")
-            let (good, root) = try await self.applyFrom(url, state: state, extra: ["--token-file", secrets.url("token"), "-v"])
+            let (good, root) = try await apply(url, ["--token-file", secrets.url("token"), "-v"])
             #expect(good.status == 0, "\(good)")
-            #expect(read(root.url("etc/app.conf")) == "over http\n")
+            #expect(read(root.url("etc/app.conf")) == "over https\n")
             for output in [anonymous, wrong, good].flatMap({ [$0.stdout, $0.stderr] }) {
                 #expect(!output.contains(token))
             }
+        }
+        try await withServer("/usr/bin/python3", [gitHTTPServer, base, secrets.url("token")], printsPort: true) { port in
+            let (plain, _) = try await apply("http://127.0.0.1:\(port)/\(name)", ["--token-file", secrets.url("token")])
+            #expect(plain.status == 4, "\(plain)")
+            #expect(plain.stderr.contains("the token is sent over https:// only"), "\(plain)")
         }
     }
 
