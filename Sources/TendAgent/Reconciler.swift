@@ -159,7 +159,7 @@ public struct Reconciler: Sendable {
                 // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
                 // applied is made from them; a saved plan is applied as it was made.
                 do {
-                    try await executor.refresh(root: rootPath, services: services)
+                    try await executor.refresh(root: rootPath, services: services, toolOutput: events.toolOutput)
                 } catch {
                     result.note("\(error); planning with what is there", events)
                 }
@@ -184,7 +184,7 @@ public struct Reconciler: Sendable {
         if plan.hasChanges || !plan.errors.isEmpty {
             events.applying(plan)
             do {
-                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, progress: events.step)
+                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
                 result.interrupted = result.report?.results.contains { $0.outcome == .skipped(Executor.stoppingReason) } ?? false
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
@@ -327,8 +327,9 @@ public struct Reconciler: Sendable {
             } catch {
                 throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error); run as root, or give a folder tend may create with --state-dir")
             }
-            let git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
+            var git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
                                 credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)
+            git.progress = events.fetching
             let applied = AppliedCommits(source: git, root: Self.canonical(root))
             do {
                 let snapshot = try git.snapshot(offline: source.offline || pinned != nil)
@@ -445,6 +446,10 @@ public struct ReconcileEvents: Sendable {
     public var applying: @Sendable (Plan) -> Void
     /// A step starts or ends.
     public var step: @Sendable (ApplyEvent) -> Void
+    /// How a fetch goes, at most ten times a second.
+    public var fetching: (@Sendable (FetchProgress) -> Void)?
+    /// The progress lines of a tool that changes the host (apt), as they come.
+    public var toolOutput: (@Sendable (String) -> Void)?
     /// Asked before each step; true leaves the steps not yet started for the next run.
     public var shouldStop: @Sendable () -> Bool = { false }
 

@@ -18,6 +18,8 @@ final class FetchContext {
     let deadline: ContinuousClock.Instant
     var attempts = 0
     var timedOut = false
+    var progress: (@Sendable (FetchProgress) -> Void)?
+    private var lastProgress: ContinuousClock.Instant?
     /// Why a callback refused, in words for people (libgit2's own message is then generic).
     var refusal: String?
 
@@ -65,11 +67,17 @@ final class FetchContext {
             let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
             return context.checkCertificate(certificate, host: host.map { String(cString: $0) } ?? "")
         }
-        callbacks.transfer_progress = { _, payload in
+        callbacks.transfer_progress = { stats, payload in
             let context = Unmanaged<FetchContext>.fromOpaque(payload!).takeUnretainedValue()
-            if ContinuousClock.now > context.deadline {
+            let now = ContinuousClock.now
+            if now > context.deadline {
                 context.timedOut = true
                 return -1
+            }
+            if let progress = context.progress, let stats, context.lastProgress.map({ now - $0 >= .milliseconds(100) }) ?? true {
+                context.lastProgress = now
+                progress(FetchProgress(receivedObjects: Int(stats.pointee.received_objects), totalObjects: Int(stats.pointee.total_objects),
+                                       receivedBytes: Int(stats.pointee.received_bytes)))
             }
             return 0
         }

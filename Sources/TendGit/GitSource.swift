@@ -40,6 +40,13 @@ public struct GitSourceError: Error, Sendable, Hashable, CustomStringConvertible
     public var description: String { message }
 }
 
+/// How far a fetch has come: objects received of those the remote sends, and bytes.
+public struct FetchProgress: Sendable, Hashable {
+    public var receivedObjects: Int
+    public var totalObjects: Int
+    public var receivedBytes: Int
+}
+
 /// Source: a Git repository fetched into a bare cache in the state directory, one per URL, from
 /// which one commit is read as a snapshot, with no working checkout.
 public struct GitSource: Sendable {
@@ -52,6 +59,9 @@ public struct GitSource: Sendable {
     public var credentials: GitCredentials
     public var timeout: Duration
     public let logger: Logger
+    /// Told how a fetch goes, at most ten times a second (a first clone of a large repository
+    /// takes a while); nil for nobody.
+    public var progress: (@Sendable (FetchProgress) -> Void)?
 
     public init(url: String, ref: String? = nil, path: String? = nil, stateDirectory: String,
                 credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60), logger: Logger) {
@@ -177,6 +187,7 @@ public struct GitSource: Sendable {
             }
         }
         let context = try FetchContext(credentials: credentials, url: url, timeout: timeout)
+        context.progress = progress
         let watchdog = FetchWatchdog(timeout: timeout)
         let defaultBranch: String?
         do {

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Subprocess
 import SystemPackage
-public import TendCore
+import TendCore
 import TendSpec
 
 /// One package as the dpkg status file records it.
@@ -146,8 +146,11 @@ struct Tool {
         return lines.isEmpty ? String((error.isEmpty ? output : error).suffix(2000)) : lines.joined(separator: "\n")
     }
 
-    /// Runs `command` for `root`: directly for "/", through chroot for another root.
-    static func run(_ command: [String], root: String, environment: [String: String] = [:]) async -> Tool {
+    /// Runs `command` for `root`: directly for "/", through chroot for another root. With
+    /// `lines`, each line of its standard output is handed over as it comes (and kept as well).
+    static func run(_ command: [String], root: String, environment: [String: String] = [:],
+                    lines: (@Sendable (String) -> Void)? = nil) async -> Tool {
+        if let lines { return await streaming(command, root: root, environment: environment, lines: lines) }
         let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
         var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
                                                     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -162,6 +165,33 @@ struct Tool {
             case .signaled(let signal): 128 + signal
             }
             return Tool(status: status, output: result.standardOutput, error: result.standardError)
+        } catch {
+            return Tool(status: 127, output: "", error: "cannot run \(full[0]): \(error)")
+        }
+    }
+
+    private static func streaming(_ command: [String], root: String, environment: [String: String], lines: @escaping @Sendable (String) -> Void) async -> Tool {
+        let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
+        var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
+                                                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
+        do {
+            let executable: Executable = full[0].contains("/") ? .path(FilePath(full[0])) : .name(full[0])
+            let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
+                                                  environment: .inherit.updating(settings),
+                                                  input: .none, output: .sequence, error: .string(limit: 8 << 20)) { execution in
+                var kept: [String] = []
+                for try await line in execution.standardOutput.strings() {
+                    lines(line)
+                    kept.append(line)
+                }
+                return kept.joined(separator: "\n")
+            }
+            let status: Int32 = switch result.terminationStatus {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+            return Tool(status: status, output: result.closureResult, error: result.standardError)
         } catch {
             return Tool(status: 127, output: "", error: "cannot run \(full[0]): \(error)")
         }

@@ -124,7 +124,7 @@ public struct PackageProvider: ResourceProvider {
 
     /// `apt-get update`, remembered for the rest of the run.
     private func update(_ host: HostWriter) async throws(HostError) {
-        let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: host.reader.root)
+        let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: host.reader.root, lines: host.toolOutput)
         guard update.status == 0 else {
             throw HostError(path: "apt-get update", message: "refreshing the package lists failed:\n" + update.errorLines)
         }
@@ -307,7 +307,7 @@ public struct PackageProvider: ResourceProvider {
                       "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
                       "-o", "DPkg::Lock::Timeout=\(lockTimeout)"]
         if failure == nil, !arguments.isEmpty {
-            let install = await Tool.run(["apt-get", "install"] + common + arguments, root: root)
+            let install = await Tool.run(["apt-get", "install"] + common + arguments, root: root, lines: host.toolOutput)
             if install.status != 0 {
                 failure = "apt-get exited \(install.status):\n" + install.errorLines
                 if install.errorLines.contains("lock"), let holder = Debian.lockHolder(host.reader) {
@@ -316,7 +316,7 @@ public struct PackageProvider: ResourceProvider {
             }
         }
         if failure == nil, !purges.isEmpty {
-            let purge = await Tool.run(["apt-get", "purge"] + common + purges.map(\.name), root: root)
+            let purge = await Tool.run(["apt-get", "purge"] + common + purges.map(\.name), root: root, lines: host.toolOutput)
             if purge.status != 0 { failure = "apt-get purge exited \(purge.status):\n" + purge.errorLines }
         }
         // Pins are held, released pins unheld.

@@ -71,14 +71,21 @@ struct ApplyCommand: AsyncParsableCommand {
             return readLine()?.split(separator: " ").joined() == "yes"
         }
         let json = self.json
+        if !json, Console.progress.enabled {
+            // apt's own lines, dimmed, while it runs: a transaction can take minutes.
+            events.toolOutput = { line in Console.progress.step(counting: false) { Console.error(style.dim("  " + line)) } }
+        }
         events.applying = { plan in
+            Console.progress.begin(steps: plan.steps.count)
             guard !json else { return }
+            Console.progress.clear()
             Console.out(style.bold("Applying \(Printable.escaped(plan.sourceDescription))") + (plan.root == "/" ? "" : " into root \(plan.root)") + "\n")
         }
         events.step = { event in
-            if !json, case .finished(let result) = event { Console.out(result.rendered(style: style)) }
+            if !json, case .finished(let result) = event { Console.progress.step { Console.out(result.rendered(style: style)) } }
         }
         let result = await reconciler.run(savedPlan.map { .applySaved($0) } ?? .apply, events: events)
+        Console.progress.clear()
         if json {
             try Console.printJSON(ApplyDocument(
                 tendVersion: tendVersion, sourceDescription: result.sourceDescription, root: rootPath, resourceCount: result.resourceCount,

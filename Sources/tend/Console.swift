@@ -55,14 +55,23 @@ enum Console {
                           lockTimeout: .seconds(options.lockTimeout), tendVersion: tendVersion, logger: logger)
     }
 
-    /// What every command prints as a run goes on: lock waits and notes.
+    /// The progress line of this process, on a terminal.
+    static let progress = TerminalProgress()
+
+    /// What every command prints as a run goes on: lock waits, notes, and a fetch's progress.
     static func events(root: String, lockTimeout: Int) -> ReconcileEvents {
-        ReconcileEvents(
+        var events = ReconcileEvents(
             lockWaiting: { holder in
+                progress.clear()
                 Console.error("tend: waiting for \(holder), which is applying to \(root) (up to \(lockTimeout) s, --lock-timeout)")
             },
-            note: { Console.error("tend: " + Printable.escaped($0)) }
+            note: {
+                progress.clear()
+                Console.error("tend: " + Printable.escaped($0))
+            }
         )
+        if progress.enabled { events.fetching = { progress.fetching($0) } }
+        return events
     }
 
     /// Prints why a run stopped and exits with the code the README documents for it.

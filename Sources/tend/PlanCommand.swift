@@ -39,6 +39,7 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
         let result = await reconciler.run(.plan, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
+        Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }
         if json {

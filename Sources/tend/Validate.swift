@@ -26,6 +26,7 @@ struct Validate: AsyncParsableCommand {
     func run() async throws {
         let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
         let result = await reconciler.run(.validate, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
+        Console.progress.clear()
         if json {
             try Console.printJSON(ValidationDocument(
                 tendVersion: tendVersion, sourceDescription: result.sourceDescription,

@@ -237,6 +237,25 @@ struct PackageTests {
         }
     }
 
+    @Test("on a terminal, apt's own progress lines show while it installs; in a pipe they do not")
+    func aptProgressOnTerminal() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, "  - package: tend-test-other\n  - package: tend-test-lib\n")
+            let shown = try await host.run(["script", "-q", "-e", "-c", "tend apply /srv/config --no-color", "/dev/null"])
+            #expect(shown.status == 0, "\(shown)")
+            #expect(shown.stdout.contains("Setting up tend-test-other (1.0-1)"), "\(shown)")
+            #expect(shown.stdout.contains("+ package:tend-test-other: created"), "\(shown)")
+            try self.configure(host, "  - package: tend-test-other\n    state: absent\n")
+            let piped = try await host.tend(["apply", "/srv/config"])
+            #expect(piped.status == 0, "\(piped)")
+            #expect(!piped.stdout.contains("Removing tend-test-other") && !piped.stderr.contains("Removing tend-test-other"), "\(piped)")
+            let after = try await self.installed(host, "tend-test-other")
+            #expect(!after.contains("install ok installed"), "\(after)")
+        }
+    }
+
     @Test("package lists are refreshed once when older than --apt-max-age, and not when fresh")
     func refreshesLists() async throws {
         let repo = try await DebRepository()

@@ -43,4 +43,27 @@ struct TerminalTests {
         #expect(accepted.screen.contains("+ file:/etc/a: created"), "\(accepted.screen)")
         #expect(read(root.url("etc/a")) == "a\n")
     }
+
+    @Test("on a terminal, an apply of many steps counts them on a line of its own and a fetch shows its objects and bytes; in a pipe, neither")
+    func progress() async throws {
+        let files = (1...150).map { "  - file: /srv/many/f\($0)\n    content: \"\($0)\\n\"\n" }.joined()
+        let repo = try repository(["many.yaml": "resources:\n" + files])
+        let root = try makeRoot()
+        let shown = try await onTerminal("\(tendBinary) apply \(repo.path) --root \(root.path) --no-color")
+        #expect(shown.status == 0, "\(shown.screen)")
+        #expect(shown.screen.contains("applied 1 of 150 steps"), "\(shown.screen.prefix(2000))")
+        #expect(shown.screen.contains("applied 149 of 150 steps"))
+        #expect(shown.screen.contains("Apply: 150 created"), "the summary is printed after the line is erased")
+
+        let git = try await GitRepo()
+        try await git.commit(appConfig("fetched\n"), "First")
+        let fetch = try await onTerminal("\(tendBinary) plan --repo file://\(git.path) --root \(root.path) --state-dir \(try Scratch("tend-state").path) --no-color")
+        #expect(fetch.status == 0, "\(fetch.screen)")
+        #expect(fetch.screen.contains("fetching: "), "\(fetch.screen)")
+
+        let other = try makeRoot()
+        let piped = try await tend(["apply", repo.path, "--root", other.path])
+        #expect(piped.status == 0, "\(piped)")
+        #expect(!piped.stderr.contains("applied 1 of") && !piped.stderr.contains("\u{1B}[K"), "\(piped.stderr)")
+    }
 }

@@ -16,8 +16,9 @@ public struct Executor: Sendable {
 
     /// Lets each kind refresh the caches its planning reads (apt's package lists), under `root`,
     /// before `tend apply` plans.
-    public func refresh(root: String, services: (any ServiceManager)? = nil) async throws(HostError) {
+    public func refresh(root: String, services: (any ServiceManager)? = nil, toolOutput: (@Sendable (String) -> Void)? = nil) async throws(HostError) {
         let writer = HostWriter(reader: try HostReader(root: root, services: services), services: services)
+        writer.toolOutput = toolOutput
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
         for entry in catalog.entries {
@@ -51,8 +52,9 @@ public struct Executor: Sendable {
     /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
     /// left are reported as skipped and not started, so a step is never cut in half.
     public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, stop: () -> Bool = { false },
-                      progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
+                      toolOutput: (@Sendable (String) -> Void)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
         let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
+        writer.toolOutput = toolOutput
         let context = catalog.planContext
         var report = ApplyReport()
         var failed: Set<ResourceID> = []

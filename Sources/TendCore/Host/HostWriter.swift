@@ -17,6 +17,9 @@ public final class HostWriter {
     public let reader: HostReader
     /// The service manager, to change units with; nil when none runs for this root.
     public let services: (any ServiceManager)?
+    /// Where a tool that changes the host (apt) shows its own progress lines as they come, for a
+    /// person watching on a terminal; nil when nobody watches.
+    public var toolOutput: (@Sendable (String) -> Void)?
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
 
