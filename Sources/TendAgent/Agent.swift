@@ -33,10 +33,12 @@ public final class Agent: Service, Sendable {
     private let metrics = AgentMetrics()
     private let executor = CycleExecutor()
     private let catalogs = CatalogCache()
-    private let lastResult = Mutex<RunResult?>(nil)
+    private let lastFailure = Mutex<ReconcileFailure?>(nil)
 
-    /// How the last cycle ended, once one has: `tend agent --once` exits by it.
-    public var lastRunResult: RunResult? { lastResult.withLock { $0 } }
+    /// Why the last cycle did not converge the newest commit, if it did not: the newest commit's
+    /// own failure also when the last good commit was applied instead. `tend agent --once` exits
+    /// by it, as `tend apply` would have.
+    public var lastCycleFailure: ReconcileFailure? { lastFailure.withLock { $0 } }
 
     public init(settings: AgentSettings, reload: @escaping @Sendable () throws -> AgentSettings, notifier: ServiceNotifier = ServiceNotifier(), logger: Logger) {
         self.settings = Mutex(settings)
@@ -127,6 +129,7 @@ public final class Agent: Service, Sendable {
         events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
         let mode: Reconciler.Mode = suspension == nil ? .apply : .plan
         var result = await run(reconciler, mode, events)
+        let newestFailure = result.failure
         var fetchFailed = false
         var fellBack = false
 
@@ -174,7 +177,7 @@ public final class Agent: Service, Sendable {
         }
         let elapsed = ContinuousClock.now - clock
         let run = RunRecord(started: started, seconds: AgentDuration.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
-        lastResult.withLock { $0 = run.result }
+        lastFailure.withLock { $0 = newestFailure ?? result.failure }
         if let suspension {
             if run.pending > 0 { logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied") }
             do {

@@ -94,13 +94,15 @@ final class FetchContext {
             return git_credential_ssh_key_new(out, username ?? "git", nil, sshKey, nil)
         }
         if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token {
-            // The token goes over HTTPS, and only to the repository's own host and port: not to
-            // a host a redirect leads to, and never in clear text.
+            // The token goes over HTTPS, and only to the repository's own host and port: libgit2
+            // asks with the URL it talks to, which after a redirect is the redirect's.
             let asking = GitSource.origin(of: url)
-            guard let tokenOrigin, asking == tokenOrigin else {
-                refusal = tokenOrigin == nil
-                    ? "the token is sent over https:// only, and this repository's URL is not https://"
-                    : "\(asking ?? "another place") asked for the token, which goes only to \(tokenOrigin) (a redirect?)"
+            guard let tokenOrigin else {
+                refusal = "the token is sent over https:// only, and this repository's URL is not https://"
+                return GIT_EUSER.rawValue
+            }
+            guard asking == tokenOrigin else {
+                refusal = "\(asking ?? "another place") asked for the token, which goes only to \(tokenOrigin) (a redirect?)"
                 return GIT_EUSER.rawValue
             }
             return git_credential_userpass_plaintext_new(out, username ?? "tend", token)

@@ -106,6 +106,8 @@ enum Debian {
 
     /// apt's sources and pins: a change to any of them makes the lists stale.
     static let sourcesAndPins = ["/etc/apt/sources.list", "/etc/apt/sources.list.d", "/etc/apt/preferences", "/etc/apt/preferences.d"]
+    /// Where the keys that sign apt sources are kept.
+    static let keyrings = ["/etc/apt/trusted.gpg.d", "/etc/apt/keyrings", "/usr/share/keyrings"]
 
     /// When an apt source or pin file last changed (nanoseconds since 1970): the files, and the
     /// folders themselves, whose time changes when a file is added or removed.
@@ -146,31 +148,10 @@ struct Tool {
         return lines.isEmpty ? String((error.isEmpty ? output : error).suffix(2000)) : lines.joined(separator: "\n")
     }
 
-    /// Runs `command` for `root`: directly for "/", through chroot for another root. With
-    /// `lines`, each line of its standard output is handed over as it comes (and kept as well).
+    /// Runs `command` for `root`: directly for "/", through chroot for another root. Each line
+    /// of its standard output is kept (up to 8 MiB) and, with `lines`, handed over as it comes.
     static func run(_ command: [String], root: String, environment: [String: String] = [:],
                     lines: (@Sendable (String) -> Void)? = nil) async -> Tool {
-        if let lines { return await streaming(command, root: root, environment: environment, lines: lines) }
-        let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
-        var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
-                                                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
-        do {
-            let executable: Executable = full[0].contains("/") ? .path(FilePath(full[0])) : .name(full[0])
-            let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
-                                                  environment: .inherit.updating(settings),
-                                                  input: .none, output: .string(limit: 8 << 20), error: .string(limit: 8 << 20))
-            let status: Int32 = switch result.terminationStatus {
-            case .exited(let code): code
-            case .signaled(let signal): 128 + signal
-            }
-            return Tool(status: status, output: result.standardOutput, error: result.standardError)
-        } catch {
-            return Tool(status: 127, output: "", error: "cannot run \(full[0]): \(error)")
-        }
-    }
-
-    private static func streaming(_ command: [String], root: String, environment: [String: String], lines: @escaping @Sendable (String) -> Void) async -> Tool {
         let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
         var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
                                                     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -180,12 +161,12 @@ struct Tool {
             let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
                                                   environment: .inherit.updating(settings),
                                                   input: .none, output: .sequence, error: .string(limit: 8 << 20)) { execution in
-                var kept: [String] = []
+                var kept = ""
                 for try await line in execution.standardOutput.strings() {
-                    lines(line)
-                    kept.append(line)
+                    lines?(line)
+                    if kept.utf8.count < 8 << 20 { kept += line + "\n" }
                 }
-                return kept.joined(separator: "\n")
+                return kept
             }
             let status: Int32 = switch result.terminationStatus {
             case .exited(let code): code

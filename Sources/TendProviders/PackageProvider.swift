@@ -33,8 +33,9 @@ public struct PackageProvider: ResourceProvider {
         var purge: Bool
 
         public var id: ResourceID { ResourceID(kind: "package", name: name) }
-        /// apt's sources, pins and keys that the same apply writes are in place before apt runs.
-        public var implicitFolderDependencies: [String] { ["/etc/apt"] }
+        /// apt's sources, pins and keys that the same apply writes are in place before apt runs
+        /// (not apt.conf.d, whose files often belong to a package, such as unattended-upgrades').
+        public var implicitFolderDependencies: [String] { Debian.sourcesAndPins + Debian.keyrings }
 
         public func digest(into digest: inout Digest) {
             digest.add("name", name)
@@ -112,15 +113,21 @@ public struct PackageProvider: ResourceProvider {
         let installing = desired.filter { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
         guard !installing.isEmpty else { return }
         var refresh = Debian.listsStale(host.reader, maxAge: listsMaxAge)
-        if !refresh {
-            // A package apt knows no candidate for is refreshed for, whatever the lists' age.
+        if !refresh, Self.mayRefreshForUnknown(host.reader) {
             let policy = try await Debian.policy(installing.map(\.name), root: host.reader.root)
-            refresh = installing.contains { policy[$0.name]?.candidate == nil }
+            refresh = installing.contains { policy[$0.name]?.candidate == nil && $0.version == nil }
         }
         if refresh { try await update(host) }
     }
 
-    private static let refreshedMemo = "package.lists-refreshed"
+    /// A package apt knows no candidate for is refreshed for within `--apt-max-age`, but not
+    /// more often than this: a name that no source has (a typo) must not cost the mirrors an
+    /// update on every run of the agent.
+    static let unknownRefreshInterval: Duration = .seconds(900)
+
+    static func mayRefreshForUnknown(_ host: HostReader) -> Bool {
+        Debian.listsAge(host).map { $0 > unknownRefreshInterval } ?? true
+    }
 
     /// `apt-get update`, remembered for the rest of the run.
     private func update(_ host: HostWriter) async throws(HostError) {
@@ -128,7 +135,6 @@ public struct PackageProvider: ResourceProvider {
         guard update.status == 0 else {
             throw HostError(path: "apt-get update", message: "refreshing the package lists failed:\n" + update.errorLines)
         }
-        host.reader.setMemo(Self.refreshedMemo, true)
         // The stamp Debian's apt touches after each update (apt.conf.d/15update-stamp), where an
         // image left that hook out: a list apt kept has its mirror's time, not the update's, and
         // an apt source written since would otherwise look newer than the lists for good.
@@ -276,8 +282,8 @@ public struct PackageProvider: ResourceProvider {
         // refreshed for: the lists are refreshed once, here, before apt installs.
         let installing = wanted.filter { $0.state != .absent && (status[$0.name]?.isInstalled != true || Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil) }
         let sourcesChanged = Debian.sourcesChanged(host.reader).map { changed in Debian.listsUpdated(host.reader).map { changed > $0 } ?? true } ?? false
-        let refreshedThisRun = host.reader.memo(Self.refreshedMemo, as: Bool.self) ?? false
-        if !installing.isEmpty, sourcesChanged || (!refreshedThisRun && installing.contains { policy[$0.name]?.candidate == nil && $0.version == nil }) {
+        let unknown = installing.contains { policy[$0.name]?.candidate == nil && $0.version == nil }
+        if !installing.isEmpty, sourcesChanged || (unknown && Self.mayRefreshForUnknown(host.reader)) {
             do throws(HostError) {
                 try await update(host)
                 policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
@@ -285,14 +291,14 @@ public struct PackageProvider: ResourceProvider {
                 failure = error.message
             }
         }
-        let unknown = wanted.filter { $0.state != .absent && $0.version == nil && status[$0.name]?.isInstalled != true && policy[$0.name]?.candidate == nil }
-        if failure == nil, !unknown.isEmpty {
+        let unknownNames = wanted.filter { $0.state != .absent && $0.version == nil && status[$0.name]?.isInstalled != true && policy[$0.name]?.candidate == nil }
+        if failure == nil, !unknownNames.isEmpty {
             // apt-get would refuse the whole transaction for one unknown name: the others go on.
-            let names = Set(unknown.map(\.name))
+            let names = Set(unknownNames.map(\.name))
             var others = await apply(batch: batch.filter { !names.contains($0.desired.name) }, host: host)[...]
             return batch.map { item in
                 names.contains(item.desired.name)
-                    ? "apt has no installation candidate for \(item.desired.name), also with the lists just refreshed; is its repository in the sources?"
+                    ? "apt has no installation candidate for \(item.desired.name), with package lists at most 15 minutes old; is its repository in the sources?"
                     : others.popFirst() ?? nil
             }
         }

@@ -392,13 +392,16 @@ public struct UnitProvider: ResourceProvider {
             }
         }
         // Enablement once every file is written: `Also=` in one unit may name another of the batch.
+        // An enabled unit whose file changed is enabled again, so links an older [Install] made go.
         for (index, (change, desired)) in batch.enumerated() where failures[index] == nil && !desired.absent {
-            guard let enabled = desired.enabled, change.changes("enabled") else { continue }
+            let reenable = desired.enabled == true && desired.unitFile != nil && change.content != nil && !change.changes("enabled")
+            guard let enabled = desired.enabled, change.changes("enabled") || reenable else { continue }
+            let what: UnitFileChange = reenable ? .reenable : enabled ? .enable : .disable
             do throws(HostError) {
                 if let services = host.services {
-                    try services.change(enabled ? .enable : .disable, unit: desired.name)
+                    try services.change(what, unit: desired.name)
                 } else {
-                    try await setEnabledOffline(desired, enabled: enabled, host: host)
+                    try await setEnablementOffline(desired, what, host: host)
                 }
                 reloadNeeded = true
             } catch {
@@ -466,7 +469,7 @@ public struct UnitProvider: ResourceProvider {
             if change.changes("state") { try run(.stop, desired, services) }
             if change.changes("enabled") { try services.change(.disable, unit: desired.name) }
         } else if change.changes("enabled") {
-            try await setEnabledOffline(desired, enabled: false, host: host)
+            try await setEnablementOffline(desired, .disable, host: host)
         }
         if change.action == .delete {
             try host.remove(desired.unitFilePath, expected: .regular, recursive: false)
@@ -530,12 +533,15 @@ public struct UnitProvider: ResourceProvider {
 
     /// Enables or disables without a manager, with `systemctl --root`: the links of every
     /// `[Install]` form, exactly as systemd makes them, after tend checked the names there.
-    private func setEnabledOffline(_ desired: Desired, enabled: Bool, host: HostWriter) async throws(HostError) {
+    private func setEnablementOffline(_ desired: Desired, _ what: UnitFileChange, host: HostWriter) async throws(HostError) {
         try Self.checkInstallSection(desired, host: host.reader)
-        let run = await Tool.run(["systemctl", "--root=\(host.reader.root)", enabled ? "enable" : "disable", "--", desired.name], root: "/")
+        let run = await Tool.run(["systemctl", "--root=\(host.reader.root)", what.rawValue, "--", desired.name], root: "/")
         guard run.status == 0 else {
+            if run.status == 127 {
+                throw HostError(path: desired.name, message: "systemctl is needed to \(what.rawValue) units under --root, and this machine has none (Debian's systemd package)")
+            }
             let said = run.error.trimmingWhitespace()
-            throw HostError(path: desired.name, message: "systemctl --root \(enabled ? "enable" : "disable") failed (exit \(run.status))" + (said.isEmpty ? "" : ": " + said))
+            throw HostError(path: desired.name, message: "systemctl --root \(what.rawValue) failed (exit \(run.status))" + (said.isEmpty ? "" : ": " + said))
         }
     }
 }

@@ -107,8 +107,13 @@ public final class SystemdManager: ServiceManager {
         do {
             let reply: OpaquePointer
             switch change {
-            case .enable, .mask:
-                reply = try call(change == .enable ? "EnableUnitFiles" : "MaskUnitFiles") { message throws(SystemdError) in
+            case .enable, .reenable, .mask:
+                let method = switch change {
+                case .enable: "EnableUnitFiles"
+                case .reenable: "ReenableUnitFiles"
+                default: "MaskUnitFiles"
+                }
+                reply = try call(method) { message throws(SystemdError) in
                     try append(message, strings: [unit])
                     try append(message, bool: false) // runtime
                     try append(message, bool: true)  // force: replace conflicting links

@@ -47,7 +47,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: \(AgentMetrics.defaultFile)).", valueName: "file"), completion: .file(extensions: ["prom"]))
     var metricsFile: String?
 
-    @Flag(help: "Run one cycle and exit by its result, as `tend apply` does (for tend-apply.service and its timer).")
+    @Flag(help: "Run one cycle and exit as `tend apply` would have (3 invalid, 4 unreadable, 5 failed, 7 refused: also when the last good commit was applied instead), for tend-apply.service and its timer.")
     var once = false
 
     func validate() throws {
@@ -80,18 +80,9 @@ struct AgentCommand: AsyncParsableCommand {
             services: agent.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         try await group.run()
-        if once { try Self.exit(for: agent.lastRunResult) }
-    }
-
-    /// `--once` ends as `tend apply` would have: 0 when the host converged (or the agent is
-    /// suspended), the code of what went wrong otherwise.
-    static func exit(for result: RunResult?) throws {
-        switch result {
-        case .converged, .changed, .suspended, .interrupted: return
-        case .failed, nil: throw TendExit.failures
-        case .stalled: throw TendExit.refused
-        case .unreachable: throw TendExit.sourceUnreadable
-        }
+        // --once ends as `tend apply` would have, also when the last good commit was applied
+        // instead of a refused newest one.
+        if once, let failure = agent.lastCycleFailure { throw Console.exitCode(for: failure) }
     }
 
     /// The settings from the flags, then agent.yaml, then the defaults.
@@ -99,14 +90,21 @@ struct AgentCommand: AsyncParsableCommand {
         let file = try AgentFile.read(config ?? AgentFile.defaultPath, optional: config == nil)
         var merged = source
         if merged.source == nil, merged.repo == nil { merged.repo = file.repo }
-        merged.ref = source.ref ?? file.ref
-        merged.path = source.path ?? file.path
+        // agent.yaml's Git settings are for its repo: a folder given here has no use for them
+        // (given as flags with a folder, they are refused). Its signature checks are not dropped
+        // in silence: whoever set them must not believe a folder was checked.
+        let git = merged.repo != nil
+        if !git, file.verify != nil || file.verifyGpg != nil {
+            throw ValidationError("\(config ?? AgentFile.defaultPath) asks for signed commits (verify), and the folder \(merged.source ?? "") has none; give its repo instead")
+        }
+        merged.ref = source.ref ?? (git ? file.ref : nil)
+        merged.path = source.path ?? (git ? file.path : nil)
         merged.givenStateDir = source.givenStateDir ?? file.stateDir
-        merged.sshKey = source.sshKey ?? file.sshKey
-        merged.knownHosts = source.knownHosts ?? file.knownHosts
-        merged.tokenFile = source.tokenFile ?? file.tokenFile
-        merged.verify = source.verify ?? file.verify
-        merged.verifyGpg = source.verifyGpg ?? file.verifyGpg
+        merged.sshKey = source.sshKey ?? (git ? file.sshKey : nil)
+        merged.knownHosts = source.knownHosts ?? (git ? file.knownHosts : nil)
+        merged.tokenFile = source.tokenFile ?? (git ? file.tokenFile : nil)
+        merged.verify = source.verify ?? (git ? file.verify : nil)
+        merged.verifyGpg = source.verifyGpg ?? (git ? file.verifyGpg : nil)
         merged.hostname = source.hostname ?? file.hostname
         if merged.labels.isEmpty { merged.labels = file.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(AgentDuration.seconds($0)) }

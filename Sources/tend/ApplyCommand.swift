@@ -93,6 +93,7 @@ struct ApplyCommand: AsyncParsableCommand {
                 error: result.failure.map(Console.runError)))
             if let failure = result.failure {
                 logger.info("apply stopped: \(failure.message)", metadata: ["action": "apply", "result": "failed"])
+                Console.error("tend: " + Printable.escaped(failure.message))
                 throw Console.exitCode(for: failure)
             }
             if result.report?.succeeded == false { throw TendExit.failures }

@@ -74,9 +74,7 @@ enum Console {
         return events
     }
 
-    /// Prints why a run stopped and exits with the code the README documents for it.
-    /// `replan` is the command that makes the plan again, for a stale saved plan.
-    /// The exit code of a run that stopped with `failure` (the list in `tend --help`).
+    /// The exit code of a run that stopped with `failure`: the list in `tend --help`.
     static func exitCode(for failure: ReconcileFailure) -> ExitCode {
         switch failure.code {
         case .invalidConfiguration: TendExit.invalidConfiguration
@@ -113,6 +111,8 @@ enum Console {
         out(String(decoding: try encoder.encode(document), as: UTF8.self) + "\n")
     }
 
+    /// Prints why a run stopped and exits with the code the README documents for it.
+    /// `replan` is the command that makes the plan again, for a stale saved plan.
     static func exit(with failure: ReconcileFailure, replan: String? = nil) throws -> Never {
         switch failure.code {
         case .invalidConfiguration:
@@ -132,13 +132,7 @@ enum Console {
         case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped:
             // Messages may hold a journal line or a path from the host: one line, escaped.
             Console.error("tend: " + Printable.escaped(failure.message))
-            throw switch failure.code {
-            case .sourceUnreadable: TendExit.sourceUnreadable
-            case .refused: TendExit.refused
-            case .locked: TendExit.locked
-            case .resourceFailed, .resourceSkipped: TendExit.failures
-            default: TendExit.unusableHost
-            }
+            throw exitCode(for: failure)
         }
     }
 

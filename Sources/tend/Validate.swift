@@ -1,6 +1,7 @@
 import ArgumentParser
 import TendAgent
 import TendCore
+import TendSpec
 
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,7 +33,10 @@ struct Validate: AsyncParsableCommand {
                 tendVersion: tendVersion, sourceDescription: result.sourceDescription,
                 resourceCount: result.failure == nil ? result.resourceCount : 0,
                 diagnostics: result.failure?.diagnostics ?? [], error: result.failure.map(Console.runError)))
-            if let failure = result.failure { throw Console.exitCode(for: failure) }
+            if let failure = result.failure {
+                Console.error("tend: " + Printable.escaped(failure.message))
+                throw Console.exitCode(for: failure)
+            }
             return
         }
         if let failure = result.failure { try Console.exit(with: failure) }

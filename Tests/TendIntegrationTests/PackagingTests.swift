@@ -7,9 +7,13 @@ import Testing
 struct PackagingTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
-    /// The .deb that `make deb` built, the one of this tree's version.
-    static func builtPackage() throws -> (path: String, version: String) {
-        let version = try String(contentsOfFile: packageRoot + "/.build/deb/version", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The .deb that `make deb` built, which must be of this tree's version.
+    static func builtPackage() async throws -> (path: String, version: String) {
+        let version = (try? String(contentsOfFile: packageRoot + "/.build/deb/version", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "none"
+        let current = try await sh(packageRoot + "/scripts/version.sh", []).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard version == current else {
+            throw CommandFailed(command: "find the .deb", output: "the .deb in .build/deb is of version \(version), this tree is \(current): run `make deb` (`make test` does)")
+        }
         let path = packageRoot + "/.build/deb/tend_\(version)_amd64.deb"
         guard FileManager.default.fileExists(atPath: path) else {
             throw CommandFailed(command: "find the .deb", output: "\(path) is missing: run `make deb` (`make test` does)")
@@ -36,7 +40,7 @@ struct PackagingTests {
     @Test("apt installs the .deb on a host with no Swift; tend --version, man pages, completion; tend.service converges the host; apt purge leaves nothing of tend",
           .enabled(if: TestHost.available, "\(TestHost.unavailableReason)"))
     func installUseAndPurge() async throws {
-        let package = try Self.builtPackage()
+        let package = try await Self.builtPackage()
         try await withTestHost(bare: true) { host in
             #expect(try await host.run(["sh", "-c", "command -v swift || ls /opt/swift/usr"]).stdout.isEmpty, "the host has a Swift toolchain")
             try FileManager.default.copyItem(atPath: package.path, toPath: host.outside("/tmp/tend.deb"))

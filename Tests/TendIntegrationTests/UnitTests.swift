@@ -374,6 +374,26 @@ struct OfflineUnitTests {
         #expect(links(ours)["getty.target.wants/getty@tty2.service"] == nil)
     }
 
+    @Test("under --root, an enabled unit whose [Install] changes is enabled again: the old link goes, the new one comes",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemctl"), "needs systemctl"))
+    func offlineInstallChange() async throws {
+        func units(_ install: String) -> [String: String] {
+            ["units.yaml": "resources:\n  - unit: app.service\n    content: \"[Service]\\nExecStart=/bin/true\\n[Install]\\n\(install)\\n\"\n    enabled: true\n"]
+        }
+        let repo = try repository(units("WantedBy=multi-user.target"))
+        let root = try makeRoot()
+        #expect(try await tend(["apply", repo.path, "--root", root.path]).status == 0)
+        let old = root.url("etc/systemd/system/multi-user.target.wants/app.service")
+        let new = root.url("etc/systemd/system/graphical.target.requires/app.service")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: old)) == "/etc/systemd/system/app.service")
+        try repo.write(units("RequiredBy=graphical.target").mapKeys { "site/" + $0 })
+        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: old)) == nil, "the link of the old [Install] stayed")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: new)) == "/etc/systemd/system/app.service")
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+    }
+
     @Test("state: absent stops, disables and removes a unit tend wrote, live and under --root, and a second plan is empty")
     func absent() async throws {
         try await withTestHost { host in

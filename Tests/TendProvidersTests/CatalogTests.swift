@@ -57,6 +57,35 @@ struct CatalogTests {
         #expect(catalog[ResourceID(kind: "file", name: "/etc/app/conf")]?.dependencies == [ResourceID(kind: "directory", name: "/etc/app")])
     }
 
+    @Test("packages come after the apt sources, pins and keyrings of the catalog, but a source that requires a package, or an apt.conf.d file of a package, closes no cycle")
+    func aptSourcesFirst() throws {
+        let fixture = try Fixture([
+            "tend.yaml": "hosts:\n  - apply: [m]\n",
+            "m/a.yaml": """
+                resources:
+                  - package: nginx
+                  - package: ca-certificates
+                  - package: unattended-upgrades
+                  - file: /etc/apt/sources.list.d/nginx.list
+                    content: "deb https://nginx.org/packages/debian bookworm nginx\\n"
+                    requires: [package:ca-certificates]
+                  - file: /etc/apt/keyrings/nginx.asc
+                  - file: /etc/apt/apt.conf.d/20auto-upgrades
+                    requires: [package:unattended-upgrades]
+                  - file: /etc/motd
+                """,
+        ])
+        defer { fixture.remove() }
+        let catalog = try fixture.catalog()
+        let order = catalog.entries.map(\.id.description)
+        func position(_ id: String) -> Int { order.firstIndex(of: id) ?? -1 }
+        #expect(position("file:/etc/apt/sources.list.d/nginx.list") < position("package:nginx"), "\(order)")
+        #expect(position("file:/etc/apt/keyrings/nginx.asc") < position("package:nginx"), "\(order)")
+        #expect(position("package:ca-certificates") < position("file:/etc/apt/sources.list.d/nginx.list"), "\(order)")
+        #expect(position("package:unattended-upgrades") < position("file:/etc/apt/apt.conf.d/20auto-upgrades"), "\(order)")
+        #expect(catalog[ResourceID(kind: "package", name: "nginx")]?.dependencies.contains(ResourceID(kind: "file", name: "/etc/motd")) == false)
+    }
+
     @Test("hosts select manifests by hostname glob, labels and os, in the order of tend.yaml")
     func selection() throws {
         let fixture = try Fixture([

@@ -127,10 +127,6 @@ extension Catalog {
             for id in item.resource.implicitDependencies {
                 if let target = byID[id], target != index { dependencies[index].append(target) }
             }
-            for folder in item.resource.implicitFolderDependencies {
-                let inside = byPath.filter { $0.value != index && ($0.key == folder || $0.key.hasPrefix(folder + "/")) }.map(\.value)
-                dependencies[index].append(contentsOf: inside.sorted())
-            }
             var ancestor = item.resource.path.flatMap(HostPath.parent(of:))
             while let path = ancestor {
                 if let target = byPath[path] {
@@ -138,6 +134,18 @@ extension Catalog {
                     break
                 }
                 ancestor = HostPath.parent(of: path)
+            }
+        }
+
+        // Folder edges last, and only where they close no cycle: an apt source that requires a
+        // package (ca-certificates for an https mirror) keeps its own order, the rest of the
+        // sources still come before the packages.
+        for (index, item) in unique.enumerated() {
+            for folder in item.resource.implicitFolderDependencies {
+                let inside = byPath.filter { $0.value != index && ($0.key == folder || $0.key.hasPrefix(folder + "/")) }.map(\.value)
+                for target in inside.sorted() where !Self.reaches(from: target, to: index, dependencies) {
+                    dependencies[index].append(target)
+                }
             }
         }
 
@@ -213,6 +221,17 @@ extension Catalog {
         let nameLocation: SourceLocation
         let requires: [Located<String>]
         let notify: [Located<String>]
+    }
+
+    /// Whether `start` depends on `goal`, directly or through others.
+    private static func reaches(from start: Int, to goal: Int, _ dependencies: [[Int]]) -> Bool {
+        var seen: Set<Int> = [start]
+        var stack = [start]
+        while let next = stack.popLast() {
+            if next == goal { return true }
+            for dependency in dependencies[next] where seen.insert(dependency).inserted { stack.append(dependency) }
+        }
+        return false
     }
 
     /// Resources in declaration order, each preceded by what it depends on that has not come yet

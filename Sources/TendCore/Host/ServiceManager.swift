@@ -70,5 +70,7 @@ public struct UnitJobResult: Sendable, Hashable {
 
 /// A change to a unit's files in the manager's configuration.
 public enum UnitFileChange: String, Sendable, Hashable {
-    case enable, disable, mask, unmask
+    /// `reenable` disables, then enables from the unit file as it is now: links an older
+    /// `[Install]` made go.
+    case enable, disable, reenable, mask, unmask
 }
