@@ -70,8 +70,7 @@ public struct DirectoryProvider: ResourceProvider {
         case nil:
             break
         }
-        let (owner, group) = try desired.attributes.resolveAccounts(host)
-        let ownership = Ownership(owner: owner, group: group, mode: desired.attributes.mode)
+        let ownership = try desired.attributes.desiredOwnership(host)
         return Observed(status: status, entries: entries, ownership: ownership,
                         names: AccountNames(host: host, status: status, ownership: ownership))
     }

@@ -97,8 +97,7 @@ public struct FileProvider: ResourceProvider {
         case nil:
             break
         }
-        let (owner, group) = try desired.attributes.resolveAccounts(host)
-        observed.ownership = Ownership(owner: owner, group: group, mode: desired.attributes.mode)
+        observed.ownership = try desired.attributes.desiredOwnership(host)
         observed.names = AccountNames(host: host, status: status, ownership: observed.ownership)
         return observed
     }

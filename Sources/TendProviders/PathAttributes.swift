@@ -105,6 +105,23 @@ struct PathAttributes {
         (try Self.resolve(owner, host, user: true, path: path), try Self.resolve(group, host, user: false, path: path))
     }
 
+    /// The desired ownership for a plan: a name that is not on the host yet but whose `user:` or
+    /// `group:` the catalog declares is pending (that step comes first and makes it).
+    func desiredOwnership(_ host: HostReader) throws(HostError) -> Ownership {
+        var ownership = Ownership(mode: mode)
+        if case .name(let name)? = owner, try host.userID(named: name) == nil, host.declares(ResourceID(kind: "user", name: name)) {
+            ownership.pendingOwner = name
+        } else {
+            ownership.owner = try Self.resolve(owner, host, user: true, path: path)
+        }
+        if case .name(let name)? = group, try host.groupID(named: name) == nil, host.declares(ResourceID(kind: "group", name: name)) {
+            ownership.pendingGroup = name
+        } else {
+            ownership.group = try Self.resolve(group, host, user: false, path: path)
+        }
+        return ownership
+    }
+
     private static func resolve(_ reference: AccountReference?, _ host: HostReader, user: Bool, path: String) throws(HostError) -> UInt32? {
         switch reference {
         case nil: return nil
@@ -112,7 +129,7 @@ struct PathAttributes {
         case .name(let name)?:
             let id = user ? try host.userID(named: name) : try host.groupID(named: name)
             guard let id else {
-                throw HostError(path: path, message: "\(user ? "user" : "group") '\(name)' does not exist on the host")
+                throw HostError(path: path, message: "\(user ? "user" : "group") '\(name)' does not exist on the host, and no user: or group: of the configuration makes it")
             }
             return id
         }
@@ -123,6 +140,9 @@ struct PathAttributes {
 struct Ownership: Sendable, Hashable {
     var owner: UInt32?
     var group: UInt32?
+    /// An owner or group an earlier step of the apply creates (`user:app`): no id yet.
+    var pendingOwner: String?
+    var pendingGroup: String?
     var mode: UInt32?
 
     /// The attribute changes from `status` (nil: nothing there yet) to this desired ownership.
@@ -133,9 +153,13 @@ struct Ownership: Sendable, Hashable {
         }
         if let owner, owner != status?.owner {
             changes.append(AttributeChange("owner", before: status.map { names.user($0.owner) }, after: names.user(owner)))
+        } else if let name = pendingOwner {
+            changes.append(AttributeChange("owner", before: status.map { names.user($0.owner) }, after: name, afterNote: "created by user:\(name)"))
         }
         if let group, group != status?.group {
             changes.append(AttributeChange("group", before: status.map { names.group($0.group) }, after: names.group(group)))
+        } else if let name = pendingGroup {
+            changes.append(AttributeChange("group", before: status.map { names.group($0.group) }, after: name, afterNote: "created by group:\(name)"))
         }
         return changes
     }

@@ -219,9 +219,17 @@ public struct RepositoryLoader: Sendable {
         return false
     }
 
+    /// Kinds whose name other kinds take as an attribute.
+    static let kindsThatAreAlsoAttributes: Set<String> = ["group"]
+
     private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
         guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return nil }
-        let kindKeys = reader.keys.filter { kinds.contains($0) }
+        // The kind key comes first (`- file: /etc/motd`). `group` is also an attribute (the owner
+        // group of a file, a user's primary group), so after the first key it is one.
+        var kindKeys = reader.keys.filter { kinds.contains($0) }
+        if let first = reader.keys.first, kinds.contains(first) {
+            kindKeys = [first] + kindKeys.dropFirst().filter { !Self.kindsThatAreAlsoAttributes.contains($0) && $0 != first }
+        }
         guard let kind = kindKeys.first else {
             let first = reader.keys.first
             let location = first.flatMap { reader.peek($0)?.key.location } ?? node.location

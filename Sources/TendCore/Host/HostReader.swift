@@ -113,6 +113,19 @@ public final class HostReader {
         (try? accounts())?.groupNames[id]
     }
 
+    /// What the catalog being planned or applied declares. A provider may take a declared resource
+    /// as in place by the time its own step runs: the implicit edges put it first (a file owned
+    /// by `app` after `user:app`). docs/writing-a-provider.md states the rule.
+    public var declaredResources: Set<ResourceID> = []
+
+    /// Whether the catalog declares `id`.
+    public func declares(_ id: ResourceID) -> Bool { declaredResources.contains(id) }
+
+    /// Forgets the user and group databases read so far: a step changed them (useradd).
+    public func forgetAccounts() {
+        accountsCache = nil
+    }
+
     private func accounts() throws(HostError) -> Accounts {
         if let accountsCache { return accountsCache }
         let passwd = (try? status("/etc/passwd")) != nil ? try read("/etc/passwd") : []

@@ -21,6 +21,7 @@ public struct Planner: Sendable {
 
     public func plan(host: HostReader) async -> Plan {
         let context = catalog.planContext
+        host.declaredResources = Set(catalog.entries.map(\.id))
         let prefetchErrors = await prefetch(host: host)
         var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
         for (position, entry) in catalog.entries.enumerated() {
@@ -96,6 +97,7 @@ public struct Planner: Sendable {
         var readers = [host]
         for _ in 1..<max(workers, 1) {
             guard let reader = try? HostReader(root: host.root) else { break }
+            reader.declaredResources = host.declaredResources
             readers.append(reader)
         }
         guard readers.count > 1 else {
@@ -140,6 +142,7 @@ public struct Planner: Sendable {
     /// is no longer what the plan observed; empty when the plan can be applied as it is.
     public func staleSteps(of plan: Plan, host: HostReader) async -> [StaleStep] {
         let context = catalog.planContext
+        host.declaredResources = Set(catalog.entries.map(\.id))
         _ = await prefetch(host: host)
         var stale: [StaleStep] = []
         for step in plan.steps {
