@@ -41,6 +41,14 @@ public struct UnitProvider: ResourceProvider {
 
         public var id: ResourceID { ResourceID(kind: "unit", name: name) }
         public var path: String? { unitFile == nil && !absent ? nil : UnitProvider.unitDirectory + "/" + name }
+
+        /// A unit whose file a package brings comes after that package, when it is declared:
+        /// the package named as the unit (nginx.service, getty@tty2.service after getty). Give
+        /// `requires:` for another name (ssh.service comes with openssh-server).
+        public var implicitDependencies: [ResourceID] {
+            guard unitFile == nil, !absent else { return [] }
+            return [ResourceID(kind: "package", name: UnitProvider.packageGuess(for: name))]
+        }
         public var paths: [String] { (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } }
 
         var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
@@ -58,6 +66,9 @@ public struct UnitProvider: ResourceProvider {
     }
 
     public struct Observed: ObservedState {
+        /// The unit is not installed yet, and the package of this name the configuration declares
+        /// will bring it: its enablement and state are planned from nothing.
+        var installedBy: String?
         var unitFile: [UInt8]?
         var dropins: [String: [UInt8]]
         /// From the service manager; nil when there is none (then `offline` holds what links say).
@@ -203,6 +214,14 @@ public struct UnitProvider: ResourceProvider {
         }
     }
 
+    /// The package a unit most likely comes with: its name without the suffix and instance.
+    static func packageGuess(for unit: String) -> String {
+        var base = unit
+        if let dot = base.lastIndex(of: ".") { base = String(base[..<dot]) }
+        if let at = base.firstIndex(of: "@") { base = String(base[..<at]) }
+        return base
+    }
+
     // MARK: Observing
 
     private static let statusMemo = "unit.status"
@@ -232,7 +251,7 @@ public struct UnitProvider: ResourceProvider {
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
-        var observed = Observed(unitFile: nil, dropins: [:], status: nil, offline: nil)
+        var observed = Observed(installedBy: nil, unitFile: nil, dropins: [:], status: nil, offline: nil)
         if desired.unitFile != nil || desired.absent, let status = try host.status(desired.unitFilePath) {
             guard status.type == .regular else {
                 throw HostError(path: desired.unitFilePath, message: "is \(status.type.article), not a unit file")
@@ -247,6 +266,10 @@ public struct UnitProvider: ResourceProvider {
                 observed.status = known
             } else {
                 observed.status = try services.status(of: [desired.name])[desired.name]
+            }
+            if desired.unitFile == nil, observed.status?.loadState == "not-found" {
+                let package = ResourceID(kind: "package", name: Self.packageGuess(for: desired.name))
+                if host.declares(package) { observed.installedBy = package.description }
             }
         } else if host.root == "/", desired.enabled != nil || desired.state != nil || desired.masked != nil {
             throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
@@ -321,6 +344,17 @@ public struct UnitProvider: ResourceProvider {
         if filesChanged { notes.append("daemon-reload (unit files changed)") }
         if let masked = desired.masked, masked != observed.isMasked {
             attributes.append(AttributeChange("masked", before: observed.isMasked, after: masked))
+        }
+        if let installer = observed.installedBy {
+            // Not there yet: the package brings it, earlier in this apply.
+            if let enabled = desired.enabled {
+                attributes.append(AttributeChange("enabled", before: nil, after: .bool(enabled), beforeNote: "installed by \(installer)"))
+            }
+            if let state = desired.state {
+                attributes.append(AttributeChange("state", before: nil, after: .text(state.rawValue), beforeNote: "installed by \(installer)"))
+            }
+            guard !attributes.isEmpty else { return nil }
+            return Change(.update, attributes: attributes, notes: ["daemon-reload first, so that systemd knows the unit the package installed"])
         }
         if let enabled = desired.enabled, enabled != observed.isEnabled {
             attributes.append(AttributeChange("enabled", before: observed.isEnabled, after: enabled))
@@ -407,6 +441,11 @@ public struct UnitProvider: ResourceProvider {
             } catch {
                 failures[index] = error.description
             }
+        }
+        // A unit a package of this apply installed: systemd may not have loaded it yet.
+        if !reloadNeeded, let services = host.services,
+           let known = try? services.status(of: batch.map(\.desired.name)), known.values.contains(where: { $0.loadState == "not-found" }) {
+            reloadNeeded = true
         }
         guard let services = host.services else {
             // What systemctl --root says now, for the executor's check of each step.

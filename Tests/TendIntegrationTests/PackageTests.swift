@@ -11,6 +11,9 @@ struct DebRepository: Sendable {
         var depends: String? = nil
         var postinst: String? = nil
         var conffile: String? = nil
+        /// A unit file the package installs as /lib/systemd/system/NAME.service, with no
+        /// maintainer script that tells systemd: tend must.
+        var unit: String? = nil
     }
 
     static let packages = [
@@ -20,6 +23,8 @@ struct DebRepository: Sendable {
         Package(name: "tend-test-conf", version: "1.0-1", conffile: "/etc/tend-test-conf.conf"),
         Package(name: "tend-test-broken", version: "1.0-1", postinst: "#!/bin/sh\necho tend-test-postinst-failure >&2\nexit 1\n"),
         Package(name: "tend-test-other", version: "1.0-1"),
+        Package(name: "tend-test-svc", version: "1.0-1",
+                unit: "[Unit]\nDescription=a service a test package brings\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"),
         // Published later, to see whether tend refreshes the package lists.
         Package(name: "tend-test-app", version: "3.0-1", depends: "tend-test-lib"),
     ]
@@ -37,6 +42,7 @@ struct DebRepository: Sendable {
             if let depends = package.depends { control += "Depends: \(depends)\n" }
             var files = ["\(build)/DEBIAN/control": control, "\(build)/usr/share/tend-test/\(package.name)": "\(package.version)\n"]
             if let postinst = package.postinst { files["\(build)/DEBIAN/postinst"] = postinst }
+            if let unit = package.unit { files["\(build)/lib/systemd/system/\(package.name).service"] = unit }
             if let conffile = package.conffile {
                 files["\(build)\(conffile)"] = "setting = default\n"
                 files["\(build)/DEBIAN/conffiles"] = conffile + "\n"
@@ -248,6 +254,37 @@ struct PackageTests {
             try self.configure(host, "  - package: tend-test-missing\n")
             #expect(try await host.tend(["apply", "/srv/config"]).status == 5)
             #expect(updates() == 1, "an unknown name refreshed the lists again within 15 minutes")
+        }
+    }
+
+    @Test("a package, its unit enabled and running, and its configuration file with a notify, from an empty host in one apply; a second plan is empty")
+    func packageUnitAndConfig() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, """
+                  - file: /etc/tend-test-svc.conf
+                    content: "workers = 2\\n"
+                    notify: [unit:tend-test-svc.service]
+                  - unit: tend-test-svc.service
+                    enabled: true
+                    state: running
+                  - package: tend-test-svc
+
+                """)
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.status == 0, "\(plan)")
+            #expect(plan.stdout.contains("(installed by package:tend-test-svc) → true"), "\(plan)")
+            #expect(plan.stdout.contains("(installed by package:tend-test-svc) → running"), "\(plan)")
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            let package = apply.stdout.range(of: "package:tend-test-svc: created")
+            let unit = apply.stdout.range(of: "unit:tend-test-svc.service")
+            #expect(package != nil && unit != nil && package!.lowerBound < unit!.lowerBound, "the unit's step must come after its package: \(apply)")
+            let state = try await host.unit("tend-test-svc.service")
+            #expect(state["ActiveState"] == "active" && state["UnitFileState"] == "enabled", "\(state)")
+            let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(again.status == 0, "a second plan is not empty: \(again)")
         }
     }
 
