@@ -338,6 +338,8 @@ public struct UserProvider: ResourceProvider {
         if let comment = desired.comment, change.changes("comment") { arguments += ["--comment", comment] }
         if let expires = desired.expires, change.changes("expires") { arguments += ["--expiredate", expires] }
         if let password = desired.password, change.changes("password") { arguments += ["--password", password] }
+        // useradd and usermod --move-home make the home itself, not the folders above it.
+        if let home = desired.home, change.changes("home") { try host.makeParentDirectories(of: home) }
         if change.action == .create {
             if desired.system { arguments.append("--system") }
             arguments.append(desired.createHome ?? !desired.system ? "--create-home" : "--no-create-home")
@@ -353,7 +355,8 @@ public struct UserProvider: ResourceProvider {
         } else if !arguments.isEmpty {
             try await ShadowTools.run("usermod", arguments + ["--", name], for: name, host: host)
         }
-        if let locked = desired.locked, change.changes("locked") {
+        // A new hash is written unlocked: a locked account is locked again after it.
+        if let locked = desired.locked, change.changes("locked") || (locked && change.changes("password")) {
             try await ShadowTools.run("usermod", [locked ? "--lock" : "--unlock", "--", name], for: name, host: host)
         }
         if let keys = desired.authorizedKeys, change.content != nil {

@@ -69,7 +69,8 @@ struct AccountTests {
         // Changed: shell and groups shown old → new; a new hash only as changed.
         let changed = manifest.replacingOccurrences(of: "/bin/bash", with: "/bin/sh").replacingOccurrences(of: "groups: [ops]", with: "groups: []")
             .replacingOccurrences(of: "members: [www-data, deploy]", with: "members: [www-data]")
-            .replacingOccurrences(of: "saltsalt", with: "pepperpe")
+            .replacingOccurrences(of: "home: /home/deploy", with: "home: /srv/deploy").replacingOccurrences(of: "deploy@example.com", with: "ci@example.com")
+            .replacingOccurrences(of: "saltsalt", with: "pepperpe") + "\n    locked: true\n"
         try repo.write(["site/accounts.yaml": changed])
         let update = try await tend(["plan", repo.path, "--root", root.path])
         func shows(_ name: String, _ change: String) -> Bool {
@@ -79,9 +80,16 @@ struct AccountTests {
         #expect(shows("groups", "ops → "), "\(update)")
         #expect(shows("password", "(sensitive value) → (sensitive value changed)"), "\(update)")
         #expect(!update.stdout.contains("pepperpe") && !update.stdout.contains("saltsalt"))
-        #expect(try await tend(["apply", repo.path, "--root", root.path]).status == 0)
-        #expect(line(root, "etc/passwd", "deploy")?.hasSuffix(":/bin/sh") == true)
+        #expect(shows("home", "/home/deploy → /srv/deploy"), "\(update)")
+        #expect(update.stdout.contains("+\(key.replacingOccurrences(of: "deploy@example.com", with: "ci@example.com"))"), "the keys' diff: \(update)")
+        let updated = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(updated.status == 0, "\(updated)")
+        #expect(line(root, "etc/passwd", "deploy") == "deploy:x:2100:2100:Deploy user:/srv/deploy:/bin/sh")
+        #expect(line(root, "etc/shadow", "deploy")?.hasPrefix("deploy:!$6$pepperpe$") == true, "locked with the new hash: \(line(root, "etc/shadow", "deploy") ?? "")")
         #expect(line(root, "etc/group", "ops") == "ops:x:2200:www-data")
+        #expect(read(root.url("srv/deploy/.ssh/authorized_keys")) == key.replacingOccurrences(of: "deploy@example.com", with: "ci@example.com") + "\n",
+                "the home moved with its keys, and the keys changed")
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
 
         // Removed: the account goes, its home stays.
         try repo.write(["site/accounts.yaml": "resources:\n  - user: deploy\n    state: absent\n  - group: ops\n    state: absent\n"])
@@ -89,7 +97,7 @@ struct AccountTests {
         #expect(remove.status == 0, "\(remove)")
         #expect(line(root, "etc/passwd", "deploy") == nil)
         #expect(line(root, "etc/group", "ops") == nil)
-        #expect(read(root.url("home/deploy/.ssh/authorized_keys")) == key + "\n", "removing a user removed its home")
+        #expect(FileManager.default.fileExists(atPath: root.url("srv/deploy/.ssh/authorized_keys")), "removing a user removed its home")
         #expect(read("/etc/passwd") == machinePasswd, "the machine's own accounts changed")
     }
 
