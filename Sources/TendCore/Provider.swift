@@ -15,6 +15,9 @@ public protocol DesiredState: Sendable {
     /// Folders whose declared contents this resource must come after, whatever declares them (a
     /// package comes after the apt sources and pins of /etc/apt that the same apply writes).
     var implicitFolderDependencies: [String] { get }
+    /// Whether the resource is declared to be gone (`state: absent`): later steps may not take
+    /// it as in place (`HostReader.declares`).
+    var isRemoval: Bool { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -25,6 +28,7 @@ extension DesiredState {
     public var paths: [String] { path.map { [$0] } ?? [] }
     public var implicitDependencies: [ResourceID] { [] }
     public var implicitFolderDependencies: [String] { [] }
+    public var isRemoval: Bool { false }
 }
 
 /// What a provider read from the host about one resource.

@@ -20,6 +20,7 @@ public struct DirectoryProvider: ResourceProvider {
         public var id: ResourceID { ResourceID(kind: "directory", name: attributes.path) }
         public var path: String? { attributes.path }
         public var implicitDependencies: [ResourceID] { attributes.implicitDependencies }
+        public var isRemoval: Bool { attributes.state == .absent }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)

@@ -23,6 +23,7 @@ public struct FileProvider: ResourceProvider {
         public var id: ResourceID { ResourceID(kind: "file", name: attributes.path) }
         public var path: String? { attributes.path }
         public var implicitDependencies: [ResourceID] { attributes.implicitDependencies }
+        public var isRemoval: Bool { attributes.state == .absent }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)

@@ -19,6 +19,9 @@ public struct GroupProvider: ResourceProvider {
         var location: SourceLocation
 
         public var id: ResourceID { ResourceID(kind: "group", name: name) }
+        public var isRemoval: Bool { state == .absent }
+        /// Removed after the user of its name, whose userdel may take it along (USERGROUPS_ENAB).
+        public var implicitDependencies: [ResourceID] { state == .absent ? [ResourceID(kind: "user", name: name)] : [] }
 
         public func digest(into digest: inout Digest) {
             digest.add("name", name)
@@ -58,7 +61,7 @@ public struct GroupProvider: ResourceProvider {
             for member in list where AccountDatabase.problem(inName: member.value) != nil {
                 context.diagnostics.error("member \(Printable.quoted(member.value)) is not a user name useradd takes", at: member.location)
             }
-            desired.members = list.map(\.value).sorted()
+            desired.members = Array(Set(list.map(\.value))).sorted()
         }
         if let node = declaration.attributes.take("state"), let text = node.string("'state'", &context.diagnostics) {
             if let state = Presence(rawValue: text) { desired.state = state } else {
@@ -132,7 +135,11 @@ public struct GroupProvider: ResourceProvider {
             do throws(HostError) {
                 switch change.action {
                 case .delete:
-                    try await ShadowTools.run("groupdel", ["--", desired.name], for: desired.name, host: host)
+                    // userdel of the user of the same name may have removed it already.
+                    try AccountDatabase.refresh(host.reader)
+                    if try AccountDatabase.of(host.reader).groups[desired.name] != nil {
+                        try await ShadowTools.run("groupdel", ["--", desired.name], for: desired.name, host: host)
+                    }
                 case .create:
                     var arguments: [String] = []
                     if let gid = desired.gid { arguments += ["--gid", String(gid)] }

@@ -36,6 +36,7 @@ public struct PackageProvider: ResourceProvider {
         /// apt's sources, pins and keys that the same apply writes are in place before apt runs
         /// (not apt.conf.d, whose files often belong to a package, such as unattended-upgrades').
         public var implicitFolderDependencies: [String] { Debian.sourcesAndPins + Debian.keyrings }
+        public var isRemoval: Bool { state == .absent }
 
         public func digest(into digest: inout Digest) {
             digest.add("name", name)

@@ -87,7 +87,7 @@ struct PathAttributes {
     var implicitDependencies: [ResourceID] {
         var ids: [ResourceID] = []
         if case .name(let name)? = owner { ids.append(ResourceID(kind: "user", name: name)) }
-        if case .name(let name)? = group { ids.append(ResourceID(kind: "group", name: name)) }
+        if case .name(let name)? = group { ids += [ResourceID(kind: "group", name: name), ResourceID(kind: "user", name: name)] }
         return ids
     }
 
@@ -114,7 +114,9 @@ struct PathAttributes {
         } else {
             ownership.owner = try Self.resolve(owner, host, user: true, path: path)
         }
-        if case .name(let name)? = group, try host.groupID(named: name) == nil, host.declares(ResourceID(kind: "group", name: name)) {
+        // A group is also made by useradd, for a user of its name declared without `group:`.
+        if case .name(let name)? = group, try host.groupID(named: name) == nil,
+           host.declares(ResourceID(kind: "group", name: name)) || host.declares(ResourceID(kind: "user", name: name)) {
             ownership.pendingGroup = name
         } else {
             ownership.group = try Self.resolve(group, host, user: false, path: path)

@@ -18,6 +18,7 @@ public struct SymlinkProvider: ResourceProvider {
 
         public var id: ResourceID { ResourceID(kind: "symlink", name: attributes.path) }
         public var path: String? { attributes.path }
+        public var isRemoval: Bool { attributes.state == .absent }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)

@@ -46,9 +46,11 @@ public struct UnitProvider: ResourceProvider {
         /// the package named as the unit (nginx.service, getty@tty2.service after getty). Give
         /// `requires:` for another name (ssh.service comes with openssh-server).
         public var implicitDependencies: [ResourceID] {
-            guard unitFile == nil, !absent else { return [] }
+            guard unitFile == nil, !absent, enabled == true || state == .running else { return [] }
             return [ResourceID(kind: "package", name: UnitProvider.packageGuess(for: name))]
         }
+
+        public var isRemoval: Bool { absent }
         public var paths: [String] { (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } }
 
         var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
@@ -353,8 +355,9 @@ public struct UnitProvider: ResourceProvider {
             if let state = desired.state {
                 attributes.append(AttributeChange("state", before: nil, after: .text(state.rawValue), beforeNote: "installed by \(installer)"))
             }
-            guard !attributes.isEmpty else { return nil }
-            return Change(.update, attributes: attributes, notes: ["daemon-reload first, so that systemd knows the unit the package installed"])
+            guard !attributes.isEmpty || !diffs.isEmpty else { return nil }
+            return Change(.update, attributes: attributes, content: diffs.isEmpty ? nil : .text(diff: diffs.joined()),
+                          notes: notes + ["daemon-reload first, so that systemd knows the unit the package installed"])
         }
         if let enabled = desired.enabled, enabled != observed.isEnabled {
             attributes.append(AttributeChange("enabled", before: observed.isEnabled, after: enabled))

@@ -32,11 +32,18 @@ public struct UserProvider: ResourceProvider {
         var removeHome = false
 
         public var id: ResourceID { ResourceID(kind: "user", name: name) }
+        public var isRemoval: Bool { state == .absent }
 
-        /// After its primary and supplementary groups, when they are declared.
+        /// After its primary and supplementary groups, when they are declared: without `group:`,
+        /// the group of its own name, which it then joins instead of making.
         public var implicitDependencies: [ResourceID] {
+            guard state == .present else { return [] }
             var ids: [ResourceID] = []
-            if case .name(let group)? = group { ids.append(ResourceID(kind: "group", name: group)) }
+            switch group {
+            case .name(let group)?: ids.append(ResourceID(kind: "group", name: group))
+            case nil: ids.append(ResourceID(kind: "group", name: name))
+            case .id?: break
+            }
             ids += (groups ?? []).map { ResourceID(kind: "group", name: $0) }
             return ids
         }
@@ -127,25 +134,26 @@ public struct UserProvider: ResourceProvider {
         }
         if let node = attributes("system") { desired.system = node.bool("'system'", &context.diagnostics) ?? false }
         if let node = attributes("password"), let hash = node.string("'password'", &context.diagnostics) {
-            // A hash, never a clear-text password: `$id$…` of crypt(3), or `!`/`*` for none.
-            if hash.hasPrefix("$") || hash == "*" || hash == "!" {
+            // A hash, never a clear-text password: `$id$…` of crypt(3). No password at all is
+            // `locked: true`, not a `!` here.
+            if hash.hasPrefix("$") {
                 if hash.contains(":") || Printable.hasControlCharacters(hash) {
                     context.diagnostics.error("'password' may not hold ':' or a control character", at: node.location)
                 } else {
                     desired.password = hash
                 }
             } else {
-                context.diagnostics.error("'password' must be a crypt(3) hash such as $y$… or $6$… (mkpasswd makes one), not a clear-text password", at: node.location)
+                context.diagnostics.error("'password' must be a crypt(3) hash such as $y$… or $6$… (mkpasswd makes one), not a clear-text password; for none, set locked: true", at: node.location)
             }
         }
         if let node = attributes("locked") { desired.locked = node.bool("'locked'", &context.diagnostics) }
         if let node = attributes("expires"), let text = node.string("'expires'", &context.diagnostics) {
             if text == "never" {
                 desired.expires = ""
-            } else if Self.days(since1970: text) != nil {
+            } else if let days = Self.days(since1970: text), Self.date(fromDays: days) == text {
                 desired.expires = text
             } else {
-                context.diagnostics.error("'expires' must be a date as YYYY-MM-DD, or never", at: node.location)
+                context.diagnostics.error("'expires' must be a real date as YYYY-MM-DD (the day the account is disabled), or never", at: node.location)
             }
         }
         if let node = attributes("authorized_keys") {
@@ -208,8 +216,11 @@ public struct UserProvider: ResourceProvider {
         for group in desired.groups ?? [] where database.groups[group] == nil && !host.declares(ResourceID(kind: "group", name: group)) {
             throw HostError(path: desired.name, message: "group \(Printable.quoted(group)) is neither on the host nor declared")
         }
+        if desired.state == .present, desired.locked == false, desired.password == nil, database.shadows[desired.name].map({ $0.hash.isEmpty || $0.hash == "*" }) ?? true {
+            throw HostError(path: desired.name, message: "locked: false needs a password: the account has none to unlock (give 'password:')")
+        }
         var keys: [UInt8]?
-        if let user, desired.authorizedKeys != nil {
+        if let user, desired.authorizedKeys != nil, !(desired.home ?? user.home).isEmpty {
             let path = Self.keysPath(home: desired.home ?? user.home)
             if let status = try host.status(path) {
                 guard status.type == .regular else {
@@ -325,10 +336,20 @@ public struct UserProvider: ResourceProvider {
 
     private func apply(_ change: Change, _ desired: Desired, host: HostWriter) async throws(HostError) {
         let name = desired.name
+        let database = try AccountDatabase.of(host.reader)
         if change.action == .delete {
+            if desired.removeHome, let home = database.users[name]?.home { try Self.checkHome(home, host: host) }
             try await ShadowTools.run("userdel", (desired.removeHome ? ["--remove"] : []) + ["--", name], for: name, host: host)
             return
         }
+        // Under another root the tools follow links inside it: no home they make, move or remove
+        // may lead out of it.
+        if change.action == .create, desired.createHome ?? !desired.system { try Self.checkHome(desired.home ?? "/home/\(name)", host: host) }
+        if change.action != .create, change.changes("home"), let home = desired.home {
+            try Self.checkHome(home, host: host)
+            if let old = database.users[name]?.home { try Self.checkHome(old, host: host) }
+        }
+        let wasLocked = database.shadows[name]?.isLocked ?? false
         var arguments: [String] = []
         if let uid = desired.uid, change.changes("uid") { arguments += ["--uid", String(uid)] }
         if let group = desired.group, change.changes("group") { arguments += ["--gid", group.description] }
@@ -343,8 +364,11 @@ public struct UserProvider: ResourceProvider {
         if change.action == .create {
             if desired.system { arguments.append("--system") }
             arguments.append(desired.createHome ?? !desired.system ? "--create-home" : "--no-create-home")
-            // A group of the user's own name when no primary group is given, as adduser does.
-            if desired.group == nil { arguments.append("--user-group") }
+            // Without `group:`, the group of the user's own name: joined if it exists (declared, or
+            // made by a package), made with the user otherwise, as adduser does.
+            if desired.group == nil {
+                arguments += database.groups[name] != nil ? ["--gid", name] : ["--user-group"]
+            }
             // `group:` naming the user's own group, which nothing else makes: useradd makes it.
             if case .name(let group)? = desired.group, group == name, try AccountDatabase.of(host.reader).groups[group] == nil,
                let flag = arguments.firstIndex(of: "--gid") {
@@ -355,13 +379,28 @@ public struct UserProvider: ResourceProvider {
         } else if !arguments.isEmpty {
             try await ShadowTools.run("usermod", arguments + ["--", name], for: name, host: host)
         }
-        // A new hash is written unlocked: a locked account is locked again after it.
-        if let locked = desired.locked, change.changes("locked") || (locked && change.changes("password")) {
+        // A new hash is written unlocked: a locked account is locked again after it, unless
+        // `locked: false` says otherwise.
+        if let locked = desired.locked, change.changes("locked") {
             try await ShadowTools.run("usermod", [locked ? "--lock" : "--unlock", "--", name], for: name, host: host)
+        } else if change.changes("password"), wasLocked || desired.locked == true, desired.locked != false {
+            try await ShadowTools.run("usermod", ["--lock", "--", name], for: name, host: host)
         }
         if let keys = desired.authorizedKeys, change.content != nil {
             try AccountDatabase.refresh(host.reader)
             try writeKeys(keys, desired, host: host)
+        }
+    }
+
+    /// Under another root: `home` has no link at or above it inside the root and is a folder if
+    /// it exists, since useradd, usermod and userdel follow links (a `home -> /var/home` would
+    /// make or remove a folder of the machine's own). HostReader never follows one, so its
+    /// walk is the check.
+    static func checkHome(_ home: String, host: HostWriter) throws(HostError) {
+        guard host.reader.root != "/" else { return }
+        if let problem = HostPath.problem(in: home) { throw HostError(path: home, message: "the home \(problem)") }
+        if let status = try host.reader.status(home), status.type != .directory {
+            throw HostError(path: home, message: "is \(status.type.article), not a folder; the account tools would follow or replace it, so tend leaves it")
         }
     }
 

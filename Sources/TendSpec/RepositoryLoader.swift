@@ -243,7 +243,7 @@ public struct RepositoryLoader: Sendable {
             return nil
         }
         if kindKeys.count > 1, let second = reader.peek(kindKeys[1]) {
-            diagnostics.error("a resource has exactly one kind key, but this one has '\(kind)' and '\(kindKeys[1])'", at: second.key.location)
+            diagnostics.error("a resource has exactly one kind key, written first, but this one has '\(kind)' and '\(kindKeys[1])'", at: second.key.location)
             return nil
         }
         guard let nameNode = reader.take(kind), let name = nameNode.string("the name of a \(kind)", &diagnostics) else { return nil }

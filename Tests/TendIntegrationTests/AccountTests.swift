@@ -151,6 +151,51 @@ struct AccountTests {
         #expect(!FileManager.default.fileExists(atPath: root.url("home/other")))
     }
 
+    @Test("a user declared with a group of its own name joins that group; one whose group a package made joins it; both can go together")
+    func ownNameGroup() async throws {
+        let root = try accountRoot()
+        try root.write(["etc/group": read(root.url("etc/group"))! + "pkg:x:2600:\n", "etc/gshadow": read(root.url("etc/gshadow"))! + "pkg:!::\n"])
+        let repo = try repository(["a.yaml": """
+            resources:
+              - user: web
+                system: true
+              - group: web
+                gid: 2500
+              - user: pkg
+                system: true
+            """])
+        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(line(root, "etc/passwd", "web")?.contains(":2500:") == true, "\(line(root, "etc/passwd", "web") ?? "")")
+        #expect(line(root, "etc/passwd", "pkg")?.contains(":2600:") == true, "\(line(root, "etc/passwd", "pkg") ?? "")")
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+        try repo.write(["site/a.yaml": "resources:\n  - group: web\n    state: absent\n  - user: web\n    state: absent\n"])
+        let remove = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(remove.status == 0, "\(remove)")
+        #expect(line(root, "etc/passwd", "web") == nil && line(root, "etc/group", "web") == nil)
+    }
+
+    @Test("password and lock: '!' is refused for a hash, locked: false on an account with no password is an error, and under --root a home behind a link is never made")
+    func lockAndHomeSafety() async throws {
+        let root = try accountRoot()
+        let bang = try repository(["a.yaml": "resources:\n  - user: x\n    password: \"!\"\n"])
+        let refused = try await tend(["validate", bang.path])
+        #expect(refused.status == 3 && refused.stderr.contains("for none, set locked: true"), "\(refused)")
+        let unlock = try repository(["a.yaml": "resources:\n  - user: app\n    locked: false\n"])
+        let unlockRun = try await tend(["apply", unlock.path, "--root", root.path])
+        #expect(unlockRun.status == 5 && unlockRun.stdout.contains("locked: false needs a password"), "\(unlockRun)")
+
+        let outside = try Scratch("tend-outside")
+        try FileManager.default.removeItem(atPath: root.url("home"))
+        try FileManager.default.createSymbolicLink(atPath: root.url("home"), withDestinationPath: outside.path)
+        let linked = try repository(["a.yaml": "resources:\n  - user: newbie\n"])
+        let linkedRun = try await tend(["apply", linked.path, "--root", root.path])
+        #expect(linkedRun.status == 5, "\(linkedRun)")
+        #expect(linkedRun.stdout.contains("is a symbolic link"), "\(linkedRun)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: outside.path)) == [], "useradd made a home through the link")
+        #expect(line(root, "etc/passwd", "newbie") == nil)
+    }
+
     @Test("authorized_keys are never written through a link the user planted at ~/.ssh")
     func plantedLink() async throws {
         let root = try accountRoot()

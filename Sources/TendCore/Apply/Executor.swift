@@ -55,7 +55,7 @@ public struct Executor: Sendable {
                       toolOutput: (@Sendable (String) -> Void)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
         let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
         writer.toolOutput = toolOutput
-        writer.reader.declaredResources = Set(catalog.entries.map(\.id))
+        writer.reader.declaredResources = catalog.declaredPresent
         let context = catalog.planContext
         var report = ApplyReport()
         var failed: Set<ResourceID> = []

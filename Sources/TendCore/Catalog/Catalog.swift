@@ -50,6 +50,11 @@ public struct Catalog: Sendable {
     }
 
     /// The read-only view of the catalog that planning gets.
+    /// What later steps may take as in place: every resource not declared absent.
+    public var declaredPresent: Set<ResourceID> {
+        Set(entries.filter { !$0.resource.isRemoval }.map(\.id))
+    }
+
     public var planContext: PlanContext {
         PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
     }

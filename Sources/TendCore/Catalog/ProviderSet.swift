@@ -42,6 +42,7 @@ protocol BoundResource: Sendable {
     var paths: [String] { get }
     var implicitDependencies: [ResourceID] { get }
     var implicitFolderDependencies: [String] { get }
+    var isRemoval: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -67,6 +68,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var paths: [String] { desired.paths }
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
     var implicitFolderDependencies: [String] { desired.implicitFolderDependencies }
+    var isRemoval: Bool { desired.isRemoval }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }

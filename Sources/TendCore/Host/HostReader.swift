@@ -113,9 +113,10 @@ public final class HostReader {
         (try? accounts())?.groupNames[id]
     }
 
-    /// What the catalog being planned or applied declares. A provider may take a declared resource
-    /// as in place by the time its own step runs: the implicit edges put it first (a file owned
-    /// by `app` after `user:app`). docs/writing-a-provider.md states the rule.
+    /// What the catalog being planned or applied declares present (not `state: absent`). A
+    /// provider may take such a resource as in place by the time its own step runs: the implicit
+    /// edges put it first (a file owned by `app` after `user:app`). docs/writing-a-provider.md
+    /// states the rule.
     public var declaredResources: Set<ResourceID> = []
 
     /// Whether the catalog declares `id`.

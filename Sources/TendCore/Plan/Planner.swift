@@ -21,7 +21,7 @@ public struct Planner: Sendable {
 
     public func plan(host: HostReader) async -> Plan {
         let context = catalog.planContext
-        host.declaredResources = Set(catalog.entries.map(\.id))
+        host.declaredResources = catalog.declaredPresent
         let prefetchErrors = await prefetch(host: host)
         var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
         for (position, entry) in catalog.entries.enumerated() {
@@ -142,7 +142,7 @@ public struct Planner: Sendable {
     /// is no longer what the plan observed; empty when the plan can be applied as it is.
     public func staleSteps(of plan: Plan, host: HostReader) async -> [StaleStep] {
         let context = catalog.planContext
-        host.declaredResources = Set(catalog.entries.map(\.id))
+        host.declaredResources = catalog.declaredPresent
         _ = await prefetch(host: host)
         var stale: [StaleStep] = []
         for step in plan.steps {
