@@ -76,8 +76,13 @@ public struct UserProvider: ResourceProvider {
         /// The desired primary group's gid, nil when it does not exist yet (declared, to be created).
         var desiredGID: UInt32?
         var authorizedKeys: [UInt8]?
+        /// The `.ssh` folder and the keys file as they are, to repair their mode and owner.
+        var sshFolder: FileStatus?
+        var keysFile: FileStatus?
 
         public func fingerprint(into digest: inout Digest) {
+            sshFolder?.fingerprint(into: &digest)
+            keysFile?.fingerprint(into: &digest)
             digest.add("user", user.map { "\($0.uid) \($0.gid) \($0.comment) \($0.home) \($0.shell)" })
             digest.add("shadow", shadow.map { "\($0.password) \($0.expires.map(String.init) ?? "")" })
             digest.add("groups", groups.joined(separator: ","))
@@ -220,17 +225,24 @@ public struct UserProvider: ResourceProvider {
             throw HostError(path: desired.name, message: "locked: false needs a password: the account has none to unlock (give 'password:')")
         }
         var keys: [UInt8]?
+        var sshFolder: FileStatus?
+        var keysFile: FileStatus?
         if let user, desired.authorizedKeys != nil, !(desired.home ?? user.home).isEmpty {
             let path = Self.keysPath(home: desired.home ?? user.home)
+            sshFolder = try host.status(HostPath.parent(of: path) ?? "/")
             if let status = try host.status(path) {
                 guard status.type == .regular else {
                     throw HostError(path: path, message: "is \(status.type.article), not a file; tend writes authorized keys only to a file of its own")
                 }
                 keys = try host.read(path)
+                keysFile = status
             }
         }
-        return Observed(user: user, shadow: database.shadows[desired.name], groups: database.groups(of: desired.name),
-                        groupName: user.flatMap { database.group(withGID: $0.gid)?.name }, desiredGID: desiredGID, authorizedKeys: keys)
+        var observed = Observed(user: user, shadow: database.shadows[desired.name], groups: database.groups(of: desired.name),
+                                groupName: user.flatMap { database.group(withGID: $0.gid)?.name }, desiredGID: desiredGID, authorizedKeys: keys)
+        observed.sshFolder = sshFolder
+        observed.keysFile = keysFile
+        return observed
     }
 
     static func keysPath(home: String) -> String {
@@ -288,6 +300,15 @@ public struct UserProvider: ResourceProvider {
         var content: ContentChange?
         if let keys = desired.authorizedKeys, Array(keys.utf8) != (observed.authorizedKeys ?? []) || observed.authorizedKeys == nil {
             content = ContentChange.between(observed.authorizedKeys, Array(keys.utf8), path: Self.keysPath(home: desired.home ?? user?.home ?? "/home/\(desired.name)"), sensitive: false)
+        }
+        // Keys only the user can change: the file 0600 and `.ssh` 0700, both the user's.
+        if desired.authorizedKeys != nil, let user {
+            if let folder = observed.sshFolder, folder.type == .directory, folder.permissions != 0o700 || folder.owner != user.uid {
+                attributes.append(AttributeChange(".ssh", before: "\(FileMode.format(folder.permissions)) uid \(folder.owner)", after: "0700 uid \(user.uid)"))
+            }
+            if let file = observed.keysFile, file.permissions != 0o600 || file.owner != user.uid {
+                attributes.append(AttributeChange("authorized_keys", before: "\(FileMode.format(file.permissions)) uid \(file.owner)", after: "0600 uid \(user.uid)"))
+            }
         }
         if user == nil, attributes.first(where: { $0.name == "uid" }) == nil {
             attributes.insert(AttributeChange("uid", before: String?.none, after: String?.none, beforeNote: "absent", afterNote: desired.system ? "next free system uid" : "next free uid"), at: 0)
@@ -386,7 +407,7 @@ public struct UserProvider: ResourceProvider {
         } else if change.changes("password"), wasLocked || desired.locked == true, desired.locked != false {
             try await ShadowTools.run("usermod", ["--lock", "--", name], for: name, host: host)
         }
-        if let keys = desired.authorizedKeys, change.content != nil {
+        if let keys = desired.authorizedKeys, change.content != nil || change.changes(".ssh") || change.changes("authorized_keys") {
             try AccountDatabase.refresh(host.reader)
             try writeKeys(keys, desired, host: host)
         }
@@ -421,7 +442,7 @@ public struct UserProvider: ResourceProvider {
         case nil:
             try host.makeDirectory(folder, mode: 0o700, owner: user.uid, group: user.gid)
         case .directory?:
-            break
+            try host.setAttributes(folder, type: .directory, mode: 0o700, owner: user.uid, group: user.gid)
         case let other?:
             throw HostError(path: folder, message: "is \(other.article), not a folder; tend writes authorized keys only into a folder")
         }

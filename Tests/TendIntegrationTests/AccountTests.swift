@@ -66,6 +66,15 @@ struct AccountTests {
         let again = try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"])
         #expect(again.status == 0, "a second plan is not empty: \(again)")
 
+        // Someone opens the keys to others: the mode is repaired, the content kept.
+        chmod(root.url("home/deploy/.ssh"), 0o755)
+        chmod(root.url("home/deploy/.ssh/authorized_keys"), 0o644)
+        let opened = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(opened.status == 0, "\(opened)")
+        #expect(status(root.url("home/deploy/.ssh"))?.st_mode == S_IFDIR | 0o700)
+        #expect(status(root.url("home/deploy/.ssh/authorized_keys"))?.st_mode == S_IFREG | 0o600)
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+
         // Changed: shell and groups shown old → new; a new hash only as changed.
         let changed = manifest.replacingOccurrences(of: "/bin/bash", with: "/bin/sh").replacingOccurrences(of: "groups: [ops]", with: "groups: []")
             .replacingOccurrences(of: "members: [www-data, deploy]", with: "members: [www-data]")
