@@ -27,7 +27,7 @@ release: deps
 # come from the debug build.
 deb: build
 	@deb=$$(scripts/build-deb.sh); echo "Built $$deb"; \
-	if command -v lintian >/dev/null; then lintian --fail-on error --suppress-tags-from-file scripts/deb/lintian-kept "$$deb"; fi
+	if command -v lintian >/dev/null; then lintian --fail-on error,warning --suppress-tags-from-file scripts/deb/lintian-kept "$$deb"; fi
 
 # The demo: a scratch root with its own /etc/passwd (so owners resolve there), the web host example
 # planned, applied, then planned again to show that nothing is left to do.

@@ -148,9 +148,10 @@ struct Tool {
         return lines.isEmpty ? String((error.isEmpty ? output : error).suffix(2000)) : lines.joined(separator: "\n")
     }
 
-    /// Runs `command` for `root`: directly for "/", through chroot for another root. Each line
-    /// of its standard output is kept (up to 8 MiB) and, with `lines`, handed over as it comes.
-    static func run(_ command: [String], root: String, environment: [String: String] = [:],
+    /// Runs `command` for `root`: directly for "/", through chroot for another root, with `input`
+    /// on its standard input. Each line of its standard output is kept (up to 8 MiB) and, with
+    /// `lines`, handed over as it comes.
+    static func run(_ command: [String], root: String, environment: [String: String] = [:], input: String = "",
                     lines: (@Sendable (String) -> Void)? = nil) async -> Tool {
         let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
         var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
@@ -160,7 +161,7 @@ struct Tool {
             let executable: Executable = full[0].contains("/") ? .path(FilePath(full[0])) : .name(full[0])
             let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
                                                   environment: .inherit.updating(settings),
-                                                  input: .none, output: .sequence, error: .string(limit: 8 << 20)) { execution in
+                                                  input: .string(input), output: .sequence, error: .string(limit: 8 << 20)) { execution in
                 var kept = ""
                 for try await line in execution.standardOutput.strings() {
                     lines?(line)

@@ -278,7 +278,13 @@ public struct PackageProvider: ResourceProvider {
         }
         var failure: String?
         let wanted = batch.map(\.desired)
-        var policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? [:]
+        var policy: [String: AptPolicy]
+        do {
+            policy = try await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)
+        } catch {
+            // Without apt's candidates every missing package would look unknown: say why instead.
+            return batch.map { _ in error.description }
+        }
         // An apt source or pin that this apply wrote, or a package without a candidate not yet
         // refreshed for: the lists are refreshed once, here, before apt installs.
         let installing = wanted.filter { $0.state != .absent && (status[$0.name]?.isInstalled != true || Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil) }

@@ -379,7 +379,10 @@ public struct UserProvider: ResourceProvider {
         if let shell = desired.shell, change.changes("shell") { arguments += ["--shell", shell] }
         if let comment = desired.comment, change.changes("comment") { arguments += ["--comment", comment] }
         if let expires = desired.expires, change.changes("expires") { arguments += ["--expiredate", expires] }
-        if let password = desired.password, change.changes("password") { arguments += ["--password", password] }
+        // On the host itself the hash goes to chpasswd on its standard input, not on a command
+        // line every local user could read; an image (no other users) takes it through --prefix.
+        let hashByStandardInput = host.reader.root == "/"
+        if let password = desired.password, change.changes("password"), !hashByStandardInput { arguments += ["--password", password] }
         // useradd and usermod --move-home make the home itself, not the folders above it.
         if let home = desired.home, change.changes("home") { try host.makeParentDirectories(of: home) }
         if change.action == .create {
@@ -399,6 +402,12 @@ public struct UserProvider: ResourceProvider {
             try await ShadowTools.run("useradd", arguments + ["--", name], for: name, host: host)
         } else if !arguments.isEmpty {
             try await ShadowTools.run("usermod", arguments + ["--", name], for: name, host: host)
+        }
+        if let password = desired.password, change.changes("password"), hashByStandardInput {
+            let run = await Tool.run(["chpasswd", "--encrypted"], root: "/", input: "\(name):\(password)\n")
+            guard run.status == 0 else {
+                throw HostError(path: name, message: "chpasswd exited \(run.status): " + run.error.trimmingWhitespace())
+            }
         }
         // A new hash is written unlocked: a locked account is locked again after it, unless
         // `locked: false` says otherwise.

@@ -224,11 +224,12 @@ public struct RepositoryLoader: Sendable {
 
     private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
         guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return nil }
-        // The kind key comes first (`- file: /etc/motd`). `group` is also an attribute (the owner
-        // group of a file, a user's primary group), so after the first key it is one.
+        // `group` is also an attribute (the owner group of a file, a user's primary group): beside
+        // another kind key it is that attribute, wherever it is written.
         var kindKeys = reader.keys.filter { kinds.contains($0) }
-        if let first = reader.keys.first, kinds.contains(first) {
-            kindKeys = [first] + kindKeys.dropFirst().filter { !Self.kindsThatAreAlsoAttributes.contains($0) && $0 != first }
+        if kindKeys.count > 1 {
+            let others = kindKeys.filter { !Self.kindsThatAreAlsoAttributes.contains($0) }
+            if !others.isEmpty { kindKeys = others }
         }
         guard let kind = kindKeys.first else {
             let first = reader.keys.first
@@ -243,7 +244,7 @@ public struct RepositoryLoader: Sendable {
             return nil
         }
         if kindKeys.count > 1, let second = reader.peek(kindKeys[1]) {
-            diagnostics.error("a resource has exactly one kind key, written first, but this one has '\(kind)' and '\(kindKeys[1])'", at: second.key.location)
+            diagnostics.error("a resource has exactly one kind key, but this one has '\(kind)' and '\(kindKeys[1])'", at: second.key.location)
             return nil
         }
         guard let nameNode = reader.take(kind), let name = nameNode.string("the name of a \(kind)", &diagnostics) else { return nil }

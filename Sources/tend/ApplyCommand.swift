@@ -73,7 +73,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let json = self.json
         if !json, Console.progress.enabled {
             // apt's own lines, dimmed, while it runs: a transaction can take minutes.
-            events.toolOutput = { line in Console.progress.step(counting: false) { Console.error(style.dim("  " + line)) } }
+            events.toolOutput = { line in Console.progress.step(counting: false) { Console.error(style.dim("  " + Printable.escaped(line))) } }
         }
         events.applying = { plan in
             Console.progress.begin(steps: plan.steps.count)

@@ -223,11 +223,12 @@ struct AccountTests {
     func liveHost() async throws {
         try await withTestHost { host in
             try host.write(["/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n",
-                            "/srv/config/site/a.yaml": "resources:\n  - group: tendops\n  - user: tendop\n    groups: [tendops]\n    shell: /bin/bash\n"])
+                            "/srv/config/site/a.yaml": "resources:\n  - group: tendops\n  - user: tendop\n    groups: [tendops]\n    shell: /bin/bash\n    password: \"$6$livesalt$hash\"\n    locked: true\n"])
             let apply = try await host.tend(["apply", "/srv/config"])
             #expect(apply.status == 0, "\(apply)")
             #expect(try await host.run(["id", "-nG", "tendop"]).stdout.contains("tendops"))
             #expect(try await host.run(["getent", "passwd", "tendop"]).stdout.hasSuffix(":/home/tendop:/bin/bash\n"))
+            #expect(try await host.run(["getent", "shadow", "tendop"]).stdout.hasPrefix("tendop:!$6$livesalt$hash:"), "the hash (through chpasswd) and the lock")
             #expect(FileManager.default.fileExists(atPath: host.outside("/home/tendop")), "the home was not created")
             #expect(try await host.tend(["plan", "/srv/config", "--detailed-exitcode"]).status == 0)
             try host.write(["/srv/config/site/a.yaml": "resources:\n  - user: tendop\n    state: absent\n  - group: tendops\n    state: absent\n"])

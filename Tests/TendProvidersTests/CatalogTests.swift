@@ -86,6 +86,25 @@ struct CatalogTests {
         #expect(catalog[ResourceID(kind: "package", name: "nginx")]?.dependencies.contains(ResourceID(kind: "file", name: "/etc/motd")) == false)
     }
 
+    @Test("group beside another kind key is that resource's attribute, written before or after it; alone it is the group kind")
+    func groupAttributeOrKind() throws {
+        let fixture = try Fixture([
+            "tend.yaml": "hosts:\n  - apply: [m]\n",
+            "m/a.yaml": """
+                resources:
+                  - group: adm
+                    mode: "0640"
+                    file: /etc/a
+                  - file: /etc/b
+                    group: adm
+                  - group: ops
+                """,
+        ])
+        defer { fixture.remove() }
+        let catalog = try fixture.catalog()
+        #expect(Set(catalog.entries.map(\.id.description)) == ["file:/etc/a", "file:/etc/b", "group:ops"])
+    }
+
     @Test("hosts select manifests by hostname glob, labels and os, in the order of tend.yaml")
     func selection() throws {
         let fixture = try Fixture([

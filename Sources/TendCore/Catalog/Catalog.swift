@@ -49,11 +49,12 @@ public struct Catalog: Sendable {
         positions[id].map { entries[$0] }
     }
 
-    /// The read-only view of the catalog that planning gets.
     /// What later steps may take as in place: every resource not declared absent.
     public var declaredPresent: Set<ResourceID> {
         Set(entries.filter { !$0.resource.isRemoval }.map(\.id))
     }
+
+    /// The read-only view of the catalog that planning gets.
 
     public var planContext: PlanContext {
         PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
