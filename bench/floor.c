@@ -4,7 +4,11 @@
  *                             files are right (the floor of a no-op plan).
  *   floor write ROOT N DIRS   make the DIRS folders, then write each file safely: temporary file,
  *                             write, fsync, rename; one fsync per folder at the end (the floor of
- *                             an apply that never leaves a file half written). */
+ *                             an apply that never leaves a file half written).
+ *   floor write-nosync ROOT N DIRS   the same without any fsync, as CFEngine writes: the least any
+ *                             tool must do to put N files in place, durable or not.
+ *   floor lstat ROOT N DIRS   lstat() each of the N files and nothing else: the floor of a check
+ *                             that trusts what it recorded while the file's status is unchanged. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(const char *root, long n, long dirs) {
+static int write_all(const char *root, long n, long dirs, int durable) {
     char path[4096], temporary[4200], content[256];
     snprintf(path, sizeof path, "%s/srv", root); mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/srv/data", root); mkdir(path, 0755);
@@ -25,11 +29,11 @@ static int write_all(const char *root, long n, long dirs) {
         snprintf(temporary, sizeof temporary, "%s.tmp", path);
         int len = snprintf(content, sizeof content, "# generated file %ld\nkey = value-%ld\n", i, i);
         int fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0 || fchmod(fd, 0644) != 0 || write(fd, content, len) != len || fsync(fd) != 0) { perror(temporary); return 1; }
+        if (fd < 0 || fchmod(fd, 0644) != 0 || write(fd, content, len) != len || (durable && fsync(fd) != 0)) { perror(temporary); return 1; }
         close(fd);
         if (rename(temporary, path) != 0) { perror(path); return 1; }
     }
-    for (long d = 0; d < dirs; d++) {
+    for (long d = 0; durable && d < dirs; d++) {
         snprintf(path, sizeof path, "%s/srv/data/d%03ld", root, d);
         int fd = open(path, O_RDONLY | O_DIRECTORY);
         if (fd < 0 || fsync(fd) != 0) { perror(path); return 1; }
@@ -38,11 +42,25 @@ static int write_all(const char *root, long n, long dirs) {
     return 0;
 }
 
+static int lstat_all(const char *root, long n, long dirs) {
+    char path[4096];
+    long missing = 0;
+    for (long i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/srv/data/d%03ld/f%06ld.conf", root, i % dirs, i);
+        struct stat st;
+        if (lstat(path, &st) != 0) missing++;
+    }
+    printf("%ld of %ld files missing\n", missing, n);
+    return missing ? 2 : 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: floor check|write ROOT N DIRS\n"); return 64; }
+    if (argc != 5) { fprintf(stderr, "usage: floor check|write|write-nosync|lstat ROOT N DIRS\n"); return 64; }
     const char *root = argv[2];
     long n = atol(argv[3]), dirs = atol(argv[4]);
-    if (strcmp(argv[1], "write") == 0) return write_all(root, n, dirs);
+    if (strcmp(argv[1], "write") == 0) return write_all(root, n, dirs, 1);
+    if (strcmp(argv[1], "write-nosync") == 0) return write_all(root, n, dirs, 0);
+    if (strcmp(argv[1], "lstat") == 0) return lstat_all(root, n, dirs);
     char path[4096], expected[256], buffer[65536];
     long differ = 0;
     for (long i = 0; i < n; i++) {

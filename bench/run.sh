@@ -10,5 +10,7 @@ echo; echo "## Git: deciding nothing changed"; echo
 python3 bench/git_fetch.py "$bin/tend" "$bin/tend-fetch-loop"
 echo; echo "## Packages"; echo
 python3 bench/packages.py "$bin/tend"
+echo; echo "## Converging new files durably"; echo
+python3 bench/durable.py "$bin/tend"
 echo; echo "## The agent"; echo
 python3 bench/agent.py "$bin/tend" "$bin/tend-agent-loop"

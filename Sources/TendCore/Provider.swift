@@ -95,6 +95,15 @@ public protocol ResourceProvider: Sendable {
     /// transaction for all packages; one daemon-reload for all units) instead of one at a time.
     var appliesInBatches: Bool { get }
 
+    /// Whether this kind's `apply` is right while the files that earlier steps wrote are still
+    /// staged (written to their temporary names, not yet durable nor renamed into place). The
+    /// executor then runs a stretch of such steps with the writer staging (`HostWriter.beginStaging`)
+    /// and makes all their files durable at once: one `syncfs` instead of an fsync per file. True
+    /// for kinds that only change paths and never read another resource's file; false (the default)
+    /// for anything that must find earlier files in place (a unit reloads systemd, apt reads its
+    /// sources).
+    var stagesWrites: Bool { get }
+
     /// Carries out several changes together; returns, for each, nil when it was done or why not.
     /// Only called when `appliesInBatches`; the executor checks each result afterwards as usual.
     func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?]
@@ -108,6 +117,7 @@ extension ResourceProvider {
     public var acceptsNotifications: Bool { false }
     public var observesInParallel: Bool { false }
     public var appliesInBatches: Bool { false }
+    public var stagesWrites: Bool { false }
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {}
 

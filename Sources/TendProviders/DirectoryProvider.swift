@@ -12,6 +12,7 @@ public struct DirectoryProvider: ResourceProvider {
     public var kind: String { "directory" }
 
     public var observesInParallel: Bool { true }
+    public var stagesWrites: Bool { true }
 
     public struct Desired: DesiredState {
         var attributes: PathAttributes

@@ -11,6 +11,7 @@ public struct FileProvider: ResourceProvider {
     public var kind: String { "file" }
 
     public var observesInParallel: Bool { true }
+    public var stagesWrites: Bool { true }
 
     public struct Desired: DesiredState {
         var attributes: PathAttributes

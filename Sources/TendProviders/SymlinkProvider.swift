@@ -11,6 +11,7 @@ public struct SymlinkProvider: ResourceProvider {
     public var kind: String { "symlink" }
 
     public var observesInParallel: Bool { true }
+    public var stagesWrites: Bool { true }
 
     public struct Desired: DesiredState {
         var attributes: PathAttributes

@@ -100,4 +100,44 @@ struct FilesystemStateTests {
         #expect(try #require(status(root.url("srv/fifo"))).st_mode & S_IFMT == S_IFIFO)
         #expect(read(root.url("srv/plain")) == "a file\n")
     }
+
+    @Test("200 files made durable together: the one that cannot be put in place fails alone, what requires it is skipped, the other 199 converge, no temporary is left",
+          .enabled(if: isRoot, "needs root for chattr"))
+    func stagedStretch() async throws {
+        let root = try makeRoot()
+        try FileManager.default.createDirectory(atPath: root.url("srv/many"), withIntermediateDirectories: true)
+        try root.write(["srv/many/f100": "old\n"])
+        guard (try? await sh("/usr/bin/chattr", ["+i", root.url("srv/many/f100")])) != nil else {
+            print("chattr +i is not supported on \(root.path)'s filesystem: the staged failure was not tried")
+            return
+        }
+        var manifest = "resources:\n"
+        for index in 0..<200 { manifest += "  - file: /srv/many/f\(index)\n    content: \"file \(index)\\n\"\n" }
+        manifest += "  - symlink: /srv/latest\n    target: /srv/many/f100\n    requires: [file:/srv/many/f100]\n"
+        manifest += "  - symlink: /srv/first\n    target: /srv/many/f0\n    requires: [file:/srv/many/f0]\n"
+        let repo = try repository(["a.yaml": manifest])
+        let apply: TendRun
+        do {
+            apply = try await tend(["apply", repo.path, "--root", root.path])
+        } catch {
+            _ = try? await sh("/usr/bin/chattr", ["-i", root.url("srv/many/f100")])
+            throw error
+        }
+        try await sh("/usr/bin/chattr", ["-i", root.url("srv/many/f100")])
+        #expect(apply.status == 5, "\(apply)")
+        #expect(apply.stdout.contains("file:/srv/many/f100: failed: /srv/many/f100: Operation not permitted"), "\(apply)")
+        #expect(apply.stdout.contains("symlink:/srv/latest: skipped: requires file:/srv/many/f100, which did not converge"), "\(apply)")
+        #expect(read(root.url("srv/many/f100")) == "old\n")
+        for index in 0..<200 where index != 100 {
+            #expect(read(root.url("srv/many/f\(index)")) == "file \(index)\n")
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.url("srv/first")) == "/srv/many/f0")
+        #expect(!FileManager.default.fileExists(atPath: root.url("srv/latest")))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.url("srv/many")).allSatisfy { !$0.contains(".tend-") }, "a temporary file was left")
+
+        let again = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(again.status == 0, "\(again)")
+        #expect(again.stdout.contains("~ file:/srv/many/f100: updated") && again.stdout.contains("+ symlink:/srv/latest: created"), "\(again)")
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+    }
 }

@@ -3,7 +3,9 @@ public import Logging
 /// Apply: carries out a plan's steps in order. The only holder of a `HostWriter`.
 ///
 /// A step whose dependency failed or was skipped is skipped, with the reason; independent steps
-/// still run. After each step the resource is observed again, and if it still differs from the
+/// still run. A stretch of steps that only write paths (`ResourceProvider.stagesWrites`) is made
+/// durable together: their files are written to temporary names, synced at once and only then
+/// renamed into place, checked and reported done. After each step the resource is observed again, and if it still differs from the
 /// desired state the step fails ("inconsistent result after apply").
 public struct Executor: Sendable {
     public let catalog: Catalog
@@ -63,7 +65,46 @@ public struct Executor: Sendable {
                     metadata: ["message_id": "\(LogMessageID.runStarted)", "action": "apply"])
         var completed: Set<ResourceID> = []
         var handled: Set<Int> = []
+        func record(_ step: Plan.Step, _ outcome: StepResult.Outcome) {
+            var logger = self.logger
+            logger[metadataKey: "resource"] = "\(step.id)"
+            let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
+            let action = result.action?.rawValue ?? "none"
+            switch outcome {
+            case .done:
+                completed.insert(step.id)
+                logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
+            case .failed(let reason):
+                failed.insert(step.id)
+                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
+            case .skipped(let reason):
+                failed.insert(step.id)
+                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
+            }
+            report.results.append(result)
+            progress(.finished(result))
+        }
+        // Steps whose files are staged: they are done only once `flush` made those files durable
+        // and put them in place, and only then checked, reported and available to what depends on them.
+        var staged: [(step: Plan.Step, entry: Catalog.Entry, paths: [String])] = []
+        var stagedIDs: Set<ResourceID> = []
+        func flush() {
+            guard !staged.isEmpty else { return }
+            let failures = writer.commitStaged()
+            for (step, entry, paths) in staged {
+                if let failure = paths.lazy.compactMap({ failures[$0] }).first {
+                    record(step, .failed(failure.description))
+                } else {
+                    record(step, verify(entry, writer: writer, context: context))
+                }
+            }
+            staged.removeAll()
+            stagedIDs.removeAll()
+        }
         for (index, step) in plan.steps.enumerated() where !handled.contains(index) {
+            let entry = catalog[step.id]
+            let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
+            if !stages || step.dependsOn.contains(where: stagedIDs.contains) { flush() }
             var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
             if let error = step.error {
                 outcomes = [(step, .failed(error))]
@@ -71,7 +112,7 @@ public struct Executor: Sendable {
                 outcomes = [(step, .skipped(Self.stoppingReason))]
             } else if let blocker = step.dependsOn.first(where: failed.contains) {
                 outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
-            } else if let change = step.change, let entry = catalog[step.id] {
+            } else if let change = step.change, let entry {
                 if entry.resource.appliesInBatches {
                     let batch = readyBatch(from: index, in: plan, kind: step.id.kind, completed: completed, failed: failed)
                     handled.formUnion(batch)
@@ -79,31 +120,26 @@ public struct Executor: Sendable {
                     outcomes = zip(batch, await runBatch(batch.map { plan.steps[$0] }, writer: writer, context: context)).map { (plan.steps[$0], $1) }
                 } else {
                     progress(.started(step.id, change.action))
-                    outcomes = [(step, run(change, entry: entry, writer: writer, context: context))]
+                    if stages { writer.beginStaging() }
+                    let before = writer.stagedCount
+                    do {
+                        try entry.resource.apply(change, host: writer)
+                        if writer.stagedCount > before {
+                            staged.append((step, entry, writer.stagedPaths(from: before)))
+                            stagedIDs.insert(step.id)
+                            continue
+                        }
+                        outcomes = [(step, verify(entry, writer: writer, context: context))]
+                    } catch {
+                        outcomes = [(step, .failed(error.description))]
+                    }
                 }
             } else {
                 outcomes = [(step, .failed("not in the catalog"))]
             }
-            for (step, outcome) in outcomes {
-                var logger = self.logger
-                logger[metadataKey: "resource"] = "\(step.id)"
-                let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
-                let action = result.action?.rawValue ?? "none"
-                switch outcome {
-                case .done:
-                    completed.insert(step.id)
-                    logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
-                case .failed(let reason):
-                    failed.insert(step.id)
-                    logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
-                case .skipped(let reason):
-                    failed.insert(step.id)
-                    logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
-                }
-                report.results.append(result)
-                progress(.finished(result))
-            }
+            for (step, outcome) in outcomes { record(step, outcome) }
         }
+        flush()
         try writer.syncDirectories()
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
@@ -146,15 +182,6 @@ public struct Executor: Sendable {
             if let reason { return .failed(reason) }
             return verify(entry, writer: writer, context: context)
         }
-    }
-
-    private func run(_ change: Change, entry: Catalog.Entry, writer: HostWriter, context: PlanContext) -> StepResult.Outcome {
-        do {
-            try entry.resource.apply(change, host: writer)
-        } catch {
-            return .failed(error.description)
-        }
-        return verify(entry, writer: writer, context: context)
     }
 
     /// Observes and plans the resource again: it must need nothing more.

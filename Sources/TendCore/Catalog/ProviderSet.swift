@@ -46,6 +46,7 @@ protocol BoundResource: Sendable {
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
+    var stagesWrites: Bool { get }
     /// Applies this resource's change together with those of `others`, which are of the same kind.
     func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?]
     /// Prefetches for this resource and `others` of the same kind.
@@ -72,6 +73,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
+    var stagesWrites: Bool { provider.stagesWrites }
 
     func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError) {
         let all = others.compactMap { ($0 as? Bound<P>)?.desired }
