@@ -34,6 +34,12 @@ public final class Agent: Service, Sendable {
     private let executor = CycleExecutor()
     private let catalogs = CatalogCache()
     private let lastFailure = Mutex<ReconcileFailure?>(nil)
+    /// What the watches saw; created with the agent, watching from the first applied cycle.
+    private let drift: DriftWatch
+    /// The agent's record as the last cycle wrote it, which a repair updates (contested resources).
+    private let record = Mutex<AgentRecord?>(nil)
+    /// How long a burst of events is gathered into one repair.
+    static let debounce: Duration = .milliseconds(15)
 
     /// Why the last cycle did not converge the newest commit, if it did not: the newest commit's
     /// own failure also when the last good commit was applied instead. `tend agent --once` exits
@@ -45,6 +51,7 @@ public final class Agent: Service, Sendable {
         self.reload = reload
         self.notifier = notifier
         self.logger = logger
+        drift = DriftWatch(logger: logger, wake: { [wakeup] in wakeup.fire(.watched) })
     }
 
     /// The services to run in one `ServiceGroup`: the agent, its SIGHUP listener and its watchdog.
@@ -80,7 +87,7 @@ public final class Agent: Service, Sendable {
                     notifier.status(state.status)
                 }
                 guard !stopping.load(ordering: .relaxed) else { break }
-                let reason = await wakeup.wait(until: next)
+                let reason = await waitRepairing(until: next, current)
                 if reason == .reload {
                     notifier.reloading(status: "reading the configuration again")
                     do {
@@ -98,7 +105,127 @@ public final class Agent: Service, Sendable {
             notifier.stopping(status: "stopping after the step in progress")
             wakeup.fire(reload: false)
         }
+        drift.stop()
         logger.notice("agent stopped")
+    }
+
+    // MARK: Repairs
+
+    /// Waits for the next cycle (the timer, SIGHUP or stop), repairing what the watches see
+    /// change meanwhile. Lost events (inotify's queue overflowed) end the wait: a full cycle then
+    /// checks everything at once.
+    private func waitRepairing(until next: ContinuousClock.Instant, _ settings: AgentSettings) async -> Wakeup.Reason {
+        while true {
+            let reason = await wakeup.wait(until: next)
+            guard reason == .watched, !stopping.load(ordering: .relaxed) else { return reason }
+            // A burst of writes is one repair.
+            try? await Task.sleep(for: Self.debounce)
+            let (ids, overflow) = drift.take()
+            if overflow {
+                logger.notice("inotify's queue overflowed and events were lost: checking everything now", metadata: ["action": "watch"])
+                return .timer
+            }
+            if !ids.isEmpty { await repair(ids, settings) }
+        }
+    }
+
+    /// Observes, plans and applies `ids` (and what depends on them) as a cycle would, against the
+    /// commit the last cycle applied; logs what had drifted and how long the repair took.
+    private func repair(_ ids: Set<ResourceID>, _ settings: AgentSettings) async {
+        cycleStarted.store(Self.monotonicNanoseconds(), ordering: .relaxed)
+        defer { cycleStarted.store(0, ordering: .relaxed) }
+        let clock = ContinuousClock.now
+        var reconciler = settings.reconciler
+        reconciler.runBy = "tend agent"
+        reconciler.catalogCache = catalogs
+        reconciler.scope = ids
+        let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
+        if let suspension = store.read(.suspended, as: Suspension.self, problem: { _ in }), suspension.holds(at: Date()) { return }
+        var events = ReconcileEvents(
+            lockWaiting: { [logger] holder in logger.notice("waiting for \(holder), which holds the lock of the root") },
+            note: { [logger] in logger.notice("\($0)") })
+        events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
+        let result = await run(reconciler, .apply, events)
+        let elapsed = ContinuousClock.now - clock
+        let tenths = Int((AgentDuration.seconds(elapsed) * 10_000).rounded())
+        let milliseconds = "\(tenths / 10).\(tenths % 10)"
+        if let failure = result.failure {
+            logger.warning("repair of \(ids.sorted { $0.description < $1.description }.map(\.description).joined(separator: ", ")) failed: \(failure.message)",
+                           metadata: ["action": "repair", "result": "failed"])
+            return
+        }
+        let changes = Dictionary((result.plan?.steps ?? []).compactMap { step in step.change.map { (step.id, $0) } }, uniquingKeysWith: { a, _ in a })
+        var repaired: Set<ResourceID> = []
+        for step in result.report?.results ?? [] {
+            var logger = self.logger
+            logger[metadataKey: "resource"] = "\(step.id)"
+            let what = changes[step.id].map(Self.drifted) ?? ""
+            if step.outcome == .done {
+                repaired.insert(step.id)
+                logger.notice("drift repaired in \(milliseconds) ms: \(step.id)\(what)", metadata: ["action": "repair", "result": "done", "repair_ms": "\(milliseconds)"])
+            } else {
+                logger.warning("drift not repaired: \(step.id)\(what): \(step.outcome.reason ?? step.outcome.label)", metadata: ["action": "repair", "result": "\(step.outcome.label)"])
+            }
+        }
+        metrics.repaired(repaired.count, seconds: AgentDuration.seconds(elapsed))
+        drift.rearm(ids, root: reconciler.root)
+        let contested = drift.repaired(repaired)
+        defer { if !repaired.isEmpty { writeMetrics(settings) } }
+        for id in contested {
+            var logger = self.logger
+            logger[metadataKey: "resource"] = "\(id)"
+            logger.warning("\(id) is contested: something changed it back \(DriftWatch.contestLimit) times within \(AgentDuration.format(DriftWatch.contestWindow)); it is repaired on the timer only until the commit changes",
+                           metadata: ["action": "repair", "result": "contested"])
+        }
+        if !contested.isEmpty { writeRecord(store) { _ in } }
+    }
+
+    /// Writes the metrics file, when there is one to write.
+    private func writeMetrics(_ settings: AgentSettings) {
+        guard let file = settings.metricsFile, !file.isEmpty, AgentMetrics.shouldWrite(file) else { return }
+        do {
+            try metrics.write(to: file)
+        } catch {
+            logger.warning("cannot write the metrics to \(file): \(error)")
+        }
+    }
+
+    /// What had drifted, for the journal: the attributes, old → new, and a few lines of the diff
+    /// of text content (never sensitive content).
+    static func drifted(_ change: Change) -> String {
+        var parts = change.attributes.map { "\($0.name): \($0.shownBefore) → \($0.shownAfter)" }
+        switch change.content {
+        case .text(let diff)?:
+            let lines = diff.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { ($0.hasPrefix("+") || $0.hasPrefix("-")) && !$0.hasPrefix("+++") && !$0.hasPrefix("---") }
+            let shown = lines.prefix(6).map { String($0.prefix(100)) }
+            parts.append("content: " + shown.joined(separator: " ⏎ ") + (lines.count > 6 ? " ⏎ … \(lines.count - 6) more lines" : ""))
+        case .binary?: parts.append("content (binary)")
+        case .sensitive?: parts.append("content (sensitive, not shown)")
+        case nil: break
+        }
+        if change.action == .create { parts.insert("was missing", at: 0) }
+        return parts.isEmpty ? "" : " (" + parts.joined(separator: "; ") + ")"
+    }
+
+    /// Writes the agent's record with the contested resources as they are now, `change`d first.
+    private func writeRecord(_ store: StateStore, _ change: (inout AgentRecord) -> Void) {
+        let contested = drift.contested
+        let updated = record.withLock { record -> AgentRecord? in
+            guard var current = record else { return nil }
+            change(&current)
+            current.contested = contested.isEmpty ? nil : contested.map { AgentRecord.Contest(resource: $0.key.description, since: $0.value) }
+                .sorted { $0.resource < $1.resource }
+            record = current
+            return current
+        }
+        guard let updated else { return }
+        do {
+            try store.write(.agent, updated)
+        } catch {
+            logger.error("cannot record the agent's status: \(error)", metadata: ["result": "failed"])
+        }
+        metrics.contested(contested.count)
     }
 
     // MARK: One cycle
@@ -194,23 +321,17 @@ public final class Agent: Service, Sendable {
         record.enforcing = state.enforcing
         record.stalled = state.stall
         record.fetchFailures = state.fetchFailures
-        do {
-            try store.write(.agent, record)
-        } catch {
-            logger.error("cannot record the agent's status: \(error)", metadata: ["result": "failed"])
+        if settings.watch, settings.cycles == nil, result.failure == nil || result.report != nil, let kept = catalogs.current {
+            drift.follow(kept, root: reconciler.root, units: Reconciler.serviceManager(for: reconciler.root).0 != nil)
         }
+        self.record.withLock { $0 = record }
+        writeRecord(store) { _ in }
         state.status = Self.status(run: run, record: record, suspension: suspension)
         // A cycle of a large catalog leaves much freed memory in malloc's arenas: hand it back,
         // so that the agent's resident size between cycles is what it keeps, not what it used.
         Self.mallocTrim?(0)
-        if let file = settings.metricsFile, !file.isEmpty, AgentMetrics.shouldWrite(file) {
-            metrics.update(run: run, result: result, record: record, suspended: suspension != nil)
-            do {
-                try metrics.write(to: file)
-            } catch {
-                logger.warning("cannot write the metrics to \(file): \(error)")
-            }
-        }
+        metrics.update(run: run, result: result, record: record, suspended: suspension != nil)
+        writeMetrics(settings)
         return next
     }
 

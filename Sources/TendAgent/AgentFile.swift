@@ -24,6 +24,7 @@ public struct AgentFile: Sendable {
     public var lockTimeout: Duration?
     public var aptMaxAge: Duration?
     public var metricsFile: String?
+    public var watch: Bool?
 
     public init() {}
 
@@ -98,6 +99,7 @@ public struct AgentFile: Sendable {
         result.fetchTimeout = duration("fetch_timeout", minimum: .seconds(1))
         result.lockTimeout = duration("lock_timeout", minimum: .zero)
         result.aptMaxAge = duration("apt_max_age", minimum: .zero)
+        result.watch = reader.take("watch").flatMap { $0.bool("watch", &diagnostics) }
         reader.finish(&diagnostics, context: "the agent's configuration")
         guard diagnostics.isEmpty else { throw AgentFileError(diagnostics.sorted) }
         return result

@@ -31,6 +31,9 @@ public final class AgentMetrics: Sendable {
     private let stalled: CoreMetrics.Gauge
     private let failed: CoreMetrics.Gauge
     private let pruneRefused: CoreMetrics.Gauge
+    private let repairs: CoreMetrics.Counter
+    private let repairSeconds: CoreMetrics.Timer
+    private let contestedCount: CoreMetrics.Gauge
     /// The info metric of the commit applied, and its labels, replaced when the commit changes.
     private let commitInfo = Mutex<(gauge: Prometheus.Gauge, labels: [String])?>(nil)
 
@@ -48,11 +51,26 @@ public final class AgentMetrics: Sendable {
         stalled = CoreMetrics.Gauge(label: "tend_stalled", factory: factory)
         failed = CoreMetrics.Gauge(label: "tend_last_run_failed", factory: factory)
         pruneRefused = CoreMetrics.Gauge(label: "tend_prune_refused", factory: factory)
+        repairs = CoreMetrics.Counter(label: "tend_watch_repairs_total", factory: factory)
+        repairSeconds = CoreMetrics.Timer(label: "tend_watch_repair_duration_seconds", factory: factory)
+        contestedCount = CoreMetrics.Gauge(label: "tend_contested_resources", factory: factory)
         // Present from the start, so a dashboard sees 0 rather than nothing.
         fetchFailures.increment(by: 0)
         changes.increment(by: 0)
         drift.increment(by: 0)
+        repairs.increment(by: 0)
+        contestedCount.record(0)
     }
+
+    /// A repair between cycles changed `count` resources, in `seconds`.
+    func repaired(_ count: Int, seconds: Double) {
+        guard count > 0 else { return }
+        repairs.increment(by: count)
+        drift.increment(by: count)
+        repairSeconds.recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    func contested(_ count: Int) { contestedCount.record(count) }
 
     func fetchFailed() { fetchFailures.increment() }
 

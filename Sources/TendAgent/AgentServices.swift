@@ -10,7 +10,12 @@ import UnixSignals
 /// Wakes the agent's wait early: SIGHUP (read the configuration again) or stop. A wake that
 /// comes while no one waits is kept for the next wait (a stop outranks a reload).
 final class Wakeup: Sendable {
-    enum Reason: Sendable { case timer, reload, stop }
+    /// Why the agent woke, most pressing last: a watch saw drift, SIGHUP, or stop.
+    enum Reason: Int, Sendable, Comparable {
+        case timer, watched, reload, stop
+
+        static func < (a: Reason, b: Reason) -> Bool { a.rawValue < b.rawValue }
+    }
 
     private struct Waiting {
         var continuation: CheckedContinuation<Reason, Never>?
@@ -19,14 +24,16 @@ final class Wakeup: Sendable {
 
     private let state = Mutex(Waiting())
 
-    func fire(reload: Bool) {
-        let reason: Reason = reload ? .reload : .stop
+    func fire(reload: Bool) { fire(reload ? .reload : .stop) }
+
+    /// Wakes the waiting agent, or the next wait; a pending wake keeps the more pressing reason.
+    func fire(_ reason: Reason) {
         let continuation = state.withLock { waiting -> CheckedContinuation<Reason, Never>? in
             if let continuation = waiting.continuation {
                 waiting.continuation = nil
                 return continuation
             }
-            if waiting.pending != .stop { waiting.pending = reason }
+            waiting.pending = max(waiting.pending ?? reason, reason)
             return nil
         }
         continuation?.resume(returning: reason)
@@ -47,8 +54,8 @@ final class Wakeup: Sendable {
             for await reason in group { reasons.append(reason) }
             return reasons
         }
-        if Task.isCancelled || reasons.contains(.stop) { return .stop }
-        return reasons.contains(.reload) ? .reload : .timer
+        if Task.isCancelled { return .stop }
+        return reasons.max() ?? .timer
     }
 
     /// The next wake; `.timer` when cancelled (the time ran out first).

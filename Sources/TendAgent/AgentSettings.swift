@@ -13,6 +13,9 @@ public struct AgentSettings: Sendable {
     public var metricsFile: String?
     /// Stop after this many cycles (benchmarks); nil runs until stopped.
     public var cycles: Int?
+    /// Repair drift the moment a watch sees it (inotify, the bus), between cycles; false leaves
+    /// it to the cycles.
+    public var watch = true
 
     public init(reconciler: Reconciler, interval: Duration, splay: Duration? = nil, metricsFile: String?) {
         self.reconciler = reconciler

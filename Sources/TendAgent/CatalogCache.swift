@@ -5,7 +5,8 @@ public import TendSpec
 /// The catalog of the last run, kept by the agent between cycles: a commit is immutable, so while
 /// the commit, the host's facts and the inventory that `prune:` reads stay the same, so does the
 /// catalog, and a cycle skips loading, parsing and decoding the whole repository again. Folder
-/// sources, which can change under the same name, are never kept.
+/// sources, which can change under the same name, are never reused; the catalog a cycle applied,
+/// of any source, is what the watches follow and what a repair plans with (`current`).
 public final class CatalogCache: Sendable {
     struct Key: Equatable, Sendable {
         var origin: SnapshotOrigin
@@ -13,15 +14,42 @@ public final class CatalogCache: Sendable {
         var managed: Set<ResourceID>
     }
 
-    private let kept = Mutex<(key: Key, catalog: Catalog)?>(nil)
+    /// What a repair needs besides the catalog: where it came from, and the facts it was made for.
+    public struct Kept: Sendable {
+        var key: Key
+        public var catalog: Catalog
+        public var sourceDescription: String
+        public var origin: SnapshotOrigin { key.origin }
+        var facts: HostFacts { key.facts }
+    }
+
+    private let kept = Mutex<Kept?>(nil)
+    /// The catalog of the last run, reused or built, of any source (a folder's too).
+    private let latest = Mutex<Kept?>(nil)
+    /// The catalog that the last full cycle applied, once one did: the watches follow it, and a
+    /// repair plans with it.
+    private let enforced = Mutex<Kept?>(nil)
 
     public init() {}
 
     /// The kept catalog when `key` matches, else `build`'s, kept for next time if it has a commit.
-    func catalog(for key: Key, build: () throws(ConfigurationError) -> Catalog) throws(ConfigurationError) -> Catalog {
-        if let kept = kept.withLock({ $0 }), kept.key == key { return kept.catalog }
-        let catalog = try build()
-        kept.withLock { $0 = key.origin.commit == nil ? nil : (key, catalog) }
-        return catalog
+    func catalog(for key: Key, description: String, build: () throws(ConfigurationError) -> Catalog) throws(ConfigurationError) -> Catalog {
+        if let kept = kept.withLock({ $0 }), kept.key == key {
+            latest.withLock { $0 = kept }
+            return kept.catalog
+        }
+        let built = Kept(key: key, catalog: try build(), sourceDescription: description)
+        kept.withLock { $0 = key.origin.commit == nil ? nil : built }
+        latest.withLock { $0 = built }
+        return built.catalog
     }
+
+    /// Marks the catalog of `origin`, of the run that just applied it, as the one enforced.
+    func enforce(_ origin: SnapshotOrigin) {
+        let current = latest.withLock { $0 }
+        enforced.withLock { $0 = current?.key.origin == origin ? current : nil }
+    }
+
+    /// The catalog last applied by a full cycle, if any.
+    public var current: Kept? { enforced.withLock { $0 } }
 }

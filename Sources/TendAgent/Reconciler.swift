@@ -57,6 +57,10 @@ public struct Reconciler: Sendable {
 
     /// Who runs it, as the state's records name it (`tend apply`, `tend agent`).
     public var runBy = "tend apply"
+    /// Only these resources, and what depends on them or is notified by them, against the catalog
+    /// the last full run enforced (`CatalogCache.current`), fetching and loading nothing: the
+    /// agent's repair when a watch saw them change. Such a run leaves no `last-run.json`.
+    public var scope: Set<ResourceID>?
 
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
     /// end is in the result. An apply that got the lock leaves its record in the root's
@@ -72,7 +76,7 @@ public struct Reconciler: Sendable {
         } catch {
             result.failure = error
         }
-        if mode.changesHost, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined,
+        if mode.changesHost, scope == nil, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined,
            state(for: mode).root == "/" || result.report != nil {
             let elapsed = ContinuousClock.now - clock
             let record = RunRecord(started: started, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
@@ -106,6 +110,9 @@ public struct Reconciler: Sendable {
             }
         }
         defer { withExtendedLifetime(lock) {} }
+        if let scope {
+            return try await repair(scope, events: events, into: &result)
+        }
 
         let opened = try await open(saved: saved, root: rootPath, checkRewind: mode.checksRewind, events: events, into: &result)
         result.sourceDescription = opened.snapshot.description
@@ -133,7 +140,7 @@ public struct Reconciler: Sendable {
             }
             if let catalogCache {
                 let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys.compactMap(ResourceID.init(parsing:)) ?? []))
-                catalog = try catalogCache.catalog(for: key, build: build)
+                catalog = try catalogCache.catalog(for: key, description: opened.snapshot.description, build: build)
             } else {
                 catalog = try build()
             }
@@ -190,6 +197,7 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
         }
+        catalogCache?.enforce(opened.snapshot.origin)
         // The commit was good enough to apply: a failed apply still records it for the rewind
         // check (which is about history) and as the last good commit (the agent keeps applying
         // it), but only one that converged is recorded as applied.
@@ -247,6 +255,55 @@ public struct Reconciler: Sendable {
         }
         result.retiredKept = kept
         return plan
+    }
+
+    /// A run limited to `scope` (`Reconciler.scope`), under the lock already taken: the same
+    /// Observe, Plan and Apply as a full run, with the enforced catalog and facts.
+    private func repair(_ scope: Set<ResourceID>, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
+        guard let kept = catalogCache?.current else {
+            throw ReconcileFailure(.usage, "no configuration applied yet to repair against")
+        }
+        result.sourceDescription = kept.sourceDescription
+        result.commit = kept.origin.commit
+        result.resourceCount = kept.catalog.entries.count
+        var logger = self.logger
+        if let commit = kept.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
+        let (services, problem) = Self.serviceManager(for: root)
+        if let problem { result.note(problem, events) }
+        let host: HostReader
+        do {
+            host = try HostReader(root: root, services: services)
+        } catch {
+            throw ReconcileFailure(.unusableHost, error.description)
+        }
+        let planner = Planner(catalog: kept.catalog, origin: kept.origin, sourceDescription: kept.sourceDescription, facts: kept.facts, tendVersion: tendVersion)
+        let executor = Executor(catalog: kept.catalog, logger: logger)
+        let plan = await planner.plan(host: host, scope: scope)
+        result.plan = plan
+        do {
+            result.removedLeftovers = try executor.removeLeftovers(root: root, scope: scope)
+            if plan.hasChanges || !plan.errors.isEmpty {
+                events.applying(plan)
+                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
+            }
+        } catch {
+            throw ReconcileFailure(.unusableHost, error.description)
+        }
+        let done = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
+        guard !done.isEmpty, let commit = kept.origin.commit else { return }
+        // What tend changed, and when: `tend blame` names the repair.
+        let state = state(for: .apply)
+        var inventory = state.read(.inventory, as: Inventory.self) { result.note($0, events) } ?? Inventory()
+        let now = Date()
+        for id in done where inventory.resources[id.description] != nil {
+            inventory.resources[id.description]?.changed = now
+            inventory.resources[id.description]?.changedBy = commit
+        }
+        do {
+            try state.write(.inventory, inventory)
+        } catch {
+            throw ReconcileFailure(.unusableHost, "repaired, but cannot record it in the state directory: \(error)")
+        }
     }
 
     /// Writes what an apply leaves on record: the last good commit, the applied one when every

@@ -194,6 +194,13 @@ public struct AgentRecord: Codable, Sendable {
     public var stalled: Stall?
     /// Fetches that failed in a row.
     public var fetchFailures: Int
+    /// Resources something else keeps changing back, repaired on the timer only for now.
+    public var contested: [Contest]?
+
+    public struct Contest: Codable, Sendable {
+        public var resource: String
+        public var since: Date
+    }
 
     public struct Stall: Codable, Sendable {
         public var commit: String?

@@ -135,6 +135,26 @@ extension ResourceProvider {
     }
 }
 
+/// What wakes the agent for a resource the moment the host changes it, rather than at the next
+/// timer check. A wake carries only the resource's identity: the agent then observes, plans and
+/// applies it exactly as a full cycle would.
+public enum Watch: Sendable, Hashable {
+    /// A path under the root (as declared, without the root): inotify on the path itself and on
+    /// its folder, so that a write, a change of mode or owner, a deletion, a rename over it and a
+    /// re-creation are all seen.
+    case path(String)
+    /// A systemd unit: its properties changing on the bus (ActiveState, UnitFileState, a changed
+    /// unit file).
+    case unit(String)
+}
+
+/// The watch capability, a protocol of its own beside `ResourceProvider` (mgmt's check, apply and
+/// watch): a provider adopts it to be told of drift as it happens.
+public protocol WatchingProvider: ResourceProvider {
+    /// What to watch for `desired`; empty when nothing can be watched.
+    func watches(_ desired: Desired) -> [Watch]
+}
+
 /// What decoding may use besides the declaration: the snapshot (for `source:` files) and the
 /// list of problems found so far.
 public struct DecodeContext: Sendable {

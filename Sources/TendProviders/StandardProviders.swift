@@ -9,3 +9,39 @@ extension ProviderSet {
         ProviderSet([GroupProvider(), UserProvider(), FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider(), packages])
     }
 }
+
+// MARK: Watching
+
+/// Files, folders and links: their path (and its folder), by inotify.
+extension FileProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { desired.paths.map(Watch.path) }
+}
+
+extension DirectoryProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { desired.paths.map(Watch.path) }
+}
+
+extension SymlinkProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { desired.paths.map(Watch.path) }
+}
+
+/// A unit: its state on the bus, and its unit file and drop-ins.
+extension UnitProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { [.unit(desired.name)] + desired.paths.map(Watch.path) }
+}
+
+/// A package: dpkg's status file, which every install and removal rewrites.
+extension PackageProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { [.path(Debian.statusFile)] }
+}
+
+/// Accounts: the account databases, and a user's authorized_keys.
+extension UserProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] {
+        ["/etc/passwd", "/etc/shadow", "/etc/group"].map(Watch.path) + desired.paths.map(Watch.path)
+    }
+}
+
+extension GroupProvider: WatchingProvider {
+    public func watches(_ desired: Desired) -> [Watch] { ["/etc/group", "/etc/gshadow"].map(Watch.path) }
+}

@@ -47,6 +47,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The Prometheus text file for node_exporter, written after each cycle; \"\" for none (default: \(AgentMetrics.defaultFile)).", valueName: "file"), completion: .file(extensions: ["prom"]))
     var metricsFile: String?
 
+    @Flag(name: .customLong("no-watch"), help: "Repair drift only on the interval's checks, not the moment inotify or the bus sees it (agent.yaml: watch: false).")
+    var noWatch = false
+
     @Flag(help: "Run one cycle and exit as `tend apply` would have (3 invalid, 4 unreadable, 5 failed, 7 refused: also when the last good commit was applied instead), for tend-apply.service and its timer.")
     var once = false
 
@@ -114,7 +117,9 @@ struct AgentCommand: AsyncParsableCommand {
         var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
         reconciler.runBy = "tend agent"
         let interval = interval.flatMap(AgentDuration.parse) ?? file.interval ?? .seconds(300)
-        return AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(AgentDuration.parse) ?? file.splay,
-                             metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
+        var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(AgentDuration.parse) ?? file.splay,
+                                     metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
+        settings.watch = !noWatch && file.watch != false
+        return settings
     }
 }

@@ -119,6 +119,9 @@ struct StatusCommand: ParsableCommand {
                     add("Refusing:", "\(stall.commit.map { String($0.prefix(7)) } ?? "the newest commit") since \(Self.time(stall.since, now)): \(stall.reason)")
                 }
                 if agent.fetchFailures > 0 { add("Fetch:", "\(agent.fetchFailures) failed in a row") }
+                for contest in agent.contested ?? [] {
+                    add("Contested:", "\(contest.resource) since \(Self.time(contest.since, now)): something keeps changing it back; repaired on the timer only until the commit changes")
+                }
             } else {
                 add("Agent:", "not running (last cycle \(agent.lastCycle.map { Self.time($0, now) } ?? "never"))")
             }

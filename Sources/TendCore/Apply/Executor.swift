@@ -34,11 +34,12 @@ public struct Executor: Sendable {
     }
 
     /// Removes the temporary files that interrupted runs of tend left beside the catalog's paths
-    /// (`AtomicFile.isLeftover`), under `root`; returns their paths. Every apply starts with it,
-    /// also one with nothing to change.
-    public func removeLeftovers(root: String) throws(HostError) -> [String] {
+    /// (`AtomicFile.isLeftover`), under `root`, or beside those of `scope` only; returns their
+    /// paths. Every apply starts with it, also one with nothing to change.
+    public func removeLeftovers(root: String, scope: Set<ResourceID>? = nil) throws(HostError) -> [String] {
         let writer = HostWriter(reader: try HostReader(root: root), services: nil)
-        let removed = writer.removeLeftovers(inFoldersOf: catalog.entries.flatMap(\.resource.paths))
+        let entries = scope.map { ids in catalog.entries.filter { ids.contains($0.id) } } ?? catalog.entries
+        let removed = writer.removeLeftovers(inFoldersOf: entries.flatMap(\.resource.paths))
         for path in removed {
             logger.info("removed \(path), a temporary file an interrupted run left", metadata: ["action": "delete", "result": "done"])
         }

@@ -50,21 +50,42 @@ public struct Catalog: Sendable {
     }
 
     /// What later steps may take as in place: every resource not declared absent.
-    public var declaredPresent: Set<ResourceID> {
-        Set(entries.filter { !$0.resource.isRemoval }.map(\.id))
-    }
+    public let declaredPresent: Set<ResourceID>
 
     /// The read-only view of the catalog that planning gets.
-
-    public var planContext: PlanContext {
-        PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
-    }
+    public let planContext: PlanContext
 
     init(ordered entries: [Entry]) {
         self.entries = entries
         var positions: [ResourceID: Int] = [:]
         for (index, entry) in entries.enumerated() { positions[entry.id] = index }
         self.positions = positions
+        declaredPresent = Set(entries.filter { !$0.resource.isRemoval }.map(\.id))
+        planContext = PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
+    }
+
+    /// What wakes the agent, each with the resources it wakes (`WatchingProvider`).
+    public var watches: [Watch: [ResourceID]] {
+        var watches: [Watch: [ResourceID]] = [:]
+        for entry in entries {
+            for watch in entry.resource.watches { watches[watch, default: []].append(entry.id) }
+        }
+        return watches
+    }
+
+    /// Which entries a run limited to `ids` observes and plans, by position: those resources,
+    /// everything that depends on them (directly or not) and what they notify, so that a repair
+    /// is planned exactly as a full run would plan it.
+    func positions(reaching ids: Set<ResourceID>) -> [Bool] {
+        var inScope = [Bool](repeating: false, count: entries.count)
+        var notified: Set<ResourceID> = []
+        for (position, entry) in entries.enumerated() {
+            guard ids.contains(entry.id) || notified.contains(entry.id)
+                    || entry.dependencyPositions.contains(where: { inScope[$0] }) else { continue }
+            inScope[position] = true
+            notified.formUnion(entry.notify)
+        }
+        return inScope
     }
 }
 

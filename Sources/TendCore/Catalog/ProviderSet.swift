@@ -47,6 +47,8 @@ protocol BoundResource: Sendable {
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
     var stagesWrites: Bool { get }
+    /// What wakes the agent for this resource; empty when its provider does not watch.
+    var watches: [Watch] { get }
     /// Applies this resource's change together with those of `others`, which are of the same kind.
     func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?]
     /// Prefetches for this resource and `others` of the same kind.
@@ -74,6 +76,15 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
     var stagesWrites: Bool { provider.stagesWrites }
+    var watches: [Watch] {
+        guard let watching = provider as? any WatchingProvider else { return [] }
+        return watches(of: watching)
+    }
+
+    private func watches<W: WatchingProvider>(of provider: W) -> [Watch] {
+        guard let desired = desired as? W.Desired else { return [] }
+        return provider.watches(desired)
+    }
 
     func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError) {
         let all = others.compactMap { ($0 as? Bound<P>)?.desired }

@@ -8,23 +8,34 @@ import FoundationEssentials
 /// function of the catalog and the observations.
 public struct Planner: Sendable {
     public let catalog: Catalog
-    public let snapshot: any Snapshot
+    /// Where the catalog came from, and how people name it, for the plan.
+    public let origin: SnapshotOrigin
+    public let sourceDescription: String
     public let facts: HostFacts
     public let tendVersion: String
 
-    public init(catalog: Catalog, snapshot: any Snapshot, facts: HostFacts, tendVersion: String) {
+    public init(catalog: Catalog, origin: SnapshotOrigin, sourceDescription: String, facts: HostFacts, tendVersion: String) {
         self.catalog = catalog
-        self.snapshot = snapshot
+        self.origin = origin
+        self.sourceDescription = sourceDescription
         self.facts = facts
         self.tendVersion = tendVersion
     }
 
-    public func plan(host: HostReader) async -> Plan {
+    public init(catalog: Catalog, snapshot: any Snapshot, facts: HostFacts, tendVersion: String) {
+        self.init(catalog: catalog, origin: snapshot.origin, sourceDescription: snapshot.description, facts: facts, tendVersion: tendVersion)
+    }
+
+    /// Observes the host and plans every resource of the catalog; with `scope`, only those
+    /// resources and what depends on them or is notified by them (the agent's repair of what a
+    /// watch saw change), the rest taken as needing nothing.
+    public func plan(host: HostReader, scope: Set<ResourceID>? = nil) async -> Plan {
         let context = catalog.planContext
         host.declaredResources = catalog.declaredPresent
-        let prefetchErrors = await prefetch(host: host)
-        var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context)
-        for (position, entry) in catalog.entries.enumerated() {
+        let inScope = scope.map { catalog.positions(reaching: $0) }
+        let prefetchErrors = await prefetch(host: host, inScope: inScope)
+        var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context, inScope: inScope)
+        for (position, entry) in catalog.entries.enumerated() where inScope?[position] ?? true {
             if let error = prefetchErrors[entry.id.kind] {
                 ownSteps[position] = Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
                                                desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
@@ -45,7 +56,7 @@ public struct Planner: Sendable {
             }
             stepAncestors[position] = ancestors
             var own = ownSteps[position]
-            if let notifiers = notifications[entry.id] {
+            if let notifiers = notifications[entry.id], inScope?[position] ?? true {
                 own = Self.step(for: entry, host: host, context: context, notifiedBy: notifiers)
             }
             guard var step = own else { continue }
@@ -56,15 +67,16 @@ public struct Planner: Sendable {
             steps.append(step)
             isStep[position] = true
         }
-        return Plan(tendVersion: tendVersion, source: snapshot.origin, sourceDescription: snapshot.description,
+        return Plan(tendVersion: tendVersion, source: origin, sourceDescription: sourceDescription,
                     root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
     }
 
-    /// Lets each kind read in bulk what observing needs; returns the kinds whose bulk read failed.
-    func prefetch(host: HostReader) async -> [String: HostError] {
+    /// Lets each kind read in bulk what observing needs (for the entries in scope); returns the
+    /// kinds whose bulk read failed.
+    func prefetch(host: HostReader, inScope: [Bool]? = nil) async -> [String: HostError] {
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
-        for entry in catalog.entries {
+        for (position, entry) in catalog.entries.enumerated() where inScope?[position] ?? true {
             if byKind[entry.id.kind] == nil { order.append(entry.id.kind) }
             byKind[entry.id.kind, default: []].append(entry.resource)
         }
@@ -83,10 +95,10 @@ public struct Planner: Sendable {
     /// Observes and plans every entry; nil where nothing is needed. Large catalogs are observed by
     /// several threads, each with its own `HostReader` over the same root, on its own contiguous
     /// slice (so that one folder's files share one reader's open folders).
-    static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext) -> [Plan.Step?] {
+    static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext, inScope: [Bool]? = nil) -> [Plan.Step?] {
         var results = [Plan.Step?](repeating: nil, count: entries.count)
         var parallel: [Int] = []
-        for (index, entry) in entries.enumerated() {
+        for (index, entry) in entries.enumerated() where inScope?[index] ?? true {
             if entry.resource.observesInParallel {
                 parallel.append(index)
             } else {

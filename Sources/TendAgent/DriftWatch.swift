@@ -1,0 +1,182 @@
+import FoundationEssentials
+import Logging
+import Synchronization
+import TendCore
+import TendSpec
+import TendSystemd
+
+/// The agent's watches: what wakes it between cycles, and which resources it stops repairing at
+/// once because something keeps changing them back.
+///
+/// It follows the catalog the last full cycle applied (`CatalogCache.current`): its paths are
+/// watched with inotify (`PathWatcher`), its units on the bus (`UnitWatcher`). An event only adds
+/// the resources it names to `pending` and wakes the agent, which repairs them with a run limited
+/// to them (`Reconciler.scope`). A resource repaired `contestLimit` times within `contestWindow` is
+/// *contested*: it is left to the timer's full cycles, reported in the journal, in `tend status`
+/// and in a metric, until the commit changes.
+final class DriftWatch: Sendable {
+    /// Repairs within `contestWindow` that make a resource contested.
+    static let contestLimit = 5
+    static let contestWindow: Duration = .seconds(600)
+
+    private struct State {
+        var paths: PathWatcher?
+        var units: UnitWatcher?
+        /// The catalog watched, by origin; nil before the first.
+        var origin: SnapshotOrigin?
+        var unitResources: [String: [ResourceID]] = [:]
+        var pathResources: [String: [ResourceID]] = [:]
+        var pathsOf: [ResourceID: [String]] = [:]
+        var pending: Set<ResourceID> = []
+        var overflow = false
+        var watchCount = 0
+        /// Monotonic times of recent repairs, by resource.
+        var repairs: [ResourceID: [ContinuousClock.Instant]] = [:]
+        var contested: [ResourceID: Date] = [:]
+        var started = false
+    }
+
+    private let state = Mutex(State())
+    private let wake: @Sendable () -> Void
+    private let logger: Logger
+
+    init(logger: Logger, wake: @escaping @Sendable () -> Void) {
+        self.logger = logger
+        self.wake = wake
+    }
+
+    /// Watches what `kept` declares under `root`, if it is not the catalog watched already. A new
+    /// commit ends every contest.
+    func follow(_ kept: CatalogCache.Kept, root: String, units watchUnits: Bool) {
+        let (paths, units, origin) = state.withLock { ($0.paths, $0.units, $0.origin) }
+        guard origin != kept.origin else { return }
+        var pathResources: [String: [ResourceID]] = [:]
+        var unitResources: [String: [ResourceID]] = [:]
+        var pathsOf: [ResourceID: [String]] = [:]
+        for (watch, ids) in kept.catalog.watches {
+            switch watch {
+            case .path(let path):
+                pathResources[path, default: []].append(contentsOf: ids)
+                for id in ids { pathsOf[id, default: []].append(path) }
+            case .unit(let unit):
+                unitResources[unit, default: []].append(contentsOf: ids)
+            }
+        }
+        let pathWatcher = paths ?? startPaths()
+        pathWatcher?.unwatchAll()
+        let (count, problem) = pathWatcher?.watch(pathResources, root: root) ?? (0, nil)
+        if let problem { logger.warning("\(problem)", metadata: ["action": "watch"]) }
+        let unitWatcher = watchUnits ? (units ?? startUnits()) : nil
+        unitWatcher?.watch(Array(unitResources.keys))
+        state.withLock { state in
+            if state.origin != nil, !state.contested.isEmpty {
+                logger.notice("a new commit: \(state.contested.count) contested resources are repaired at once again")
+            }
+            state.paths = pathWatcher
+            state.units = unitWatcher
+            state.origin = kept.origin
+            state.pathResources = pathResources
+            state.unitResources = unitResources
+            state.pathsOf = pathsOf
+            state.watchCount = count
+            state.repairs = [:]
+            state.contested = [:]
+        }
+        logger.info("watching \(pathResources.count) paths with \(count) inotify watches\(unitWatcher == nil ? "" : " and \(unitResources.count) units on the bus")",
+                    metadata: ["action": "watch"])
+    }
+
+    /// Watches the paths of `ids` again: a repaired file is a new inode.
+    func rearm(_ ids: Set<ResourceID>, root: String) {
+        let (watcher, paths) = state.withLock { state in
+            (state.paths, ids.flatMap { id in (state.pathsOf[id] ?? []).map { ($0, state.pathResources[$0] ?? []) } })
+        }
+        guard let watcher, !paths.isEmpty else { return }
+        let (count, _) = watcher.watch(Dictionary(paths, uniquingKeysWith: { a, _ in a }), root: root)
+        state.withLock { $0.watchCount = count }
+    }
+
+    /// What woke the agent since the last call: the resources to repair (never the contested ones)
+    /// and whether events were lost.
+    func take() -> (ids: Set<ResourceID>, overflow: Bool) {
+        state.withLock { state in
+            defer {
+                state.pending = []
+                state.overflow = false
+            }
+            return (state.pending.filter { state.contested[$0] == nil }, state.overflow)
+        }
+    }
+
+    /// Counts the repairs that changed `ids`; returns those that just became contested.
+    func repaired(_ ids: Set<ResourceID>) -> [ResourceID] {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            var contested: [ResourceID] = []
+            for id in ids {
+                var times = state.repairs[id, default: []].filter { now - $0 < Self.contestWindow }
+                times.append(now)
+                state.repairs[id] = times
+                if times.count >= Self.contestLimit, state.contested[id] == nil {
+                    state.contested[id] = Date()
+                    contested.append(id)
+                }
+            }
+            return contested.sorted { $0.description < $1.description }
+        }
+    }
+
+    /// The contested resources, with when they became so.
+    var contested: [ResourceID: Date] { state.withLock { $0.contested } }
+
+    var watchCount: Int { state.withLock { $0.watchCount } }
+
+    func stop() {
+        state.withLock { state in
+            state.paths?.stop()
+            state.units?.stop()
+            state.paths = nil
+            state.units = nil
+        }
+    }
+
+    // MARK: Watchers
+
+    private func startPaths() -> PathWatcher? {
+        switch PathWatcher.start(deliver: { [weak self] event in self?.received(event) }) {
+        case .success(let watcher):
+            return watcher
+        case .failure(let error):
+            logger.warning("cannot watch paths, drift is repaired on the timer only: \(error)", metadata: ["action": "watch"])
+            return nil
+        }
+    }
+
+    private func startUnits() -> UnitWatcher? {
+        do {
+            return try UnitWatcher.start(deliver: { [weak self] units in self?.received(units: units) })
+        } catch {
+            logger.warning("cannot watch units on the bus, their drift is repaired on the timer only: \(error)", metadata: ["action": "watch"])
+            return nil
+        }
+    }
+
+    private func received(_ event: PathWatcher.Event) {
+        state.withLock { state in
+            switch event {
+            case .changed(let ids): state.pending.formUnion(ids)
+            case .overflow: state.overflow = true
+            }
+        }
+        wake()
+    }
+
+    private func received(units: [String]) {
+        let any = state.withLock { state -> Bool in
+            let ids = units.flatMap { state.unitResources[$0] ?? [] }
+            state.pending.formUnion(ids)
+            return !ids.isEmpty
+        }
+        if any { wake() }
+    }
+}
