@@ -156,8 +156,10 @@ public final class Agent: Service, Sendable {
         }
         let changes = Dictionary((result.plan?.steps ?? []).compactMap { step in step.change.map { (step.id, $0) } }, uniquingKeysWith: { a, _ in a })
         var repaired: Set<ResourceID> = []
+        var logger = self.logger
+        if let commit = result.commit { logger[metadataKey: "commit"] = "\(commit)" }
         for step in result.report?.results ?? [] {
-            var logger = self.logger
+            var logger = logger
             logger[metadataKey: "resource"] = "\(step.id)"
             let what = changes[step.id].map(Self.drifted) ?? ""
             if step.outcome == .done {
@@ -172,7 +174,7 @@ public final class Agent: Service, Sendable {
         let contested = drift.repaired(repaired)
         defer { if !repaired.isEmpty { writeMetrics(settings) } }
         for id in contested {
-            var logger = self.logger
+            var logger = logger
             logger[metadataKey: "resource"] = "\(id)"
             logger.warning("\(id) is contested: something changed it back \(DriftWatch.contestLimit) times within \(AgentDuration.format(DriftWatch.contestWindow)); it is repaired on the timer only until the commit changes",
                            metadata: ["action": "repair", "result": "contested"])
