@@ -152,4 +152,50 @@ struct WatchTests {
             })
         }
     }
+
+    @Test("events lost to an inotify queue overflow lead to a full check at once")
+    func overflow() async throws {
+        try await withTestHost { host in
+            _ = try await Self.start(host)
+            let pid = try #require(try await host.unit("tend.service", ["MainPID"])["MainPID"])
+            // While the agent cannot read, 20,000 events (a chmod each of the file and of its
+            // folder's entry, never two alike in a row, so none coalesce) fill the 16,384 of the queue.
+            try await host.run(["kill", "-STOP", pid])
+            let burst = try await host.run(["python3", "-c", "import os\nfor i in range(10000): os.chmod('/etc/app/message', 0o600 if i % 2 else 0o640)"])
+            try await host.run(["kill", "-CONT", pid])
+            #expect(burst.status == 0, "\(burst)")
+            #expect(try await AgentTests.eventually(10) {
+                try await host.tendJournal().text.contains("inotify's queue overflowed and events were lost: checking everything now")
+            }, "the overflow was not noticed")
+            #expect(try await AgentTests.eventually(10) { Self.mode(host, "/etc/app/message") == 0o644 }, "the full check did not repair the file")
+            #expect(try await host.unit("tend.service")["ActiveState"] == "active")
+        }
+    }
+
+    @Test("a package removed by hand comes back at once, seen through dpkg's status file",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-scanpackages"), "needs dpkg-scanpackages (dpkg-dev)"))
+    func packageRemovedByHand() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            let remote = try await Remote.make(in: host)
+            var files = Self.configuration("declared")
+            files["site/packages.yaml"] = "resources:\n  - package: tend-test-lib\n"
+            try await remote.push(files, "first")
+            try AgentTests.install(host)
+            try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1h\n"])
+            try await host.run(["systemctl", "daemon-reload"])
+            let start = try await host.run(["systemctl", "start", "tend.service"])
+            #expect(start.status == 0, "\(start)")
+            func installed() async throws -> Bool {
+                try await host.run(["dpkg-query", "-W", "-f", "${Status}", "tend-test-lib"]).stdout == "install ok installed"
+            }
+            #expect(try await installed())
+            let remove = try await host.run(["dpkg", "--remove", "tend-test-lib"])
+            #expect(remove.status == 0, "\(remove)")
+            #expect(try await AgentTests.eventually(20) { try await installed() }, "the removed package did not come back")
+            #expect(try await AgentTests.eventually(10) { try await host.tendJournal().text.contains("drift repaired in ") })
+            #expect(try await host.tendJournal().text.contains("package:tend-test-lib"))
+        }
+    }
 }
