@@ -38,6 +38,8 @@ public final class Agent: Service, Sendable {
     private let drift: DriftWatch
     /// The agent's record as the last cycle wrote it, which a repair updates (contested resources).
     private let record = Mutex<AgentRecord?>(nil)
+    /// The stat cache of the root, loaded at the first cycle and saved after each.
+    private let statCache = Mutex<StatCache?>(nil)
     /// How long a burst of events is gathered into one repair.
     static let debounce: Duration = .milliseconds(15)
 
@@ -139,6 +141,7 @@ public final class Agent: Service, Sendable {
         reconciler.runBy = "tend agent"
         reconciler.catalogCache = catalogs
         reconciler.scope = ids
+        reconciler.statCache = statCache.withLock { $0 }
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
         if let suspension = store.read(.suspended, as: Suspension.self, problem: { _ in }), suspension.holds(at: Date()) { return }
         var events = ReconcileEvents(
@@ -251,6 +254,10 @@ public final class Agent: Service, Sendable {
         reconciler.runBy = "tend agent"
         reconciler.catalogCache = catalogs
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
+        reconciler.statCache = statCache.withLock { cache in
+            if cache == nil { cache = store.loadStatCache() }
+            return cache
+        }
         let suspension = store.read(.suspended, as: Suspension.self) { logger.warning("\($0)") }.flatMap { $0.holds(at: started) ? $0 : nil }
         var events = ReconcileEvents(
             lockWaiting: { [logger] holder in logger.notice("waiting for \(holder), which holds the lock of the root") },
@@ -328,6 +335,13 @@ public final class Agent: Service, Sendable {
         }
         self.record.withLock { $0 = record }
         writeRecord(store) { _ in }
+        if let cache = reconciler.statCache, store.root == "/" || result.report != nil {
+            do {
+                try store.save(cache)
+            } catch {
+                logger.warning("cannot save the stat cache (the next start reads every file once): \(error)")
+            }
+        }
         state.status = Self.status(run: run, record: record, suspension: suspension)
         // A cycle of a large catalog leaves much freed memory in malloc's arenas: hand it back,
         // so that the agent's resident size between cycles is what it keeps, not what it used.

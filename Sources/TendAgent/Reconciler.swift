@@ -61,6 +61,9 @@ public struct Reconciler: Sendable {
     /// the last full run enforced (`CatalogCache.current`), fetching and loading nothing: the
     /// agent's repair when a watch saw them change. Such a run leaves no `last-run.json`.
     public var scope: Set<ResourceID>?
+    /// What the agent knows of file contents without reading them again (`StatCache`); nil reads
+    /// every file, as `tend plan` and `tend apply` do.
+    public var statCache: StatCache?
 
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
     /// end is in the result. An apply that got the lock leaves its record in the root's
@@ -127,6 +130,7 @@ public struct Reconciler: Sendable {
         let host: HostReader
         do {
             host = try HostReader(root: rootPath, services: services)
+            host.statCache = statCache
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
@@ -273,6 +277,7 @@ public struct Reconciler: Sendable {
         let host: HostReader
         do {
             host = try HostReader(root: root, services: services)
+            host.statCache = statCache
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }

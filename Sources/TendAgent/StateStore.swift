@@ -105,6 +105,26 @@ public struct StateStore: Sendable {
         }
     }
 
+    /// The agent's stat cache, kept beside the records as `stat-cache` (a text format of its own,
+    /// not JSON: 10,000 entries load in milliseconds); empty when missing, unreadable, or in a
+    /// records folder that leads outside the root.
+    public func loadStatCache() -> StatCache {
+        if root != "/", access(directory, F_OK) == 0, !Reconciler.canonical(directory).hasPrefix(root + "/") { return StatCache() }
+        return StatCache.load(from: directory + "/" + Self.statCacheName)
+    }
+
+    /// Saves the stat cache atomically at mode 0600, when it changed.
+    public func save(_ cache: StatCache) throws(StateStoreError) {
+        try prepare()
+        do {
+            try cache.save(to: directory + "/" + Self.statCacheName)
+        } catch {
+            throw StateStoreError(error.description)
+        }
+    }
+
+    static let statCacheName = "stat-cache"
+
     /// Removes the record (`tend resume`); a missing one is not an error.
     public func remove(_ record: Record) throws(StateStoreError) {
         let path = directory + "/" + record.rawValue

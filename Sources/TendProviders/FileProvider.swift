@@ -1,5 +1,6 @@
 public import TendCore
 public import TendSpec
+import Synchronization
 
 /// `file`: a regular file's content, mode, owner and group, or its absence.
 ///
@@ -20,6 +21,8 @@ public struct FileProvider: ResourceProvider {
         var sensitive: Bool
         /// Show the content of a file that others may not read (`show_diff: true`).
         var showDiff: Bool
+        /// `StatCache.digest(of: content)`, worked out once per catalog, when a stat cache asks.
+        let contentDigest = ContentDigest()
 
         public var id: ResourceID { ResourceID(kind: "file", name: attributes.path) }
         public var path: String? { attributes.path }
@@ -78,13 +81,45 @@ public struct FileProvider: ResourceProvider {
         return Desired(attributes: attributes, content: content, sensitive: sensitive, showDiff: showDiff)
     }
 
+    /// The digest of a desired content, kept with the catalog entry: the agent's catalog lives as
+    /// long as its commit, so each content is hashed once, not on every check.
+    final class ContentDigest: Sendable {
+        private let value = Mutex<String?>(nil)
+
+        func of(_ content: [UInt8]) -> String {
+            if let known = value.withLock({ $0 }) { return known }
+            let digest = StatCache.digest(of: content)
+            value.withLock { $0 = digest }
+            return digest
+        }
+    }
+
+    /// The file's content, or nil when the stat cache vouches that it is `wanted` (its status is
+    /// the one recorded when it was last read and found so). What is read and found to be
+    /// `wanted` is recorded, unless racy.
+    private func content(of path: String, status: FileStatus, wanted: [UInt8], desired: Desired, host: HostReader) throws(HostError) -> [UInt8]? {
+        guard let cache = host.statCache else { return try host.read(path) }
+        let digest = desired.contentDigest.of(wanted)
+        if cache.trustedDigest(path, status: status) == digest { return nil }
+        let readAt = StatCache.now()
+        let content = try host.read(path)
+        if content == wanted {
+            cache.record(path, status: status, digest: digest, readAt: readAt)
+        } else {
+            cache.forget(path)
+        }
+        return content
+    }
+
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
         let path = desired.attributes.path
         let status = try host.status(path)
         var observed = Observed(status: status, ownership: Ownership(), names: AccountNames())
         switch status?.type {
         case .regular?:
-            if desired.content != nil, desired.attributes.state == .present { observed.content = try host.read(path) }
+            if let wanted = desired.content, desired.attributes.state == .present, let status {
+                observed.content = try content(of: path, status: status, wanted: wanted, desired: desired, host: host)
+            }
         case .symlink?:
             observed.linkTarget = try host.readLink(path)
             if desired.attributes.state == .present, !desired.attributes.force {

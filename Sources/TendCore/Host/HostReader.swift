@@ -118,6 +118,9 @@ public final class HostReader {
     /// edges put it first (a file owned by `app` after `user:app`). docs/writing-a-provider.md
     /// states the rule.
     public var declaredResources: Set<ResourceID> = []
+    /// The agent's record of file contents it need not read again while their status is
+    /// unchanged; nil reads every file (`tend plan` and `tend apply` trust nothing).
+    public var statCache: StatCache?
 
     /// Whether the catalog declares `id`.
     public func declares(_ id: ResourceID) -> Bool { declaredResources.contains(id) }

@@ -110,6 +110,7 @@ public struct Planner: Sendable {
         for _ in 1..<max(workers, 1) {
             guard let reader = try? HostReader(root: host.root) else { break }
             reader.declaredResources = host.declaredResources
+            reader.statCache = host.statCache
             readers.append(reader)
         }
         guard readers.count > 1 else {
