@@ -133,6 +133,11 @@ let package = Package(
             path: "bench/FetchLoop"
         ),
         .executableTarget(
+            name: "tend-check-loop",
+            dependencies: ["TendAgent", "TendCore", "TendProviders", .product(name: "Logging", package: "swift-log")],
+            path: "bench/CheckLoop"
+        ),
+        .executableTarget(
             name: "tend-agent-loop",
             dependencies: ["TendAgent", "TendCore", "TendProviders", .product(name: "Logging", package: "swift-log")],
             path: "bench/AgentLoop"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int write_all(const char *root, long n, long dirs, int durable) {
@@ -45,12 +46,17 @@ static int write_all(const char *root, long n, long dirs, int durable) {
 static int lstat_all(const char *root, long n, long dirs) {
     char path[4096];
     long missing = 0;
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     for (long i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/srv/data/d%03ld/f%06ld.conf", root, i % dirs, i);
         struct stat st;
         if (lstat(path, &st) != 0) missing++;
     }
-    printf("%ld of %ld files missing\n", missing, n);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    /* Its own time, without the process's start: what an agent that is already running would pay. */
+    printf("%ld of %ld files missing; %ld us\n", missing, n,
+           (long)((end.tv_sec - start.tv_sec) * 1000000 + (end.tv_nsec - start.tv_nsec) / 1000));
     return missing ? 2 : 0;
 }
 

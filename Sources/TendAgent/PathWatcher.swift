@@ -76,9 +76,11 @@ final class PathWatcher: Sendable {
                 let name = String(path.split(separator: "/").last ?? "")
                 watched.names[folder, default: [:]][name] = ids
             }
+            // IN_MASK_ADD: a managed folder is watched both as a folder and as a path, one watch
+            // of one inode, whose masks must add up rather than the second replace the first.
             let folderMask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY
-                                    | IN_DELETE_SELF | IN_MOVE_SELF) | UInt32(IN_ONLYDIR) | UInt32(IN_EXCL_UNLINK)
-            let inodeMask = UInt32(IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
+                                    | IN_DELETE_SELF | IN_MOVE_SELF) | UInt32(IN_ONLYDIR) | UInt32(IN_EXCL_UNLINK) | UInt32(IN_MASK_ADD)
+            let inodeMask = UInt32(IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK) | UInt32(IN_MASK_ADD)
             func add(_ path: String, mask: UInt32) -> Int32? {
                 let full = root == "/" ? path : root + path
                 let wd = inotify_add_watch(inotify, full, mask)
