@@ -55,7 +55,8 @@ def main():
         bare, _ = make_repo(work, "repo", n)
         rows = []
         for label, extra, floor_kind in [("with the stat cache", (), "lstat"), ("without it (every file read)", ("--no-stat-cache",), "check")]:
-            root, state = os.path.join(work, "root" + label[:4]), os.path.join(work, "state" + label[:4])
+            tag = "cached" if floor_kind == "lstat" else "reading"
+            root, state = os.path.join(work, "root-" + tag), os.path.join(work, "state-" + tag)
             os.makedirs(root)
             agent = Loop(loop, bare, state, root, extra)
             floors, checks = [], []

@@ -80,14 +80,18 @@ def main():
                 apply_rss.append(rss)
                 shutil.rmtree(fresh)
             f, p, a, w = median(floor_times), median(plan_times), median(apply_times), median(write_times)
-            rows.append((n, f, p, p / f, max(plan_rss), w, a, a / w, max(apply_rss)))
+            # Each tend run is paired with the floor run just before it: the ratio is the median
+            # of the pairs' ratios, which a machine that speeds up or slows down moves less.
+            plan_ratio = median([t / fl for t, fl in zip(plan_times, floor_times)])
+            apply_ratio = median([t / fl for t, fl in zip(apply_times, write_times)])
+            rows.append((n, f, p, plan_ratio, max(plan_rss), w, a, apply_ratio, max(apply_rss)))
     finally:
         shutil.rmtree(work)
     print("| files | check floor | tend plan, no changes | plan ÷ floor | plan peak RSS | write floor | tend apply from scratch | apply ÷ floor | apply peak RSS |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, f, p, ratio, prss, w, a, aratio, arss in rows:
         print(f"| {n:,} | {f*1000:.1f} ms | {p*1000:.1f} ms | {ratio:.1f}× | {prss:.1f} MiB | {w*1000:.0f} ms | {a*1000:.0f} ms | {aratio:.1f}× | {arss:.1f} MiB |")
-    print(f"\nMedians of {RUNS} runs; each tend run is a new process (start-up, YAML of the whole repository, catalog, observe, plan).")
+    print(f"\nMedians of {RUNS} runs, floor and tend alternating; the ratios are medians of each pair's ratio. Each tend run is a new process (start-up, YAML of the whole repository, catalog, observe, plan).")
 
 
 if __name__ == "__main__":

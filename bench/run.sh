@@ -14,3 +14,7 @@ echo; echo "## Converging new files durably"; echo
 python3 bench/durable.py "$bin/tend"
 echo; echo "## The agent"; echo
 python3 bench/agent.py "$bin/tend" "$bin/tend-agent-loop"
+echo; echo "## Issue 9: the periodic check with the stat cache"; echo
+python3 bench/check.py "$bin/tend-check-loop"
+echo; echo "## Issue 9: drift repaired by watches"; echo
+python3 bench/drift.py "$bin/tend"

@@ -11,7 +11,8 @@ public final class CatalogCache: Sendable {
     struct Key: Equatable, Sendable {
         var origin: SnapshotOrigin
         var facts: HostFacts
-        var managed: Set<ResourceID>
+        /// The inventory's resource ids, as written (parsing 10,000 of them each check would cost more).
+        var managed: Set<String>
     }
 
     /// What a repair needs besides the catalog: where it came from, and the facts it was made for.

@@ -143,7 +143,7 @@ public struct Reconciler: Sendable {
                 try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, managed: inventory?.retirable ?? [:])
             }
             if let catalogCache {
-                let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys.compactMap(ResourceID.init(parsing:)) ?? []))
+                let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys ?? [:].keys))
                 catalog = try catalogCache.catalog(for: key, description: opened.snapshot.description, build: build)
             } else {
                 catalog = try build()

@@ -68,6 +68,10 @@ public protocol ResourceProvider: Sendable {
     /// Decodes one declaration of this kind, or reports why it cannot and returns nil.
     func decode(_ declaration: ResourceDeclaration, context: inout DecodeContext) -> Desired?
 
+    /// Whether `prefetch` or `refresh` do anything: the planner and the executor gather the
+    /// resources of a kind for them only when they do (a check of 10,000 files need not).
+    var prefetches: Bool { get }
+
     /// Reads in one go what observing all of `desired` needs (the dpkg status file, apt's
     /// candidate versions), keeping it with `host.setMemo`. Called once per run, before `observe`,
     /// with every resource of this kind in the catalog. May run read-only tools.
@@ -118,6 +122,7 @@ extension ResourceProvider {
     public var observesInParallel: Bool { false }
     public var appliesInBatches: Bool { false }
     public var stagesWrites: Bool { false }
+    public var prefetches: Bool { false }
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {}
 

@@ -21,6 +21,7 @@ public struct PackageProvider: ResourceProvider {
 
     public var kind: String { "package" }
     public var appliesInBatches: Bool { true }
+    public var prefetches: Bool { true }
 
     public enum State: String, Sendable, Hashable {
         case installed, latest, absent

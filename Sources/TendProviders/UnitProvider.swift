@@ -411,6 +411,7 @@ public struct UnitProvider: ResourceProvider {
     // MARK: Applying
 
     public var appliesInBatches: Bool { true }
+    public var prefetches: Bool { true }
 
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
         throw HostError(path: desired.name, message: "units are applied in batches")

@@ -23,7 +23,7 @@ public struct Executor: Sendable {
         writer.toolOutput = toolOutput
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
-        for entry in catalog.entries {
+        for entry in catalog.entries where entry.resource.prefetches {
             if byKind[entry.id.kind] == nil { order.append(entry.id.kind) }
             byKind[entry.id.kind, default: []].append(entry.resource)
         }

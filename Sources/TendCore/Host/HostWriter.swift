@@ -314,8 +314,9 @@ public final class HostWriter {
         for path in paths { if let parent = HostPath.parent(of: path) { folders.insert(parent) } }
         var removed: [String] = []
         for folder in folders.sorted() {
-            guard let fd = try? reader.directory(folder), let names = try? HostReader.entries(ofDescriptor: fd, path: folder) else { continue }
-            for name in names where AtomicFile.isLeftover(name) {
+            // Unsorted: a folder of thousands of managed files is listed on every check.
+            guard let fd = try? reader.directory(folder), let names = try? AtomicFile.entries(of: fd) else { continue }
+            for name in names where name.utf8.first == UInt8(ascii: ".") && AtomicFile.isLeftover(name) {
                 let type = FileType(of: name, in: fd.rawValue)
                 guard type == .regular || type == .symlink else { continue }
                 if unlinkat(fd.rawValue, name, 0) == 0 {

@@ -76,7 +76,7 @@ public struct Planner: Sendable {
     func prefetch(host: HostReader, inScope: [Bool]? = nil) async -> [String: HostError] {
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
-        for (position, entry) in catalog.entries.enumerated() where inScope?[position] ?? true {
+        for (position, entry) in catalog.entries.enumerated() where entry.resource.prefetches && inScope?[position] ?? true {
             if byKind[entry.id.kind] == nil { order.append(entry.id.kind) }
             byKind[entry.id.kind, default: []].append(entry.resource)
         }
