@@ -135,12 +135,18 @@ public struct Reconciler: Sendable {
             throw ReconcileFailure(.unusableHost, error.description)
         }
         let facts = saved?.facts ?? Facts.gather(host: host, hostname: hostname, labels: labels)
-        // What the last apply managed: `prune:` removes what is no longer declared.
-        let inventory = mode.readsHost ? state(for: mode).read(.inventory, as: Inventory.self) { result.note($0, events) } : nil
+        // What the last apply managed: `prune:` removes what is no longer declared. An apply reads
+        // it (it records the next one); a plan only when tend.yaml says `prune:` (decoding 10,000
+        // entries is a fifth of a no-op plan).
+        let inventoryRecord = LazyRecord(enabled: mode.readsHost) { [state = state(for: mode)] problems in
+            state.read(.inventory, as: Inventory.self) { problems.append($0) }
+        }
+        defer { for problem in inventoryRecord.problems { result.note(problem, events) } }
+        let inventory = changes ? inventoryRecord.value : nil
         let catalog: Catalog
         do {
             let build = { () throws(ConfigurationError) -> Catalog in
-                try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, managed: inventory?.retirable ?? [:])
+                try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, managed: { inventoryRecord.value?.retirable ?? [:] })
             }
             if let catalogCache {
                 let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys ?? [:].keys))
@@ -175,7 +181,8 @@ public struct Reconciler: Sendable {
                     result.note("\(error); planning with what is there", events)
                 }
             }
-            plan = prune(await planner.plan(host: host), catalog: catalog, inventory: inventory ?? Inventory(), into: &result, events: events)
+            let planned = await planner.plan(host: host)
+            plan = prune(planned, catalog: catalog, inventory: catalog.retired.isEmpty ? Inventory() : inventoryRecord.value ?? Inventory(), into: &result, events: events)
         }
         result.plan = plan
         guard changes else { return }
@@ -634,4 +641,25 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { resource.map { "\($0): \(message)" } ?? message }
+}
+
+/// A record read the first time it is asked for, if ever.
+private final class LazyRecord<Value>: @unchecked Sendable {
+    private let read: (inout [String]) -> Value?
+    private let enabled: Bool
+    private var loaded: Value??
+    /// What reading it said, for the run's notes.
+    private(set) var problems: [String] = []
+
+    init(enabled: Bool, read: @escaping (inout [String]) -> Value?) {
+        self.enabled = enabled
+        self.read = read
+    }
+
+    var value: Value? {
+        if let loaded { return loaded }
+        let value = enabled ? read(&problems) : nil
+        loaded = .some(value)
+        return value
+    }
 }

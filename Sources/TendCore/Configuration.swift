@@ -7,11 +7,11 @@ public enum Configuration {
     /// host described by `facts`. Throws every problem found, in file order.
     ///
     /// `managed` is what an earlier apply managed, with where each was declared and the path it
-    /// wrote: when tend.yaml says `prune:`, those no longer declared join the catalog as removals
+    /// wrote, asked for only when tend.yaml says `prune:`; those no longer declared join the catalog as removals
     /// (`Catalog.retired`). One whose path the configuration now gives to another resource (a
     /// file that became a link) is not removed: the new resource takes the path over.
     public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
-                               managed: [ResourceID: Retirable] = [:]) throws(ConfigurationError) -> Catalog {
+                               managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
@@ -30,7 +30,7 @@ public enum Configuration {
         guard var catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
         guard let prune = loaded.config?.prune else { return catalog }
         let declaredPaths = catalog.planContext.managedPaths
-        let retired = managed.filter { id, old in
+        let retired = managed().filter { id, old in
             guard catalog[id] == nil, removalAttributes[id.kind] != nil, providers.kinds.contains(id.kind) else { return false }
             // A unit is removed only if tend wrote its file: one whose state alone was managed
             // (a package's unit) is left as it is.
