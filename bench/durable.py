@@ -5,7 +5,8 @@ durability at all, in the same run (issue 9).
 Each round, in turn and each into a fresh folder:
   - the no-fsync floor (bench/floor.c write-nosync: temporary file, write, rename; no fsync);
   - the fsync-per-file floor (floor.c write: what tend did before, one fsync per file);
-  - tend apply (temporary files of the whole stretch, one syncfs, renames, one fsync per folder);
+  - tend apply (temporary files of the whole stretch, one syncfs, renames, one more syncfs for
+    the folders);
   - CFEngine's cf-agent with one files promise per file (content and mode), which never fsyncs.
 Everything runs on an ext4 filesystem of its own (a loop-mounted image, mkfs defaults): on the
 project's shared disk, mounted with online discard, the same no-fsync write of 10,000 files takes

@@ -152,18 +152,22 @@ public final class Agent: Service, Sendable {
         let elapsed = ContinuousClock.now - clock
         let tenths = Int((AgentDuration.seconds(elapsed) * 10_000).rounded())
         let milliseconds = "\(tenths / 10).\(tenths % 10)"
+        var logger = self.logger
+        if let commit = result.commit { logger[metadataKey: "commit"] = "\(commit)" }
+        // Every attempt counts toward a contest, also one that failed: a unit that fails to start
+        // changes on the bus each time it is tried, and must not be tried in a tight loop.
+        var attempted: Set<ResourceID> = []
+        var repaired: Set<ResourceID> = []
         if let failure = result.failure {
             logger.warning("repair of \(ids.sorted { $0.description < $1.description }.map(\.description).joined(separator: ", ")) failed: \(failure.message)",
                            metadata: ["action": "repair", "result": "failed"])
-            return
+            attempted = ids
         }
         let changes = Dictionary((result.plan?.steps ?? []).compactMap { step in step.change.map { (step.id, $0) } }, uniquingKeysWith: { a, _ in a })
-        var repaired: Set<ResourceID> = []
-        var logger = self.logger
-        if let commit = result.commit { logger[metadataKey: "commit"] = "\(commit)" }
-        for step in result.report?.results ?? [] {
+        for step in result.report?.results ?? [] where step.outcome != .skipped(Executor.stoppingReason) {
             var logger = logger
             logger[metadataKey: "resource"] = "\(step.id)"
+            attempted.insert(step.id)
             let what = changes[step.id].map(Self.drifted) ?? ""
             if step.outcome == .done {
                 repaired.insert(step.id)
@@ -173,13 +177,14 @@ public final class Agent: Service, Sendable {
             }
         }
         metrics.repaired(repaired.count, seconds: AgentDuration.seconds(elapsed))
+        // Also after a failure: what the repair replaced is a new inode, to be watched as such.
         drift.rearm(ids, root: reconciler.root)
-        let contested = drift.repaired(repaired)
-        defer { if !repaired.isEmpty { writeMetrics(settings) } }
+        let contested = drift.repaired(attempted)
+        defer { if !attempted.isEmpty { writeMetrics(settings) } }
         for id in contested {
             var logger = logger
             logger[metadataKey: "resource"] = "\(id)"
-            logger.warning("\(id) is contested: something changed it back \(DriftWatch.contestLimit) times within \(AgentDuration.format(DriftWatch.contestWindow)); it is repaired on the timer only until the commit changes",
+            logger.warning("\(id) is contested: repaired \(DriftWatch.contestLimit) times within \(AgentDuration.format(DriftWatch.contestWindow)) (something keeps changing it back, or the repair does not hold); it is repaired on the timer only until the commit or its declaration changes",
                            metadata: ["action": "repair", "result": "contested"])
         }
         if !contested.isEmpty { writeRecord(store) { _ in } }
@@ -331,7 +336,9 @@ public final class Agent: Service, Sendable {
         record.stalled = state.stall
         record.fetchFailures = state.fetchFailures
         if settings.watch, settings.cycles == nil, result.failure == nil || result.report != nil, let kept = catalogs.current {
-            drift.follow(kept, root: reconciler.root, units: Reconciler.serviceManager(for: reconciler.root).0 != nil)
+            drift.follow(kept, root: reconciler.root, units: Reconciler.canonical(reconciler.root) == "/" && SystemdManager.isBooted)
+            // What the cycle replaced is a new inode, to be watched as such.
+            drift.rearm(Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id)), root: reconciler.root)
         }
         self.record.withLock { $0 = record }
         writeRecord(store) { _ in }

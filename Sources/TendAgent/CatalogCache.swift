@@ -20,6 +20,8 @@ public final class CatalogCache: Sendable {
         var key: Key
         public var catalog: Catalog
         public var sourceDescription: String
+        /// Which build of a catalog this is: a new number each time one is built, not reused.
+        var generation: Int
         public var origin: SnapshotOrigin { key.origin }
         var facts: HostFacts { key.facts }
     }
@@ -30,6 +32,7 @@ public final class CatalogCache: Sendable {
     /// The catalog that the last full cycle applied, once one did: the watches follow it, and a
     /// repair plans with it.
     private let enforced = Mutex<Kept?>(nil)
+    private let builds = Mutex(0)
 
     public init() {}
 
@@ -39,7 +42,11 @@ public final class CatalogCache: Sendable {
             latest.withLock { $0 = kept }
             return kept.catalog
         }
-        let built = Kept(key: key, catalog: try build(), sourceDescription: description)
+        let generation = builds.withLock { count in
+            count += 1
+            return count
+        }
+        let built = Kept(key: key, catalog: try build(), sourceDescription: description, generation: generation)
         kept.withLock { $0 = key.origin.commit == nil ? nil : built }
         latest.withLock { $0 = built }
         return built.catalog

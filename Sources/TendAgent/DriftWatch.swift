@@ -11,9 +11,10 @@ import TendSystemd
 /// It follows the catalog the last full cycle applied (`CatalogCache.current`): its paths are
 /// watched with inotify (`PathWatcher`), its units on the bus (`UnitWatcher`). An event only adds
 /// the resources it names to `pending` and wakes the agent, which repairs them with a run limited
-/// to them (`Reconciler.scope`). A resource repaired `contestLimit` times within `contestWindow` is
-/// *contested*: it is left to the timer's full cycles, reported in the journal, in `tend status`
-/// and in a metric, until the commit changes.
+/// to them (`Reconciler.scope`). A resource repaired `contestLimit` times within `contestWindow`
+/// (whether the repairs held or failed) is *contested*: it is left to the timer's full cycles,
+/// reported in the journal, in `tend status` and in a metric, until the commit or its declaration
+/// changes.
 final class DriftWatch: Sendable {
     /// Repairs within `contestWindow` that make a resource contested.
     static let contestLimit = 5
@@ -22,8 +23,11 @@ final class DriftWatch: Sendable {
     private struct State {
         var paths: PathWatcher?
         var units: UnitWatcher?
-        /// The catalog watched, by origin; nil before the first.
+        /// The catalog watched: its build (`CatalogCache.Kept.generation`), where it came from,
+        /// and the catalog itself; nil before the first, or once a watcher stopped.
+        var generation: Int?
         var origin: SnapshotOrigin?
+        var catalog: Catalog?
         var unitResources: [String: [ResourceID]] = [:]
         var pathResources: [String: [ResourceID]] = [:]
         var pathsOf: [ResourceID: [String]] = [:]
@@ -32,8 +36,14 @@ final class DriftWatch: Sendable {
         var watchCount = 0
         /// Monotonic times of recent repairs, by resource.
         var repairs: [ResourceID: [ContinuousClock.Instant]] = [:]
-        var contested: [ResourceID: Date] = [:]
+        var contested: [ResourceID: Contest] = [:]
         var started = false
+    }
+
+    /// A contested resource: since when, and as it was declared then.
+    struct Contest: Sendable {
+        var since: Date
+        var digest: String
     }
 
     private let state = Mutex(State())
@@ -45,11 +55,12 @@ final class DriftWatch: Sendable {
         self.wake = wake
     }
 
-    /// Watches what `kept` declares under `root`, if it is not the catalog watched already. A new
-    /// commit ends every contest.
+    /// Watches what `kept` declares under `root`, if it is not the catalog watched already (each
+    /// build of a catalog is watched anew: a folder source, or new facts, change it under the same
+    /// commit). A new commit ends every contest; a new declaration of a resource ends its own.
     func follow(_ kept: CatalogCache.Kept, root: String, units watchUnits: Bool) {
-        let (paths, units, origin) = state.withLock { ($0.paths, $0.units, $0.origin) }
-        guard origin != kept.origin else { return }
+        let (paths, units, generation) = state.withLock { ($0.paths, $0.units, $0.generation) }
+        guard generation != kept.generation else { return }
         var pathResources: [String: [ResourceID]] = [:]
         var unitResources: [String: [ResourceID]] = [:]
         var pathsOf: [ResourceID: [String]] = [:]
@@ -69,18 +80,26 @@ final class DriftWatch: Sendable {
         let unitWatcher = watchUnits ? (units ?? startUnits()) : nil
         unitWatcher?.watch(Array(unitResources.keys))
         state.withLock { state in
-            if state.origin != nil, !state.contested.isEmpty {
-                logger.notice("a new commit: \(state.contested.count) contested resources are repaired at once again")
+            let newCommit = state.origin != kept.origin
+            let ended = state.contested.filter { id, contest in newCommit || kept.catalog[id]?.desiredDigest != contest.digest }
+            if state.origin != nil, !ended.isEmpty {
+                logger.notice("\(newCommit ? "a new commit" : "a new declaration"): \(ended.count) contested resources are repaired at once again",
+                              metadata: ["action": "watch"])
             }
+            for id in ended.keys {
+                state.contested[id] = nil
+                state.repairs[id] = nil
+            }
+            if newCommit { state.repairs = [:] }
             state.paths = pathWatcher
             state.units = unitWatcher
+            state.generation = kept.generation
             state.origin = kept.origin
+            state.catalog = kept.catalog
             state.pathResources = pathResources
             state.unitResources = unitResources
             state.pathsOf = pathsOf
             state.watchCount = count
-            state.repairs = [:]
-            state.contested = [:]
         }
         logger.info("watching \(pathResources.count) paths with \(count) inotify watches\(unitWatcher == nil ? "" : " and \(unitResources.count) units on the bus")",
                     metadata: ["action": "watch"])
@@ -108,7 +127,8 @@ final class DriftWatch: Sendable {
         }
     }
 
-    /// Counts the repairs that changed `ids`; returns those that just became contested.
+    /// Counts a repair of each of `ids` (one that changed it, or tried and failed); returns those
+    /// that just became contested.
     func repaired(_ ids: Set<ResourceID>) -> [ResourceID] {
         let now = ContinuousClock.now
         return state.withLock { state in
@@ -118,7 +138,7 @@ final class DriftWatch: Sendable {
                 times.append(now)
                 state.repairs[id] = times
                 if times.count >= Self.contestLimit, state.contested[id] == nil {
-                    state.contested[id] = Date()
+                    state.contested[id] = Contest(since: Date(), digest: state.catalog?[id]?.desiredDigest ?? "")
                     contested.append(id)
                 }
             }
@@ -127,7 +147,7 @@ final class DriftWatch: Sendable {
     }
 
     /// The contested resources, with when they became so.
-    var contested: [ResourceID: Date] { state.withLock { $0.contested } }
+    var contested: [ResourceID: Date] { state.withLock { $0.contested.mapValues(\.since) } }
 
     var watchCount: Int { state.withLock { $0.watchCount } }
 
@@ -140,13 +160,23 @@ final class DriftWatch: Sendable {
         }
     }
 
+    /// Why the unit watcher stopped: a full check now, and the next cycle watches anew.
+    private func unitsFailed(_ reason: String) {
+        logger.warning("the unit watcher stopped (\(reason)); checking everything, and watching again after it", metadata: ["action": "watch"])
+        state.withLock { state in
+            state.units = nil
+            state.generation = nil
+            state.overflow = true
+        }
+        wake()
+    }
+
     // MARK: Watchers
 
     private func startPaths() -> PathWatcher? {
-        switch PathWatcher.start(deliver: { [weak self] event in self?.received(event) }) {
-        case .success(let watcher):
-            return watcher
-        case .failure(let error):
+        do {
+            return try PathWatcher.start(deliver: { [weak self] event in self?.received(event) })
+        } catch {
             logger.warning("cannot watch paths, drift is repaired on the timer only: \(error)", metadata: ["action": "watch"])
             return nil
         }
@@ -154,7 +184,8 @@ final class DriftWatch: Sendable {
 
     private func startUnits() -> UnitWatcher? {
         do {
-            return try UnitWatcher.start(deliver: { [weak self] units in self?.received(units: units) })
+            return try UnitWatcher.start(deliver: { [weak self] units in self?.received(units: units) },
+                                         failed: { [weak self] reason in self?.unitsFailed(reason) })
         } catch {
             logger.warning("cannot watch units on the bus, their drift is repaired on the timer only: \(error)", metadata: ["action": "watch"])
             return nil
@@ -166,6 +197,12 @@ final class DriftWatch: Sendable {
             switch event {
             case .changed(let ids): state.pending.formUnion(ids)
             case .overflow: state.overflow = true
+            case .failed(let reason):
+                // Events may have been missed: a full check now, and the next cycle watches anew.
+                logger.warning("the path watcher stopped (\(reason)); checking everything, and watching again after it", metadata: ["action": "watch"])
+                state.paths = nil
+                state.generation = nil
+                state.overflow = true
             }
         }
         wake()

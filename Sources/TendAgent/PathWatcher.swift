@@ -13,10 +13,12 @@ import TendCore
 /// resource manages (tend's own temporary files among them) are dropped; a queue overflow asks for
 /// a full check, since events were lost.
 final class PathWatcher: Sendable {
-    /// What the agent is told: the resources whose paths changed, or that events were lost.
+    /// What the agent is told: the resources whose paths changed, that events were lost, or that
+    /// the watcher stopped for good (and why).
     enum Event: Sendable {
         case changed(Set<ResourceID>)
         case overflow
+        case failed(String)
     }
 
     private struct Watched {
@@ -35,20 +37,20 @@ final class PathWatcher: Sendable {
     private let watched = Mutex(Watched())
     private let deliver: @Sendable (Event) -> Void
 
-    /// Starts the thread; nil, with the reason, when inotify cannot be used at all.
-    static func start(deliver: @escaping @Sendable (Event) -> Void) -> Result<PathWatcher, WatchError> {
+    /// Starts the thread; throws when inotify cannot be used at all.
+    static func start(deliver: @escaping @Sendable (Event) -> Void) throws(WatchError) -> PathWatcher {
         let fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        guard fd >= 0 else { return .failure(WatchError("inotify_init1: \(String(cString: strerror(errno)))")) }
+        guard fd >= 0 else { throw WatchError("inotify_init1: \(String(cString: strerror(errno)))") }
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else {
             close(fd)
-            return .failure(WatchError("pipe: \(String(cString: strerror(errno)))"))
+            throw WatchError("pipe: \(String(cString: strerror(errno)))")
         }
         for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         let watcher = PathWatcher(inotify: fd, stopPipe: (pipeEnds[0], pipeEnds[1]), deliver: deliver)
         // A serial queue of its own is a thread of its own while the loop blocks in poll(2).
         DispatchQueue(label: "tend.watch.paths").async { watcher.readLoop() }
-        return .success(watcher)
+        return watcher
     }
 
     private init(inotify: Int32, stopPipe: (read: Int32, write: Int32), deliver: @escaping @Sendable (Event) -> Void) {
@@ -57,7 +59,15 @@ final class PathWatcher: Sendable {
         self.deliver = deliver
     }
 
-    /// Stops the thread, which closes the descriptors.
+    /// The descriptors are closed only when nothing can use them any more: the loop holds the
+    /// watcher while it runs, so `stop()` never writes to a number reused by another file.
+    deinit {
+        close(inotify)
+        close(stopPipe.read)
+        close(stopPipe.write)
+    }
+
+    /// Ends the thread.
     func stop() {
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
@@ -80,7 +90,10 @@ final class PathWatcher: Sendable {
             // of one inode, whose masks must add up rather than the second replace the first.
             let folderMask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY
                                     | IN_DELETE_SELF | IN_MOVE_SELF) | UInt32(IN_ONLYDIR) | UInt32(IN_EXCL_UNLINK) | UInt32(IN_MASK_ADD)
-            let inodeMask = UInt32(IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK) | UInt32(IN_MASK_ADD)
+            // A managed folder's own watch also sees entries come and go (an unmanaged file in a
+            // folder with `purge: true`); for a file these bits never fire.
+            let inodeMask = UInt32(IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
+                | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK) | UInt32(IN_MASK_ADD)
             func add(_ path: String, mask: UInt32) -> Int32? {
                 let full = root == "/" ? path : root + path
                 let wd = inotify_add_watch(inotify, full, mask)
@@ -109,11 +122,6 @@ final class PathWatcher: Sendable {
     }
 
     private func readLoop() {
-        defer {
-            close(inotify)
-            close(stopPipe.read)
-            close(stopPipe.write)
-        }
         let size = 64 * 1024
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }
@@ -121,7 +129,10 @@ final class PathWatcher: Sendable {
         while true {
             fds[0].revents = 0
             fds[1].revents = 0
-            guard poll(&fds, 2, -1) >= 0 || errno == EINTR else { return }
+            guard poll(&fds, 2, -1) >= 0 || errno == EINTR else {
+                deliver(.failed("poll: \(String(cString: strerror(errno)))"))
+                return
+            }
             if fds[1].revents != 0 { return }
             guard fds[0].revents != 0 else { continue }
             var changed: Set<ResourceID> = []
@@ -132,9 +143,12 @@ final class PathWatcher: Sendable {
                 var offset = 0
                 while offset + MemoryLayout<inotify_event>.size <= count {
                     let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                    let nameStart = buffer + offset + MemoryLayout<inotify_event>.size
-                    let name = event.len > 0 ? String(cString: nameStart.assumingMemoryBound(to: CChar.self)) : ""
-                    offset += MemoryLayout<inotify_event>.size + Int(event.len)
+                    let nameStart = offset + MemoryLayout<inotify_event>.size
+                    // The kernel never splits an event; a length past what was read would be a bug of ours.
+                    guard nameStart + Int(event.len) <= count else { break }
+                    let nameBytes = UnsafeRawBufferPointer(start: buffer + nameStart, count: Int(event.len))
+                    let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+                    offset = nameStart + Int(event.len)
                     if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
                         overflow = true
                         continue

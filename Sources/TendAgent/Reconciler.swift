@@ -643,7 +643,9 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
     public var description: String { resource.map { "\($0): \(message)" } ?? message }
 }
 
-/// A record read the first time it is asked for, if ever.
+/// A record read the first time it is asked for, if ever. Unchecked Sendable without a lock: a
+/// run asks for it on its own task only, one call after another (the catalog's build closure, then
+/// the prune); it crosses no thread boundary while in use.
 private final class LazyRecord<Value>: @unchecked Sendable {
     private let read: (inout [String]) -> Value?
     private let enabled: Bool

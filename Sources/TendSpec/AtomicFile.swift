@@ -34,9 +34,9 @@ public enum AtomicFile {
         defer { if let fd = staged.descriptor { close(fd) } }
         do {
             try check(fsync(staged.descriptor!), "fsync")
-            try place(staged.temporary, as: name, in: directory, replacing: replacing)
+            try place(staged.name, as: name, in: directory, replacing: replacing)
         } catch {
-            if !error.placed { unlinkat(directory.rawValue, staged.temporary, 0) }
+            if !error.placed { unlinkat(directory.rawValue, staged.name, 0) }
             throw error
         }
     }
@@ -44,7 +44,7 @@ public enum AtomicFile {
     /// A temporary file written in full but neither synced nor renamed into place yet.
     public struct Temporary: Sendable {
         /// Its name in the folder it was written in.
-        public var temporary: String
+        public var name: String
         /// Its descriptor, when asked to keep it open (to fsync it later); the caller closes it.
         public var descriptor: Int32?
     }
@@ -82,7 +82,7 @@ public enum AtomicFile {
         }
         try check(fchmod(fd, mode_t(mode)), "fchmod")
         written = true
-        return Temporary(temporary: temporary, descriptor: keepOpen ? fd : nil)
+        return Temporary(name: temporary, descriptor: keepOpen ? fd : nil)
     }
 
     /// Makes `name` in `directory` a symbolic link to `target`, through a temporary link renamed

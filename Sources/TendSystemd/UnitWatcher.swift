@@ -18,9 +18,11 @@ public final class UnitWatcher: Sendable {
         let units = Mutex<[String: String]>([:])
         let stopping = Atomic<Bool>(false)
         let deliver: @Sendable ([String]) -> Void
+        let failed: @Sendable (String) -> Void
 
-        init(deliver: @escaping @Sendable ([String]) -> Void) {
+        init(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (String) -> Void) {
             self.deliver = deliver
+            self.failed = failed
         }
     }
 
@@ -29,14 +31,15 @@ public final class UnitWatcher: Sendable {
         self.box = box
     }
 
-    /// Connects, subscribes and starts the thread.
+    /// Connects, subscribes and starts the thread; `failed` is told once if the connection is
+    /// lost later (the bus restarted), after which nothing is watched.
     /// The corresponding C functions are `sd_bus_open_system`, `sd_bus_add_match` and the
     /// `Subscribe` method.
-    public static func start(deliver: @escaping @Sendable ([String]) -> Void) throws(SystemdError) -> UnitWatcher {
+    public static func start(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (String) -> Void) throws(SystemdError) -> UnitWatcher {
         var opened: OpaquePointer?
         let result = sd_bus_open_system(&opened)
         guard result >= 0, let bus = opened else { throw SystemdError(function: "sd_bus_open_system", code: result) }
-        let box = Box(deliver: deliver)
+        let box = Box(deliver: deliver, failed: failed)
         let context = Unmanaged.passRetained(box).toOpaque()
         let unitRule = "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'"
         var added = sd_bus_add_match(bus, nil, unitRule, { message, userdata, _ in
@@ -74,7 +77,7 @@ public final class UnitWatcher: Sendable {
         guard subscribed >= 0 else {
             sd_bus_flush_close_unref(bus)
             Unmanaged<Box>.fromOpaque(context).release()
-            throw SystemdError(function: "sd_bus_call_method Subscribe", code: subscribed,
+            throw SystemdError(function: "sd_bus_call Subscribe", code: subscribed,
                                name: error.name.map { String(cString: $0) }, message: error.message.map { String(cString: $0) })
         }
         let watcher = UnitWatcher(bus: bus, box: box)
@@ -109,10 +112,16 @@ public final class UnitWatcher: Sendable {
         }
         while !box.stopping.load(ordering: .relaxed) {
             let processed = sd_bus_process(bus, nil)
-            if processed < 0 { return }
+            if processed < 0 {
+                box.failed(SystemdError(function: "sd_bus_process", code: processed).description)
+                return
+            }
             if processed > 0 { continue }
             let waited = sd_bus_wait(bus, 500_000)
-            if waited < 0, waited != -EINTR { return }
+            if waited < 0, waited != -EINTR {
+                box.failed(SystemdError(function: "sd_bus_wait", code: waited).description)
+                return
+            }
         }
     }
 }

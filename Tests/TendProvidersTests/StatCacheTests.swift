@@ -47,7 +47,7 @@ struct StatCacheTests {
         // Just written: racy, so read and not recorded.
         #expect(try await setup.plan(cache) == [])
         #expect(cache.count == 0)
-        try await Task.sleep(for: .milliseconds(1100))
+        try await Task.sleep(for: .milliseconds(2100))
         #expect(try await setup.plan(cache) == [])
         #expect(cache.count == 1, "a converged file past the racy margin is recorded")
 

@@ -33,7 +33,7 @@ guard first.failure == nil, let commit = first.commit else {
     exit(1)
 }
 reconciler.source.pinnedCommit = commit
-try await Task.sleep(for: .milliseconds(1100))
+try await Task.sleep(for: .milliseconds(2100))
 _ = await reconciler.run(.apply)
 print("ready; stat cache entries: \(reconciler.statCache?.count ?? 0)")
 fflush(nil)

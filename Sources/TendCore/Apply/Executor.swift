@@ -3,9 +3,12 @@ public import Logging
 /// Apply: carries out a plan's steps in order. The only holder of a `HostWriter`.
 ///
 /// A step whose dependency failed or was skipped is skipped, with the reason; independent steps
-/// still run. A stretch of steps that only write paths (`ResourceProvider.stagesWrites`) is made
-/// durable together: their files are written to temporary names, synced at once and only then
-/// renamed into place, checked and reported done. After each step the resource is observed again, and if it still differs from the
+/// still run. In a stretch of steps that only change paths (`ResourceProvider.stagesWrites`),
+/// the steps that write a file's content stage it: their files are written to temporary names,
+/// made durable together (an fsync each up to 64 files, one `syncfs` past that), and only then
+/// renamed into place, checked and reported done. The stretch's other steps (folders, links,
+/// removals, modes) are done and checked at once, as outside a stretch; their folders are synced
+/// with the stretch's, or at the end of the apply. After each step the resource is observed again, and if it still differs from the
 /// desired state the step fails ("inconsistent result after apply").
 public struct Executor: Sendable {
     public let catalog: Catalog
@@ -105,7 +108,7 @@ public struct Executor: Sendable {
         for (index, step) in plan.steps.enumerated() where !handled.contains(index) {
             let entry = catalog[step.id]
             let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
-            if !stages || step.dependsOn.contains(where: stagedIDs.contains) { flush() }
+            if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
             var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
             if let error = step.error {
                 outcomes = [(step, .failed(error))]
@@ -132,6 +135,8 @@ public struct Executor: Sendable {
                         }
                         outcomes = [(step, verify(entry, writer: writer, context: context))]
                     } catch {
+                        // What it staged before failing is not put in place by the next commit.
+                        writer.discardStaged(from: before)
                         outcomes = [(step, .failed(error.description))]
                     }
                 }

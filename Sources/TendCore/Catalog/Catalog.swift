@@ -31,6 +31,9 @@ public struct Catalog: Sendable {
 
         /// The path it manages, if any.
         public var path: String? { resource.path }
+
+        /// The digest of how it is declared: the same for the same declaration, in any commit.
+        public var desiredDigest: String { resource.desiredDigest() }
     }
 
     /// Every resource, each after everything it depends on; ties keep declaration order.

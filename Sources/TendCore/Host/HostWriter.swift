@@ -46,6 +46,12 @@ public final class HostWriter {
     /// per filesystem, which costs one journal commit however many files it covers (and also
     /// flushes whatever else is waiting on that filesystem, which a single repair should not pay).
     static let fsyncLimit = 64
+    /// Past this many changed folders of one filesystem, `syncDirectories` syncs the filesystem
+    /// once instead of each folder (each fsync of a folder is a journal commit of its own).
+    static let folderFsyncLimit = 8
+    /// A stretch that has changed this many folders should be committed before it goes on: each
+    /// changed folder holds a descriptor until then, and a process may have only 1,024.
+    public static let stagedFolderLimit = 256
 
     init(reader: HostReader, services: (any ServiceManager)?) {
         self.reader = reader
@@ -53,8 +59,8 @@ public final class HostWriter {
     }
 
     deinit {
-        for fd in unsyncedDirectories.values { close(fd) }
         discardStaged()
+        for fd in unsyncedDirectories.values { close(fd) }
     }
 
     // MARK: Staging
@@ -69,57 +75,30 @@ public final class HostWriter {
     /// How many files wait for `commitStaged()`.
     public var stagedCount: Int { staged?.count ?? 0 }
 
+    /// How many folders hold a descriptor until the next sync (`stagedFolderLimit`).
+    public var changedFolderCount: Int { unsyncedDirectories.count }
+
     /// The paths of the files staged since the first `start` ones, in the order they were written.
     public func stagedPaths(from start: Int) -> [String] {
         guard let staged, start < staged.count else { return [] }
         return staged[start...].map(\.path)
     }
 
-    /// Makes every staged file durable (an fsync each, or one `syncfs` per filesystem past
-    /// `fsyncLimit`), renames each into place as the plan allowed, and syncs their folders; then
-    /// stops staging. Returns the paths that could not be placed, with why: their temporary files
-    /// are removed and what was there is left as it was.
+    /// Makes every staged file durable, renames each into place as the plan allowed, and syncs
+    /// their folders; then stops staging. Returns the paths that could not be placed, with why:
+    /// their temporary files are removed and what was there is left as it was.
+    ///
+    /// syncfs(2) reports a failed write-back only since Linux 5.8; before, a disk that failed
+    /// under a large stretch goes unnoticed here, as it would for any program that syncs a
+    /// filesystem.
     public func commitStaged() -> [String: HostError] {
         guard let files = staged else { return [:] }
         staged = nil
-        let directories = unsyncedDirectories
         var failures: [String: HostError] = [:]
-        var durable: [StagedFile] = []
-        if files.count <= Self.fsyncLimit {
-            for file in files {
-                if let fd = file.descriptor, fsync(fd) != 0 {
-                    failures[file.path] = .system("fsync", path: file.path, Errno(rawValue: Glibc.errno))
-                    unlinkat(directories[file.folder]!, file.temporary, 0)
-                } else {
-                    durable.append(file)
-                }
-            }
-        } else {
-            var syncs: [UInt64: HostError?] = [:]
-            durable = []
-            for file in files {
-                let directory = directories[file.folder]!
-                var raw = stat()
-                let device = fstat(directory, &raw) == 0 ? UInt64(raw.st_dev) : UInt64.max
-                if syncs[device] == nil {
-                    do {
-                        try AtomicFile.syncFilesystem(of: directory)
-                        syncs[device] = .some(nil)
-                    } catch {
-                        syncs[device] = HostError(error, path: file.path)
-                    }
-                }
-                if case .some(.some(let error)) = syncs[device] {
-                    failures[file.path] = error
-                    unlinkat(directory, file.temporary, 0)
-                } else {
-                    durable.append(file)
-                }
-            }
-        }
+        let durable = makeDurable(files, failures: &failures)
         for file in files { if let fd = file.descriptor { close(fd) } }
         for file in durable {
-            let directory = directories[file.folder]!
+            let directory = unsyncedDirectories[file.folder]!
             do {
                 try AtomicFile.place(file.temporary, as: file.name, in: FileDescriptor(rawValue: directory), replacing: file.replacing)
             } catch {
@@ -136,18 +115,65 @@ public final class HostWriter {
         return failures
     }
 
-    /// Removes the staged temporary files without placing them (an apply that ends early).
-    public func discardStaged() {
-        guard let files = staged else { return }
-        staged = nil
+    /// The staged files whose data is now on disk: an fsync of each when every one kept its
+    /// descriptor (up to `fsyncLimit`), else one `syncfs` per filesystem they lie on. A file that
+    /// could not be made durable is in `failures`, its temporary removed.
+    private func makeDurable(_ files: [StagedFile], failures: inout [String: HostError]) -> [StagedFile] {
+        var durable: [StagedFile] = []
+        if files.allSatisfy({ $0.descriptor != nil }) {
+            for file in files {
+                if fsync(file.descriptor!) == 0 {
+                    durable.append(file)
+                } else {
+                    failures[file.path] = .system("fsync", path: file.path, Errno(rawValue: Glibc.errno))
+                    unlinkat(unsyncedDirectories[file.folder]!, file.temporary, 0)
+                }
+            }
+            return durable
+        }
+        var syncs: [UInt64: HostError?] = [:]
         for file in files {
+            let directory = unsyncedDirectories[file.folder]!
+            var raw = stat()
+            var outcome: HostError?
+            if fstat(directory, &raw) != 0 {
+                // Which filesystem to sync is unknown: the file is not taken as durable.
+                outcome = .system("fstat", path: file.path, Errno(rawValue: Glibc.errno))
+            } else {
+                let device = UInt64(raw.st_dev)
+                if syncs[device] == nil {
+                    do {
+                        try AtomicFile.syncFilesystem(of: directory)
+                        syncs[device] = .some(nil)
+                    } catch {
+                        syncs[device] = HostError(error, path: file.path)
+                    }
+                }
+                outcome = syncs[device] ?? nil
+            }
+            if let outcome {
+                failures[file.path] = outcome
+                unlinkat(directory, file.temporary, 0)
+            } else {
+                durable.append(file)
+            }
+        }
+        return durable
+    }
+
+    /// Removes the temporary files staged since the first `start` ones, without placing them: a
+    /// step that failed after it staged, or an apply that ends early (`start` 0).
+    public func discardStaged(from start: Int = 0) {
+        guard let files = staged, start < files.count else { return }
+        for file in files[start...] {
             if let fd = file.descriptor { close(fd) }
             if let directory = unsyncedDirectories[file.folder] { unlinkat(directory, file.temporary, 0) }
         }
+        staged!.removeSubrange(start...)
     }
 
     /// Syncs every folder whose entries changed, so that the renames and removals are durable:
-    /// an fsync each, or, where more than `fsyncLimit / 8` folders of one filesystem changed, one
+    /// an fsync each, or, where more than `folderFsyncLimit` folders of one filesystem changed, one
     /// `syncfs` of it (each fsync of a folder is a journal commit of its own).
     public func syncDirectories() throws(HostError) {
         defer {
@@ -161,7 +187,7 @@ public final class HostWriter {
             byDevice[UInt64(raw.st_dev), default: []].append((path, fd))
         }
         for folders in byDevice.values {
-            if folders.count > Self.fsyncLimit / 8 {
+            if folders.count > Self.folderFsyncLimit {
                 do {
                     try AtomicFile.syncFilesystem(of: folders[0].fd)
                 } catch {
@@ -216,7 +242,7 @@ public final class HostWriter {
         guard unsyncedDirectories[folder] != nil else { throw .system("dup", path: path, Errno(rawValue: Glibc.errno)) }
         do {
             let written = try AtomicFile.writeTemporary(contents, for: name, in: directory, mode: mode, owner: owner, group: group, keepOpen: keepOpen)
-            staged!.append(StagedFile(path: path, name: name, temporary: written.temporary, folder: folder,
+            staged!.append(StagedFile(path: path, name: name, temporary: written.name, folder: folder,
                                       replacing: replacing, descriptor: written.descriptor))
         } catch {
             throw HostError(error, path: path)

@@ -61,8 +61,8 @@ public final class StatCache: Sendable {
     }
 
     /// A file changed this close to the moment it was read (or after it) is read again next time:
-    /// one second, as Git's index works at the granularity of its own file's timestamp.
-    public static let racyMargin: Int64 = 1_000_000_000
+    /// two seconds, the coarsest timestamps a Linux filesystem keeps (vfat's, as on /boot/efi).
+    public static let racyMargin: Int64 = 2_000_000_000
 
     private struct State {
         var entries: [String: Entry]
