@@ -75,14 +75,16 @@ struct WatchTests {
             _ = try await Self.start(host)
 
             // Edited: the journal shows the lines that drifted.
-            try await host.run(["sh", "-c", "echo tampered > /etc/app/message"])
+            // In place, in one write, the same size (a shell's `>` truncates first, and a repair
+            // between the truncation and the write would leave the write to the replaced file).
+            try await host.run(["sh", "-c", "printf 'tampered\\n' | dd of=/etc/app/message conv=notrunc status=none"])
             #expect(try await AgentTests.eventually(5) { AgentTests.message(host) == "declared\n" }, "an edit was not repaired")
             #expect(try await AgentTests.eventually(5) {
-                try await host.tendJournal().text.contains("drift repaired in ")
+                try await host.tendJournal().text.contains("file:/etc/app/message (content: -tampered")
             })
             let repairs = try await host.tendJournal().entries.filter { ($0["MESSAGE"] as? String)?.hasPrefix("drift repaired") == true }
-            let edit = try #require(repairs.first { ($0["MESSAGE"] as? String)?.contains("file:/etc/app/message") == true })
-            #expect((edit["MESSAGE"] as? String)?.contains("-tampered") == true, "\(edit)")
+            let edit = try #require(repairs.first { ($0["MESSAGE"] as? String)?.contains("file:/etc/app/message (content: -tampered") == true },
+                                    "\(repairs.map { $0["MESSAGE"] ?? "" })")
             #expect((edit["MESSAGE"] as? String)?.contains("+declared") == true, "\(edit)")
             #expect(edit["TEND_ACTION"] as? String == "repair" && edit["TEND_RESULT"] as? String == "done", "\(edit)")
 
