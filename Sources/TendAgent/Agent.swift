@@ -203,7 +203,7 @@ public final class Agent: Service, Sendable {
     /// What had drifted, for the journal: the attributes, old → new, and a few lines of the diff
     /// of text content (never sensitive content).
     static func drifted(_ change: Change) -> String {
-        var parts = change.attributes.map { "\($0.name): \($0.shownBefore) → \($0.shownAfter)" }
+        var parts = change.attributes.map(\.summary)
         switch change.content {
         case .text(let diff)?:
             let lines = diff.split(separator: "\n", omittingEmptySubsequences: false)

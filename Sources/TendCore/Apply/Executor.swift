@@ -156,7 +156,7 @@ public struct Executor: Sendable {
     /// (never the content itself, so nothing sensitive reaches a log).
     static func describe(_ change: Change?) -> String {
         guard let change else { return "" }
-        var parts = change.attributes.map { "\($0.name): \($0.shownBefore) → \($0.shownAfter)" }
+        var parts = change.attributes.map(\.summary)
         if change.content != nil { parts.append("content changed") }
         if !change.removes.isEmpty { parts.append("removed \(change.removes.count) unmanaged entries") }
         return parts.isEmpty ? "" : " (" + parts.joined(separator: "; ") + ")"

@@ -76,6 +76,8 @@ public struct AttributeChange: Sendable, Codable, Hashable {
     public var shownBefore: String { Self.shown(before, note: beforeNote) }
     /// The new value as people read it.
     public var shownAfter: String { Self.shown(after, note: afterNote) }
+    /// `name: before → after`, as the journal's lines say what changed.
+    public var summary: String { "\(name): \(shownBefore) → \(shownAfter)" }
 
     private static func shown(_ value: AttributeValue?, note: String?) -> String {
         guard let value else { return "(\(note ?? "none"))" }
