@@ -208,4 +208,29 @@ struct WatchTests {
             #expect(try await host.tendJournal().text.contains("package:tend-test-lib"))
         }
     }
+
+    @Test("a user's shell changed by hand with usermod comes back at once, seen through /etc/passwd")
+    func userChangedByHand() async throws {
+        try await withTestHost { host in
+            let remote = try await Remote.make(in: host)
+            var files = Self.configuration("declared")
+            files["site/accounts.yaml"] = "resources:\n  - user: watched\n    shell: /bin/sh\n"
+            try await remote.push(files, "first")
+            try AgentTests.install(host)
+            try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1h\n"])
+            try await host.run(["systemctl", "daemon-reload"])
+            let start = try await host.run(["systemctl", "start", "tend.service"])
+            #expect(start.status == 0, "\(start)")
+            func shell() async throws -> String {
+                try await host.run(["getent", "passwd", "watched"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").last.map(String.init) ?? ""
+            }
+            #expect(try await shell() == "/bin/sh")
+            let change = try await host.run(["usermod", "-s", "/bin/bash", "watched"])
+            #expect(change.status == 0, "\(change)")
+            #expect(try await AgentTests.eventually(10) { try await shell() == "/bin/sh" }, "the shell changed by hand was not repaired")
+            #expect(try await AgentTests.eventually(5) {
+                try await host.tendJournal().text.contains("user:watched (shell: /bin/bash → /bin/sh)")
+            })
+        }
+    }
 }
