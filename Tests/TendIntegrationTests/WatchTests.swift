@@ -74,6 +74,13 @@ struct WatchTests {
         try await withTestHost { host in
             _ = try await Self.start(host)
 
+            // First, before any repair re-arms a watch: a link made where the configuration says
+            // nothing may be, in a managed folder (watched both as a folder and as a path, whose
+            // masks must add up; a link's creation is an IN_CREATE and nothing else): removed.
+            try await host.run(["ln", "-s", "/etc/hostname", "/etc/app/unwanted"])
+            #expect(try await AgentTests.eventually(5) { (try? FileManager.default.destinationOfSymbolicLink(atPath: host.outside("/etc/app/unwanted"))) == nil },
+                    "a link made where the configuration declares nothing was not removed")
+
             // Edited: the journal shows the lines that drifted.
             // In place, in one write, the same size (a shell's `>` truncates first, and a repair
             // between the truncation and the write would leave the write to the replaced file).
@@ -97,12 +104,6 @@ struct WatchTests {
             let linked = try await AgentTests.eventually(5) { Self.type(host, "/etc/app/message") == .typeRegular && AgentTests.message(host) == "declared\n" }
             let linkJournal = try await host.run(["journalctl", "--no-pager", "-o", "cat", "SYSLOG_IDENTIFIER=tend"]).stdout
             #expect(linked, "a link put in its place was not repaired: \(linkJournal.suffix(3000))")
-
-            // A link made where the configuration says nothing may be, in a managed folder (watched
-            // both as a folder and as a path; a link's creation is an IN_CREATE and nothing else): removed.
-            try await host.run(["ln", "-s", "/etc/hostname", "/etc/app/unwanted"])
-            #expect(try await AgentTests.eventually(5) { (try? FileManager.default.destinationOfSymbolicLink(atPath: host.outside("/etc/app/unwanted"))) == nil },
-                    "a link made where the configuration declares nothing was not removed")
 
             // A sensitive file: repaired, and its content appears nowhere in the journal.
             try await host.run(["sh", "-c", "echo leaked-value-4711 > /etc/app/secret"])
