@@ -45,10 +45,11 @@ struct WatchTests {
         ]
     }
 
-    /// Starts the agent on a 1-hour interval with `configuration` pushed; returns the remote.
-    static func start(_ host: TestHost, text: String = "declared") async throws -> Remote {
+    /// Starts the agent on a 1-hour interval with `configuration` and `extra` files pushed;
+    /// returns the remote.
+    static func start(_ host: TestHost, text: String = "declared", extra: [String: String] = [:]) async throws -> Remote {
         let remote = try await Remote.make(in: host)
-        try await remote.push(configuration(text), "first")
+        try await remote.push(configuration(text).merging(extra) { _, new in new }, "first")
         try AgentTests.install(host)
         try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1h\n"])
         try await host.run(["systemctl", "daemon-reload"])
@@ -189,15 +190,7 @@ struct WatchTests {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
-            let remote = try await Remote.make(in: host)
-            var files = Self.configuration("declared")
-            files["site/packages.yaml"] = "resources:\n  - package: tend-test-lib\n"
-            try await remote.push(files, "first")
-            try AgentTests.install(host)
-            try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1h\n"])
-            try await host.run(["systemctl", "daemon-reload"])
-            let start = try await host.run(["systemctl", "start", "tend.service"])
-            #expect(start.status == 0, "\(start)")
+            _ = try await Self.start(host, extra: ["site/packages.yaml": "resources:\n  - package: tend-test-lib\n"])
             func installed() async throws -> Bool {
                 try await host.run(["dpkg-query", "-W", "-f", "${Status}", "tend-test-lib"]).stdout == "install ok installed"
             }
@@ -213,15 +206,7 @@ struct WatchTests {
     @Test("a user's shell changed by hand with usermod comes back at once, seen through /etc/passwd")
     func userChangedByHand() async throws {
         try await withTestHost { host in
-            let remote = try await Remote.make(in: host)
-            var files = Self.configuration("declared")
-            files["site/accounts.yaml"] = "resources:\n  - user: watched\n    shell: /bin/sh\n"
-            try await remote.push(files, "first")
-            try AgentTests.install(host)
-            try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1h\n"])
-            try await host.run(["systemctl", "daemon-reload"])
-            let start = try await host.run(["systemctl", "start", "tend.service"])
-            #expect(start.status == 0, "\(start)")
+            _ = try await Self.start(host, extra: ["site/accounts.yaml": "resources:\n  - user: watched\n    shell: /bin/sh\n"])
             func shell() async throws -> String {
                 try await host.run(["getent", "passwd", "watched"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").last.map(String.init) ?? ""
             }
