@@ -21,6 +21,8 @@ public struct PackageProvider: ResourceProvider {
 
     public var kind: String { "package" }
     public var appliesInBatches: Bool { true }
+    /// A package's files and maintainer scripts make paths and accounts of their own.
+    public var changesOtherResources: Bool { true }
     public var prefetches: Bool { true }
 
     public enum State: String, Sendable, Hashable {
@@ -263,6 +265,29 @@ public struct PackageProvider: ResourceProvider {
 
     // MARK: Applying
 
+    /// Debian's hook that lets maintainer scripts start services or not (invoke-rc.d asks it).
+    static let policyPath = "/usr/sbin/policy-rc.d"
+    /// What tend writes there: every start refused. Its own text, so that one left by a killed
+    /// tend is known as tend's and removed by the next apply.
+    static let policyText = "#!/bin/sh\n# Written by tend while apt runs in this root (tend apply --root): no service starts here.\nexit 101\n"
+
+    /// Under a root other than /, keeps the maintainer scripts of what apt installs from starting
+    /// services on the machine that builds the image: in a chroot, invoke-rc.d would run
+    /// `/etc/init.d/ssh start` there, and that sshd would listen on the builder's port 22. The
+    /// root gets the policy-rc.d that refuses every start (as debootstrap and mmdebstrap do) for
+    /// the length of apt's run. Returns whether tend put it there (and must remove it); a root
+    /// that has a policy of its own keeps it.
+    static func holdServices(_ host: HostWriter) throws(HostError) -> Bool {
+        guard host.reader.root != "/" else { return false }
+        let found = try host.reader.status(policyPath)
+        if let found {
+            guard found.type == .regular, (try? host.reader.read(policyPath)) == Array(policyText.utf8) else { return false }
+            return true
+        }
+        try host.writeFile(policyPath, contents: Array(policyText.utf8), mode: 0o755, owner: 0, group: 0, replacing: nil)
+        return true
+    }
+
     public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
         throw HostError(path: desired.name, message: "packages are applied in batches")
     }
@@ -320,6 +345,15 @@ public struct PackageProvider: ResourceProvider {
         let common = ["-y", "-q", "--allow-downgrades", "--allow-change-held-packages",
                       "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
                       "-o", "DPkg::Lock::Timeout=\(lockTimeout)"]
+        var servicesHeld = false
+        if failure == nil, !arguments.isEmpty || !purges.isEmpty {
+            do throws(HostError) {
+                servicesHeld = try Self.holdServices(host)
+            } catch {
+                failure = error.description
+            }
+        }
+        defer { if servicesHeld { try? host.remove(Self.policyPath, expected: .regular, recursive: false) } }
         if failure == nil, !arguments.isEmpty {
             let install = await Tool.run(["apt-get", "install"] + common + arguments, root: root, lines: host.toolOutput)
             if install.status != 0 {
@@ -340,6 +374,8 @@ public struct PackageProvider: ResourceProvider {
             let mark = await Tool.run(["apt-mark", verb] + names, root: root)
             if mark.status != 0, failure == nil { failure = "apt-mark \(verb) failed:\n" + mark.errorLines }
         }
+        // Maintainer scripts add system users and groups (systemd-journal): names read before are stale.
+        host.reader.forgetAccounts()
         // Each package is judged by what dpkg now records, so the ones that made it are done.
         guard let after = try? Debian.status(host.reader) else { return batch.map { _ in failure ?? "cannot read the dpkg database" } }
         host.reader.setMemo(Self.statusMemo, after)
