@@ -108,6 +108,14 @@ public protocol ResourceProvider: Sendable {
     /// sources).
     var stagesWrites: Bool { get }
 
+    /// Whether applying this kind may make, change or remove paths or accounts that other
+    /// resources declare: a package's files and what its maintainer scripts do (the conffile
+    /// /etc/nginx/nginx.conf, the group systemd-journal), the home folder useradd makes. The
+    /// executor then observes and plans again each step that comes after one of its steps, just
+    /// before running it, so that the later step acts on what is there now (the file the package
+    /// brought is replaced, not refused as "appeared since it was planned").
+    var changesOtherResources: Bool { get }
+
     /// Carries out several changes together; returns, for each, nil when it was done or why not.
     /// Only called when `appliesInBatches`; the executor checks each result afterwards as usual.
     func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?]
@@ -122,6 +130,7 @@ extension ResourceProvider {
     public var observesInParallel: Bool { false }
     public var appliesInBatches: Bool { false }
     public var stagesWrites: Bool { false }
+    public var changesOtherResources: Bool { false }
     public var prefetches: Bool { false }
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {}

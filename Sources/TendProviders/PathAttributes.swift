@@ -105,22 +105,30 @@ struct PathAttributes {
         (try Self.resolve(owner, host, user: true, path: path), try Self.resolve(group, host, user: false, path: path))
     }
 
-    /// The desired ownership for a plan: a name that is not on the host yet but whose `user:` or
-    /// `group:` the catalog declares is pending (that step comes first and makes it).
+    /// The desired ownership for a plan: a name that is not on the host yet is pending when an
+    /// earlier step makes it: the catalog's `user:` or `group:` of that name, or a package the
+    /// resource comes after (`requires: [package:systemd]` for the group systemd-journal, which
+    /// systemd's installation adds). It is resolved when the step runs.
     func desiredOwnership(_ host: HostReader) throws(HostError) -> Ownership {
         var ownership = Ownership(mode: mode)
-        if case .name(let name)? = owner, try host.userID(named: name) == nil, host.declares(ResourceID(kind: "user", name: name)) {
-            ownership.pendingOwner = name
-        } else {
-            ownership.owner = try Self.resolve(owner, host, user: true, path: path)
+        let package = host.stepDependencies.first { $0.kind == "package" && host.declares($0) }
+        if case .name(let name)? = owner, try host.userID(named: name) == nil {
+            let user = ResourceID(kind: "user", name: name)
+            if let maker = host.declares(user) ? user : package {
+                ownership.pendingOwner = name
+                ownership.ownerMadeBy = maker.description
+            }
         }
+        if ownership.pendingOwner == nil { ownership.owner = try Self.resolve(owner, host, user: true, path: path) }
         // A group is also made by useradd, for a user of its name declared without `group:`.
-        if case .name(let name)? = group, try host.groupID(named: name) == nil,
-           host.declares(ResourceID(kind: "group", name: name)) || host.declares(ResourceID(kind: "user", name: name)) {
-            ownership.pendingGroup = name
-        } else {
-            ownership.group = try Self.resolve(group, host, user: false, path: path)
+        if case .name(let name)? = group, try host.groupID(named: name) == nil {
+            let declared = [ResourceID(kind: "group", name: name), ResourceID(kind: "user", name: name)].first { host.declares($0) }
+            if let maker = declared ?? package {
+                ownership.pendingGroup = name
+                ownership.groupMadeBy = maker.description
+            }
         }
+        if ownership.pendingGroup == nil { ownership.group = try Self.resolve(group, host, user: false, path: path) }
         return ownership
     }
 
@@ -131,7 +139,7 @@ struct PathAttributes {
         case .name(let name)?:
             let id = user ? try host.userID(named: name) : try host.groupID(named: name)
             guard let id else {
-                throw HostError(path: path, message: "\(user ? "user" : "group") '\(name)' does not exist on the host, and no user: or group: of the configuration makes it")
+                throw HostError(path: path, message: "\(user ? "user" : "group") '\(name)' does not exist on the host, and no user:, group: or required package of the configuration makes it")
             }
             return id
         }
@@ -145,6 +153,9 @@ struct Ownership: Sendable, Hashable {
     /// An owner or group an earlier step of the apply creates (`user:app`): no id yet.
     var pendingOwner: String?
     var pendingGroup: String?
+    /// The step that makes the pending owner or group (`user:app`, `package:systemd-sysv`).
+    var ownerMadeBy: String?
+    var groupMadeBy: String?
     var mode: UInt32?
 
     /// The attribute changes from `status` (nil: nothing there yet) to this desired ownership.
@@ -156,12 +167,12 @@ struct Ownership: Sendable, Hashable {
         if let owner, owner != status?.owner {
             changes.append(AttributeChange("owner", before: status.map { names.user($0.owner) }, after: names.user(owner)))
         } else if let name = pendingOwner {
-            changes.append(AttributeChange("owner", before: status.map { names.user($0.owner) }, after: name, afterNote: "created by user:\(name)"))
+            changes.append(AttributeChange("owner", before: status.map { names.user($0.owner) }, after: name, afterNote: "created by \(ownerMadeBy ?? "user:" + name)"))
         }
         if let group, group != status?.group {
             changes.append(AttributeChange("group", before: status.map { names.group($0.group) }, after: names.group(group)))
         } else if let name = pendingGroup {
-            changes.append(AttributeChange("group", before: status.map { names.group($0.group) }, after: name, afterNote: "created by group:\(name)"))
+            changes.append(AttributeChange("group", before: status.map { names.group($0.group) }, after: name, afterNote: "created by \(groupMadeBy ?? "group:" + name)"))
         }
         return changes
     }

@@ -10,6 +10,8 @@ public struct UserProvider: ResourceProvider {
 
     public var kind: String { "user" }
     public var appliesInBatches: Bool { true }
+    /// useradd makes the home folder (and a group of the user's name).
+    public var changesOtherResources: Bool { true }
 
     public struct Desired: DesiredState {
         var name: String

@@ -10,6 +10,11 @@ public import Logging
 /// removals, modes) are done and checked at once, as outside a stretch; their folders are synced
 /// with the stretch's, or at the end of the apply. After each step the resource is observed again, and if it still differs from the
 /// desired state the step fails ("inconsistent result after apply").
+///
+/// A package or user step does more than its plan says (a package brings files, its scripts add
+/// groups): a step that comes after one that ran is planned again just before it runs, and a
+/// resource the plan found converged that comes after one is planned again at the end and done
+/// then if it now differs (`ResourceProvider.changesOtherResources`).
 public struct Executor: Sendable {
     public let catalog: Catalog
     public let logger: Logger
@@ -68,7 +73,9 @@ public struct Executor: Sendable {
         logger.info("apply started: \(plan.steps.count) steps from \(plan.sourceDescription)",
                     metadata: ["message_id": "\(LogMessageID.runStarted)", "action": "apply"])
         var completed: Set<ResourceID> = []
-        var handled: Set<Int> = []
+        // Done steps of kinds that may have changed what later steps planned against
+        // (`ResourceProvider.changesOtherResources`): those later steps are planned again.
+        var reshaping: Set<ResourceID> = []
         func record(_ step: Plan.Step, _ outcome: StepResult.Outcome) {
             var logger = self.logger
             logger[metadataKey: "resource"] = "\(step.id)"
@@ -77,6 +84,7 @@ public struct Executor: Sendable {
             switch outcome {
             case .done:
                 completed.insert(step.id)
+                if catalog[step.id]?.resource.changesOtherResources == true { reshaping.insert(step.id) }
                 logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
             case .failed(let reason):
                 failed.insert(step.id)
@@ -105,47 +113,73 @@ public struct Executor: Sendable {
             staged.removeAll()
             stagedIDs.removeAll()
         }
-        for (index, step) in plan.steps.enumerated() where !handled.contains(index) {
-            let entry = catalog[step.id]
-            let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
-            if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
-            var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
-            if let error = step.error {
-                outcomes = [(step, .failed(error))]
-            } else if step.change != nil, stop() {
-                outcomes = [(step, .skipped(Self.stoppingReason))]
-            } else if let blocker = step.dependsOn.first(where: failed.contains) {
-                outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
-            } else if let change = step.change, let entry {
-                if entry.resource.appliesInBatches {
-                    let batch = readyBatch(from: index, in: plan, kind: step.id.kind, completed: completed, failed: failed)
-                    handled.formUnion(batch)
-                    for member in batch { progress(.started(plan.steps[member].id, plan.steps[member].change?.action ?? change.action)) }
-                    outcomes = zip(batch, await runBatch(batch.map { plan.steps[$0] }, writer: writer, context: context)).map { (plan.steps[$0], $1) }
-                } else {
-                    progress(.started(step.id, change.action))
-                    if stages { writer.beginStaging() }
-                    let before = writer.stagedCount
-                    do {
-                        try entry.resource.apply(change, host: writer)
-                        if writer.stagedCount > before {
-                            staged.append((step, entry, writer.stagedPaths(from: before)))
-                            stagedIDs.insert(step.id)
-                            continue
+        // Runs `steps` in order: batches of one kind together, stretches of path steps staged.
+        func run(_ steps: [Plan.Step]) async {
+            var handled: Set<Int> = []
+            for (index, planned) in steps.enumerated() where !handled.contains(index) {
+                let entry = catalog[planned.id]
+                let step = Self.current(planned, entry: entry, after: reshaping, writer: writer, context: context)
+                let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
+                if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
+                var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
+                if let error = step.error {
+                    outcomes = [(step, .failed(error))]
+                } else if step.change == nil, entry != nil {
+                    // Planned again after a package or user step: nothing is left to do.
+                    outcomes = [(step, .done)]
+                } else if step.change != nil, stop() {
+                    outcomes = [(step, .skipped(Self.stoppingReason))]
+                } else if let blocker = step.dependsOn.first(where: failed.contains) {
+                    outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
+                } else if let change = step.change, let entry {
+                    if entry.resource.appliesInBatches {
+                        let batch = readyBatch(from: index, in: steps, kind: step.id.kind, completed: completed, failed: failed)
+                        handled.formUnion(batch)
+                        for member in batch { progress(.started(steps[member].id, steps[member].change?.action ?? change.action)) }
+                        let members = batch.map { $0 == index ? step : Self.current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, writer: writer, context: context) }
+                        outcomes = Array(zip(members, await runBatch(members, writer: writer, context: context)))
+                    } else {
+                        progress(.started(step.id, change.action))
+                        if stages { writer.beginStaging() }
+                        let before = writer.stagedCount
+                        do {
+                            try entry.resource.apply(change, host: writer)
+                            if writer.stagedCount > before {
+                                staged.append((step, entry, writer.stagedPaths(from: before)))
+                                stagedIDs.insert(step.id)
+                                continue
+                            }
+                            outcomes = [(step, verify(entry, writer: writer, context: context))]
+                        } catch {
+                            // What it staged before failing is not put in place by the next commit.
+                            writer.discardStaged(from: before)
+                            outcomes = [(step, .failed(error.description))]
                         }
-                        outcomes = [(step, verify(entry, writer: writer, context: context))]
-                    } catch {
-                        // What it staged before failing is not put in place by the next commit.
-                        writer.discardStaged(from: before)
-                        outcomes = [(step, .failed(error.description))]
                     }
+                } else {
+                    outcomes = [(step, .failed("not in the catalog"))]
                 }
-            } else {
-                outcomes = [(step, .failed("not in the catalog"))]
+                for (step, outcome) in outcomes { record(step, outcome) }
             }
-            for (step, outcome) in outcomes { record(step, outcome) }
         }
+        await run(plan.steps)
         flush()
+        // What the plan found converged but comes after a done package or user step is planned
+        // again: that step's work was not in the plan (openssh-server's installation makes the
+        // host keys that an image declares absent). What differs now is done after the rest.
+        let inPlan = Set(plan.steps.map(\.id))
+        var late: [Plan.Step] = []
+        var lateIDs: Set<ResourceID> = []
+        for entry in catalog.entries where !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
+            guard var step = Planner.step(for: entry, host: writer.reader, context: context) else { continue }
+            step.dependsOn = entry.dependencies.filter { inPlan.contains($0) || lateIDs.contains($0) }
+            late.append(step)
+            lateIDs.insert(step.id)
+        }
+        if !late.isEmpty {
+            await run(late)
+            flush()
+        }
         try writer.syncDirectories()
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
@@ -164,11 +198,11 @@ public struct Executor: Sendable {
 
     /// The steps of `kind` that can run together with step `first`: later ones whose dependencies
     /// are all done already or in the batch, and nothing blocks.
-    private func readyBatch(from first: Int, in plan: Plan, kind: String, completed: Set<ResourceID>, failed: Set<ResourceID>) -> [Int] {
+    private func readyBatch(from first: Int, in steps: [Plan.Step], kind: String, completed: Set<ResourceID>, failed: Set<ResourceID>) -> [Int] {
         var batch = [first]
-        var members: Set<ResourceID> = [plan.steps[first].id]
-        for index in (first + 1)..<plan.steps.count {
-            let step = plan.steps[index]
+        var members: Set<ResourceID> = [steps[first].id]
+        for index in (first + 1)..<steps.count {
+            let step = steps[index]
             guard step.id.kind == kind, step.error == nil, step.change != nil,
                   step.dependsOn.allSatisfy({ completed.contains($0) || members.contains($0) }),
                   !step.dependsOn.contains(where: failed.contains) else { continue }
@@ -180,14 +214,37 @@ public struct Executor: Sendable {
 
     private func runBatch(_ steps: [Plan.Step], writer: HostWriter, context: PlanContext) async -> [StepResult.Outcome] {
         let entries = steps.compactMap { catalog[$0.id] }
-        guard entries.count == steps.count, let first = entries.first else {
+        guard entries.count == steps.count else {
             return steps.map { _ in .failed("not in the catalog") }
         }
-        let reasons = await first.resource.apply(batch: zip(steps, entries).map { ($0.change!, $1.resource) }, host: writer)
-        return zip(entries, reasons).map { entry, reason in
-            if let reason { return .failed(reason) }
-            return verify(entry, writer: writer, context: context)
+        // A member planned again may have failed to plan, or have nothing left to do.
+        var outcomes = steps.map { step -> StepResult.Outcome? in
+            if let error = step.error { return .failed(error) }
+            return step.change == nil ? .done : nil
         }
+        let running = outcomes.indices.filter { outcomes[$0] == nil }
+        guard let first = running.first else { return outcomes.map { $0! } }
+        let reasons = await entries[first].resource.apply(batch: running.map { (steps[$0].change!, entries[$0].resource) }, host: writer)
+        for (position, reason) in zip(running, reasons) {
+            outcomes[position] = reason.map { .failed($0) } ?? verify(entries[position], writer: writer, context: context)
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// `step` as it must run now: planned again from what the host holds when it comes after a
+    /// done step in `reshaping` (a package that brought the file it writes, a user whose group
+    /// it sets), since that step's work was not in the plan; otherwise as planned.
+    private static func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>,
+                                writer: HostWriter, context: PlanContext) -> Plan.Step {
+        guard let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
+        var now = step
+        if let fresh = Planner.step(for: entry, host: writer.reader, context: context) {
+            now.change = fresh.change
+            now.error = fresh.error
+        } else {
+            now.change = nil
+        }
+        return now
     }
 
     /// Observes and plans the resource again: it must need nothing more.

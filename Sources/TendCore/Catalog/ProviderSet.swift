@@ -47,6 +47,7 @@ protocol BoundResource: Sendable {
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
     var stagesWrites: Bool { get }
+    var changesOtherResources: Bool { get }
     var prefetches: Bool { get }
     /// What wakes the agent for this resource; empty when its provider does not watch.
     var watches: [Watch] { get }
@@ -77,6 +78,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
     var stagesWrites: Bool { provider.stagesWrites }
+    var changesOtherResources: Bool { provider.changesOtherResources }
     var prefetches: Bool { provider.prefetches }
     var watches: [Watch] {
         guard let watching = provider as? any WatchingProvider else { return [] }

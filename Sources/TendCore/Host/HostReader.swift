@@ -118,6 +118,10 @@ public final class HostReader {
     /// edges put it first (a file owned by `app` after `user:app`). docs/writing-a-provider.md
     /// states the rule.
     public var declaredResources: Set<ResourceID> = []
+    /// The resources the step being planned comes after (`Catalog.Entry.dependencies`), set by
+    /// the planner before it observes each resource: what they make by the time that step runs
+    /// (a group a required package's installation adds) may be taken as made.
+    public var stepDependencies: [ResourceID] = []
     /// The agent's record of file contents it need not read again while their status is
     /// unchanged; nil reads every file (`tend plan` and `tend apply` trust nothing).
     public var statCache: StatCache?

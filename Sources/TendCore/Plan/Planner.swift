@@ -136,6 +136,8 @@ public struct Planner: Sendable {
     /// Observes and plans one resource; nil when it needs nothing.
     static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext, notifiedBy notifiers: [ResourceID] = []) -> Plan.Step? {
         let resource = entry.resource
+        host.stepDependencies = entry.dependencies
+        defer { host.stepDependencies = [] }
         do {
             let observed = try resource.observe(host)
             var change = resource.plan(observed, context: context)
