@@ -303,8 +303,11 @@ public struct UnitProvider: ResourceProvider {
         }
         var text: [UInt8]? = desired.unitFile
         var unitPath = unitDirectory + "/" + desired.name
+        // With merged /usr (Debian 12's debootstrap), /lib is a link to usr/lib, whose files the
+        // search has already looked at; tend reads through no link.
+        let folders = try host.status("/lib")?.type == .symlink ? searchPath.filter { !$0.hasPrefix("/lib/") } : searchPath
         search: for name in names where text == nil {
-            for folder in searchPath {
+            for folder in folders {
                 let candidate = folder + "/" + name
                 if try host.status(candidate)?.type == .regular {
                     text = try host.read(candidate)
