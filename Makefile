@@ -2,6 +2,7 @@
 #   make demo   installs what is missing, builds, plans and applies the bundled example into a scratch root
 #   make test   installs what is missing, builds and runs every test
 #   make deb    builds .build/deb/tend_VERSION_amd64.deb (static Swift runtime, man pages, completions, units)
+#   make image IMAGE=DIR  builds a bootable Debian 12 root in DIR from examples/provisioning (scripts/make-image.sh)
 #   make bench  runs the benchmarks in bench/ (results go to bench/RESULTS.md by hand)
 #   make torture  kill -9s 1,000 applies and counts what broke (bench/RELIABILITY.md)
 #   make fuzz   fuzzes the configuration loader with libFuzzer for FUZZ_SECONDS (default 600)
@@ -11,7 +12,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build release deb demo test bench torture fuzz clean
+.PHONY: deps build release deb image demo test bench torture fuzz clean
 
 # Debian packages tend builds and tests with (scripts/install-deps.sh lists them).
 deps:
@@ -28,6 +29,13 @@ release: deps
 deb: build
 	@deb=$$(scripts/build-deb.sh); echo "Built $$deb"; \
 	if command -v lintian >/dev/null; then lintian --fail-on error,warning --suppress-tags-from-file scripts/deb/lintian-kept "$$deb"; fi
+
+# A Debian 12 root that boots into a tend-managed machine: debootstrap (cached in
+# /var/cache/tend-image), then tend apply --root DIR of examples/provisioning with the .deb.
+# REPO=, IMAGE_HOSTNAME=, IMAGE_ROLE= and DEPLOY_KEY= are passed on (scripts/make-image.sh).
+image: deb
+	@test -n "$(IMAGE)" || { echo "make image IMAGE=DIR: DIR is where the root is built" >&2; exit 1; }
+	TEND=$$(swift build --show-bin-path)/tend scripts/make-image.sh "$(IMAGE)" .build/deb/tend_$$(cat .build/deb/version)_amd64.deb
 
 # The demo: a scratch root with its own /etc/passwd (so owners resolve there), the web host example
 # planned, applied, then planned again to show that nothing is left to do.

@@ -6,11 +6,13 @@
 # killing the systemd (the direct child of unshare) ends the whole host. See ../shared/TESTING.md.
 # TESTHOST_HIDE: folders of / (space-separated) that the host sees empty, such as /opt/swift for
 # a host with no Swift toolchain.
+# TESTHOST_LOWER: the folder under the overlay instead of /: an image root (make image) that boots
+# with its own systemd. Give it unshare --uts too, so that the image's hostname stays in the host.
 set -euo pipefail
 base=$1
 mount -t tmpfs -o mode=0755 tmpfs "$base"
 mkdir -p "$base/upper" "$base/work" "$base/merged"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$base/upper,workdir=$base/work" "$base/merged"
+mount -t overlay overlay -o "lowerdir=${TESTHOST_LOWER:-/},upperdir=$base/upper,workdir=$base/work" "$base/merged"
 root=$base/merged
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"

@@ -70,38 +70,4 @@ struct ExampleTests {
         #expect(!db.stdout.contains("/etc/app/"), "a db host gets no web configuration: \(db)")
         #expect(!db.stdout.contains("production"), "nothing of production reaches a staging host: \(db)")
     }
-
-    @Test("provisioning: an image build names the machine, empties its machine ID, writes agent.yaml and enables tend.service; a second plan has nothing to do",
-          .enabled(if: isRoot, "the example's files are owned by root"))
-    func provisioning() async throws {
-        // A debootstrapped tree, as far as the example reads it: systemd's group, the build
-        // machine's name and a machine ID, and the unit file the tend package installs.
-        let image = try makeRoot()
-        let unit = try String(contentsOfFile: ExampleHost.folder("systemd") + "/tend.service", encoding: .utf8)
-        try image.write([
-            "etc/group": "root:x:0:\nwww-data:x:33:\napp:x:1500:\nsystemd-journal:x:999:\n",
-            "etc/hostname": "builder\n",
-            "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
-            "usr/lib/systemd/system/tend.service": unit,
-        ])
-        let arguments = [ExampleHost.folder("provisioning"), "--root", image.path, "--hostname", "web-07", "--label", "stage=image", "--label", "role=web"]
-
-        let apply = try await tend(["apply"] + arguments)
-        #expect(apply.status == 0, "\(apply)")
-        #expect(read(image.url("etc/hostname")) == "web-07\n", "debootstrap's copy of the build machine's name is replaced")
-        #expect(read(image.url("etc/machine-id")) == "", "systemd makes the machine ID at first boot")
-        let agent = try #require(read(image.url("etc/tend/agent.yaml")))
-        #expect(agent.contains("repo: ssh://git@git.example.com/ops/hosts.git\n"), "\(agent)")
-        #expect(agent.contains("labels:\n  role: web\n"), "\(agent)")
-        #expect(!agent.contains("stage"), "the image label stays out of the booted host's labels: \(agent)")
-        #expect(try #require(status(image.url("etc/tend/id_ed25519"))).st_mode & 0o7777 == 0o600)
-        let wants = image.url("etc/systemd/system/multi-user.target.wants")
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: wants + "/tend.service") == "/usr/lib/systemd/system/tend.service")
-        #expect(status(wants + "/ssh-host-keys.service") != nil)
-        #expect(status(image.url("var/lib/tend/inventory.json")) != nil, "the image keeps its records for the agent of the booted machine")
-
-        let again = try await tend(["plan"] + arguments + ["--detailed-exitcode"])
-        #expect(again.status == 0, "\(again)")
-        #expect(again.stdout.contains("No changes."), "\(again)")
-    }
 }

@@ -24,7 +24,7 @@ struct TestHost: Sendable {
     @discardableResult
     func run(_ command: [String], input: String? = nil) async throws -> TendRun {
         let result = try await Subprocess.run(
-            .path("/usr/bin/nsenter"), arguments: Arguments(["-t", "\(pid)", "-m", "-p", "--"] + command),
+            .path("/usr/bin/nsenter"), arguments: Arguments(["-t", "\(pid)", "-m", "-p", "-u", "--"] + command),
             environment: .custom(["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NO_COLOR": "1", "LANG": "C.UTF-8"]),
             input: .string(input ?? ""), output: .string(limit: 16 << 20), error: .string(limit: 16 << 20))
         let status: Int32 = switch result.terminationStatus {
@@ -71,13 +71,15 @@ struct TestHost: Sendable {
 
 /// Boots a test host, copies the built tend into it, runs `body`, and ends the host by killing
 /// its systemd, whatever `body` did. Several can run at once. A `bare` host has no Swift toolchain
-/// (/opt/swift is empty in it) and no tend, as a server that installs tend's .deb.
-func withTestHost<T: Sendable>(bare: Bool = false, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
+/// (/opt/swift is empty in it) and no tend, as a server that installs tend's .deb. With `image`,
+/// the host is that root (make image) booted with its own systemd, in its own UTS namespace so
+/// that its hostname is its own; it gets nothing copied in.
+func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
     let base = try Scratch("tend-host")
     let boot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testhost-boot.sh").standardized.path
     let result = try await Subprocess.run(
-        .path("/usr/bin/unshare"), arguments: ["--pid", "--fork", "--mount", "--net", "--propagation", "private", boot, base.path],
-        environment: .inherit.updating(["TESTHOST_HIDE": bare ? "/opt/swift" : ""]),
+        .path("/usr/bin/unshare"), arguments: Arguments(["--pid", "--fork", "--mount", "--net"] + (image == nil ? [] : ["--uts"]) + ["--propagation", "private", boot, base.path]),
+        environment: .inherit.updating(["TESTHOST_HIDE": bare ? "/opt/swift" : "", "TESTHOST_LOWER": image ?? "/"]),
         input: .none, output: .discarded, error: .discarded
     ) { execution in
         let unshare = execution.processIdentifier.value
@@ -104,7 +106,7 @@ func withTestHost<T: Sendable>(bare: Bool = false, _ body: @Sendable @escaping (
         guard state == "running" || state == "degraded" else {
             throw CommandFailed(command: "boot a test host", output: "systemd did not finish starting: \(state)")
         }
-        if bare { return try await body(host) }
+        if bare || image != nil { return try await body(host) }
         try FileManager.default.createDirectory(atPath: host.outside("/usr/local/bin"), withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: host.outside("/usr/local/bin/tend"))
         try FileManager.default.copyItem(atPath: tendBinary, toPath: host.outside("/usr/local/bin/tend"))
