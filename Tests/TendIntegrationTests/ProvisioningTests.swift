@@ -83,8 +83,9 @@ struct ProvisioningTests {
                     #expect(FileManager.default.fileExists(atPath: host.outside("/etc/ssh/ssh_host_ed25519_key")))
                     #expect(try await host.unit("ssh.service")["ActiveState"] == "active")
 
-                    // tend plan by hand, with the agent's labels, agrees with the agent.
-                    let plan = try await host.run(["tend", "plan", "--repo", url, "--ref", "production", "--label", "role=web", "--detailed-exitcode"])
+                    // tend plan by hand, with the agent's labels, agrees with the agent. It runs in
+                    // the host's network namespace (that of its PID 1), where the Git server is.
+                    let plan = try await host.run(["nsenter", "-t", "1", "-n", "tend", "plan", "--repo", url, "--ref", "production", "--label", "role=web", "--detailed-exitcode"])
                     #expect(plan.status == 0 && plan.stdout.contains("No changes."), "\(plan)")
                 }
             }
