@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds a Debian 12 root that boots into a tend-managed machine (`make image IMAGE=DIR`), as
 # examples/provisioning/README.md describes:
-#   scripts/make-image.sh IMAGE DEB
+#   scripts/make-image.sh IMAGE DEB...
 # 1. a minimal Debian 12 tree (debootstrap --variant=minbase), made once and kept as a tarball in
 #    the cache, so the next image starts from a copy;
-# 2. tend's .deb and its index in IMAGE/var/local/tend-apt, where the image's apt source finds it;
+# 2. tend's .deb (and any other given) and their index in IMAGE/var/local/tend-apt, where the
+#    image's apt source finds them;
 # 3. the deploy key in IMAGE/etc/tend/id_ed25519 (DEPLOY_KEY=file, or a new one whose public half
 #    is printed for the Git server);
 # 4. `tend apply REPO --root IMAGE --label stage=image`: packages from Debian's mirror and the
@@ -14,8 +15,9 @@
 # IMAGE_CACHE (/var/cache/tend-image: the base tarball and the .debs apt fetched; delete it to
 # start over).
 set -euo pipefail
-image=${1:?usage: make-image.sh IMAGE DEB}
-deb=${2:?usage: make-image.sh IMAGE DEB}
+image=${1:?usage: make-image.sh IMAGE DEB...}
+shift
+[ $# -gt 0 ] || { echo "usage: make-image.sh IMAGE DEB..." >&2; exit 1; }
 tend=${TEND:-tend}
 repo=${REPO:-examples/provisioning}
 hostname=${IMAGE_HOSTNAME:-web-07}
@@ -50,7 +52,7 @@ tar --numeric-owner --xattrs -C "$image" -xf "$base"
 
 # 2. tend's package, in a folder only root writes; image/ declares the apt source that reads it.
 install -d -m 0755 "$image/var/local/tend-apt"
-install -m 0644 "$deb" "$image/var/local/tend-apt/"
+install -m 0644 "$@" "$image/var/local/tend-apt/"
 (cd "$image/var/local/tend-apt" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages)
 
 # 3. The deploy key is never in the repository.

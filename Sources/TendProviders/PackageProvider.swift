@@ -272,11 +272,12 @@ public struct PackageProvider: ResourceProvider {
     static let policyText = "#!/bin/sh\n# Written by tend while apt runs in this root (tend apply --root): no service starts here.\nexit 101\n"
 
     /// Under a root other than /, keeps the maintainer scripts of what apt installs from starting
-    /// services on the machine that builds the image: in a chroot, invoke-rc.d would run
-    /// `/etc/init.d/ssh start` there, and that sshd would listen on the builder's port 22. The
-    /// root gets the policy-rc.d that refuses every start (as debootstrap and mmdebstrap do) for
-    /// the length of apt's run. Returns whether tend put it there (and must remove it); a root
-    /// that has a policy of its own keeps it.
+    /// services on the machine that builds the image. invoke-rc.d asks policy-rc.d first; without
+    /// one, whether a service starts in a chroot depends on what the root's tools can tell of a
+    /// runlevel (Debian 12's cannot, and start nothing), and a script that starts its daemon by
+    /// other means is not asked at all. The root gets the policy-rc.d that refuses every start
+    /// (as debootstrap and mmdebstrap do) for the length of apt's run. Returns whether tend put
+    /// it there (and must remove it); a root that has a policy of its own keeps it.
     static func holdServices(_ host: HostWriter) throws(HostError) -> Bool {
         guard host.reader.root != "/" else { return false }
         let found = try host.reader.status(policyPath)

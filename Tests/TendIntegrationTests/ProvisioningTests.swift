@@ -28,20 +28,31 @@ struct ProvisioningTests {
         let url = "git://10.231.0.1/hosts.git"
         let ours = config.replacingOccurrences(of: "repo_url: ssh://git@git.example.com/ops/hosts.git", with: "repo_url: \(url)")
         #expect(ours != config, "the example's tend.yaml names its repository in vars.repo_url")
-        let commit = try await repo.commit(["tend.yaml": ours], "hosts for web-07")
+        // And a package whose postinst asks, as invoke-rc.d does, whether it may start a service.
+        let imageYAML = try #require(read(work + "/image/image.yaml"))
+        let commit = try await repo.commit(["tend.yaml": ours, "image/image.yaml": imageYAML + "\n  - package: tend-probe\n"], "hosts for web-07")
         try await repo.git("branch", "-M", "production")
         _ = try await sh("/usr/bin/git", ["clone", "-q", "--bare", work, scratch.url("git/hosts.git")])
 
+        try scratch.write([
+            "probe/DEBIAN/control": "Package: tend-probe\nVersion: 1\nArchitecture: all\nMaintainer: tend tests <tests@example.com>\nDescription: asks policy-rc.d\n",
+            "probe/DEBIAN/postinst": "#!/bin/sh\nanswer=none\nif [ -x /usr/sbin/policy-rc.d ]; then answer=0; /usr/sbin/policy-rc.d tend-probe start || answer=$?; fi\necho \"policy-rc.d: $answer\" > /var/lib/tend-probe\n",
+        ])
+        chmod(scratch.url("probe/DEBIAN/postinst"), 0o755)
+        try await sh("/usr/bin/dpkg-deb", ["--build", "--root-owner-group", scratch.url("probe"), scratch.url("tend-probe_1_all.deb")])
+
         // The image, built as `make image` builds it, with this tree's tend and .deb.
         let image = scratch.url("image")
-        let build = try await Subprocess.run(.path("/bin/bash"), arguments: [Self.recipe, image, package.path],
+        let build = try await Subprocess.run(.path("/bin/bash"), arguments: [Self.recipe, image, package.path, scratch.url("tend-probe_1_all.deb")],
                                              environment: .inherit.updating(["TEND": tendBinary, "REPO": work]),
                                              output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
         let buildLog = build.standardOutput + build.standardError
         #expect(build.terminationStatus.isSuccess, "\(buildLog)")
         #expect(buildLog.contains("+ package:tend: created"), "\(buildLog)")
         #expect(buildLog.contains("No changes. The host matches the configuration."), "a second plan of the image has nothing to do: \(buildLog)")
-        // openssh-server's installation would have started sshd on this machine, in the chroot.
+        // No service of the image's packages was started on this machine, in the chroot: while apt
+        // ran, policy-rc.d refused every start (101), and it is gone after.
+        #expect(read(image + "/var/lib/tend-probe") == "policy-rc.d: 101\n")
         #expect(try Self.processes(rootedIn: image).isEmpty, "a package's service runs from the image on the build machine")
         #expect(!FileManager.default.fileExists(atPath: image + "/usr/sbin/policy-rc.d"), "tend's hold on services outlives the apply")
         #expect(read(image + "/etc/hostname") == "web-07\n")
