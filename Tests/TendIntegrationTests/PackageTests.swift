@@ -25,6 +25,10 @@ struct DebRepository: Sendable {
         Package(name: "tend-test-other", version: "1.0-1"),
         Package(name: "tend-test-svc", version: "1.0-1",
                 unit: "[Unit]\nDescription=a service a test package brings\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"),
+        // Brings a conffile, and its postinst adds a group and writes a file of its own.
+        Package(name: "tend-test-maker", version: "1.0-1",
+                postinst: "#!/bin/sh\nset -e\ngetent group tend-maker >/dev/null || groupadd --system tend-maker\necho made > /etc/tend-maker.stamp\n",
+                conffile: "/etc/tend-maker.conf"),
         // Published later, to see whether tend refreshes the package lists.
         Package(name: "tend-test-app", version: "3.0-1", depends: "tend-test-lib"),
     ]
@@ -283,6 +287,42 @@ struct PackageTests {
             #expect(package != nil && unit != nil && package!.lowerBound < unit!.lowerBound, "the unit's step must come after its package: \(apply)")
             let state = try await host.unit("tend-test-svc.service")
             #expect(state["ActiveState"] == "active" && state["UnitFileState"] == "enabled", "\(state)")
+            let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(again.status == 0, "a second plan is not empty: \(again)")
+        }
+    }
+
+    @Test("what a package brings is planned again once it is in: its conffile replaced, a file its postinst made removed, a folder owned by the group it added; a second plan is empty")
+    func packageBringsFilesAndGroups() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, """
+                  - package: tend-test-maker
+                  - file: /etc/tend-maker.conf
+                    content: "setting = ours\\n"
+                    requires: [package:tend-test-maker]
+                  - file: /etc/tend-maker.stamp
+                    state: absent
+                    requires: [package:tend-test-maker]
+                  - directory: /srv/maker
+                    group: tend-maker
+                    mode: "0750"
+                    requires: [package:tend-test-maker]
+
+                """)
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.status == 0, "\(plan)")
+            #expect(plan.stdout.contains("→ tend-maker (created by package:tend-test-maker)"), "\(plan)")
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(apply.stdout.contains("~ file:/etc/tend-maker.conf: updated"), "the package's conffile is replaced, not refused: \(apply)")
+            #expect(apply.stdout.contains("- file:/etc/tend-maker.stamp: deleted"), "\(apply)")
+            #expect(read(host.outside("/etc/tend-maker.conf")) == "setting = ours\n")
+            #expect(!FileManager.default.fileExists(atPath: host.outside("/etc/tend-maker.stamp")), "the postinst's file is declared absent")
+            let group = try await host.run(["getent", "group", "tend-maker"]).stdout.split(separator: ":")
+            let folder = try #require(status(host.outside("/srv/maker")))
+            #expect(group.count > 2 && folder.st_gid == UInt32(group[2]) ?? 0 && folder.st_mode & 0o7777 == 0o750, "\(group) \(folder.st_gid)")
             let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
             #expect(again.status == 0, "a second plan is not empty: \(again)")
         }
