@@ -150,7 +150,7 @@ public final class Agent: Service, Sendable {
         events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
         let result = await run(reconciler, .apply, events)
         let elapsed = ContinuousClock.now - clock
-        let tenths = Int((AgentDuration.seconds(elapsed) * 10_000).rounded())
+        let tenths = Int((DurationText.seconds(elapsed) * 10_000).rounded())
         let milliseconds = "\(tenths / 10).\(tenths % 10)"
         var logger = self.logger
         if let commit = result.commit { logger[metadataKey: "commit"] = "\(commit)" }
@@ -176,7 +176,7 @@ public final class Agent: Service, Sendable {
                 logger.warning("drift not repaired: \(step.id)\(what): \(step.outcome.reason ?? step.outcome.label)", metadata: ["action": "repair", "result": "\(step.outcome.label)"])
             }
         }
-        metrics.repaired(repaired.count, seconds: AgentDuration.seconds(elapsed))
+        metrics.repaired(repaired.count, seconds: DurationText.seconds(elapsed))
         // Also after a failure: what the repair replaced is a new inode, to be watched as such.
         drift.rearm(ids, root: reconciler.root)
         let contested = drift.repaired(attempted)
@@ -184,7 +184,7 @@ public final class Agent: Service, Sendable {
         for id in contested {
             var logger = logger
             logger[metadataKey: "resource"] = "\(id)"
-            logger.warning("\(id) is contested: repaired \(DriftWatch.contestLimit) times within \(AgentDuration.format(DriftWatch.contestWindow)) (something keeps changing it back, or the repair does not hold); it is repaired on the timer only until the commit or its declaration changes",
+            logger.warning("\(id) is contested: repaired \(DriftWatch.contestLimit) times within \(DurationText.format(DriftWatch.contestWindow)) (something keeps changing it back, or the repair does not hold); it is repaired on the timer only until the commit or its declaration changes",
                            metadata: ["action": "repair", "result": "contested"])
         }
         if !contested.isEmpty { writeRecord(store) { _ in } }
@@ -317,7 +317,7 @@ public final class Agent: Service, Sendable {
             if !fetchFailed { state.fetchFailures = 0 }
         }
         let elapsed = ContinuousClock.now - clock
-        let run = RunRecord(started: started, seconds: AgentDuration.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
+        let run = RunRecord(started: started, seconds: DurationText.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
         lastFailure.withLock { $0 = newestFailure ?? result.failure }
         if let suspension {
             if run.pending > 0 { logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied") }
@@ -329,9 +329,9 @@ public final class Agent: Service, Sendable {
         }
 
         let next = nextCheck(settings, after: ContinuousClock.now, failures: fetchFailed ? state.fetchFailures : 0)
-        var record = AgentRecord(pid: getpid(), started: state.started, interval: AgentDuration.seconds(settings.interval), splay: AgentDuration.seconds(settings.splay))
+        var record = AgentRecord(pid: getpid(), started: state.started, interval: DurationText.seconds(settings.interval), splay: DurationText.seconds(settings.splay))
         record.lastCycle = started
-        record.nextCheck = Date(timeIntervalSinceNow: AgentDuration.seconds(next - ContinuousClock.now))
+        record.nextCheck = Date(timeIntervalSinceNow: DurationText.seconds(next - ContinuousClock.now))
         record.enforcing = state.enforcing
         record.stalled = state.stall
         record.fetchFailures = state.fetchFailures
@@ -376,14 +376,14 @@ public final class Agent: Service, Sendable {
     /// offset (on the wall clock, so that hosts started together still spread); after failed
     /// fetches, sooner, backing off exponentially with jitter.
     func nextCheck(_ settings: AgentSettings, after now: ContinuousClock.Instant, failures: Int) -> ContinuousClock.Instant {
-        let interval = AgentDuration.seconds(settings.interval)
+        let interval = DurationText.seconds(settings.interval)
         guard interval > 0 else { return now }
         if failures > 0 {
             let backoff = min(interval, 5 * pow(2, Double(min(failures - 1, 16))))
             return now + .milliseconds(Int64(backoff * Double.random(in: 0.5...1.0) * 1000))
         }
         let wall = Date().timeIntervalSince1970
-        let offset = AgentDuration.seconds(settings.offset)
+        let offset = DurationText.seconds(settings.offset)
         var due = (((wall - offset) / interval).rounded(.down) + 1) * interval + offset
         if due - wall < 1 { due += interval }
         return now + .milliseconds(Int64((due - wall) * 1000))

@@ -2,6 +2,7 @@ import Dispatch
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TendSpec
 import TendSystemd
 import UnixSignals
 
@@ -112,14 +113,14 @@ struct Watchdog: Service {
         }
         let queue = DispatchQueue(label: "tend.watchdog")
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        let period = max(0.1, AgentDuration.seconds(interval) / 2)
+        let period = max(0.1, DurationText.seconds(interval) / 2)
         timer.schedule(deadline: .now(), repeating: period)
         let agent = self.agent, notifier = self.notifier, limit = hangLimit, logger = self.logger
         let warned = Atomic<Bool>(false)
         timer.setEventHandler {
             if agent.isHung(limit: limit) {
                 if !warned.exchange(true, ordering: .relaxed) {
-                    logger.critical("a cycle has run for over \(AgentDuration.format(limit)); no longer telling the watchdog all is well")
+                    logger.critical("a cycle has run for over \(DurationText.format(limit)); no longer telling the watchdog all is well")
                 }
             } else {
                 notifier.watchdog()

@@ -54,10 +54,10 @@ struct AgentCommand: AsyncParsableCommand {
     var once = false
 
     func validate() throws {
-        if let interval, AgentDuration.parse(interval).map({ $0 >= .seconds(1) }) != true {
+        if let interval, DurationText.parse(interval).map({ $0 >= .seconds(1) }) != true {
             throw ValidationError("--interval takes a duration of at least 1s, such as 30s, 5m or 2h, not '\(interval)'")
         }
-        if let splay, AgentDuration.parse(splay) == nil {
+        if let splay, DurationText.parse(splay) == nil {
             throw ValidationError("--splay takes a duration such as 30s, 5m or 2h, not '\(splay)'")
         }
     }
@@ -75,7 +75,7 @@ struct AgentCommand: AsyncParsableCommand {
         if once { settings.cycles = 1 }
         let command = self
         let agent = Agent(settings: settings, reload: { try command.makeSettings(logger: logger) }, logger: logger)
-        logger.notice("agent started: \(settings.reconciler.source.description), every \(AgentDuration.format(settings.interval)) at +\(AgentDuration.format(settings.offset))")
+        logger.notice("agent started: \(settings.reconciler.source.description), every \(DurationText.format(settings.interval)) at +\(DurationText.format(settings.offset))")
         var quiet = logger
         quiet.logLevel = .warning
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
@@ -110,14 +110,14 @@ struct AgentCommand: AsyncParsableCommand {
         merged.verifyGpg = source.verifyGpg ?? (git ? file.verifyGpg : nil)
         merged.hostname = source.hostname ?? file.hostname
         if merged.labels.isEmpty { merged.labels = file.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
-        merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(AgentDuration.seconds($0)) }
-        merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(AgentDuration.seconds($0)) }
-        merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(AgentDuration.seconds($0)) }
+        merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(DurationText.seconds($0)) }
+        merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(DurationText.seconds($0)) }
+        merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(DurationText.seconds($0)) }
         let rootPath = root.givenRoot ?? file.root ?? "/"
         var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
         reconciler.runBy = "tend agent"
-        let interval = interval.flatMap(AgentDuration.parse) ?? file.interval ?? .seconds(300)
-        var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(AgentDuration.parse) ?? file.splay,
+        let interval = interval.flatMap(DurationText.parse) ?? file.interval ?? .seconds(300)
+        var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(DurationText.parse) ?? file.splay,
                                      metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
         settings.watch = !noWatch && file.watch != false
         return settings

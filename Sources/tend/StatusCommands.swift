@@ -137,7 +137,7 @@ struct StatusCommand: ParsableCommand {
     /// `2026-11-29T10:00:00Z (3m ago)`.
     static func time(_ date: Date, _ now: Date) -> String {
         let seconds = Int(now.timeIntervalSince(date).rounded(.down))
-        let relative = seconds >= 0 ? "\(AgentDuration.format(.seconds(max(seconds, 0)))) ago" : "in \(AgentDuration.format(.seconds(-seconds)))"
+        let relative = seconds >= 0 ? "\(DurationText.format(.seconds(max(seconds, 0)))) ago" : "in \(DurationText.format(.seconds(-seconds)))"
         return date.formatted(.iso8601) + " (\(relative))"
     }
 
@@ -175,14 +175,14 @@ struct SuspendCommand: ParsableCommand {
 
     func validate() throws {
         if reason.trimmingWhitespace().isEmpty { throw ValidationError("--reason must say why") }
-        if let duration, AgentDuration.parse(duration).map({ $0 > .zero }) != true {
+        if let duration, DurationText.parse(duration).map({ $0 > .zero }) != true {
             throw ValidationError("--for takes a duration such as 30m, 2h or 1d, not '\(duration)'")
         }
     }
 
     func run() throws {
         let now = Date()
-        let until = duration.flatMap(AgentDuration.parse).map { now.addingTimeInterval(AgentDuration.seconds($0)) }
+        let until = duration.flatMap(DurationText.parse).map { now.addingTimeInterval(DurationText.seconds($0)) }
         let suspension = Suspension(reason: reason, by: Self.user, since: now, until: until)
         do {
             try state.store.write(.suspended, suspension)
