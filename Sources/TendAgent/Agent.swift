@@ -244,6 +244,7 @@ public final class Agent: Service, Sendable {
     struct CycleState {
         var fetchFailures = 0
         var stall: AgentRecord.Stall?
+        var waiting: AgentRecord.Waiting?
         var enforcing: String?
         var status = "starting"
         var started = Date()
@@ -258,7 +259,11 @@ public final class Agent: Service, Sendable {
         var reconciler = settings.reconciler
         reconciler.runBy = "tend agent"
         reconciler.catalogCache = catalogs
+        reconciler.followsRollout = true
+        reconciler.checksHealth = true
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
+        var unhealthy = store.read(.unhealthy, as: UnhealthyCommits.self) { logger.warning("\($0)") } ?? UnhealthyCommits()
+        reconciler.unhealthyCommits = unhealthy.reasons
         reconciler.statCache = statCache.withLock { cache in
             if cache == nil { cache = store.loadStatCache() }
             return cache
@@ -275,12 +280,33 @@ public final class Agent: Service, Sendable {
         var fellBack = false
 
         if let failure = result.failure {
+            if failure.code == .unhealthy, !result.healthFailures.isEmpty, let commit = result.commit {
+                // Found now, after its apply: kept, so that it is refused until a new commit.
+                unhealthy.add(commit, reason: result.healthFailures.joined(separator: "; "), at: started)
+                do {
+                    try store.write(.unhealthy, unhealthy)
+                } catch {
+                    logger.error("cannot record commit \(commit.prefix(7)) as unhealthy (it will be tried again): \(error)", metadata: ["result": "failed"])
+                }
+                metrics.unhealthyCommit()
+                logger.error("commit \(commit.prefix(7)) failed its health checks on this host; putting back the last good commit: \(result.healthFailures.joined(separator: "; "))",
+                             metadata: ["result": "failed", "action": "health"])
+            }
             switch failure.class {
+            case .waiting where failure.code == .notDue:
+                if let timing = result.rollout, state.waiting?.commit != result.commit {
+                    logger.notice("\(failure.message)", metadata: ["action": "rollout"])
+                    state.waiting = AgentRecord.Waiting(commit: result.commit, due: timing.due, wave: timing.wave, waves: timing.waves, share: timing.share)
+                }
             case .stalled where failure.code != .usage:
                 let stall = AgentRecord.Stall(commit: result.commit, reason: failure.message + failure.diagnostics.prefix(5).map { "; " + $0.description }.joined(), since: started)
+                // A health failure found now was just told, with the put-back.
+                let told = failure.code == .unhealthy && !result.healthFailures.isEmpty
                 if state.stall?.commit != stall.commit || state.stall?.reason != stall.reason {
-                    logger.error("refusing \(result.commit.map { "commit " + $0.prefix(7) } ?? "the newest commit"): \(stall.reason)",
-                                 metadata: ["result": "failed", "action": "refuse"])
+                    if !told {
+                        logger.error("refusing \(result.commit.map { "commit " + $0.prefix(7) } ?? "the newest commit"): \(stall.reason)",
+                                     metadata: ["result": "failed", "action": "refuse"])
+                    }
                     state.stall = stall
                 }
             default:
@@ -294,7 +320,7 @@ public final class Agent: Service, Sendable {
                 }
             }
             // The newest commit cannot be applied: enforce the last good one, from the cache.
-            if failure.code == .invalidConfiguration || failure.code == .refused || failure.code == .sourceUnreadable,
+            if [.invalidConfiguration, .refused, .sourceUnreadable, .unhealthy, .notDue].contains(failure.code),
                !stopping.load(ordering: .relaxed), let good = lastGood(reconciler), good != result.commit {
                 var pinned = reconciler
                 pinned.source.pinnedCommit = good
@@ -314,6 +340,7 @@ public final class Agent: Service, Sendable {
                 logger.notice("commit \(result.commit?.prefix(7) ?? "") applies; no longer refusing \(stall.commit?.prefix(7) ?? "the commit before")")
                 state.stall = nil
             }
+            if !fellBack, !fetchFailed { state.waiting = nil }
             if !fetchFailed { state.fetchFailures = 0 }
         }
         let elapsed = ContinuousClock.now - clock
@@ -328,12 +355,17 @@ public final class Agent: Service, Sendable {
             }
         }
 
-        let next = nextCheck(settings, after: ContinuousClock.now, failures: fetchFailed ? state.fetchFailures : 0)
+        var next = nextCheck(settings, after: ContinuousClock.now, failures: fetchFailed ? state.fetchFailures : 0)
+        // A commit waiting for this host's wave is taken when the wave is due, not a cycle later.
+        if let due = state.waiting?.due {
+            next = min(next, ContinuousClock.now + .milliseconds(Int64(max(0, due.timeIntervalSinceNow) * 1000) + 100))
+        }
         var record = AgentRecord(pid: getpid(), started: state.started, interval: DurationText.seconds(settings.interval), splay: DurationText.seconds(settings.splay))
         record.lastCycle = started
         record.nextCheck = Date(timeIntervalSinceNow: DurationText.seconds(next - ContinuousClock.now))
         record.enforcing = state.enforcing
         record.stalled = state.stall
+        record.waiting = state.waiting
         record.fetchFailures = state.fetchFailures
         if settings.watch, settings.cycles == nil, result.failure == nil || result.report != nil, let kept = catalogs.current {
             drift.follow(kept, root: reconciler.root, units: Reconciler.canonical(reconciler.root) == "/" && SystemdManager.isBooted)

@@ -34,6 +34,8 @@ public final class AgentMetrics: Sendable {
     private let repairs: CoreMetrics.Counter
     private let repairSeconds: CoreMetrics.Timer
     private let contestedCount: CoreMetrics.Gauge
+    private let waitingRollout: CoreMetrics.Gauge
+    private let unhealthy: CoreMetrics.Counter
     /// The info metric of the commit applied, and its labels, replaced when the commit changes.
     private let commitInfo = Mutex<(gauge: Prometheus.Gauge, labels: [String])?>(nil)
 
@@ -54,13 +56,19 @@ public final class AgentMetrics: Sendable {
         repairs = CoreMetrics.Counter(label: "tend_watch_repairs_total", factory: factory)
         repairSeconds = CoreMetrics.Timer(label: "tend_watch_repair_duration_seconds", factory: factory)
         contestedCount = CoreMetrics.Gauge(label: "tend_contested_resources", factory: factory)
+        waitingRollout = CoreMetrics.Gauge(label: "tend_rollout_waiting", factory: factory)
+        unhealthy = CoreMetrics.Counter(label: "tend_unhealthy_commits_total", factory: factory)
         // Present from the start, so a dashboard sees 0 rather than nothing.
         fetchFailures.increment(by: 0)
         changes.increment(by: 0)
         drift.increment(by: 0)
         repairs.increment(by: 0)
         contestedCount.record(0)
+        unhealthy.increment(by: 0)
     }
+
+    /// A commit failed this host's health checks and was put back.
+    func unhealthyCommit() { unhealthy.increment() }
 
     /// A repair between cycles changed `count` resources, in `seconds`.
     func repaired(_ count: Int, seconds: Double) {
@@ -92,6 +100,7 @@ public final class AgentMetrics: Sendable {
         previousCommit.withLock { $0 = result.commit ?? $0 }
         suspended.record(isSuspended ? 1 : 0)
         stalled.record(record.stalled == nil ? 0 : 1)
+        waitingRollout.record(record.waiting == nil ? 0 : 1)
         pruneRefused.record(result.pruneRefused?.wanted ?? 0)
         failed.record(run.healthy ? 0 : 1)
         let labels = [record.enforcing ?? "", run.source?.source ?? "", run.source?.ref ?? ""]

@@ -64,6 +64,20 @@ public struct Reconciler: Sendable {
     /// What the agent knows of file contents without reading them again (`StatCache`); nil reads
     /// every file, as `tend plan` and `tend apply` do.
     public var statCache: StatCache?
+    /// Takes a new commit only once this host's wave of its tend.yaml's `rollout:` is due (the
+    /// agent); until then the run ends with `.notDue`, and the agent keeps enforcing the last good
+    /// commit. A run pinned to a commit, and one on a host where nothing was applied yet, take it
+    /// at once, as `tend apply` does.
+    public var followsRollout = false
+    /// After an apply that changed something, runs the catalog's `health:` checks (the agent);
+    /// a check that fails ends the run with `.unhealthy`, and the commit is not recorded as
+    /// applied, so that the agent puts the last good one back.
+    public var checksHealth = false
+    /// Commits that failed their health checks on this host, with why: refused, as a bad
+    /// signature is, until a new commit comes.
+    public var unhealthyCommits: [String: String] = [:]
+    /// This host's machine ID, for its rollout wave; nil reads the root's /etc/machine-id.
+    public var machineID: String?
 
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
     /// end is in the result. An apply that got the lock leaves its record in the root's
@@ -160,6 +174,9 @@ public struct Reconciler: Sendable {
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
         }
         result.resourceCount = catalog.entries.count
+        if let rollout = catalog.rollout, let git = opened.snapshot as? GitSnapshot {
+            try checkRollout(rollout, commit: git, applied: opened.applied, host: host, into: &result)
+        }
         guard mode.readsHost else { return }
 
         let planner = Planner(catalog: catalog, snapshot: opened.snapshot, facts: facts, tendVersion: tendVersion)
@@ -207,6 +224,18 @@ public struct Reconciler: Sendable {
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
+        }
+        if checksHealth, source.pinnedCommit == nil, !catalog.health.isEmpty,
+           result.report?.results.contains(where: { $0.outcome == .done }) == true {
+            result.healthFailures = await HealthProbe.failures(of: catalog.health, services: services)
+        }
+        guard result.healthFailures.isEmpty else {
+            // What is on the host now is recorded (the inventory, for the put-back and blame), but
+            // not the commit: the agent's next run puts the last good one back.
+            if state(for: mode).root == "/" || result.report != nil {
+                try? record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())
+            }
+            throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(result.commit ?? "", reason: result.healthFailures.joined(separator: "; ")))
         }
         catalogCache?.enforce(opened.snapshot.origin)
         // The commit was good enough to apply: a failed apply still records it for the rewind
@@ -355,6 +384,27 @@ public struct Reconciler: Sendable {
         if inventory != previous { try state.write(.inventory, inventory) }
     }
 
+    /// The same words when the checks fail and on each later refusal, so the agent says it once.
+    static func unhealthyMessage(_ commit: String, reason: String) -> String {
+        "commit \(commit.prefix(7)) failed its health checks on this host (\(reason)); waiting for a new commit"
+    }
+
+    /// Where `commit` stands in its `rollout` for this host; with `followsRollout`, ends the run
+    /// with `.notDue` while this host's wave is not due and there is a commit to keep enforcing.
+    private func checkRollout(_ rollout: Rollout, commit: GitSnapshot, applied: AppliedCommits?, host: HostReader,
+                              into result: inout ReconcileResult) throws(ReconcileFailure) {
+        let machine = machineID ?? (try? host.read("/etc/machine-id")).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? ""
+        let position = Rollout.position(machineID: machine)
+        let wave = rollout.wave(at: position)
+        let committed = Date(timeIntervalSince1970: Double(commit.commit.committed))
+        let due = committed + DurationText.seconds(rollout.waves[wave].after)
+        result.rolloutPolicy = (rollout, committed)
+        result.rollout = ReconcileResult.RolloutTiming(wave: wave + 1, waves: rollout.waves.count, share: rollout.waves[wave].share, due: due)
+        guard followsRollout, source.pinnedCommit == nil, Date() < due, !machine.isEmpty,
+              let last = applied?.last, last != commit.commit.id.description else { return }
+        throw ReconcileFailure(.notDue, "commit \(commit.commit.id.short) reaches this host at \(due.formatted(Date.ISO8601FormatStyle())) (wave \(wave + 1) of \(rollout.waves.count): \(Rollout.format(share: rollout.waves[wave].share)) of the fleet, \(DurationText.format(rollout.waves[wave].after)) after the commit); enforcing \(last.prefix(7)) until then")
+    }
+
     /// The snapshot and, for Git, the record of applied commits.
     private struct Opened {
         var snapshot: any Snapshot
@@ -400,10 +450,18 @@ public struct Reconciler: Sendable {
                                 credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)
             git.progress = events.fetching
             let applied = AppliedCommits(source: git, root: Self.canonical(root))
+            let snapshot: GitSnapshot
             do {
-                let snapshot = try git.snapshot(offline: source.offline || pinned != nil)
-                // Known before it is trusted, so that a refusal names it.
-                result.commit = snapshot.commit.id.description
+                snapshot = try git.snapshot(offline: source.offline || pinned != nil)
+            } catch {
+                throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
+            }
+            // Known before it is trusted, so that a refusal names it.
+            result.commit = snapshot.commit.id.description
+            if pinned == nil, let reason = unhealthyCommits[snapshot.commit.id.description] {
+                throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(snapshot.commit.id.description, reason: reason))
+            }
+            do {
                 if let allowedSigners = source.allowedSigners { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
                 if let keyring = source.openPGPKeyring { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
                 if checkRewind, !source.allowRewind { try applied.checkForward(snapshot) }
@@ -559,6 +617,23 @@ public struct ReconcileResult: Sendable {
     public var retiredKept: Set<ResourceID> = []
     /// The agent was told to stop during the apply: the steps not started were skipped.
     public var interrupted = false
+    /// When the commit reaches this host, by tend.yaml's `rollout:`; set whenever it has one.
+    public var rollout: RolloutTiming?
+    /// The commit's `rollout:` and its commit time, for `tend rollout status`.
+    public var rolloutPolicy: (rollout: Rollout, committed: Date)?
+    /// The health checks that failed after this run's apply, each with why.
+    public var healthFailures: [String] = []
+
+    /// Where a commit's rollout stands for this host.
+    public struct RolloutTiming: Sendable, Codable {
+        /// The commit's wave for this host, from 1, and how many there are.
+        public var wave: Int
+        public var waves: Int
+        /// The share of the fleet that has the commit once this host's wave is due.
+        public var share: Double
+        /// When this host's wave is due.
+        public var due: Date
+    }
 
     public struct PruneRefusal: Sendable, Codable {
         public var wanted: Int
@@ -607,6 +682,10 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
         case resourceFailed
         /// One resource was skipped because something it depends on failed.
         case resourceSkipped
+        /// The commit's rollout has not reached this host's wave yet (`ReconcileResult.rollout`).
+        case notDue
+        /// The commit failed this host's health checks, now or before.
+        case unhealthy
     }
 
     public enum Class: String, Sendable, Hashable {
@@ -634,8 +713,8 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
 
     public var `class`: Class {
         switch code {
-        case .invalidConfiguration, .refused, .stalePlan, .usage: .stalled
-        case .resourceSkipped: .waiting
+        case .invalidConfiguration, .refused, .stalePlan, .usage, .unhealthy: .stalled
+        case .resourceSkipped, .notDue: .waiting
         case .sourceUnreadable, .locked, .unusableHost, .resourceFailed: .retryLater
         }
     }

@@ -140,7 +140,7 @@ public struct RunRecord: Codable, Sendable {
         pruneRefused = result.pruneRefused
         self.result = if let failure = result.failure {
             switch failure.code {
-            case .invalidConfiguration, .refused, .stalePlan, .usage: .stalled
+            case .invalidConfiguration, .refused, .stalePlan, .usage, .unhealthy: .stalled
             case .sourceUnreadable: .unreachable
             default: .failed
             }
@@ -196,6 +196,17 @@ public struct AgentRecord: Codable, Sendable {
     public var fetchFailures: Int
     /// Resources something else keeps changing back, repaired on the timer only for now.
     public var contested: [Contest]?
+    /// A newer commit whose rollout has not reached this host's wave yet, and when it will.
+    public var waiting: Waiting?
+
+    public struct Waiting: Codable, Sendable {
+        public var commit: String?
+        public var due: Date
+        /// This host's wave, from 1, of `waves`, and the share of the fleet it completes.
+        public var wave: Int
+        public var waves: Int
+        public var share: Double
+    }
 
     public struct Contest: Codable, Sendable {
         public var resource: String
@@ -214,6 +225,30 @@ public struct AgentRecord: Codable, Sendable {
         self.interval = interval
         self.splay = splay
         fetchFailures = 0
+    }
+}
+
+/// The commits that failed this host's health checks, newest last (at most 20 kept).
+public struct UnhealthyCommits: Codable, Sendable {
+    public var commits: [Entry]
+
+    public struct Entry: Codable, Sendable {
+        public var commit: String
+        public var reason: String
+        public var since: Date
+    }
+
+    public init(commits: [Entry] = []) { self.commits = commits }
+
+    /// By commit, for `Reconciler.unhealthyCommits`.
+    public var reasons: [String: String] {
+        Dictionary(commits.map { ($0.commit, $0.reason) }) { first, _ in first }
+    }
+
+    public mutating func add(_ commit: String, reason: String, at date: Date) {
+        commits.removeAll { $0.commit == commit }
+        commits.append(Entry(commit: commit, reason: reason, since: date))
+        if commits.count > 20 { commits.removeFirst(commits.count - 20) }
     }
 }
 

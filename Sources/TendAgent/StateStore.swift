@@ -45,6 +45,9 @@ public struct StateStore: Sendable {
         case agent = "agent.json"
         /// Set by `tend suspend` (`Suspension`).
         case suspended = "suspended.json"
+        /// Commits that failed this host's health checks (`UnhealthyCommits`): the agent refuses
+        /// them until a new commit.
+        case unhealthy = "unhealthy-commits.json"
     }
 
     /// The record, or nil when there is none. A record that cannot be read or decoded is reported

@@ -28,6 +28,8 @@ public enum Configuration {
             diagnostics.append(contentsOf: error.diagnostics)
         }
         guard var catalog, diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+        catalog.rollout = loaded.config?.rollout
+        catalog.health = loaded.health(for: facts)
         guard let prune = loaded.config?.prune else { return catalog }
         let declaredPaths = catalog.planContext.managedPaths
         let retired = managed().filter { id, old in
@@ -44,6 +46,8 @@ public enum Configuration {
             var pruning = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables)
             pruning.retired = Set(retired.keys)
             pruning.prune = prune
+            pruning.rollout = catalog.rollout
+            pruning.health = catalog.health
             return pruning
         } catch {
             // The configuration is valid; only the removals do not fit it. Apply it without them.

@@ -103,7 +103,7 @@ final class GitRepository: @unchecked Sendable {
             let time = author.map { Int64($0.pointee.when.time) } ?? 0
             let offset = author.map { Int($0.pointee.when.offset) } ?? 0
             return GitCommit(id: id, tree: GitObjectID(git_commit_tree_id(commit).pointee), summary: summary,
-                             author: name, email: email, time: time, offsetMinutes: offset)
+                             author: name, email: email, time: time, offsetMinutes: offset, committed: Int64(git_commit_time(commit)))
         }
     }
 
@@ -228,6 +228,9 @@ public struct GitCommit: Sendable, Hashable {
     /// Seconds since 1970 and the author's UTC offset in minutes.
     public var time: Int64
     public var offsetMinutes: Int
+    /// When it was committed (the committer's time, seconds since 1970): a rebased or merged
+    /// commit has its author's old date but a new commit time. Rollout waves count from it.
+    public var committed: Int64
 
     /// The author date in the author's time zone, as ISO 8601 (`2026-11-28T14:03:00+01:00`).
     public var date: String {

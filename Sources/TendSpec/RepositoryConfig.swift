@@ -9,6 +9,8 @@ public struct RepositoryConfig: Sendable {
     /// `prune:`: resources that an earlier apply managed and this commit no longer declares are
     /// removed, at most `maximum` of them at once (nil: 10% of what is managed, at least 5).
     public var prune: Prune?
+    /// `rollout:`: the waves in which a new commit reaches the fleet; nil takes it everywhere at once.
+    public var rollout: Rollout?
 
     public struct Prune: Sendable {
         public var maximum: Int?
@@ -53,12 +55,15 @@ public struct HostEntry: Sendable {
     public var match: HostMatch?
     public var apply: [Located<String>]
     public var vars: YAMLNode?
+    /// `health:`: checked on the hosts this entry matches.
+    public var health: [HealthCheck]
     public var location: SourceLocation
 
-    public init(match: HostMatch?, apply: [Located<String>], vars: YAMLNode?, location: SourceLocation) {
+    public init(match: HostMatch?, apply: [Located<String>], vars: YAMLNode?, health: [HealthCheck] = [], location: SourceLocation) {
         self.match = match
         self.apply = apply
         self.vars = vars
+        self.health = health
         self.location = location
     }
 }

@@ -36,6 +36,23 @@ public struct RepositoryLoader: Sendable {
             }
             return result
         }
+
+        /// The health checks of a host with `facts`: its host entries' and then its manifests',
+        /// in that order, each once.
+        public func health(for facts: HostFacts) -> [HealthCheck] {
+            guard let config else { return [] }
+            var checks: [HealthCheck] = []
+            for entry in config.hosts where entry.match?.matches(facts) ?? true {
+                checks += entry.health.filter { !checks.contains($0) }
+            }
+            var seen: Set<String> = []
+            for applied in config.applied(to: facts) {
+                for path in contributions[applied] ?? [] where seen.insert(path).inserted {
+                    checks += (manifests[path]?.health ?? []).filter { !checks.contains($0) }
+                }
+            }
+            return checks
+        }
     }
 
     public func load() -> Result {
@@ -97,6 +114,9 @@ public struct RepositoryLoader: Sendable {
                 config.prune = RepositoryConfig.Prune(maximum: nil, location: prune.location)
             }
         }
+        if let rollout = reader.take("rollout") {
+            config.rollout = FleetPolicyDecoding.rollout(rollout, &diagnostics)
+        }
         if let hosts = reader.take("hosts") {
             if let items = hosts.sequence {
                 config.hosts = items.compactMap { decodeHostEntry($0, &diagnostics) }
@@ -137,8 +157,9 @@ public struct RepositoryLoader: Sendable {
         if let vars, vars.mapping == nil {
             diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
         }
+        let health = reader.take("health").map { FleetPolicyDecoding.health($0, &diagnostics) } ?? []
         reader.finish(&diagnostics, context: "a host entry")
-        return HostEntry(match: match, apply: apply, vars: vars, location: node.location)
+        return HostEntry(match: match, apply: apply, vars: vars, health: health, location: node.location)
     }
 
     /// Why a path written in tend.yaml cannot name a folder of the repository, or nil.
@@ -206,6 +227,9 @@ public struct RepositoryLoader: Sendable {
                 } else if !resources.isNull {
                     diagnostics.error("'resources' must be a list, found \(resources.kindDescription)", at: resources.location)
                 }
+            }
+            if let health = reader.take("health") {
+                manifest.health += FleetPolicyDecoding.health(health, &diagnostics)
             }
             reader.finish(&diagnostics, context: "a manifest")
         }

@@ -37,6 +37,8 @@ public struct ResourceDeclaration: Sendable {
 public struct Manifest: Sendable {
     public var path: String
     public var resources: [ResourceDeclaration]
+    /// `health:` of the manifest: checked on every host it applies to.
+    public var health: [HealthCheck] = []
 
     public init(path: String, resources: [ResourceDeclaration]) {
         self.path = path

@@ -81,7 +81,7 @@ enum Console {
         case .stalePlan: TendExit.stalePlan
         case .usage: TendExit.usage
         case .sourceUnreadable: TendExit.sourceUnreadable
-        case .refused: TendExit.refused
+        case .refused, .unhealthy, .notDue: TendExit.refused
         case .locked: TendExit.locked
         case .resourceFailed, .resourceSkipped: TendExit.failures
         case .unusableHost: TendExit.unusableHost
@@ -100,6 +100,8 @@ enum Console {
         case .resourceFailed: "resource_failed"
         case .resourceSkipped: "resource_skipped"
         case .unusableHost: "unusable_host"
+        case .unhealthy: "unhealthy"
+        case .notDue: "not_due"
         }
         return RunError(code: code, message: failure.message)
     }
@@ -129,7 +131,7 @@ enum Console {
             throw TendExit.stalePlan
         case .usage:
             throw ValidationError(failure.message)
-        case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped:
+        case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped, .unhealthy, .notDue:
             // Messages may hold a journal line or a path from the host: one line, escaped.
             Console.error("tend: " + Printable.escaped(failure.message))
             throw exitCode(for: failure)

@@ -118,6 +118,9 @@ struct StatusCommand: ParsableCommand {
                 if let stall = agent.stalled {
                     add("Refusing:", "\(stall.commit.map { String($0.prefix(7)) } ?? "the newest commit") since \(Self.time(stall.since, now)): \(stall.reason)")
                 }
+                if let waiting = agent.waiting {
+                    add("Rollout:", "\(waiting.commit.map { String($0.prefix(7)) } ?? "the newest commit") reaches this host at \(Self.time(waiting.due, now)) (wave \(waiting.wave) of \(waiting.waves), \(Rollout.format(share: waiting.share)) of the fleet); enforcing \(agent.enforcing.map { String($0.prefix(7)) } ?? "the last good commit") until then")
+                }
                 if agent.fetchFailures > 0 { add("Fetch:", "\(agent.fetchFailures) failed in a row") }
                 for contest in agent.contested ?? [] {
                     add("Contested:", "\(contest.resource) since \(Self.time(contest.since, now)): something keeps changing it back; repaired on the timer only until the commit changes")

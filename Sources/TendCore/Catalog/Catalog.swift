@@ -46,6 +46,10 @@ public struct Catalog: Sendable {
     public internal(set) var prune: RepositoryConfig.Prune?
     /// Why the removals could not join the catalog, when they could not.
     public internal(set) var pruneProblem: String?
+    /// tend.yaml's `rollout:`, when given: when a new commit reaches this host.
+    public internal(set) var rollout: Rollout?
+    /// The `health:` checks of this host's entries and manifests, run after an apply that changed something.
+    public internal(set) var health: [HealthCheck] = []
 
     /// The entry for `id`, if declared.
     public subscript(id: ResourceID) -> Entry? {

@@ -1,0 +1,137 @@
+internal import Foundation
+import Glibc
+import Subprocess
+import Synchronization
+import SystemPackage
+import TendCore
+import TendSpec
+
+/// Runs `health:` checks on the host itself, as the agent does after an apply that changed
+/// something. Each check is tried once a second until it passes or its timeout has gone by.
+enum HealthProbe {
+    /// The checks that did not pass, each with why; empty when the host is healthy.
+    static func failures(of checks: [HealthCheck], services: (any ServiceManager)?) async -> [String] {
+        var failures: [String] = []
+        for check in checks {
+            if let reason = await failure(of: check, services: services) {
+                failures.append("\(check) (\(check.location)): \(reason)")
+            }
+        }
+        return failures
+    }
+
+    /// Why `check` did not pass within its timeout, or nil once it passes.
+    static func failure(of check: HealthCheck, services: (any ServiceManager)?) async -> String? {
+        let deadline = ContinuousClock.now + check.timeout
+        var reason = "not tried"
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard let problem = await attempt(check.probe, within: max(left, .milliseconds(100)), services: services) else { return nil }
+            reason = problem
+            guard ContinuousClock.now + .seconds(1) < deadline else { break }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        return reason + " (for \(DurationText.format(check.timeout)))"
+    }
+
+    private static func attempt(_ probe: HealthCheck.Probe, within limit: Duration, services: (any ServiceManager)?) async -> String? {
+        switch probe {
+        case .unit(let name):
+            guard let services else { return "no service manager to ask (systemd is not PID 1 here)" }
+            do {
+                guard let status = try services.status(of: [name])[name] else { return "systemd does not know it" }
+                return status.activeState == "active" ? nil : "\(status.activeState) (\(status.subState))"
+            } catch {
+                return error.description
+            }
+        case .command(let arguments):
+            return await run(arguments, within: limit)
+        case .http(let host, let port, let path):
+            return get(host: host, port: port, path: path, within: limit)
+        }
+    }
+
+    /// Runs the command with no shell and nothing on its standard input; nil when it exits 0.
+    private static func run(_ arguments: [String], within limit: Duration) async -> String? {
+        let killed = KillFlag()
+        do {
+            let executable: Executable = arguments[0].hasPrefix("/") ? .path(FilePath(arguments[0])) : .name(arguments[0])
+            let result = try await Subprocess.run(executable, arguments: Arguments(Array(arguments.dropFirst())),
+                                                  environment: .inherit.updating(["LC_ALL": "C.UTF-8"]),
+                                                  input: .none, output: .sequence, error: .string(limit: 1 << 16)) { execution in
+                let timer = Task {
+                    try await Task.sleep(for: limit)
+                    killed.value.store(true, ordering: .relaxed)
+                    try? execution.send(signal: .kill)
+                }
+                defer { timer.cancel() }
+                var kept = ""
+                for try await line in execution.standardOutput.strings() where kept.utf8.count < 4096 { kept += line + "\n" }
+                return kept
+            }
+            if killed.value.load(ordering: .relaxed) { return "still running after \(DurationText.format(limit)); killed" }
+            switch result.terminationStatus {
+            case .exited(0): return nil
+            case .exited(let code):
+                let said = (result.standardError + result.closureResult).split(separator: "\n").last.map { ": " + $0 } ?? ""
+                return "exited \(code)" + said
+            case .signaled(let signal): return "killed by signal \(signal)"
+            }
+        } catch {
+            return "cannot run \(arguments[0]): \(error)"
+        }
+    }
+
+    /// Whether the timer killed the command.
+    private final class KillFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    /// A GET over plain HTTP/1.0 to the host itself; nil when the answer's status is 200.
+    private static func get(host: String, port: Int, path: String, within limit: Duration) -> String? {
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        // The timeouts bound connect, send and each receive (Linux applies SO_SNDTIMEO to connect).
+        var timeout = timeval(tv_sec: Int(limit.components.seconds), tv_usec: Int(limit.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected: Int32
+        if v6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET6, host, &address.sin6_addr)
+            connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, host, &address.sin_addr)
+            connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard connected == 0 else { return "cannot connect to \(host) port \(port): \(String(cString: strerror(errno)))" }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(v6 ? "[\(host)]" : host):\(port)\r\nUser-Agent: tend-health\r\nConnection: close\r\n\r\n".utf8)
+        var sent = 0
+        while sent < request.count {
+            let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return "cannot send the request: \(String(cString: strerror(errno)))" }
+            sent += count
+        }
+        // Only the status line matters: `HTTP/1.1 200 OK`.
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while !answer.contains(UInt8(ascii: "\n")), answer.count < 4096 {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            answer += buffer[..<count]
+        }
+        let line = String(decoding: answer.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        let parts = line.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/") else {
+            return answer.isEmpty ? "no answer within \(DurationText.format(limit))" : "not an HTTP answer: \(Printable.escaped(String(line.prefix(80))))"
+        }
+        return parts[1] == "200" ? nil : "answered \(Printable.escaped(parts.dropFirst().joined(separator: " ")))"
+    }
+}
