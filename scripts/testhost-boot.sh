@@ -8,6 +8,7 @@
 # a host with no Swift toolchain.
 # TESTHOST_LOWER: the folder under the overlay instead of /: an image root (make image) that boots
 # with its own systemd. Give it unshare --uts too, so that the image's hostname stays in the host.
+# TESTHOST_MACHINE_ID: the host's /etc/machine-id (a fleet's hosts each have their own).
 set -euo pipefail
 base=$1
 mount -t tmpfs -o mode=0755 tmpfs "$base"
@@ -24,6 +25,10 @@ mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 for hidden in ${TESTHOST_HIDE:-}; do
     mount -t tmpfs -o mode=0755 tmpfs "$root$hidden"
 done
+if [ -n "${TESTHOST_MACHINE_ID:-}" ]; then
+    rm -f "$root/etc/machine-id"
+    echo "$TESTHOST_MACHINE_ID" > "$root/etc/machine-id"
+fi
 mkdir -p "$root/.old-root"
 cd "$root"
 pivot_root . .old-root

@@ -73,13 +73,14 @@ struct TestHost: Sendable {
 /// its systemd, whatever `body` did. Several can run at once. A `bare` host has no Swift toolchain
 /// (/opt/swift is empty in it) and no tend, as a server that installs tend's .deb. With `image`,
 /// the host is that root (make image) booted with its own systemd, in its own UTS namespace so
-/// that its hostname is its own; it gets nothing copied in.
-func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
+/// that its hostname is its own; it gets nothing copied in. `machineID` is its /etc/machine-id
+/// from before systemd starts (the journal's folder is named by it).
+func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, machineID: String? = nil, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
     let base = try Scratch("tend-host")
     let boot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testhost-boot.sh").standardized.path
     let result = try await Subprocess.run(
         .path("/usr/bin/unshare"), arguments: Arguments(["--pid", "--fork", "--mount", "--net"] + (image == nil ? [] : ["--uts"]) + ["--propagation", "private", boot, base.path]),
-        environment: .inherit.updating(["TESTHOST_HIDE": bare ? "/opt/swift" : "", "TESTHOST_LOWER": image ?? "/"]),
+        environment: .inherit.updating(["TESTHOST_HIDE": bare ? "/opt/swift" : "", "TESTHOST_LOWER": image ?? "/", "TESTHOST_MACHINE_ID": machineID ?? ""]),
         input: .none, output: .discarded, error: .discarded
     ) { execution in
         let unshare = execution.processIdentifier.value
