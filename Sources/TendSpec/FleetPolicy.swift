@@ -166,9 +166,12 @@ enum FleetPolicyDecoding {
         }
         return items.compactMap { item -> HealthCheck? in
             guard var reader = MappingReader(item, what: "a health check", diagnostics: &diagnostics) else { return nil }
-            defer { reader.finish(&diagnostics, context: "a health check") }
+            // Every key is taken first, so that one problem does not make the others unknown.
+            let probes = ["unit", "command", "http"].compactMap { key in reader.take(key).map { (key, $0) } }
+            let timeoutNode = reader.take("timeout")
+            reader.finish(&diagnostics, context: "a health check")
             var timeout = HealthCheck.defaultTimeout
-            if let timeoutNode = reader.take("timeout") {
+            if let timeoutNode {
                 guard let value = timeoutNode.duration("'timeout'", &diagnostics) else { return nil }
                 guard value >= .seconds(1), value <= .seconds(3600) else {
                     diagnostics.error("'timeout' of a health check must be from 1s to 1h", at: timeoutNode.location)
@@ -176,10 +179,8 @@ enum FleetPolicyDecoding {
                 }
                 timeout = value
             }
-            let probes = ["unit", "command", "http"].filter { reader.peek($0) != nil }
-            guard probes.count == 1, let key = probes.first, let probeNode = reader.take(key) else {
-                for key in probes { _ = reader.take(key) }
-                diagnostics.error("a health check has exactly one of unit:, command: or http:\(probes.isEmpty ? "" : ", not " + probes.joined(separator: " and "))", at: item.location)
+            guard probes.count == 1, let (key, probeNode) = probes.first else {
+                diagnostics.error("a health check has exactly one of unit:, command: or http:\(probes.isEmpty ? "" : ", not " + probes.map(\.0).joined(separator: " and "))", at: item.location)
                 return nil
             }
             let probe: HealthCheck.Probe
@@ -192,9 +193,14 @@ enum FleetPolicyDecoding {
                 }
                 probe = .unit(name)
             case "command":
+                let usage = "'command' of a health check is a list: the program (a name on PATH or an absolute path) and its arguments, run without a shell, such as [nginx, -t]"
+                guard probeNode.sequence != nil else {
+                    diagnostics.error(usage, at: probeNode.location)
+                    return nil
+                }
                 guard let arguments = probeNode.stringList("'command'", &diagnostics)?.map(\.value) else { return nil }
                 guard let program = arguments.first, program.hasPrefix("/") || !program.contains("/"), !program.isEmpty else {
-                    diagnostics.error("'command' of a health check is a list: the program (a name on PATH or an absolute path) and its arguments, run without a shell", at: probeNode.location)
+                    diagnostics.error(usage, at: probeNode.location)
                     return nil
                 }
                 probe = .command(arguments)
