@@ -2,12 +2,13 @@
 # Installs, with apt, the Debian packages tend builds and tests with that are missing.
 # binutils strips the .deb's binary and lintian checks the .deb (make deb); man-db and
 # bash-completion are what the package test uses on a test host.
-# debootstrap makes the Debian 12 root of `make image` and the provisioning test.
+# debootstrap makes the Debian 12 root of `make image` and the provisioning test;
+# systemd-journal-remote collects the fleet test's journals (systemd-journal-upload sends them).
 # python3-prometheus-client parses the agent's metrics file in the tests (a real Prometheus text parser).
 # openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
 # kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
 set -euo pipefail
-packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap)
+packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap systemd-journal-remote)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -9,6 +9,7 @@
 # TESTHOST_LOWER: the folder under the overlay instead of /: an image root (make image) that boots
 # with its own systemd. Give it unshare --uts too, so that the image's hostname stays in the host.
 # TESTHOST_MACHINE_ID: the host's /etc/machine-id (a fleet's hosts each have their own).
+# TESTHOST_HOSTNAME: its /etc/hostname, which systemd sets (with unshare --uts).
 set -euo pipefail
 base=$1
 mount -t tmpfs -o mode=0755 tmpfs "$base"
@@ -28,6 +29,10 @@ done
 if [ -n "${TESTHOST_MACHINE_ID:-}" ]; then
     rm -f "$root/etc/machine-id"
     echo "$TESTHOST_MACHINE_ID" > "$root/etc/machine-id"
+fi
+if [ -n "${TESTHOST_HOSTNAME:-}" ]; then
+    rm -f "$root/etc/hostname"
+    echo "$TESTHOST_HOSTNAME" > "$root/etc/hostname"
 fi
 mkdir -p "$root/.old-root"
 cd "$root"

@@ -48,6 +48,27 @@ struct TestNetwork: Sendable {
         return result.closureResult
     }
 
+    /// Runs systemd-journal-remote on the gateway (port 19532, plain HTTP) while `body` runs,
+    /// writing what the hosts' systemd-journal-upload sends into the folder `output`, which
+    /// `journalctl -D` reads; then kills it by its own PID.
+    func withJournalCollector<T: Sendable>(output: String, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let arguments = ["netns", "exec", name, "/lib/systemd/systemd-journal-remote", "--listen-http=\(gateway):19532", "--output=" + output + "/"]
+        let result = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(arguments),
+                                              input: .none, output: .sequence, error: .discarded) { execution in
+            defer { try? execution.send(signal: .kill) }
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                let probe = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: ["netns", "exec", name, "bash", "-c", "exec 3<>/dev/tcp/\(gateway)/19532"],
+                                                     output: .discarded, error: .discarded)
+                if probe.terminationStatus.isSuccess { return try await body() }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw CommandFailed(command: "systemd-journal-remote in \(name)", output: "it did not listen on \(gateway):19532 within 10 s")
+        }
+        return result.closureResult
+    }
+
     fileprivate func ip(_ arguments: [String]) async throws {
         let run = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(arguments), output: .discarded, error: .string(limit: 1 << 16))
         guard run.terminationStatus.isSuccess else { throw CommandFailed(command: "ip " + arguments.joined(separator: " "), output: run.standardError) }

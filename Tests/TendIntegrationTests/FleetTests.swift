@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+/// A fleet of 20 test hosts (scripts/fleet.sh): each with its own machine ID, hostname and
+/// address, running the agent under systemd, pulling one repository from a git daemon on their
+/// network, and sending its journal to one collector (systemd-journal-upload to
+/// systemd-journal-remote), where the fleet's results are queried by tend's fields.
+@Suite("a fleet of test hosts", .enabled(if: TestHost.available && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journal-remote"),
+                                         "needs test hosts and systemd-journal-remote (installed by make test)"))
+struct FleetTests {
+    static let size = 20
+    static let script = PackagingTests.packageRoot + "/scripts/fleet.sh"
+
+    struct Member: Sendable {
+        let host: TestHost
+        let name: String
+        var index: Int { Int(name.dropFirst("fleet-".count))! }
+        var role: String { index.isMultiple(of: 2) ? "db" : "web" }
+    }
+
+    /// Boots the fleet, runs `body` with its hosts and network, and ends every host and the
+    /// network whatever `body` did.
+    static func withFleet(_ body: @Sendable @escaping ([Member], TestNetwork, Scratch) async throws -> Void) async throws {
+        let folder = try Scratch("tend-fleet")
+        defer {
+            let down = Process()
+            down.executableURL = URL(fileURLWithPath: "/bin/bash")
+            down.arguments = [Self.script, "down", folder.path]
+            try? down.run()
+            down.waitUntilExit()
+        }
+        _ = try await sh("/bin/bash", [Self.script, "up", folder.path, "\(Self.size)", tendBinary])
+        let members = try String(contentsOfFile: folder.url("hosts"), encoding: .utf8).split(separator: "\n").map { line in
+            let fields = line.split(separator: " ").map(String.init)
+            return Member(host: TestHost(pid: Int32(fields[0])!, base: folder.url(fields[2])), name: fields[2])
+        }
+        let network = TestNetwork(name: try String(contentsOfFile: folder.url("netns"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        try await body(members, network, folder)
+    }
+
+    /// The repository: a motd for every host, a file per role (by label), one more for the
+    /// hostnames fleet-01 to fleet-03, and on fleet-07 a file whose owner does not exist.
+    static func configuration(_ version: String) -> [String: String] {
+        [
+            "tend.yaml": """
+                hosts:
+                  - apply: [base]
+                  - match: { labels: { role: web } }
+                    apply: [web]
+                  - match: { labels: { role: db } }
+                    apply: [db]
+                  - match: { hostname: ["fleet-0[1-3]"] }
+                    apply: [canary]
+                  - match: { hostname: [fleet-07] }
+                    apply: [broken]
+
+                """,
+            "base/base.yaml": "resources:\n  - file: /etc/fleet/motd\n    template: files/motd.mustache\n",
+            "base/files/motd.mustache": "{{host.hostname}} runs {{host.labels.role}} \(version)\n",
+            "web/web.yaml": "resources:\n  - file: /etc/fleet/web.conf\n    content: \"web\\n\"\n",
+            "db/db.yaml": "resources:\n  - file: /etc/fleet/db.conf\n    content: \"db\\n\"\n",
+            "canary/canary.yaml": "resources:\n  - file: /etc/fleet/canary\n    content: \"yes\\n\"\n",
+            "broken/broken.yaml": "resources:\n  - file: /etc/fleet/broken\n    content: \"x\\n\"\n    owner: no-such-user\n",
+        ]
+    }
+
+    /// The commit `member`'s agent last ran, from its last-run.json.
+    static func lastRun(_ member: Member) -> (commit: String?, result: String?) {
+        guard let data = FileManager.default.contents(atPath: member.host.outside("/var/lib/tend/last-run.json")),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return (nil, nil) }
+        return ((json["source"] as? [String: Any])?["commit"] as? String, json["result"] as? String)
+    }
+
+    @Test("20 hosts pull one repository: each gets exactly what tend.yaml gives its labels and hostname, a pushed commit reaches all, and the fleet's results are queried at one journal collector")
+    func fleetConvergesAndReports() async throws {
+        // Both commits are made first; the server's main points at the first until the push.
+        let repo = try await GitRepo()
+        let first = try await repo.commit(Self.configuration("v1"), "fleet v1")
+        let second = try await repo.commit(Self.configuration("v2"), "fleet v2")
+        let work = repo.path
+        try await Self.withFleet { members, network, folder in
+            let served = folder.url("git/fleet.git")
+            _ = try await sh("/usr/bin/git", ["clone", "-q", "--bare", work, served])
+            _ = try await sh("/usr/bin/git", ["-C", served, "update-ref", "refs/heads/main", first])
+            try await network.withGitDaemon(serving: folder.url("git")) { url in
+                try await network.withJournalCollector(output: folder.url("collected")) {
+                    // The agent from the shipped unit on every host, and its journal sent to the collector.
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for member in members {
+                            group.addTask {
+                                try AgentTests.install(member.host)
+                                try member.host.write([
+                                    "/etc/tend/agent.yaml": "repo: \(url)fleet.git\nref: main\ninterval: 5s\nsplay: 5s\nlabels:\n  role: \(member.role)\n",
+                                    "/etc/systemd/journal-upload.conf.d/fleet.conf": "[Upload]\nURL=http://\(network.gateway):19532\n",
+                                ])
+                                try await member.host.run(["systemctl", "daemon-reload"])
+                                let start = try await member.host.run(["systemctl", "start", "tend.service", "systemd-journal-upload.service"])
+                                #expect(start.status == 0, "\(member.name): \(start)")
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+
+                    for member in members {
+                        let run = Self.lastRun(member)
+                        #expect(run.commit == first, "\(member.name) did not apply the first commit: \(run)")
+                        // Applied, or checked again since (every 5 s); fleet-07's broken file fails on each run.
+                        #expect(member.name == "fleet-07" ? run.result == "failed" : ["changed", "converged"].contains(run.result), "\(member.name): \(run)")
+                        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: member.host.outside("/etc/fleet"))) ?? [])
+                        var expected: Set<String> = ["motd", member.role + ".conf"]
+                        if member.index <= 3 { expected.insert("canary") }
+                        #expect(files == expected, "\(member.name) (\(member.role)) has \(files.sorted())")
+                        #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v1\n")
+                    }
+
+                    // A pushed commit reaches every host within its interval and splay.
+                    _ = try await sh("/usr/bin/git", ["-C", served, "update-ref", "refs/heads/main", second])
+                    #expect(try await AgentTests.eventually(60) { members.allSatisfy { Self.lastRun($0).commit == second } },
+                            "not every host took the second commit: \(members.filter { Self.lastRun($0).commit != second }.map(\.name))")
+                    for member in members {
+                        #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v2\n")
+                    }
+
+                    // The fleet's results at the collector, by tend's journal fields.
+                    func collected(_ filter: [String]) async throws -> [[String: Any]] {
+                        let out = try await sh("/usr/bin/journalctl", ["-D", folder.url("collected"), "-o", "json", "--no-pager"] + filter)
+                        return out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    }
+                    // Uploads come in a little after the change: every host's motd change of the second commit.
+                    #expect(try await AgentTests.eventually(30) {
+                        let changed = try await collected(["TEND_COMMIT=\(second)", "TEND_RESOURCE=file:/etc/fleet/motd", "TEND_RESULT=done"])
+                        return Set(changed.compactMap { $0["_HOSTNAME"] as? String }).count == Self.size
+                    }, "the collector does not have every host's change of the second commit")
+                    let failed = try await collected(["TEND_RESULT=failed"])
+                    #expect(!failed.isEmpty && failed.allSatisfy { $0["_HOSTNAME"] as? String == "fleet-07" }, "\(failed.map { $0["_HOSTNAME"] ?? "?" })")
+                    #expect(failed.contains { $0["TEND_RESOURCE"] as? String == "file:/etc/fleet/broken" && ($0["MESSAGE"] as? String)?.contains("no-such-user") == true })
+                }
+            }
+        }
+    }
+}
