@@ -31,11 +31,12 @@ struct TestNetwork: Sendable {
     /// Runs `git daemon` for the bare repositories in `folder` on the gateway while `body` runs,
     /// then kills it by its own PID; `body` gets the URL prefix (`git://10.231.0.1/`).
     func withGitDaemon<T: Sendable>(serving folder: String, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
-        let arguments = ["netns", "exec", name, "git", "daemon", "--export-all", "--reuseaddr", "--base-path=" + folder, "--listen=" + gateway]
+        let arguments = ["netns", "exec", name, "/usr/lib/git-core/git-daemon", "--export-all", "--reuseaddr", "--base-path=" + folder, "--listen=" + gateway]
         let result = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(arguments),
                                               input: .none, output: .sequence, error: .discarded) { execution in
             defer { try? execution.send(signal: .kill) }
-            // `ip netns exec` becomes git daemon: its PID is the daemon's. Ready once it accepts.
+            // `ip netns exec` becomes git-daemon (not `git daemon`, which would run it as a child that
+            // outlives the kill): its PID is the daemon's. Ready once it accepts.
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {
                 let probe = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: ["netns", "exec", name, "bash", "-c", "exec 3<>/dev/tcp/\(gateway)/9418"],
