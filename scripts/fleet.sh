@@ -10,7 +10,8 @@
 #                                    servers); DIR/hosts has a line per host: PID ADDRESS HOSTNAME
 #                                    MACHINE-ID (PID: its systemd, seen from here).
 #   scripts/fleet.sh down DIR        kills every host by its own PID and deletes the namespace.
-# Nothing of the machine's own network is touched.
+# Nothing of the machine's own network is touched; fs.inotify.max_user_instances is raised while
+# the fleet runs (every systemd needs some) and put back by `down`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -19,6 +20,15 @@ up() {
     [ "$count" -ge 1 ] && [ "$count" -le 200 ] || { echo "fleet.sh: 1 to 200 hosts" >&2; exit 1; }
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    # Each systemd, journald and logind holds inotify instances: Debian's limit of 128 per user
+    # stops the 21st host's systemd. Raised for the fleet's life, put back by `down`.
+    local instances needed
+    instances=$(sysctl -n fs.inotify.max_user_instances)
+    needed=$((128 + 16 * count))
+    if [ "$instances" -lt "$needed" ]; then
+        echo "$instances" > "$dir/inotify-instances"
+        sysctl -q -w fs.inotify.max_user_instances="$needed"
+    fi
     local ns="tend-fleet-$$"
     echo "$ns" > "$dir/netns"
     : > "$dir/hosts"
@@ -79,6 +89,10 @@ down() {
         while read -r pid _; do kill -9 "$pid" 2>/dev/null || true; done < "$dir/hosts"
     fi
     if [ -f "$dir/netns" ]; then ip netns del "$(cat "$dir/netns")" 2>/dev/null || true; fi
+    if [ -f "$dir/inotify-instances" ]; then
+        sysctl -q -w fs.inotify.max_user_instances="$(cat "$dir/inotify-instances")"
+        rm "$dir/inotify-instances"
+    fi
 }
 
 case "${1:-}" in
