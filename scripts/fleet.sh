@@ -32,6 +32,7 @@ up() {
     local ns="tend-fleet-$$"
     echo "$ns" > "$dir/netns"
     : > "$dir/hosts"
+    : > "$dir/launchers"
     ip netns add "$ns"
     ip -n "$ns" link add br0 type bridge
     ip -n "$ns" addr add 10.231.0.1/24 dev br0
@@ -43,10 +44,13 @@ up() {
         name=$(printf 'fleet-%02d' "$i")
         machine=$(printf '%s' "$name" | md5sum | cut -c1-32)
         mkdir -p "$dir/$name"
+        # --kill-child: the host dies with its launcher, which `down` kills even when `up` failed
+        # before it knew the host's systemd.
         TESTHOST_MACHINE_ID=$machine TESTHOST_HOSTNAME=$name \
-            unshare --pid --fork --mount --net --uts --propagation private "$here/testhost-boot.sh" "$dir/$name" \
+            unshare --kill-child --pid --fork --mount --net --uts --propagation private "$here/testhost-boot.sh" "$dir/$name" \
             > "$dir/$name.log" 2>&1 &
         launchers+=("$!")
+        echo "$!" >> "$dir/launchers"
     done
     # Each host's systemd is the child of its unshare.
     local i=0
@@ -85,9 +89,12 @@ up() {
 
 down() {
     local dir=$1
-    if [ -f "$dir/hosts" ]; then
-        while read -r pid _; do kill -9 "$pid" 2>/dev/null || true; done < "$dir/hosts"
-    fi
+    local file
+    for file in hosts launchers; do
+        if [ -f "$dir/$file" ]; then
+            while read -r pid _; do kill -9 "$pid" 2>/dev/null || true; done < "$dir/$file"
+        fi
+    done
     if [ -f "$dir/netns" ]; then ip netns del "$(cat "$dir/netns")" 2>/dev/null || true; fi
     if [ -f "$dir/inotify-instances" ]; then
         sysctl -q -w fs.inotify.max_user_instances="$(cat "$dir/inotify-instances")"

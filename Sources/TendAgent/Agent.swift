@@ -278,6 +278,7 @@ public final class Agent: Service, Sendable {
         let newestFailure = result.failure
         var fetchFailed = false
         var fellBack = false
+        var waitsForWave = false
 
         if let failure = result.failure {
             if failure.code == .unhealthy, !result.healthFailures.isEmpty, let commit = result.commit {
@@ -294,6 +295,7 @@ public final class Agent: Service, Sendable {
             }
             switch failure.class {
             case .waiting where failure.code == .notDue:
+                waitsForWave = true
                 if let timing = result.rollout, state.waiting?.commit != result.commit {
                     logger.notice("\(failure.message)", metadata: ["action": "rollout"])
                     state.waiting = AgentRecord.Waiting(commit: result.commit, due: timing.due, wave: timing.wave, waves: timing.waves, share: timing.share)
@@ -340,7 +342,6 @@ public final class Agent: Service, Sendable {
                 logger.notice("commit \(result.commit?.prefix(7) ?? "") applies; no longer refusing \(stall.commit?.prefix(7) ?? "the commit before")")
                 state.stall = nil
             }
-            if !fellBack, !fetchFailed { state.waiting = nil }
             if !fetchFailed { state.fetchFailures = 0 }
         }
         let elapsed = ContinuousClock.now - clock
@@ -355,9 +356,11 @@ public final class Agent: Service, Sendable {
             }
         }
 
+        // Only a cycle that found the newest commit not due keeps waiting for it.
+        if !waitsForWave { state.waiting = nil }
         var next = nextCheck(settings, after: ContinuousClock.now, failures: fetchFailed ? state.fetchFailures : 0)
         // A commit waiting for this host's wave is taken when the wave is due, not a cycle later.
-        if let due = state.waiting?.due {
+        if let due = state.waiting?.due, due > Date() {
             next = min(next, ContinuousClock.now + .milliseconds(Int64(max(0, due.timeIntervalSinceNow) * 1000) + 100))
         }
         var record = AgentRecord(pid: getpid(), started: state.started, interval: DurationText.seconds(settings.interval), splay: DurationText.seconds(settings.splay))

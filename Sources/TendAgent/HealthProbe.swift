@@ -1,7 +1,6 @@
 internal import Foundation
 import Glibc
 import Subprocess
-import Synchronization
 import SystemPackage
 import TendCore
 import TendSpec
@@ -52,39 +51,42 @@ enum HealthProbe {
     }
 
     /// Runs the command with no shell and nothing on its standard input; nil when it exits 0.
+    /// It runs in a process group of its own, which is killed whole at the limit, so that
+    /// nothing it started keeps its output open and the check waiting.
     private static func run(_ arguments: [String], within limit: Duration) async -> String? {
-        let killed = KillFlag()
+        var options = PlatformOptions()
+        options.processGroupID = 0
         do {
             let executable: Executable = arguments[0].hasPrefix("/") ? .path(FilePath(arguments[0])) : .name(arguments[0])
             let result = try await Subprocess.run(executable, arguments: Arguments(Array(arguments.dropFirst())),
-                                                  environment: .inherit.updating(["LC_ALL": "C.UTF-8"]),
-                                                  input: .none, output: .sequence, error: .string(limit: 1 << 16)) { execution in
-                let timer = Task {
-                    try await Task.sleep(for: limit)
-                    killed.value.store(true, ordering: .relaxed)
-                    try? execution.send(signal: .kill)
+                                                  environment: .inherit.updating(["LC_ALL": "C.UTF-8"]), platformOptions: options,
+                                                  input: .none, output: .sequence, error: .discarded) { execution -> String? in
+                // What it printed (its last line says why it failed), or nil when the limit came first.
+                try await withThrowingTaskGroup(of: String?.self) { group in
+                    group.addTask {
+                        var kept = ""
+                        for try await line in execution.standardOutput.strings() where kept.utf8.count < 4096 { kept += line + "\n" }
+                        return kept
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: limit)
+                        return nil
+                    }
+                    let first = try await group.next() ?? nil
+                    if first == nil { try? execution.send(signal: .kill, toProcessGroup: true) }
+                    group.cancelAll()
+                    return first
                 }
-                defer { timer.cancel() }
-                var kept = ""
-                for try await line in execution.standardOutput.strings() where kept.utf8.count < 4096 { kept += line + "\n" }
-                return kept
             }
-            if killed.value.load(ordering: .relaxed) { return "still running after \(DurationText.format(limit)); killed" }
+            guard let said = result.closureResult else { return "still running after \(DurationText.format(limit)); killed" }
             switch result.terminationStatus {
             case .exited(0): return nil
-            case .exited(let code):
-                let said = (result.standardError + result.closureResult).split(separator: "\n").last.map { ": " + $0 } ?? ""
-                return "exited \(code)" + said
+            case .exited(let code): return "exited \(code)" + (said.split(separator: "\n").last.map { ": " + $0 } ?? "")
             case .signaled(let signal): return "killed by signal \(signal)"
             }
         } catch {
             return "cannot run \(arguments[0]): \(error)"
         }
-    }
-
-    /// Whether the timer killed the command.
-    private final class KillFlag: Sendable {
-        let value = Atomic<Bool>(false)
     }
 
     /// A GET over plain HTTP/1.0 to the host itself; nil when the answer's status is 200.
@@ -122,7 +124,13 @@ enum HealthProbe {
         // Only the status line matters: `HTTP/1.1 200 OK`.
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 512)
+        let deadline = ContinuousClock.now + limit
         while !answer.contains(UInt8(ascii: "\n")), answer.count < 4096 {
+            // The limit is for the whole answer, not for each piece of it.
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            var remaining = timeval(tv_sec: Int(left.components.seconds), tv_usec: max(1, Int(left.components.attoseconds / 1_000_000_000_000)))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &remaining, socklen_t(MemoryLayout<timeval>.size))
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { break }
             answer += buffer[..<count]

@@ -69,9 +69,9 @@ public struct Reconciler: Sendable {
     /// commit. A run pinned to a commit, and one on a host where nothing was applied yet, take it
     /// at once, as `tend apply` does.
     public var followsRollout = false
-    /// After an apply that changed something, runs the catalog's `health:` checks (the agent);
-    /// a check that fails ends the run with `.unhealthy`, and the commit is not recorded as
-    /// applied, so that the agent puts the last good one back.
+    /// After the first apply of a commit new to this host, runs the catalog's `health:` checks
+    /// (the agent); a check that fails ends the run with `.unhealthy`, and the commit is not
+    /// recorded as applied, so that the agent puts the last good one back.
     public var checksHealth = false
     /// Commits that failed their health checks on this host, with why: refused, as a bad
     /// signature is, until a new commit comes.
@@ -180,7 +180,8 @@ public struct Reconciler: Sendable {
         guard mode.readsHost else { return }
 
         let planner = Planner(catalog: catalog, snapshot: opened.snapshot, facts: facts, tendVersion: tendVersion)
-        let executor = Executor(catalog: catalog, logger: logger)
+        var executor = Executor(catalog: catalog, logger: logger)
+        executor.replans = saved == nil
         let plan: Plan
         if let saved {
             let stale = await planner.staleSteps(of: saved, host: host)
@@ -225,15 +226,20 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
         }
-        if checksHealth, source.pinnedCommit == nil, !catalog.health.isEmpty,
-           result.report?.results.contains(where: { $0.outcome == .done }) == true {
+        // A commit new to this host is checked once, after its first apply, before it is recorded
+        // as applied: a check that failed or never ran (tend stopped between the apply and the
+        // verdict) leaves it unrecorded, so the next run checks it again. Later runs of the same
+        // commit (drift repairs) are not checked.
+        if checksHealth, source.pinnedCommit == nil, !catalog.health.isEmpty, let git = opened.snapshot as? GitSnapshot,
+           let applied = opened.applied, applied.last != git.commit.id.description {
             result.healthFailures = await HealthProbe.failures(of: catalog.health, services: services)
         }
         guard result.healthFailures.isEmpty else {
             // What is on the host now is recorded (the inventory, for the put-back and blame), but
             // not the commit: the agent's next run puts the last good one back.
             if state(for: mode).root == "/" || result.report != nil {
-                try? record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())
+                try? record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode),
+                            previous: inventory ?? Inventory(), inventoryOnly: true)
             }
             throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(result.commit ?? "", reason: result.healthFailures.joined(separator: "; ")))
         }
@@ -349,13 +355,18 @@ public struct Reconciler: Sendable {
 
     /// Writes what an apply leaves on record: the last good commit, the applied one when every
     /// resource converged, and the inventory of what is managed now.
-    private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore, previous: Inventory) throws(StateStoreError) {
+    /// With `inventoryOnly` (a commit that failed its health checks), only what is on the host
+    /// now: the commit is neither good nor applied.
+    private func record(catalog: Catalog, plan: Plan, result: ReconcileResult, prefix: String, state: StateStore, previous: Inventory,
+                        inventoryOnly: Bool = false) throws(StateStoreError) {
         let now = Date()
         guard var commit = result.commitInfo else { return }
         commit.recorded = now
-        try state.write(.lastGood, commit)
-        if result.report?.succeeded ?? plan.errors.isEmpty {
-            try state.write(.applied, commit)
+        if !inventoryOnly {
+            try state.write(.lastGood, commit)
+            if result.report?.succeeded ?? plan.errors.isEmpty {
+                try state.write(.applied, commit)
+            }
         }
         var inventory = Inventory()
         let changed = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))

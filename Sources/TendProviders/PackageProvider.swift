@@ -113,6 +113,12 @@ public struct PackageProvider: ResourceProvider {
     /// `apt-get update`, once, before `tend apply` plans: only when a package is to be installed or
     /// kept at the latest version and the lists are older than `listsMaxAge`.
     public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {
+        // A policy-rc.d a killed tend left in an image would keep every service of it from
+        // starting on upgrades, once booted: gone before anything else.
+        if host.reader.root != "/", try host.reader.status(Self.policyPath)?.type == .regular,
+           (try? host.reader.read(Self.policyPath)) == Array(Self.policyText.utf8) {
+            try host.remove(Self.policyPath, expected: .regular, recursive: false)
+        }
         let status = try Debian.status(host.reader)
         let installing = desired.filter { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
         guard !installing.isEmpty else { return }
@@ -149,7 +155,7 @@ public struct PackageProvider: ResourceProvider {
 
     // MARK: Observing
 
-    private static let statusMemo = "package.dpkg-status"
+    static let statusMemo = "package.dpkg-status"
     private static let policyMemo = "package.apt-policy"
     private static let extrasMemo = "package.transaction-extras"
     private static let listsMemo = "package.lists-stale"
@@ -268,7 +274,7 @@ public struct PackageProvider: ResourceProvider {
     /// Debian's hook that lets maintainer scripts start services or not (invoke-rc.d asks it).
     static let policyPath = "/usr/sbin/policy-rc.d"
     /// What tend writes there: every start refused. Its own text, so that one left by a killed
-    /// tend is known as tend's and removed by the next apply.
+    /// tend is known as tend's and removed by the next apply of packages to that root (`refresh`).
     static let policyText = "#!/bin/sh\n# Written by tend while apt runs in this root (tend apply --root): no service starts here.\nexit 101\n"
 
     /// Under a root other than /, keeps the maintainer scripts of what apt installs from starting

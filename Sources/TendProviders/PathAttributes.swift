@@ -111,10 +111,18 @@ struct PathAttributes {
     /// systemd's installation adds). It is resolved when the step runs.
     func desiredOwnership(_ host: HostReader) throws(HostError) -> Ownership {
         var ownership = Ownership(mode: mode)
-        let package = host.stepDependencies.first { $0.kind == "package" && host.declares($0) }
+        // Only a package not installed yet can still make a name: one installed already would
+        // have, and a typo must fail here, at the plan.
+        func package() -> ResourceID? {
+            host.stepDependencies.first { dependency in
+                guard dependency.kind == "package", host.declares(dependency) else { return false }
+                let installed = host.memo(PackageProvider.statusMemo, as: [String: DpkgPackage].self) ?? (try? Debian.status(host))
+                return installed?[dependency.name]?.isInstalled != true
+            }
+        }
         if case .name(let name)? = owner, try host.userID(named: name) == nil {
             let user = ResourceID(kind: "user", name: name)
-            if let maker = host.declares(user) ? user : package {
+            if let maker = host.declares(user) ? user : package() {
                 ownership.pendingOwner = name
                 ownership.ownerMadeBy = maker.description
             }
@@ -123,7 +131,7 @@ struct PathAttributes {
         // A group is also made by useradd, for a user of its name declared without `group:`.
         if case .name(let name)? = group, try host.groupID(named: name) == nil {
             let declared = [ResourceID(kind: "group", name: name), ResourceID(kind: "user", name: name)].first { host.declares($0) }
-            if let maker = declared ?? package {
+            if let maker = declared ?? package() {
                 ownership.pendingGroup = name
                 ownership.groupMadeBy = maker.description
             }

@@ -305,7 +305,10 @@ public struct UnitProvider: ResourceProvider {
         var unitPath = unitDirectory + "/" + desired.name
         // With merged /usr (Debian 12's debootstrap), /lib is a link to usr/lib, whose files the
         // search has already looked at; tend reads through no link.
-        let folders = try host.status("/lib")?.type == .symlink ? searchPath.filter { !$0.hasPrefix("/lib/") } : searchPath
+        // Skipped only when it is that link: one elsewhere would hide the unit file systemctl reads.
+        var merged = false
+        if try host.status("/lib")?.type == .symlink { merged = ["usr/lib", "/usr/lib"].contains(try host.readLink("/lib")) }
+        let folders = merged ? searchPath.filter { !$0.hasPrefix("/lib/") } : searchPath
         search: for name in names where text == nil {
             for folder in folders {
                 let candidate = folder + "/" + name

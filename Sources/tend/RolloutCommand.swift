@@ -47,7 +47,11 @@ struct RolloutCommand: AsyncParsableCommand {
             Console.progress.clear()
             if let failure = result.failure { try Console.exit(with: failure) }
             guard let (rollout, committed) = result.rolloutPolicy else {
-                Console.out("\(result.sourceDescription) has no rollout: in tend.yaml; every host takes it at once.\n")
+                if case .folder = reconciler.source.location {
+                    Console.out("\(result.sourceDescription) is a folder: waves count from a commit's time, so only a Git source (--repo) rolls out in waves.\n")
+                } else {
+                    Console.out("\(result.sourceDescription) has no rollout: in tend.yaml; every host takes it at once.\n")
+                }
                 return
             }
             var fleet: [(id: String, name: String)] = []

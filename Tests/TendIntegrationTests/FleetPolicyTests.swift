@@ -160,8 +160,14 @@ struct FleetPolicyTests {
             #expect(putBack.count == 1 && putBack.first?["PRIORITY"] as? String == "3", "found by journalctl -p err: \(journal.text.suffix(3000))")
 
             // Not tried again on the next check: the site stays good, with no second put-back.
+            let cycle = { () -> String? in
+                let data = FileManager.default.contents(atPath: host.outside("/var/lib/tend/agent.json")) ?? Data()
+                return (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["last_cycle"] as? String
+            }
+            let before = cycle()
+            try await Task.sleep(for: .seconds(1))
             try await host.run(["systemctl", "reload", "tend.service"])
-            try await Task.sleep(for: .seconds(3))
+            #expect(try await AgentTests.eventually(20) { cycle() != before }, "no cycle ran after the reload")
             #expect(try await Self.health(host) == "200 v1")
             #expect(try await host.tendJournal().entries.filter { ($0["MESSAGE"] as? String)?.contains("putting back") == true }.count == 1)
 

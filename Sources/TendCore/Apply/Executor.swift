@@ -18,6 +18,10 @@ public import Logging
 public struct Executor: Sendable {
     public let catalog: Catalog
     public let logger: Logger
+    /// Whether steps after a package or user step are planned again, and what they made differ
+    /// is done at the end (see above). Off for a saved plan (`tend apply --plan`), which is applied
+    /// exactly as it was reviewed.
+    public var replans = true
 
     public init(catalog: Catalog, logger: Logger) {
         self.catalog = catalog
@@ -118,25 +122,25 @@ public struct Executor: Sendable {
             var handled: Set<Int> = []
             for (index, planned) in steps.enumerated() where !handled.contains(index) {
                 let entry = catalog[planned.id]
-                let step = Self.current(planned, entry: entry, after: reshaping, writer: writer, context: context)
+                let step = current(planned, entry: entry, after: reshaping, in: plan, writer: writer, context: context)
                 let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
                 if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
                 var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
                 if let error = step.error {
                     outcomes = [(step, .failed(error))]
-                } else if step.change == nil, entry != nil {
-                    // Planned again after a package or user step: nothing is left to do.
-                    outcomes = [(step, .done)]
                 } else if step.change != nil, stop() {
                     outcomes = [(step, .skipped(Self.stoppingReason))]
                 } else if let blocker = step.dependsOn.first(where: failed.contains) {
                     outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
+                } else if step.change == nil, entry != nil {
+                    // Planned again after a package or user step: nothing is left to do.
+                    outcomes = [(step, .done)]
                 } else if let change = step.change, let entry {
                     if entry.resource.appliesInBatches {
                         let batch = readyBatch(from: index, in: steps, kind: step.id.kind, completed: completed, failed: failed)
                         handled.formUnion(batch)
                         for member in batch { progress(.started(steps[member].id, steps[member].change?.action ?? change.action)) }
-                        let members = batch.map { $0 == index ? step : Self.current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, writer: writer, context: context) }
+                        let members = batch.map { $0 == index ? step : current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, in: plan, writer: writer, context: context) }
                         outcomes = Array(zip(members, await runBatch(members, writer: writer, context: context)))
                     } else {
                         progress(.started(step.id, change.action))
@@ -170,7 +174,7 @@ public struct Executor: Sendable {
         let inPlan = Set(plan.steps.map(\.id))
         var late: [Plan.Step] = []
         var lateIDs: Set<ResourceID> = []
-        for entry in catalog.entries where !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
+        for entry in catalog.entries where replans && !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
             guard var step = Planner.step(for: entry, host: writer.reader, context: context) else { continue }
             step.dependsOn = entry.dependencies.filter { inPlan.contains($0) || lateIDs.contains($0) }
             late.append(step)
@@ -233,12 +237,14 @@ public struct Executor: Sendable {
 
     /// `step` as it must run now: planned again from what the host holds when it comes after a
     /// done step in `reshaping` (a package that brought the file it writes, a user whose group
-    /// it sets), since that step's work was not in the plan; otherwise as planned.
-    private static func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>,
-                                writer: HostWriter, context: PlanContext) -> Plan.Step {
-        guard let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
+    /// it sets), since that step's work was not in the plan; otherwise as planned. The steps of
+    /// `plan` that notify it still do (a restart is kept when the unit is otherwise converged).
+    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, in plan: Plan,
+                         writer: HostWriter, context: PlanContext) -> Plan.Step {
+        guard replans, let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
         var now = step
-        if let fresh = Planner.step(for: entry, host: writer.reader, context: context) {
+        let notifiers = plan.steps.filter { $0.change != nil && catalog[$0.id]?.notify.contains(entry.id) == true }.map(\.id)
+        if let fresh = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: notifiers) {
             now.change = fresh.change
             now.error = fresh.error
         } else {
