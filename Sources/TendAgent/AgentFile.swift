@@ -68,13 +68,9 @@ public struct AgentFile: Sendable {
             return text
         }
         func duration(_ key: String, minimum: Duration) -> Duration? {
-            guard let node = reader.take(key), let text = node.string(key, &diagnostics) else { return nil }
-            guard let value = DurationText.parse(text) else {
-                diagnostics.error("\(key) must be a duration such as 30s, 5m, 2h or 1h30m, found '\(text)'", at: node.location)
-                return nil
-            }
+            guard let node = reader.take(key), let value = node.duration(key, &diagnostics) else { return nil }
             guard value >= minimum else {
-                diagnostics.error("\(key) must be at least \(DurationText.format(minimum)), found '\(text)'", at: node.location)
+                diagnostics.error("\(key) must be at least \(DurationText.format(minimum)), found '\(node.scalar?.text ?? "")'", at: node.location)
                 return nil
             }
             return value

@@ -115,7 +115,7 @@ public struct RepositoryLoader: Sendable {
             }
         }
         if let rollout = reader.take("rollout") {
-            config.rollout = FleetPolicyDecoding.rollout(rollout, &diagnostics)
+            config.rollout = Rollout.decode(rollout, &diagnostics)
         }
         if let hosts = reader.take("hosts") {
             if let items = hosts.sequence {
@@ -157,7 +157,7 @@ public struct RepositoryLoader: Sendable {
         if let vars, vars.mapping == nil {
             diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
         }
-        let health = reader.take("health").map { FleetPolicyDecoding.health($0, &diagnostics) } ?? []
+        let health = reader.take("health").map { HealthCheck.decodeList($0, &diagnostics) } ?? []
         reader.finish(&diagnostics, context: "a host entry")
         return HostEntry(match: match, apply: apply, vars: vars, health: health, location: node.location)
     }
@@ -229,7 +229,7 @@ public struct RepositoryLoader: Sendable {
                 }
             }
             if let health = reader.take("health") {
-                manifest.health += FleetPolicyDecoding.health(health, &diagnostics)
+                manifest.health += HealthCheck.decodeList(health, &diagnostics)
             }
             reader.finish(&diagnostics, context: "a manifest")
         }

@@ -1,5 +1,15 @@
 /// Typed reads of a node that report a wrong type at the node's position.
 extension YAMLNode {
+    /// A duration as operators write them (`30s`, `5m`, `1h30m`).
+    public func duration(_ what: String, _ diagnostics: inout Diagnostics) -> Duration? {
+        guard let text = string(what, &diagnostics) else { return nil }
+        guard let value = DurationText.parse(text) else {
+            diagnostics.error("\(what) must be a duration such as 30s, 5m, 2h or 1h30m, found '\(text)'", at: location)
+            return nil
+        }
+        return value
+    }
+
     /// The text of a scalar (quoted or plain; a plain number is read as its text).
     public func string(_ what: String, _ diagnostics: inout Diagnostics) -> String? {
         guard let scalar, !isNull else {

@@ -1,56 +1,3 @@
-/// `rollout:` of tend.yaml: a new commit reaches the fleet in waves, each a share of the fleet
-/// that becomes due a while after the commit's time. A host's place in the fleet comes from its
-/// machine ID, so every host works out its own wave and no coordinator is needed; the same host
-/// is always in the same wave.
-public struct Rollout: Sendable, Hashable {
-    public struct Wave: Sendable, Hashable {
-        /// The share of the fleet that has the commit once this wave is due, in percent: the
-        /// waves' shares grow, and the last is 100.
-        public var share: Double
-        /// How long after the commit's time the wave is due.
-        public var after: Duration
-        public var location: SourceLocation
-
-        public init(share: Double, after: Duration, location: SourceLocation) {
-            self.share = share
-            self.after = after
-            self.location = location
-        }
-    }
-
-    public var waves: [Wave]
-    public var location: SourceLocation
-
-    public init(waves: [Wave], location: SourceLocation) {
-        self.waves = waves
-        self.location = location
-    }
-
-    /// A host's place in the fleet, in [0, 100): a stable hash of its machine ID, its own (not
-    /// the hash that spreads the agents' checks over the interval, so the first wave is not also
-    /// the first to fetch).
-    public static func position(machineID: String) -> Double {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in ("tend-rollout:" + machineID).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Double(hash % 10_000) / 100
-    }
-
-    /// The index of the wave of the host at `position`: the first whose share is above it.
-    public func wave(at position: Double) -> Int {
-        waves.firstIndex { position < $0.share } ?? waves.count - 1
-    }
-
-    /// `5%`, `12.5%`.
-    public static func format(share: Double) -> String {
-        share == share.rounded() ? "\(Int(share))%" : "\(share)%"
-    }
-
-    /// Seconds after the commit's time at which the host at `position` takes the commit.
-    public func delay(at position: Double) -> Duration {
-        waves[wave(at: position)].after
-    }
-}
-
 /// One check of `health:` (a host entry's or a manifest's): after an apply that changed
 /// something, the agent runs every check of the host's configuration, and a commit that fails one
 /// is put back to the previous commit's state on that host.
@@ -87,79 +34,9 @@ public struct HealthCheck: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-extension YAMLNode {
-    /// A duration as operators write them (`30s`, `5m`, `1h30m`).
-    public func duration(_ what: String, _ diagnostics: inout Diagnostics) -> Duration? {
-        guard let text = string(what, &diagnostics) else { return nil }
-        guard let value = DurationText.parse(text) else {
-            diagnostics.error("\(what) must be a duration such as 30s, 5m, 2h or 1h30m, found '\(text)'", at: location)
-            return nil
-        }
-        return value
-    }
-}
-
-enum FleetPolicyDecoding {
-    /// `rollout: {waves: [{share: 5%}, {share: 50%, after: 30m}, {share: 100%, after: 2h}]}`.
-    static func rollout(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> Rollout? {
-        guard var reader = MappingReader(node, what: "'rollout'", diagnostics: &diagnostics) else { return nil }
-        defer { reader.finish(&diagnostics, context: "'rollout'") }
-        guard let wavesNode = reader.take("waves") else {
-            diagnostics.error("'rollout' needs 'waves:', a list such as [{share: 5%}, {share: 100%, after: 1h}]", at: node.location)
-            return nil
-        }
-        guard let items = wavesNode.sequence, !items.isEmpty else {
-            diagnostics.error("'waves' of 'rollout' must be a non-empty list of waves", at: wavesNode.location)
-            return nil
-        }
-        var waves: [Rollout.Wave] = []
-        var valid = true
-        for item in items {
-            guard var wave = MappingReader(item, what: "a wave", diagnostics: &diagnostics) else { valid = false; continue }
-            defer { wave.finish(&diagnostics, context: "a wave") }
-            guard let shareNode = wave.take("share") else {
-                diagnostics.error("a wave needs 'share:', the part of the fleet that has the commit once it is due (such as 5%)", at: item.location)
-                valid = false
-                continue
-            }
-            guard let share = shareNode.string("'share'", &diagnostics).flatMap(Self.percent) else {
-                if shareNode.scalar != nil { diagnostics.error("'share' must be a percentage above 0% and at most 100%, such as 5% or 12.5%", at: shareNode.location) }
-                valid = false
-                continue
-            }
-            var after: Duration = .zero
-            if let afterNode = wave.take("after") {
-                guard let value = afterNode.duration("'after'", &diagnostics) else { valid = false; continue }
-                after = value
-            }
-            if let previous = waves.last {
-                if share <= previous.share {
-                    diagnostics.error("each wave's share is the whole part of the fleet that has the commit by then, so it must grow: \(Rollout.format(share: share)) follows \(Rollout.format(share: previous.share))", at: shareNode.location)
-                    valid = false
-                }
-                if after < previous.after {
-                    diagnostics.error("a wave cannot be due before the one above it: after \(DurationText.format(after)) follows \(DurationText.format(previous.after))", at: item.location)
-                    valid = false
-                }
-            }
-            waves.append(Rollout.Wave(share: share, after: after, location: item.location))
-        }
-        if valid, let last = waves.last, last.share != 100 {
-            diagnostics.error("the last wave must have share: 100%, or part of the fleet would never take a commit", at: last.location)
-            valid = false
-        }
-        return valid ? Rollout(waves: waves, location: node.location) : nil
-    }
-
-    /// `5%`, `12.5%`, `100%`, or a bare number of percent.
-    static func percent(_ text: String) -> Double? {
-        let number = text.hasSuffix("%") ? String(text.dropLast()).trimmingWhitespace() : text
-        guard let value = Double(number), value > 0, value <= 100 else { return nil }
-        return value
-    }
-
+extension HealthCheck {
     /// `health:`: a list of checks, each with one of `unit:`, `command:` or `http:`, and `timeout:`.
-    static func health(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> [HealthCheck] {
+    static func decodeList(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> [HealthCheck] {
         guard let items = node.sequence else {
             diagnostics.error("'health' must be a list of checks (unit:, command: or http:), found \(node.kindDescription)", at: node.location)
             return []
@@ -206,7 +83,7 @@ enum FleetPolicyDecoding {
                 probe = .command(arguments)
             default:
                 guard let text = probeNode.string("'http'", &diagnostics) else { return nil }
-                guard let local = localURL(text) else {
+                guard let local = Self.localURL(text) else {
                     diagnostics.error("'http' of a health check must be an http:// URL on the host itself (127.0.0.1, [::1] or localhost), found '\(text)'", at: probeNode.location)
                     return nil
                 }
