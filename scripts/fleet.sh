@@ -10,8 +10,8 @@
 #                                    servers); DIR/hosts has a line per host: PID ADDRESS HOSTNAME
 #                                    MACHINE-ID (PID: its systemd, seen from here).
 #   scripts/fleet.sh down DIR        kills every host by its own PID and deletes the namespace.
-# Nothing of the machine's own network is touched; fs.inotify.max_user_instances is raised while
-# the fleet runs (every systemd needs some) and put back by `down`.
+# Nothing of the machine's own network is touched; fs.inotify.max_user_instances is raised if it
+# is too low for that many systemds (see up), until the next reboot.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -20,13 +20,14 @@ up() {
     [ "$count" -ge 1 ] && [ "$count" -le 200 ] || { echo "fleet.sh: 1 to 200 hosts" >&2; exit 1; }
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    # Each systemd, journald and logind holds inotify instances: Debian's limit of 128 per user
-    # stops the 21st host's systemd. Raised for the fleet's life, put back by `down`.
+    # Each systemd, journald and logind holds inotify instances: at Debian's limit of 128 per
+    # user, the 21st host's systemd finds none. Raised for the fleet and the test hosts that run
+    # beside it, and left so: lowering it under running systemds would fail their next boots (it
+    # is a limit, kept until reboot, not a reservation).
     local instances needed
     instances=$(sysctl -n fs.inotify.max_user_instances)
-    needed=$((128 + 16 * count))
+    needed=$((640 + 16 * count))
     if [ "$instances" -lt "$needed" ]; then
-        echo "$instances" > "$dir/inotify-instances"
         sysctl -q -w fs.inotify.max_user_instances="$needed"
     fi
     local ns="tend-fleet-$$"
@@ -96,10 +97,6 @@ down() {
         fi
     done
     if [ -f "$dir/netns" ]; then ip netns del "$(cat "$dir/netns")" 2>/dev/null || true; fi
-    if [ -f "$dir/inotify-instances" ]; then
-        sysctl -q -w fs.inotify.max_user_instances="$(cat "$dir/inotify-instances")"
-        rm "$dir/inotify-instances"
-    fi
 }
 
 case "${1:-}" in

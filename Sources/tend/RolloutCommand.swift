@@ -17,7 +17,9 @@ struct RolloutCommand: AsyncParsableCommand {
                 Reads tend.yaml's `rollout:` from the commit and works out, from the commit's time \
                 alone, which waves are due: no host is asked. Each host's wave comes from its \
                 machine ID, so --machine-ids (a file with one machine ID per line, optionally \
-                followed by a name) places the hosts of a fleet; this host's wave is always shown.
+                followed by a name) places the hosts of a fleet; this host's wave is always shown. \
+                The commit is loaded as `tend validate` loads it, for this host or the one that \
+                --hostname and --label describe.
 
                 Examples:
                   tend rollout status --repo https://git.example.com/ops/hosts.git --ref production

@@ -71,7 +71,7 @@ struct FleetTests {
         return ((json["source"] as? [String: Any])?["commit"] as? String, json["result"] as? String)
     }
 
-    @Test("20 hosts pull one repository: each gets exactly what tend.yaml gives its labels and hostname, a pushed commit reaches all, and the fleet's results are queried at one journal collector")
+    @Test("20 hosts pull one repository: each gets exactly what tend.yaml gives its labels and hostname, a pushed commit reaches all, a commit in waves moves wave by wave, and the fleet's results are queried at one journal collector")
     func fleetConvergesAndReports() async throws {
         // Both commits are made first; the server's main points at the first until the push.
         let repo = try await GitRepo()
@@ -120,6 +120,38 @@ struct FleetTests {
                     for member in members {
                         #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v2\n")
                     }
+
+                    // A third commit in two waves: a quarter of the fleet at once, the rest 30 s after
+                    // the commit. `tend rollout status` names the first wave; it moves, the rest waits.
+                    try FileManager.default.createDirectory(atPath: work + "/base/files", withIntermediateDirectories: true)
+                    for (path, text) in Self.configuration("v3") {
+                        try Data((path == "tend.yaml" ? "rollout:\n  waves:\n    - share: 25%\n    - share: 100%\n      after: 30s\n" + text : text).utf8)
+                            .write(to: URL(fileURLWithPath: work + "/" + path))
+                    }
+                    let identity = ["-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "-C", work]
+                    _ = try await sh("/usr/bin/git", identity + ["add", "-A"])
+                    _ = try await sh("/usr/bin/git", identity + ["commit", "-q", "-m", "fleet v3 in waves"])
+                    let third = try await sh("/usr/bin/git", ["-C", work, "rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                    _ = try await sh("/usr/bin/git", ["-C", served, "fetch", "-q", work, "main:main"])
+                    let fleet = try String(contentsOfFile: folder.url("hosts"), encoding: .utf8).split(separator: "\n")
+                        .map { line in let fields = line.split(separator: " "); return "\(fields[3]) \(fields[2])" }.joined(separator: "\n")
+                    try Data(fleet.utf8).write(to: URL(fileURLWithPath: folder.url("fleet.txt")))
+                    let rollout = try await tend(["rollout", "status", "--repo", served, "--ref", "main", "--state-dir", folder.url("state"),
+                                                  "--label", "role=web", "--machine-ids", folder.url("fleet.txt")])
+                    let firstLine = rollout.stdout.split(separator: "\n").first { $0.hasPrefix("wave 1 of 2: 25% of the fleet") }.map(String.init) ?? ""
+                    // "…; 5 hosts: fleet-04, fleet-09, …": the names follow the line's last ": ".
+                    let firstWave = Set((firstLine.components(separatedBy: ": ").last ?? "").components(separatedBy: ", ").filter { $0.hasPrefix("fleet-") })
+                    #expect(!firstWave.isEmpty && firstWave.count < Self.size / 2 && !firstLine.contains("…"), "\(rollout)")
+                    let v3 = { (member: Member) in read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v3\n" }
+                    #expect(try await AgentTests.eventually(15) { members.filter { firstWave.contains($0.name) }.allSatisfy(v3) }, "the first wave did not take the commit")
+                    let moved = members.filter(v3).map(\.name)
+                    #expect(Set(moved) == firstWave, "only the first wave has the commit before 30 s: \(moved.sorted()) against \(firstWave.sorted())")
+                    if let waiting = members.first(where: { !firstWave.contains($0.name) }) {
+                        #expect(try await AgentTests.eventually(12) {
+                            (try await waiting.host.tend(["status"])).stdout.contains("Rollout:    \(third.prefix(7)) reaches this host at")
+                        }, "\(waiting.name) does not say when it takes the commit")
+                    }
+                    #expect(try await AgentTests.eventually(45) { members.allSatisfy(v3) }, "the second wave did not take the commit: \(members.filter { !v3($0) }.map(\.name))")
 
                     // The fleet's results at the collector, by tend's journal fields.
                     func collected(_ filter: [String]) async throws -> [[String: Any]] {

@@ -86,7 +86,8 @@ func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, machine
         let unshare = execution.processIdentifier.value
         var systemd: Int32 = 0
         defer { if systemd > 0 { kill(systemd, SIGKILL) } else { kill(unshare, SIGKILL) } }
-        let deadline = Date().addingTimeInterval(60)
+        // A loaded machine (make test boots dozens of hosts, a fleet among them) can take a while.
+        let deadline = Date().addingTimeInterval(120)
         while systemd == 0, Date() < deadline {
             let children = (try? String(contentsOfFile: "/proc/\(unshare)/task/\(unshare)/children", encoding: .utf8)) ?? ""
             if let child = children.split(separator: " ").first.flatMap({ Int32($0) }),
