@@ -296,6 +296,8 @@ public final class Agent: Service, Sendable {
             switch failure.class {
             case .waiting where failure.code == .notDue:
                 waitsForWave = true
+                // The newest commit is not refused, only not due: a refusal of an older one is over.
+                state.stall = nil
                 if let timing = result.rollout, state.waiting?.commit != result.commit {
                     logger.notice("\(failure.message)", metadata: ["action": "rollout"])
                     state.waiting = AgentRecord.Waiting(commit: result.commit, due: timing.due, wave: timing.wave, waves: timing.waves, share: timing.share)

@@ -378,7 +378,11 @@ public struct UnitProvider: ResourceProvider {
         if let state = desired.state {
             if let status = observed.status {
                 let running = status.isRunning
-                if (state == .running) != running {
+                // A job under way is let finish: starting a unit someone is stopping would cancel
+                // their stop ("Job … canceled"), and stopping one that is starting their start.
+                // Its next change of state wakes the agent again, and a cycle comes anyway.
+                let settling = status.activeState == "deactivating" || (state == .stopped && ["activating", "reloading"].contains(status.activeState))
+                if (state == .running) != running, !settling {
                     attributes.append(AttributeChange("state", before: running ? "running" : "stopped", after: state.rawValue,
                                                       beforeNote: running ? nil : status.activeState))
                 } else if state == .running, filesChanged {
