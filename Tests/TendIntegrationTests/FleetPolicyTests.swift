@@ -31,10 +31,12 @@ struct FleetPolicyTests {
             try await withTestHost(machineID: Self.late) { late in
                 let earlyRemote = try await Self.start(early)
                 let lateRemote = try await Self.start(late)
-                let waves = "rollout:\n  waves:\n    - share: 50%\n    - share: 100%\n      after: 20s\nhosts:\n  - apply: [site]\n"
+                // The late wave is due 45 s after the commit: time for the checks below on a loaded machine.
+                let waves = "rollout:\n  waves:\n    - share: 50%\n    - share: 100%\n      after: 45s\nhosts:\n  - apply: [site]\n"
                 let second = Remote.message("v2").merging(["tend.yaml": waves]) { _, new in new }
                 try await earlyRemote.push(second, "second")
                 let commit = try await lateRemote.push(second, "second")
+                let pushed = Date().formatted(.iso8601)
                 for host in [early, late] { try await host.run(["systemctl", "reload", "tend.service"]) }
 
                 #expect(try await AgentTests.eventually(10) { AgentTests.message(early) == "v2\n" }, "the first wave did not take the commit")
@@ -52,16 +54,16 @@ struct FleetPolicyTests {
 
                 // tend rollout status, offline, for the two hosts.
                 try late.write(["/srv/fleet.txt": "\(Self.early) web-early\n\(Self.late) web-late\n"])
-                let rollout = try await late.tend(["rollout", "status", "--repo", "/srv/config.git", "--ref", "main", "--offline", "--machine-ids", "/srv/fleet.txt"])
+                let rollout = try await late.tend(["rollout", "status", "--repo", "/srv/config.git", "--ref", "main", "--offline", "--machine-ids", "/srv/fleet.txt", "--at", pushed])
                 #expect(rollout.status == 0, "\(rollout)")
                 #expect(rollout.stdout.contains("wave 1 of 2: 50% of the fleet, at the commit, due since "), "\(rollout)")
                 #expect(rollout.stdout.contains("; 1 host: web-early"), "\(rollout)")
-                #expect(rollout.stdout.contains("wave 2 of 2: 100% of the fleet, 20s after it, due "), "\(rollout)")
+                #expect(rollout.stdout.contains("wave 2 of 2: 100% of the fleet, 45s after it, due "), "\(rollout)")
                 #expect(rollout.stdout.contains("; 1 host: web-late"), "\(rollout)")
                 #expect(rollout.stdout.contains("50% of the fleet takes this commit now; this host is in wave 2"), "\(rollout)")
 
                 // The agent wakes when its wave is due, not an interval (1h) later.
-                #expect(try await AgentTests.eventually(40) { AgentTests.message(late) == "v2\n" }, "the late host never took the commit")
+                #expect(try await AgentTests.eventually(70) { AgentTests.message(late) == "v2\n" }, "the late host never took the commit")
                 #expect(try await AgentTests.eventually(5) { try await AgentTests.metrics(late)["tend_rollout_waiting{}"] == 0 })
                 #expect(!(try await late.tend(["status"])).stdout.contains("Rollout:"))
             }

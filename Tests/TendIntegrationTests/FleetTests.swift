@@ -121,11 +121,11 @@ struct FleetTests {
                         #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v2\n")
                     }
 
-                    // A third commit in two waves: a quarter of the fleet at once, the rest 30 s after
+                    // A third commit in two waves: a quarter of the fleet at once, the rest 45 s after
                     // the commit. `tend rollout status` names the first wave; it moves, the rest waits.
                     try FileManager.default.createDirectory(atPath: work + "/base/files", withIntermediateDirectories: true)
                     for (path, text) in Self.configuration("v3") {
-                        try Data((path == "tend.yaml" ? "rollout:\n  waves:\n    - share: 25%\n    - share: 100%\n      after: 30s\n" + text : text).utf8)
+                        try Data((path == "tend.yaml" ? "rollout:\n  waves:\n    - share: 25%\n    - share: 100%\n      after: 45s\n" + text : text).utf8)
                             .write(to: URL(fileURLWithPath: work + "/" + path))
                     }
                     let identity = ["-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "-C", work]
@@ -145,13 +145,13 @@ struct FleetTests {
                     let v3 = { (member: Member) in read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v3\n" }
                     #expect(try await AgentTests.eventually(15) { members.filter { firstWave.contains($0.name) }.allSatisfy(v3) }, "the first wave did not take the commit")
                     let moved = members.filter(v3).map(\.name)
-                    #expect(Set(moved) == firstWave, "only the first wave has the commit before 30 s: \(moved.sorted()) against \(firstWave.sorted())")
+                    #expect(Set(moved) == firstWave, "only the first wave has the commit before 45 s: \(moved.sorted()) against \(firstWave.sorted())")
                     if let waiting = members.first(where: { !firstWave.contains($0.name) }) {
                         #expect(try await AgentTests.eventually(12) {
                             (try await waiting.host.tend(["status"])).stdout.contains("Rollout:    \(third.prefix(7)) reaches this host at")
                         }, "\(waiting.name) does not say when it takes the commit")
                     }
-                    #expect(try await AgentTests.eventually(45) { members.allSatisfy(v3) }, "the second wave did not take the commit: \(members.filter { !v3($0) }.map(\.name))")
+                    #expect(try await AgentTests.eventually(70) { members.allSatisfy(v3) }, "the second wave did not take the commit: \(members.filter { !v3($0) }.map(\.name))")
 
                     // The fleet's results at the collector, by tend's journal fields.
                     func collected(_ filter: [String]) async throws -> [[String: Any]] {
