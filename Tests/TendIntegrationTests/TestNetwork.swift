@@ -31,22 +31,10 @@ struct TestNetwork: Sendable {
     /// Runs `git daemon` for the bare repositories in `folder` on the gateway while `body` runs,
     /// then kills it by its own PID; `body` gets the URL prefix (`git://10.231.0.1/`).
     func withGitDaemon<T: Sendable>(serving folder: String, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
-        let arguments = ["netns", "exec", name, "/usr/lib/git-core/git-daemon", "--export-all", "--reuseaddr", "--base-path=" + folder, "--listen=" + gateway]
-        let result = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(arguments),
-                                              input: .none, output: .sequence, error: .discarded) { execution in
-            defer { try? execution.send(signal: .kill) }
-            // `ip netns exec` becomes git-daemon (not `git daemon`, which would run it as a child that
-            // outlives the kill): its PID is the daemon's. Ready once it accepts.
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline {
-                let probe = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: ["netns", "exec", name, "bash", "-c", "exec 3<>/dev/tcp/\(gateway)/9418"],
-                                                     output: .discarded, error: .discarded)
-                if probe.terminationStatus.isSuccess { return try await body("git://\(gateway)/") }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            throw CommandFailed(command: "git daemon in \(name)", output: "it did not listen on \(gateway):9418 within 10 s")
+        // git-daemon itself, not `git daemon`, which would run it as a child that outlives the kill.
+        try await withServer(["/usr/lib/git-core/git-daemon", "--export-all", "--reuseaddr", "--base-path=" + folder, "--listen=" + gateway], port: 9418) {
+            try await body("git://\(gateway)/")
         }
-        return result.closureResult
     }
 
     /// Runs systemd-journal-remote on the gateway (port 19532, plain HTTP) while `body` runs,
@@ -54,18 +42,23 @@ struct TestNetwork: Sendable {
     /// `journalctl -D` reads; then kills it by its own PID.
     func withJournalCollector<T: Sendable>(output: String, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let arguments = ["netns", "exec", name, "/lib/systemd/systemd-journal-remote", "--listen-http=\(gateway):19532", "--output=" + output + "/"]
-        let result = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(arguments),
+        return try await withServer(["/lib/systemd/systemd-journal-remote", "--listen-http=\(gateway):19532", "--output=" + output + "/"], port: 19532, body)
+    }
+
+    /// Runs `command` in the namespace (`ip netns exec` becomes it, so its PID is the server's)
+    /// while `body` runs, once it accepts connections on the gateway's `port`; then kills it.
+    private func withServer<T: Sendable>(_ command: [String], port: Int, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
+        let result = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: Arguments(["netns", "exec", name] + command),
                                               input: .none, output: .sequence, error: .discarded) { execution in
             defer { try? execution.send(signal: .kill) }
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {
-                let probe = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: ["netns", "exec", name, "bash", "-c", "exec 3<>/dev/tcp/\(gateway)/19532"],
+                let probe = try await Subprocess.run(.path("/usr/sbin/ip"), arguments: ["netns", "exec", name, "bash", "-c", "exec 3<>/dev/tcp/\(gateway)/\(port)"],
                                                      output: .discarded, error: .discarded)
                 if probe.terminationStatus.isSuccess { return try await body() }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            throw CommandFailed(command: "systemd-journal-remote in \(name)", output: "it did not listen on \(gateway):19532 within 10 s")
+            throw CommandFailed(command: "\(command[0]) in \(name)", output: "it did not listen on \(gateway):\(port) within 10 s")
         }
         return result.closureResult
     }
