@@ -323,6 +323,10 @@ public final class Agent: Service, Sendable {
                     logger.error("cycle failed: \(failure.message)", metadata: ["result": "failed"])
                 }
             }
+            // The run record already says stalled or waiting; the record says why before the
+            // fallback's apply, so that `tend status` never shows the one without the other.
+            let (stall, waiting) = (state.stall, waitsForWave ? state.waiting : nil)
+            writeRecord(store) { $0.stalled = stall; $0.waiting = waiting }
             // The newest commit cannot be applied: enforce the last good one, from the cache.
             if [.invalidConfiguration, .refused, .sourceUnreadable, .unhealthy, .notDue].contains(failure.code),
                !stopping.load(ordering: .relaxed), let good = lastGood(reconciler), good != result.commit {

@@ -300,7 +300,10 @@ struct AgentTests {
             #expect(Self.message(host) == "signed\n")
 
             let unsigned = try await remote.push(Remote.message("unsigned"), "unsigned")
-            #expect(try await Self.eventually(15) { (try await host.tend(["status"])).status == 9 }, "the unsigned commit was not refused")
+            #expect(try await Self.eventually(15) {
+                let status = try await host.tend(["status"])
+                return status.status == 9 && status.stdout.contains("Refusing:")
+            }, "the unsigned commit was not refused")
             let status = try await host.tend(["status"])
             #expect(status.stdout.contains("Refusing:   \(unsigned.prefix(7))"), "\(status)")
             #expect(status.stdout.contains("not signed"), "\(status)")
