@@ -408,9 +408,7 @@ public final class Agent: Service, Sendable {
     /// The last good commit of this source (repository and folder) for this root: the one the
     /// rewind check records, whoever applied it.
     private func lastGood(_ reconciler: Reconciler) -> String? {
-        guard case .git(let url, let ref, let path) = reconciler.source.location else { return nil }
-        let git = GitSource(url: url, ref: ref, path: path, stateDirectory: reconciler.source.stateDirectory, logger: logger)
-        return AppliedCommits(source: git, root: Reconciler.canonical(reconciler.root)).last
+        reconciler.lastAppliedCommit
     }
 
     /// The next check: the next multiple of the interval after `now`, shifted by this host's

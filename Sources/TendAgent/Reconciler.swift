@@ -78,6 +78,13 @@ public struct Reconciler: Sendable {
     public var unhealthyCommits: [String: String] = [:]
     /// This host's machine ID, for its rollout wave; nil reads the root's /etc/machine-id.
     public var machineID: String?
+    /// Records what planning reads of the host (`tend snapshot`), with the contents of the
+    /// catalog's sensitive paths kept as digests.
+    public var recorder: HostSnapshot.Recorder?
+    /// Plans for the host this snapshot was taken of, from what it recorded, instead of for the
+    /// machine tend runs on (`tend plan --snapshot`): its facts, its inventory and its machine
+    /// ID; nothing of this machine is read.
+    public var replaying: HostSnapshotFile?
 
     /// Runs the pipeline in `mode`, telling `events` as it goes. Never throws: every way it can
     /// end is in the result. An apply that got the lock leaves its record in the root's
@@ -105,6 +112,13 @@ public struct Reconciler: Sendable {
             }
         }
         return result
+    }
+
+    /// The last commit of this Git source applied to the root; nil for a folder, or before any.
+    public var lastAppliedCommit: String? {
+        guard case .git(let url, let ref, let path) = source.location else { return nil }
+        let git = GitSource(url: url, ref: ref, path: path, stateDirectory: source.stateDirectory, logger: logger)
+        return AppliedCommits(source: git, root: Self.canonical(root)).last
     }
 
     /// The records of the root a run in `mode` works on.
@@ -136,24 +150,29 @@ public struct Reconciler: Sendable {
         var logger = self.logger
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
         var services: (any ServiceManager)?
-        if mode.readsHost {
+        if mode.readsHost, replaying == nil {
             let (manager, problem) = Self.serviceManager(for: rootPath)
             services = manager
             if let problem { result.note(problem, events) }
         }
         let host: HostReader
         do {
-            host = try HostReader(root: rootPath, services: services)
+            if let replaying {
+                host = HostReader(replaying: replaying.observed)
+            } else {
+                host = try HostReader(root: rootPath, services: services, recorder: recorder)
+            }
             host.statCache = statCache
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
-        let facts = saved?.facts ?? Facts.gather(host: host, hostname: hostname, labels: labels)
+        let facts = saved?.facts ?? replaying?.facts ?? Facts.gather(host: host, hostname: hostname, labels: labels)
         // What the last apply managed: `prune:` removes what is no longer declared. An apply reads
         // it (it records the next one); a plan only when tend.yaml says `prune:` (decoding 10,000
         // entries is a fifth of a no-op plan).
-        let inventoryRecord = LazyRecord(enabled: mode.readsHost) { [state = state(for: mode)] problems in
-            state.read(.inventory, as: Inventory.self) { problems.append($0) }
+        let inventoryRecord = LazyRecord(enabled: mode.readsHost) { [state = state(for: mode), replaying] problems in
+            if let replaying { return replaying.inventory }
+            return state.read(.inventory, as: Inventory.self) { problems.append($0) }
         }
         defer { for problem in inventoryRecord.problems { result.note(problem, events) } }
         let inventory = changes ? inventoryRecord.value : nil
@@ -174,6 +193,7 @@ public struct Reconciler: Sendable {
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
         }
         result.resourceCount = catalog.entries.count
+        recorder?.hide(catalog.sensitivePaths)
         if let rollout = catalog.rollout, let git = opened.snapshot as? GitSnapshot {
             try checkRollout(rollout, commit: git, applied: opened.applied, host: host, into: &result)
         }
@@ -200,6 +220,7 @@ public struct Reconciler: Sendable {
                 }
             }
             let planned = await planner.plan(host: host)
+            result.assumedAbsent = host.unrecorded.sorted()
             plan = prune(planned, catalog: catalog, inventory: catalog.retired.isEmpty ? Inventory() : inventoryRecord.value ?? Inventory(), into: &result, events: events)
         }
         result.plan = plan
@@ -634,6 +655,8 @@ public struct ReconcileResult: Sendable {
     public var rolloutPolicy: (rollout: Rollout, committed: Date)?
     /// The health checks that failed after this run's apply, each with why.
     public var healthFailures: [String] = []
+    /// Paths a replayed snapshot did not hold, which the plan took as absent.
+    public var assumedAbsent: [String] = []
 
     /// Where a commit's rollout stands for this host.
     public struct RolloutTiming: Sendable, Codable {

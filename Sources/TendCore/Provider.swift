@@ -18,6 +18,9 @@ public protocol DesiredState: Sendable {
     /// Whether the resource is declared to be gone (`state: absent`): later steps may not take
     /// it as in place (`HostReader.declares`).
     var isRemoval: Bool { get }
+    /// Whether the content at `paths` must never be shown nor kept (`sensitive: true`): a
+    /// snapshot of the host (`tend snapshot`) keeps only its digest.
+    var isSensitive: Bool { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -29,6 +32,7 @@ extension DesiredState {
     public var implicitDependencies: [ResourceID] { [] }
     public var implicitFolderDependencies: [String] { [] }
     public var isRemoval: Bool { false }
+    public var isSensitive: Bool { false }
 }
 
 /// What a provider read from the host about one resource.

@@ -17,7 +17,7 @@ struct DpkgPackage: Sendable, Hashable {
 }
 
 /// What apt says of one package: the candidate and every version it can install.
-struct AptPolicy: Sendable, Hashable {
+struct AptPolicy: Sendable, Hashable, Codable {
     var candidate: String?
     var versions: [String]
 }

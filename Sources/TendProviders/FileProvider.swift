@@ -28,6 +28,7 @@ public struct FileProvider: ResourceProvider {
         public var path: String? { attributes.path }
         public var implicitDependencies: [ResourceID] { attributes.implicitDependencies }
         public var isRemoval: Bool { attributes.state == .absent }
+        public var isSensitive: Bool { sensitive }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)
@@ -53,6 +54,9 @@ public struct FileProvider: ResourceProvider {
     public struct Observed: ObservedState {
         var status: FileStatus?
         var content: [UInt8]?
+        /// The content is not `wanted`, and only its digest is known (a snapshot of content
+        /// that may not be shown).
+        var differsUnseen = false
         var linkTarget: String?
         var ownership: Ownership
         var names: AccountNames
@@ -98,6 +102,7 @@ public struct FileProvider: ResourceProvider {
     /// the one recorded when it was last read and found so). What is read and found to be
     /// `wanted` is recorded, unless racy.
     private func content(of path: String, status: FileStatus, wanted: [UInt8], desired: Desired, host: HostReader) throws(HostError) -> [UInt8]? {
+        guard host.recordedDigest(path) == nil else { return nil }
         guard let cache = host.statCache else { return try host.read(path) }
         let digest = desired.contentDigest.of(wanted)
         if cache.trustedDigest(path, status: status) == digest { return nil }
@@ -119,6 +124,7 @@ public struct FileProvider: ResourceProvider {
         case .regular?:
             if let wanted = desired.content, desired.attributes.state == .present, let status {
                 observed.content = try content(of: path, status: status, wanted: wanted, desired: desired, host: host)
+                if let recorded = host.recordedDigest(path) { observed.differsUnseen = recorded != desired.contentDigest.of(wanted) }
             }
         case .symlink?:
             observed.linkTarget = try host.readLink(path)
@@ -154,6 +160,8 @@ public struct FileProvider: ResourceProvider {
             var content: ContentChange?
             if let wanted = desired.content, let current = observed.content, wanted != current {
                 content = .between(current, wanted, path: path, sensitive: hidden)
+            } else if observed.differsUnseen {
+                content = .sensitive
             }
             guard !attributes.isEmpty || content != nil else { return nil }
             var notes: [String] = []

@@ -1,5 +1,6 @@
 public import TendCore
 public import TendSpec
+import FoundationEssentials
 
 /// `package`: a Debian package installed (at apt's candidate, the latest, or a pinned version,
 /// held while pinned) or absent (removed, or purged).
@@ -164,17 +165,27 @@ public struct PackageProvider: ResourceProvider {
         let status = try Debian.status(host)
         host.setMemo(Self.statusMemo, status)
         host.setMemo(Self.listsMemo, Debian.listsStale(host, maxAge: listsMaxAge))
-        // apt's candidates only for the packages that need one: to install, to upgrade, to pin.
+        // A snapshot's preview runs no tools: apt's answers are the ones recorded on the host.
+        if host.replaysSnapshot {
+            let recorded = host.recordedValue(Self.policyMemo).flatMap { try? JSONDecoder().decode([String: AptPolicy].self, from: Data($0.utf8)) }
+            host.setMemo(Self.policyMemo, recorded ?? [:])
+            return
+        }
+        // apt's candidates only for the packages that need one: to install, to upgrade, to pin;
+        // for a snapshot, of every package, for the commits it will preview.
         let wanted = desired.filter { package in
             let installed = status[package.name].flatMap { $0.isInstalled ? $0.version : nil }
             switch package.state {
             case .absent: return false
             case .latest: return true
-            case .installed: return installed == nil || (package.version != nil && installed != package.version)
+            case .installed: return installed == nil || (package.version != nil && installed != package.version) || host.recorder != nil
             }
         }.map(\.name)
         let policy = try await Debian.policy(wanted, root: host.root)
         host.setMemo(Self.policyMemo, policy)
+        if host.recorder != nil, let json = try? JSONEncoder().encode(policy) {
+            host.record(Self.policyMemo, value: String(decoding: json, as: UTF8.self))
+        }
         // Ask apt, without changing anything, what the whole transaction would also do.
         let changing = desired.compactMap { package in
             Self.argument(for: package, installed: status[package.name], candidate: policy[package.name]?.candidate).map { (package.name, $0) }

@@ -236,7 +236,12 @@ public struct UserProvider: ResourceProvider {
                 guard status.type == .regular else {
                     throw HostError(path: path, message: "is \(status.type.article), not a file; tend writes authorized keys only to a file of its own")
                 }
-                keys = try host.read(path)
+                if let recorded = host.recordedDigest(path), let wanted = desired.authorizedKeys.map({ Array($0.utf8) }) {
+                    // A snapshot keeps only a digest of a file others may not read.
+                    keys = recorded == StatCache.digest(of: wanted) ? wanted : Array("(only a digest of this file is in the snapshot)\n".utf8)
+                } else {
+                    keys = try host.read(path)
+                }
                 keysFile = status
             }
         }
@@ -285,7 +290,7 @@ public struct UserProvider: ResourceProvider {
         compare("home", desired.home, user?.home)
         compare("shell", desired.shell, user?.shell)
         compare("comment", desired.comment, user?.comment)
-        if let password = desired.password, password != observed.shadow?.hash {
+        if let password = desired.password, !HostSnapshot.secret(observed.shadow?.hash, is: password) {
             // Never the hash itself: only that it changes.
             attributes.append(AttributeChange("password", before: String?.none, after: String?.none, beforeNote: observed.shadow == nil ? "absent" : "sensitive value",
                                               afterNote: "sensitive value changed"))

@@ -90,6 +90,19 @@ struct AgentCommand: AsyncParsableCommand {
 
     /// The settings from the flags, then agent.yaml, then the defaults.
     func makeSettings(logger: Logger) throws -> AgentSettings {
+        let (merged, rootPath, file) = try Self.source(source, root: root.givenRoot, config: config)
+        var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
+        reconciler.runBy = "tend agent"
+        let interval = interval.flatMap(DurationText.parse) ?? file.interval ?? .seconds(300)
+        var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(DurationText.parse) ?? file.splay,
+                                     metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
+        settings.watch = !noWatch && file.watch != false
+        return settings
+    }
+
+    /// The source, the root and the agent's file: the flags given, then agent.yaml (`config`, or
+    /// the default one if it exists). `tend snapshot` takes the agent's source this way too.
+    static func source(_ source: SourceOptions, root givenRoot: String?, config: String?) throws -> (SourceOptions, String, AgentFile) {
         let file = try AgentFile.read(config ?? AgentFile.defaultPath, optional: config == nil)
         var merged = source
         if merged.source == nil, merged.repo == nil { merged.repo = file.repo }
@@ -113,13 +126,7 @@ struct AgentCommand: AsyncParsableCommand {
         merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(DurationText.seconds($0)) }
         merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(DurationText.seconds($0)) }
         merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(DurationText.seconds($0)) }
-        let rootPath = root.givenRoot ?? file.root ?? "/"
-        var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
-        reconciler.runBy = "tend agent"
-        let interval = interval.flatMap(DurationText.parse) ?? file.interval ?? .seconds(300)
-        var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(DurationText.parse) ?? file.splay,
-                                     metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
-        settings.watch = !noWatch && file.watch != false
-        return settings
+        let rootPath = givenRoot ?? file.root ?? "/"
+        return (merged, rootPath, file)
     }
 }

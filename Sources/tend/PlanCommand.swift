@@ -20,6 +20,11 @@ struct PlanCommand: AsyncParsableCommand {
               tend plan examples/webhost --json
               tend plan examples/webhost --out plan.json && tend apply --plan plan.json
               tend plan examples/webhost --detailed-exitcode   # 0: no changes, 2: changes
+
+            With --snapshot, the plan is for the host a snapshot (`tend snapshot`) was taken of, \
+            from what it recorded, on any machine; with --snapshots, for every snapshot of a \
+            folder, summarised: the fleet-wide preview of a commit before it is merged.
+              tend plan --snapshots snapshots/ --repo https://git.example.com/ops/hosts.git --ref my-branch
             """
     )
 
@@ -36,12 +41,46 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Exit 2 when there are changes and 0 when there are none.")
     var detailedExitcode = false
 
+    @Option(help: ArgumentHelp("Plan for the host this snapshot (from tend snapshot) was taken of, not for this machine.", valueName: "file"), completion: .file(extensions: ["json"]))
+    var snapshot: String?
+
+    @Option(help: ArgumentHelp("Plan for the host of every snapshot in this folder, and summarise (with --json, per host).", valueName: "dir"), completion: .directory)
+    var snapshots: String?
+
+    func validate() throws {
+        guard snapshot != nil || snapshots != nil else { return }
+        if snapshot != nil, snapshots != nil { throw ValidationError("give --snapshot or --snapshots, not both") }
+        if root.givenRoot != nil { throw ValidationError("--root is for this machine; a snapshot is of its host's /") }
+        if source.hostname != nil || !source.labels.isEmpty {
+            throw ValidationError("--hostname and --label describe this machine; a snapshot brings its host's own")
+        }
+        if snapshots != nil, out != nil { throw ValidationError("--out saves one plan; give it with --snapshot") }
+    }
+
     func run() async throws {
-        let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
+        if let snapshots { try await preview(snapshots) }
+        var reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
+        var taken: HostSnapshotFile?
+        if let snapshot {
+            do {
+                taken = try HostSnapshotFile.read(snapshot)
+            } catch {
+                Console.error("tend: \(error)")
+                throw TendExit.unusableHost
+            }
+            reconciler.replaying = taken
+            reconciler.machineID = taken?.machineID
+        }
         let result = await reconciler.run(.plan, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
         Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }
+        if let taken, !json {
+            Console.out("For \(Printable.escaped(taken.facts.hostname)), from its snapshot of \(taken.taken.formatted(Date.ISO8601FormatStyle())) (\(snapshot ?? ""))\n")
+        }
+        if !result.assumedAbsent.isEmpty {
+            Console.error("tend: the snapshot recorded nothing of \(FleetPreview.list(result.assumedAbsent.map { Printable.escaped($0) })); taken as absent")
+        }
         if json {
             Console.out(String(decoding: try PlanFile.encode(plan), as: UTF8.self) + "\n")
         } else {
@@ -54,6 +93,20 @@ struct PlanCommand: AsyncParsableCommand {
         let code = !plan.errors.isEmpty ? TendExit.failures : detailedExitcode && plan.hasChanges ? TendExit.changesPending : ExitCode.success
         // Everything is printed: end here rather than free the catalog and the plan one object at
         // a time (about a tenth of a no-op plan of 10,000 files, bench/RESULTS.md).
+        Glibc.exit(code.rawValue)
+    }
+}
+
+extension PlanCommand {
+    /// `--snapshots DIR`: each host's plan, summarised; exits as a plan does, over the fleet.
+    func preview(_ folder: String) async throws -> Never {
+        let reconciler = try Console.reconciler(source, root: "/", logger: output.logger())
+        let preview = FleetPreview(reconciler: reconciler, events: Console.events(root: "/", lockTimeout: source.lockTimeout))
+        let (hosts, description, commit) = try await preview.previews(of: folder)
+        Console.progress.clear()
+        Console.out(json ? try FleetPreview.json(hosts, source: description, commit: commit) : FleetPreview.summary(hosts, source: description, style: output.style))
+        let code = hosts.contains { $0.result == "fails" } ? TendExit.failures
+            : detailedExitcode && hosts.contains { $0.result == "changes" } ? TendExit.changesPending : ExitCode.success
         Glibc.exit(code.rawValue)
     }
 }

@@ -49,7 +49,7 @@ struct Tend: AsyncParsableCommand {
               64 the command line is wrong
             """,
         version: version,
-        subcommands: [Validate.self, PlanCommand.self, ApplyCommand.self, AgentCommand.self, StatusCommand.self, RolloutCommand.self,
+        subcommands: [Validate.self, PlanCommand.self, ApplyCommand.self, AgentCommand.self, StatusCommand.self, RolloutCommand.self, SnapshotCommand.self,
                       SuspendCommand.self, ResumeCommand.self, BlameCommand.self]
     )
 }

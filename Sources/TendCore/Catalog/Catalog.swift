@@ -71,6 +71,11 @@ public struct Catalog: Sendable {
         planContext = PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
     }
 
+    /// The paths whose content must never be shown nor kept (`DesiredState.isSensitive`).
+    public var sensitivePaths: Set<String> {
+        Set(entries.filter(\.resource.isSensitive).flatMap(\.resource.paths))
+    }
+
     /// What wakes the agent, each with the resources it wakes (`WatchingProvider`).
     public var watches: [Watch: [ResourceID]] {
         var watches: [Watch: [ResourceID]] = [:]

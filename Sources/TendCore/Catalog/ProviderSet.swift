@@ -43,6 +43,7 @@ protocol BoundResource: Sendable {
     var implicitDependencies: [ResourceID] { get }
     var implicitFolderDependencies: [String] { get }
     var isRemoval: Bool { get }
+    var isSensitive: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -74,6 +75,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
     var implicitFolderDependencies: [String] { desired.implicitFolderDependencies }
     var isRemoval: Bool { desired.isRemoval }
+    var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }

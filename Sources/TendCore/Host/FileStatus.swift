@@ -2,7 +2,7 @@ internal import Glibc
 public import TendSpec
 
 /// What `lstat` says about one path on the host.
-public struct FileStatus: Sendable, Hashable {
+public struct FileStatus: Sendable, Hashable, Codable {
     public typealias FileType = TendSpec.FileType
 
     public var type: FileType

@@ -7,13 +7,24 @@ internal import Glibc
 /// Every path is absolute and taken under `root`. No symbolic link is ever followed, at the path
 /// or above it: a link where a folder is expected is an error that names it. This type has no
 /// method that changes anything; only a `HostWriter`, which the executor alone creates, does.
+///
+/// A reader may also record what it reads into a `HostSnapshot` (`tend snapshot`), or answer
+/// every read from one instead of the host (`init(replaying:)`, `tend plan --snapshot`).
 public final class HostReader {
     /// The root under which every path is taken ("/" for the host itself).
     public let root: String
     /// The service manager, read-only; nil when none runs for this root (another root, or no
     /// systemd as PID 1).
     public let services: ServiceManagerView?
+    /// The open root; -1 for a reader that replays a snapshot, whose every read is answered
+    /// before a descriptor is used.
     private let rootDescriptor: FileDescriptor
+    /// The snapshot every read is answered from, instead of the host.
+    private let replay: HostSnapshot?
+    /// Where what is read is recorded, for `tend snapshot`.
+    public let recorder: HostSnapshot.Recorder?
+    /// Paths a replayed snapshot does not hold, taken as absent: what a preview assumed.
+    public private(set) var unrecorded: Set<String> = []
     /// Open folders by host path, so that observing many files in one folder walks the path once.
     private var directories: [String: FileDescriptor] = [:]
     private var accountsCache: Accounts?
@@ -21,8 +32,11 @@ public final class HostReader {
     private var memos: [String: Any] = [:]
 
     /// Opens `root`, which must be an existing folder.
-    public init(root: String, services: (any ServiceManager)? = nil) throws(HostError) {
+    public init(root: String, services: (any ServiceManager)? = nil, recorder: HostSnapshot.Recorder? = nil) throws(HostError) {
         self.root = root
+        self.recorder = recorder
+        replay = nil
+        let services = recorder.flatMap { recorder in services.map { HostSnapshot.RecordingServices($0, recorder: recorder) } } ?? services
         self.services = services.map(ServiceManagerView.init)
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -32,13 +46,47 @@ public final class HostReader {
         rootDescriptor = FileDescriptor(rawValue: fd)
     }
 
+    /// A reader of the host `snapshot` recorded, at the root "/": it never reads this machine.
+    public init(replaying snapshot: HostSnapshot) {
+        root = "/"
+        replay = snapshot
+        recorder = nil
+        services = snapshot.services ? ServiceManagerView(HostSnapshot.ReplayedServices(snapshot.units)) : nil
+        rootDescriptor = FileDescriptor(rawValue: -1)
+    }
+
     deinit {
         forgetDirectories()
-        try? rootDescriptor.close()
+        if replay == nil { try? rootDescriptor.close() }
+    }
+
+    /// Whether reads go to the host and nothing records them: only such a reader may be joined
+    /// by others over the same root (the planner's observing threads).
+    public var isPlain: Bool { replay == nil && recorder == nil }
+
+    /// The recorded entry of `path` in the replayed snapshot; nil (noted in `unrecorded`) when
+    /// the snapshot does not hold it.
+    private func replayed(_ path: String, in snapshot: HostSnapshot) -> HostSnapshot.Path? {
+        guard let entry = snapshot.paths[path] else {
+            unrecorded.insert(path)
+            return nil
+        }
+        return entry
+    }
+
+    private func notInSnapshot(_ path: String, _ what: String) -> HostError {
+        HostError(path: path, message: "\(what) is not in the snapshot")
     }
 
     /// `lstat` of `path`; nil when it or one of its folders does not exist.
     public func status(_ path: String) throws(HostError) -> FileStatus? {
+        if let replay { return replayed(path, in: replay)?.status }
+        let found = try liveStatus(path)
+        recorder?.status(path, found)
+        return found
+    }
+
+    private func liveStatus(_ path: String) throws(HostError) -> FileStatus? {
         if path == "/" { return try statusOfDescriptor(rootDescriptor, path: path) }
         let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else { return nil }
@@ -53,13 +101,51 @@ public final class HostReader {
 
     /// The bytes of the regular file at `path`.
     public func read(_ path: String) throws(HostError) -> [UInt8] {
+        if let replay {
+            guard let entry = replayed(path, in: replay), entry.status != nil else { throw HostError(path: path, message: "no such file or directory") }
+            guard let text = entry.text else { throw notInSnapshot(path, entry.digest == nil ? "its content" : "its content (only its digest)") }
+            return text
+        }
         let fd = try openFile(path, flags: O_RDONLY)
         defer { try? fd.close() }
-        return try readAll(fd, path: path)
+        let bytes = try readAll(fd, path: path)
+        if let recorder { recorder.content(path, bytes, status: try? liveStatus(path)) }
+        return bytes
+    }
+
+    /// The digest (`StatCache.digest(of:)`) a replayed snapshot holds instead of the content of
+    /// the file at `path`, which may not be shown; nil when it holds the content, or on a host.
+    public func recordedDigest(_ path: String) -> String? {
+        guard let entry = replay?.paths[path], entry.text == nil else { return nil }
+        return entry.digest
+    }
+
+    /// What a provider kept of a tool's answer under `key` in the replayed snapshot (apt's
+    /// candidate versions); nil when it kept none or on a host.
+    public func recordedValue(_ key: String) -> String? {
+        replay?.values[key]
+    }
+
+    /// Whether reads are answered from a snapshot: providers then run no tools.
+    public var replaysSnapshot: Bool { replay != nil }
+
+    /// Keeps a tool's answer in the snapshot being recorded, for `recordedValue`.
+    public func record(_ key: String, value: String) {
+        recorder?.update { $0.values[key] = value }
     }
 
     /// The target of the symbolic link at `path`.
     public func readLink(_ path: String) throws(HostError) -> String {
+        if let replay {
+            guard let link = replayed(path, in: replay)?.link else { throw notInSnapshot(path, "the link's target") }
+            return link
+        }
+        let target = try liveReadLink(path)
+        recorder?.path(path) { $0.link = target }
+        return target
+    }
+
+    private func liveReadLink(_ path: String) throws(HostError) -> String {
         let name = try leaf(path)
         guard let parent = try directory(HostPath.parent(of: path) ?? "/") else {
             throw HostError(path: path, message: "no such file or directory")
@@ -74,8 +160,14 @@ public final class HostReader {
 
     /// The names in the folder at `path`, sorted, without `.` and `..`.
     public func entries(of path: String) throws(HostError) -> [String] {
+        if let replay {
+            guard let entries = replayed(path, in: replay)?.entries else { throw notInSnapshot(path, "the folder's listing") }
+            return entries
+        }
         guard let fd = try directory(path) else { throw HostError(path: path, message: "no such directory") }
-        return try Self.entries(ofDescriptor: fd, path: path)
+        let names = try Self.entries(ofDescriptor: fd, path: path)
+        recorder?.path(path) { $0.entries = names }
+        return names
     }
 
     // MARK: Bulk reads
@@ -95,12 +187,22 @@ public final class HostReader {
 
     /// The uid of `name` in the root's user database.
     public func userID(named name: String) throws(HostError) -> UInt32? {
-        try accounts().users[name] ?? (root == "/" ? Accounts.systemUserID(name) : nil)
+        try accounts().users[name] ?? (root == "/" ? nss(name, user: true) : nil)
     }
 
     /// The gid of `name` in the root's group database.
     public func groupID(named name: String) throws(HostError) -> UInt32? {
-        try accounts().groups[name] ?? (root == "/" ? Accounts.systemGroupID(name) : nil)
+        try accounts().groups[name] ?? (root == "/" ? nss(name, user: false) : nil)
+    }
+
+    /// The id NSS gives `name`, as the snapshot recorded it when replaying one.
+    private func nss(_ name: String, user: Bool) -> UInt32? {
+        if let replay { return (user ? replay.nssUsers[name] : replay.nssGroups[name]) ?? nil }
+        let id = user ? Accounts.systemUserID(name) : Accounts.systemGroupID(name)
+        recorder?.update { snapshot in
+            if user { snapshot.nssUsers.updateValue(id, forKey: name) } else { snapshot.nssGroups.updateValue(id, forKey: name) }
+        }
+        return id
     }
 
     /// The name of uid `id`, for showing; nil if it has none.

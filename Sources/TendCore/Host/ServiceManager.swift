@@ -31,7 +31,7 @@ public struct ServiceManagerView {
 }
 
 /// One unit as the manager reports it.
-public struct UnitStatus: Sendable, Hashable {
+public struct UnitStatus: Sendable, Hashable, Codable {
     /// `loaded`, `not-found`, `masked`, `error`.
     public var loadState: String
     /// `active`, `inactive`, `failed`, `activating`, …

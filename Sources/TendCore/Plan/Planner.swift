@@ -105,7 +105,7 @@ public struct Planner: Sendable {
                 results[index] = step(for: entry, host: host, context: context)
             }
         }
-        let workers = parallel.count < 512 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        let workers = parallel.count < 512 || !host.isPlain ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
         var readers = [host]
         for _ in 1..<max(workers, 1) {
             guard let reader = try? HostReader(root: host.root) else { break }
