@@ -104,7 +104,7 @@ public final class HostReader {
         if let replay {
             guard let entry = replayed(path, in: replay), entry.status != nil else { throw HostError(path: path, message: "no such file or directory") }
             guard let text = entry.text else { throw notInSnapshot(path, entry.digest == nil ? "its content" : "its content (only its digest)") }
-            return text
+            return Array(text)
         }
         let fd = try openFile(path, flags: O_RDONLY)
         defer { try? fd.close() }

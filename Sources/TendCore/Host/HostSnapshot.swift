@@ -1,5 +1,5 @@
 public import TendSpec
-import FoundationEssentials
+public import FoundationEssentials
 import Synchronization
 
 /// What observing one host read, kept so that the same observations can be planned elsewhere:
@@ -23,8 +23,8 @@ public struct HostSnapshot: Sendable, Codable {
         public var status: FileStatus?
         public var link: String?
         public var entries: [String]?
-        /// The content, when it may be shown.
-        public var text: [UInt8]?
+        /// The content, when it may be shown (base64 in JSON).
+        public var text: Data?
         /// `StatCache.digest(of:)` of the content, when only that is kept.
         public var digest: String?
 
@@ -50,8 +50,9 @@ public struct HostSnapshot: Sendable, Codable {
         case paths, nssUsers = "nss_users", nssGroups = "nss_groups", services, units, values
     }
 
-    /// The prefix of a digest that stands for a secret in a recorded file.
-    public static let secretPrefix = "tend-sha256:"
+    /// The prefix of a digest that stands for a secret in a recorded file (no colon: it sits in a
+    /// field of /etc/shadow).
+    public static let secretPrefix = "tend-sha256-"
 
     /// Whether `recorded`, a secret as a snapshot holds it (itself or its digest), is `declared`.
     public static func secret(_ recorded: String?, is declared: String) -> Bool {
@@ -125,9 +126,9 @@ public struct HostSnapshot: Sendable, Codable {
             self.path(path) { entry in
                 if status != nil, entry.status == nil { entry.status = status }
                 if HostSnapshot.redactedFiles.contains(path) {
-                    entry.text = HostSnapshot.redacted(bytes)
+                    entry.text = Data(HostSnapshot.redacted(bytes))
                 } else if othersMayRead, !hidden.withLock({ $0.contains(path) }) {
-                    entry.text = bytes
+                    entry.text = Data(bytes)
                 } else {
                     entry.digest = StatCache.digest(of: bytes)
                 }
