@@ -71,7 +71,7 @@ struct FleetTests {
         return ((json["source"] as? [String: Any])?["commit"] as? String, json["result"] as? String)
     }
 
-    @Test("20 hosts pull one repository: each gets exactly what tend.yaml gives its labels and hostname, a pushed commit reaches all, a commit in waves moves wave by wave, and the fleet's results are queried at one journal collector")
+    @Test("20 hosts pull one repository: each gets exactly what tend.yaml gives its labels and hostname, the preview from their snapshots is what each agent then does with a pushed commit, which reaches all, a commit in waves moves wave by wave, and the fleet's results are queried at one journal collector")
     func fleetConvergesAndReports() async throws {
         // Both commits are made first; the server's main points at the first until the push.
         let repo = try await GitRepo()
@@ -113,12 +113,45 @@ struct FleetTests {
                         #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v1\n")
                     }
 
+                    // Before the push: each host's snapshot, and the fleet's preview of the second commit.
+                    let snapshots = folder.url("snapshots")
+                    try FileManager.default.createDirectory(atPath: snapshots, withIntermediateDirectories: true)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for member in members {
+                            group.addTask {
+                                let taken = try await member.host.tend(["snapshot", "--out", "/root/snapshot.json"])
+                                #expect(taken.status == 0, "\(member.name): \(taken)")
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                    for member in members {
+                        try FileManager.default.copyItem(atPath: member.host.outside("/root/snapshot.json"), toPath: snapshots + "/\(member.name).json")
+                    }
+                    let previewRun = try await tend(["plan", "--snapshots", snapshots, "--repo", work, "--ref", "main", "--state-dir", folder.url("preview-state"), "--json"])
+                    #expect(previewRun.status == 5, "fleet-07 fails in the preview: \(previewRun)")
+                    let previewed = (try JSONSerialization.jsonObject(with: Data(previewRun.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]] ?? []
+                    #expect((try JSONSerialization.jsonObject(with: Data(previewRun.stdout.utf8)) as? [String: Any])?["commit"] as? String == second)
+                    let preview = Dictionary(previewed.map { host in
+                        let ids = { (key: String) in Set((host[key] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? String }) }
+                        return (host["hostname"] as? String ?? "?", (changes: ids("changes"), errors: ids("errors")))
+                    }) { first, _ in first }
+                    #expect(preview.count == Self.size, "\(previewRun.stdout)")
+                    #expect(preview["fleet-07"]?.errors == ["file:/etc/fleet/broken"], "\(previewRun.stdout)")
+
                     // A pushed commit reaches every host within its interval and splay.
                     _ = try await sh("/usr/bin/git", ["-C", served, "update-ref", "refs/heads/main", second])
                     #expect(try await AgentTests.eventually(60) { members.allSatisfy { Self.lastRun($0).commit == second } },
                             "not every host took the second commit: \(members.filter { Self.lastRun($0).commit != second }.map(\.name))")
                     for member in members {
                         #expect(read(member.host.outside("/etc/fleet/motd")) == "\(member.name) runs \(member.role) v2\n")
+                        // What the agent did with the commit is what the preview said it would.
+                        _ = try await member.host.run(["journalctl", "--sync"])
+                        let entries = try await member.host.run(["journalctl", "-o", "json", "--no-pager", "TEND_COMMIT=\(second)"])
+                            .stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                        let resources = { (result: String) in Set(entries.filter { $0["TEND_RESULT"] as? String == result }.compactMap { $0["TEND_RESOURCE"] as? String }) }
+                        #expect(resources("done") == preview[member.name]?.changes, "\(member.name): the agent changed \(resources("done").sorted()); the preview said \(preview[member.name]?.changes.sorted() ?? [])")
+                        #expect(resources("failed") == preview[member.name]?.errors, "\(member.name): the agent failed \(resources("failed").sorted()); the preview said \(preview[member.name]?.errors.sorted() ?? [])")
                     }
 
                     // A third commit in two waves: a quarter of the fleet at once, the rest 45 s after
