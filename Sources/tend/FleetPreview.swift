@@ -71,7 +71,7 @@ struct FleetPreview {
             }
             hosts.append(Self.host(path, file: file, result: result))
         }
-        return (hosts, source, reconciler.source.pinnedCommit)
+        return (hosts, source.isEmpty ? reconciler.source.description : source, reconciler.source.pinnedCommit)
     }
 
     static func host(_ path: String, file: HostSnapshotFile, result: ReconcileResult) -> Host {
@@ -96,7 +96,7 @@ struct FleetPreview {
     /// hosts it reaches; each failure with its host.
     static func summary(_ hosts: [Host], source: String, style: Style) -> String {
         let count = { (result: String) in hosts.filter { $0.result == result }.count }
-        var out = style.bold("Preview: \(Printable.escaped(source)) for \(hosts.count) host\(hosts.count == 1 ? "" : "s")") + "\n"
+        var out = style.bold("Preview for \(hosts.count) host\(hosts.count == 1 ? "" : "s") of \(Printable.escaped(source))") + "\n"
         out += "\(count("unchanged")) unchanged, \(count("changes")) change, \(count("fails")) fail\n"
         var reached: [Host.Resource: [String]] = [:]
         var order: [Host.Resource] = []
