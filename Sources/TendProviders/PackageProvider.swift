@@ -54,6 +54,9 @@ public struct PackageProvider: ResourceProvider {
         var package: DpkgPackage?
         var policy: AptPolicy?
         var listsStale: Bool
+        /// Planned from a snapshot that holds no apt candidate for it (a package new to the
+        /// host's configuration).
+        var candidateUnrecorded = false
         /// Packages the whole transaction would also install or remove (on the first package only).
         var extras: [String]
 
@@ -214,6 +217,7 @@ public struct PackageProvider: ResourceProvider {
         let policy = host.memo(Self.policyMemo, as: [String: AptPolicy].self)?[desired.name]
         let stale = host.memo(Self.listsMemo, as: Bool.self) ?? Debian.listsStale(host, maxAge: listsMaxAge)
         var observed = Observed(package: packages[desired.name], policy: policy, listsStale: stale, extras: [])
+        observed.candidateUnrecorded = policy == nil && host.replaysSnapshot
         if let (owner, extras) = host.memo(Self.extrasMemo, as: (String, [String]).self), owner == desired.name {
             observed.extras = extras
         }
@@ -246,8 +250,9 @@ public struct PackageProvider: ResourceProvider {
         case .installed, .latest:
             let target = desired.version ?? (desired.state == .latest || installed == nil ? observed.policy?.candidate : installed)
             if installed != target || installed == nil {
+                let unknown = observed.candidateUnrecorded ? "apt's candidate on the host (not in its snapshot)" : "apt's candidate once the lists are refreshed"
                 attributes.append(AttributeChange("version", before: installed, after: target, beforeNote: installed == nil ? "absent" : nil,
-                                                 afterNote: target == nil ? "apt's candidate once the lists are refreshed" : nil))
+                                                 afterNote: target == nil ? unknown : nil))
             }
             if (desired.version != nil) != held {
                 attributes.append(AttributeChange("held", before: held, after: desired.version != nil))
@@ -255,7 +260,7 @@ public struct PackageProvider: ResourceProvider {
             guard !attributes.isEmpty else { return nil }
             if observed.listsStale, installed != target {
                 notes.append("the package lists are old, or an apt source or pin changed since: tend apply refreshes them first (apt-get update)")
-            } else if target == nil {
+            } else if target == nil, !observed.candidateUnrecorded {
                 notes.append("apt knows no candidate now: tend apply refreshes the lists first, and fails if there is still none")
             }
             return Change(installed == nil ? .create : .update, attributes: attributes, notes: notes + Self.extrasNote(observed))

@@ -4,7 +4,8 @@ import Testing
 /// `tend snapshot` on a test host, and `tend plan --snapshot(s)` outside it: the preview of a new
 /// commit equals the plan the host itself makes, and what its apply then does; no secret of the
 /// host is in the snapshot.
-@Suite("fleet preview from snapshots", .enabled(if: TestHost.available, "\(TestHost.unavailableReason)"))
+@Suite("fleet preview from snapshots", .enabled(if: TestHost.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-scanpackages"),
+                                                 "needs test hosts and dpkg-scanpackages (dpkg-dev)"))
 struct SnapshotTests {
     static let hash = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmn"
     static let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfXbXnKYFZgYZ0x0j6Yy1n2nq8JtQ2rKkq2mQhXH0Jt deploy@example.com"
@@ -122,6 +123,46 @@ struct SnapshotTests {
             #expect(detailed.status == 2, "\(detailed)")
             let hosts = (try JSONSerialization.jsonObject(with: Data(detailed.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]] ?? []
             #expect(hosts.count == 2 && hosts.allSatisfy { $0["result"] as? String == "changes" && ($0["changes"] as? [Any])?.count == 5 }, "\(detailed.stdout)")
+
+            // A snapshot of another format is refused, naming the file.
+            try Data(#"{"format_version": 99}"#.utf8).write(to: URL(fileURLWithPath: fleet.url("future.json")))
+            let future = try await tend(["plan", "--snapshot", fleet.url("future.json"), host.outside("/srv/v2"), "--state-dir", state.path])
+            #expect(future.status == 1 && future.stderr.contains("future.json: snapshot format 99; this tend reads format 1"), "\(future)")
+        }
+    }
+
+    @Test("packages: the preview of an upgrade, a removal and a new package from a snapshot is the host's own plan, apt's candidates as the host recorded them")
+    func packages() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            let site = { (resources: String) in ["/srv/config/tend.yaml": "hosts:\n  - apply: [site]\n", "/srv/config/site/packages.yaml": "resources:\n" + resources] }
+            try host.write(site("  - package: tend-test-app\n    version: \"1.0-1\"\n  - package: tend-test-conf\n"))
+            let first = try await host.tend(["apply", "/srv/config"])
+            #expect(first.status == 0, "\(first)")
+            let taken = try await host.tend(["snapshot", "/srv/config", "--out", "/root/host.json"])
+            #expect(taken.status == 0 && taken.stdout.contains("converged"), "\(taken)")
+
+            try host.write(site("  - package: tend-test-app\n    state: latest\n  - package: tend-test-conf\n    state: absent\n  - package: tend-test-other\n"))
+            let state = try Scratch("tend-preview-state")
+            let preview = try await tend(["plan", "--snapshot", host.outside("/root/host.json"), host.outside("/srv/config"), "--state-dir", state.path, "--json"])
+            #expect(preview.status == 0, "\(preview)")
+            let onHost = try await host.tend(["plan", "/srv/config", "--json"])
+            let previewed = Self.steps(preview)
+            let planned = Self.steps(onHost)
+            #expect(previewed.map { $0["id"] as? String } == ["package:tend-test-app", "package:tend-test-conf", "package:tend-test-other"], "\(preview.stdout)")
+            // The upgrade (2.0-1, apt's candidate recorded on the host) and the removal are the host's own.
+            #expect(Array(previewed.prefix(2)) == Array(planned.prefix(2)), "preview:\n\(preview.stdout)\non the host:\n\(onHost.stdout)")
+            // A package the snapshot never knew: installed, at the candidate the host will find.
+            let text = try await tend(["plan", "--snapshot", host.outside("/root/host.json"), host.outside("/srv/config"), "--state-dir", state.path])
+            #expect(text.stdout.contains("version: 1.0-1 → 2.0-1") && text.stdout.contains("held:    true → false"), "\(text)")
+            #expect(text.stdout.contains("+ package:tend-test-other") && text.stdout.contains("(absent) → (apt's candidate on the host (not in its snapshot))"), "\(text)")
+
+            let apply = try await host.tend(["apply", "/srv/config", "--json"])
+            #expect(apply.status == 0, "\(apply)")
+            let report = try JSONSerialization.jsonObject(with: Data(apply.stdout.utf8)) as? [String: Any]
+            let done = ((report?["resources"] as? [[String: Any]]) ?? []).filter { $0["result"] as? String == "done" }.compactMap { $0["id"] as? String }
+            #expect(Set(done) == Set(previewed.compactMap { $0["id"] as? String }), "\(apply.stdout)")
         }
     }
 }
