@@ -326,7 +326,9 @@ public final class Agent: Service, Sendable {
             // The run record already says stalled or waiting; the record says why before the
             // fallback's apply, so that `tend status` never shows the one without the other.
             let (stall, waiting) = (state.stall, waitsForWave ? state.waiting : nil)
-            writeRecord(store) { $0.stalled = stall; $0.waiting = waiting }
+            if record.withLock({ $0 != nil && ($0?.stalled != stall || $0?.waiting != waiting) }) {
+                writeRecord(store) { $0.stalled = stall; $0.waiting = waiting }
+            }
             // The newest commit cannot be applied: enforce the last good one, from the cache.
             if [.invalidConfiguration, .refused, .sourceUnreadable, .unhealthy, .notDue].contains(failure.code),
                !stopping.load(ordering: .relaxed), let good = lastGood(reconciler), good != result.commit {

@@ -53,7 +53,11 @@ public struct HostSnapshotFile: Codable, Sendable {
         }
     }
 
-    /// Reads a snapshot file, saying what is wrong with one that cannot be used.
+    /// The largest snapshot file read: a host's dpkg database (up to 64 MiB) and what it manages.
+    static let largestFile = 256 << 20
+
+    /// Reads a snapshot file, saying what is wrong with one that cannot be used. Its contents
+    /// come from a host, which may be hostile: they are kept within `HostSnapshot.largestText`.
     public static func read(_ path: String) throws(HostSnapshotFileError) -> HostSnapshotFile {
         let data: Data
         do {
@@ -61,7 +65,8 @@ public struct HostSnapshotFile: Codable, Sendable {
             defer { try? fd.close() }
             let info = try fd.stat()
             guard info.type == .regular else { throw HostSnapshotFileError(path: path, message: "not a regular file") }
-            data = Data(try fd.readToEnd(sizeHint: Int(info.size), limit: 1 << 30))
+            guard info.size <= largestFile else { throw HostSnapshotFileError(path: path, message: "larger than \(largestFile >> 20) MiB; not a snapshot tend wrote") }
+            data = Data(try fd.readToEnd(sizeHint: Int(info.size), limit: largestFile))
         } catch let error as HostSnapshotFileError {
             throw error
         } catch {
@@ -77,7 +82,9 @@ public struct HostSnapshotFile: Codable, Sendable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
-            return try decoder.decode(HostSnapshotFile.self, from: data)
+            var file = try decoder.decode(HostSnapshotFile.self, from: data)
+            file.observed = file.observed.bounded()
+            return file
         } catch let DecodingError.keyNotFound(key, context) {
             let at = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             throw HostSnapshotFileError(path: path, message: "not a valid snapshot: '\(key.stringValue)' is missing at \(at.isEmpty ? "the top" : String(at.drop { $0 == "." }))")

@@ -114,6 +114,22 @@ public struct Reconciler: Sendable {
         return result
     }
 
+    /// Reads, for the snapshot being recorded, what another commit's plan may need beyond what
+    /// this one's read: the content or listing of every managed path (a commit may start
+    /// managing a file's content or a folder's purge) and the host's account and package
+    /// databases (a commit may add the first user or package).
+    static func recordWhatPreviewsNeed(_ catalog: Catalog, host: HostReader) {
+        let databases = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/var/lib/dpkg/status"]
+        for path in databases + catalog.planContext.managedPaths.sorted() {
+            switch (try? host.status(path))??.type {
+            case .regular?: _ = try? host.read(path)
+            case .directory?: _ = try? host.entries(of: path)
+            case .symlink?: _ = try? host.readLink(path)
+            default: break
+            }
+        }
+    }
+
     /// The last commit of this Git source applied to the root; nil for a folder, or before any.
     public var lastAppliedCommit: String? {
         guard case .git(let url, let ref, let path) = source.location else { return nil }
@@ -145,7 +161,8 @@ public struct Reconciler: Sendable {
             return try await repair(scope, events: events, into: &result)
         }
 
-        let opened = try await open(saved: saved, root: rootPath, checkRewind: mode.checksRewind, events: events, into: &result)
+        // A preview from a snapshot is not held to this machine's own last commit.
+        let opened = try await open(saved: saved, root: rootPath, checkRewind: mode.checksRewind && replaying == nil, events: events, into: &result)
         result.sourceDescription = opened.snapshot.description
         var logger = self.logger
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
@@ -221,6 +238,7 @@ public struct Reconciler: Sendable {
             }
             let planned = await planner.plan(host: host)
             result.assumedAbsent = host.unrecorded.sorted()
+            if recorder != nil { Self.recordWhatPreviewsNeed(catalog, host: host) }
             plan = prune(planned, catalog: catalog, inventory: catalog.retired.isEmpty ? Inventory() : inventoryRecord.value ?? Inventory(), into: &result, events: events)
         }
         result.plan = plan

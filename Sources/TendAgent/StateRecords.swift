@@ -199,7 +199,7 @@ public struct AgentRecord: Codable, Sendable {
     /// A newer commit whose rollout has not reached this host's wave yet, and when it will.
     public var waiting: Waiting?
 
-    public struct Waiting: Codable, Sendable {
+    public struct Waiting: Codable, Sendable, Equatable {
         public var commit: String?
         public var due: Date
         /// This host's wave, from 1, of `waves`, and the share of the fleet it completes.
@@ -213,7 +213,7 @@ public struct AgentRecord: Codable, Sendable {
         public var since: Date
     }
 
-    public struct Stall: Codable, Sendable {
+    public struct Stall: Codable, Sendable, Equatable {
         public var commit: String?
         public var reason: String
         public var since: Date

@@ -72,7 +72,9 @@ struct AccountDatabase: Sendable {
             }
         }
         for fields in try lines("/etc/shadow") where fields.count >= 8 {
-            database.shadows[String(fields[0])] = Shadow(password: String(fields[1]), expires: Int(fields[7]))
+            // Days since 1970, up to the year 9999; anything else is no date.
+            let expires = Int(fields[7]).flatMap { (0...2_932_896).contains($0) ? $0 : nil }
+            database.shadows[String(fields[0])] = Shadow(password: String(fields[1]), expires: expires)
         }
         return database
     }

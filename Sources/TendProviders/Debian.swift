@@ -90,8 +90,9 @@ enum Debian {
     /// an update that finds nothing new leaves the lists' times alone.
     static func listsAge(_ host: HostReader) -> Duration? {
         guard let updated = listsUpdated(host) else { return nil }
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-        return .nanoseconds(max(0, now - updated))
+        let now = Int64(host.now.timeIntervalSince1970 * 1_000_000_000)
+        let (age, overflow) = now.subtractingReportingOverflow(updated)
+        return .nanoseconds(overflow ? Int64.max : max(0, age))
     }
 
     /// When the lists were last refreshed (nanoseconds since 1970), or nil when there are none.

@@ -81,6 +81,10 @@ public struct UserProvider: ResourceProvider {
         /// The `.ssh` folder and the keys file as they are, to repair their mode and owner.
         var sshFolder: FileStatus?
         var keysFile: FileStatus?
+        /// Read from a snapshot: the shadow's hashes are digests (`HostSnapshot.redacted`).
+        var shadowRedacted = false
+        /// Read from a snapshot that holds only a digest of the keys, which is not the wanted one.
+        var keysDifferUnseen = false
 
         public func fingerprint(into digest: inout Digest) {
             sshFolder?.fingerprint(into: &digest)
@@ -229,6 +233,7 @@ public struct UserProvider: ResourceProvider {
         var keys: [UInt8]?
         var sshFolder: FileStatus?
         var keysFile: FileStatus?
+        var keysDifferUnseen = false
         if let user, desired.authorizedKeys != nil, !(desired.home ?? user.home).isEmpty {
             let path = Self.keysPath(home: desired.home ?? user.home)
             sshFolder = try host.status(HostPath.parent(of: path) ?? "/")
@@ -238,7 +243,8 @@ public struct UserProvider: ResourceProvider {
                 }
                 if let recorded = host.recordedDigest(path), let wanted = desired.authorizedKeys.map({ Array($0.utf8) }) {
                     // A snapshot keeps only a digest of a file others may not read.
-                    keys = recorded == StatCache.digest(of: wanted) ? wanted : Array("(only a digest of this file is in the snapshot)\n".utf8)
+                    keys = wanted
+                    keysDifferUnseen = recorded != StatCache.digest(of: wanted)
                 } else {
                     keys = try host.read(path)
                 }
@@ -249,6 +255,8 @@ public struct UserProvider: ResourceProvider {
                                 groupName: user.flatMap { database.group(withGID: $0.gid)?.name }, desiredGID: desiredGID, authorizedKeys: keys)
         observed.sshFolder = sshFolder
         observed.keysFile = keysFile
+        observed.shadowRedacted = host.replaysSnapshot
+        observed.keysDifferUnseen = keysDifferUnseen
         return observed
     }
 
@@ -290,7 +298,10 @@ public struct UserProvider: ResourceProvider {
         compare("home", desired.home, user?.home)
         compare("shell", desired.shell, user?.shell)
         compare("comment", desired.comment, user?.comment)
-        if let password = desired.password, !HostSnapshot.secret(observed.shadow?.hash, is: password) {
+        let samePassword = { (password: String) in
+            observed.shadowRedacted ? HostSnapshot.secret(observed.shadow?.hash, is: password) : observed.shadow?.hash == password
+        }
+        if let password = desired.password, !samePassword(password) {
             // Never the hash itself: only that it changes.
             attributes.append(AttributeChange("password", before: String?.none, after: String?.none, beforeNote: observed.shadow == nil ? "absent" : "sensitive value",
                                               afterNote: "sensitive value changed"))
@@ -307,6 +318,8 @@ public struct UserProvider: ResourceProvider {
         var content: ContentChange?
         if let keys = desired.authorizedKeys, Array(keys.utf8) != (observed.authorizedKeys ?? []) || observed.authorizedKeys == nil {
             content = ContentChange.between(observed.authorizedKeys, Array(keys.utf8), path: Self.keysPath(home: desired.home ?? user?.home ?? "/home/\(desired.name)"), sensitive: false)
+        } else if observed.keysDifferUnseen {
+            content = .sensitive
         }
         // Keys only the user can change: the file 0600 and `.ssh` 0700, both the user's.
         if desired.authorizedKeys != nil, let user {

@@ -54,7 +54,8 @@ struct PlanCommand: AsyncParsableCommand {
         if source.hostname != nil || !source.labels.isEmpty {
             throw ValidationError("--hostname and --label describe this machine; a snapshot brings its host's own")
         }
-        if snapshots != nil, out != nil { throw ValidationError("--out saves one plan; give it with --snapshot") }
+        // A saved plan is applied where it is given: one made for another host must not be.
+        if out != nil { throw ValidationError("--out saves a plan to apply on this machine; a preview from a snapshot is for another host") }
     }
 
     func run() async throws {
@@ -65,7 +66,7 @@ struct PlanCommand: AsyncParsableCommand {
             do {
                 taken = try HostSnapshotFile.read(snapshot)
             } catch {
-                Console.error("tend: \(error)")
+                Console.error("tend: " + Printable.escaped(error.description))
                 throw TendExit.unusableHost
             }
             reconciler.replaying = taken
@@ -101,12 +102,16 @@ extension PlanCommand {
     /// `--snapshots DIR`: each host's plan, summarised; exits as a plan does, over the fleet.
     func preview(_ folder: String) async throws -> Never {
         let reconciler = try Console.reconciler(source, root: "/", logger: output.logger())
-        let preview = FleetPreview(reconciler: reconciler, events: Console.events(root: "/", lockTimeout: source.lockTimeout))
-        let (hosts, description, commit) = try await preview.previews(of: folder)
+        let preview: FleetPreview
+        do {
+            preview = try await FleetPreview.of(folder, reconciler: reconciler, events: Console.events(root: "/", lockTimeout: source.lockTimeout))
+        } catch {
+            throw ValidationError(Printable.escaped(error.description))
+        }
         Console.progress.clear()
-        Console.out(json ? try FleetPreview.json(hosts, source: description, commit: commit) : FleetPreview.summary(hosts, source: description, style: output.style))
-        let code = hosts.contains { $0.result == "fails" } ? TendExit.failures
-            : detailedExitcode && hosts.contains { $0.result == "changes" } ? TendExit.changesPending : ExitCode.success
+        Console.out(json ? try preview.json() : preview.summary(style: output.style))
+        let code = preview.hosts.contains { $0.result == .fails } ? TendExit.failures
+            : detailedExitcode && preview.hosts.contains { $0.result == .changes } ? TendExit.changesPending : ExitCode.success
         Glibc.exit(code.rawValue)
     }
 }

@@ -26,6 +26,9 @@ struct SnapshotTests {
                   - file: /etc/app/private.conf
                     content: "private-text\\n"
                     mode: "0600"
+                  - file: /root/notes
+                    content: "readable-but-in-root\\n"
+                    mode: "0644"
                 \(version == 2 ? "  - file: /etc/app/new.conf\n    content: \"new\\n\"\n" : "")\
                   - user: deploy
                     uid: 2100
@@ -76,7 +79,8 @@ struct SnapshotTests {
             let json = try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any]
             let paths = (json?["observed"] as? [String: Any])?["paths"] as? [String: [String: Any]] ?? [:]
             let texts = paths.compactMapValues { ($0["text"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } }
-            for secret in ["s3cret-v1", "private-text", "saltsalt"] {
+            // /root/notes is 0644, but /root lets no one else through.
+            for secret in ["s3cret-v1", "private-text", "saltsalt", "readable-but-in-root"] {
                 #expect(!raw.contains(secret) && !texts.values.contains { $0.contains(secret) }, "\(secret) is in the snapshot")
             }
             #expect(texts["/etc/app/app.conf"] == "port = 8001\n", "an open file's content is kept for diffs")
@@ -95,7 +99,7 @@ struct SnapshotTests {
             #expect(preview.stderr.contains("recorded nothing of /etc/app/new.conf; taken as absent"), "\(preview)")
             let onHost = try await host.tend(["plan", "/srv/v2", "--json"])
             let previewed = Self.steps(preview)
-            #expect(previewed.count == 5, "\(preview.stdout)")
+            #expect(previewed.count == 5 && previewed.allSatisfy { $0["change"] != nil && $0["error"] == nil }, "\(preview.stdout)")
             #expect(previewed == Self.steps(onHost), "preview:\n\(preview.stdout)\non the host:\n\(onHost.stdout)")
             let text = try await tend(["plan", "--snapshot", file, host.outside("/srv/v2"), "--state-dir", state.path])
             #expect(text.stdout.contains("content: (sensitive content changed)") && text.stdout.contains("+port = 8002"), "\(text)")
@@ -123,6 +127,21 @@ struct SnapshotTests {
             #expect(detailed.status == 2, "\(detailed)")
             let hosts = (try JSONSerialization.jsonObject(with: Data(detailed.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]] ?? []
             #expect(hosts.count == 2 && hosts.allSatisfy { $0["result"] as? String == "changes" && ($0["changes"] as? [Any])?.count == 5 }, "\(detailed.stdout)")
+
+            // A hostile snapshot: control characters in its hostname and paths reach no terminal.
+            var hostile = try JSONSerialization.jsonObject(with: Data(raw.utf8)) as! [String: Any]
+            var facts = hostile["facts"] as! [String: Any]
+            facts["hostname"] = "evil\u{1b}]0;owned\u{7}\u{1b}[31m"
+            hostile["facts"] = facts
+            var observed = hostile["observed"] as! [String: Any]
+            var hostilePaths = observed["paths"] as! [String: Any]
+            hostilePaths["/etc/app/\u{1b}[2J"] = ["text": Data("x".utf8).base64EncodedString()]
+            observed["paths"] = hostilePaths
+            hostile["observed"] = observed
+            try JSONSerialization.data(withJSONObject: hostile).write(to: URL(fileURLWithPath: fleet.url("a.json")))
+            let escaped = try await tend(["plan", "--snapshots", fleet.path, host.outside("/srv/v2"), "--state-dir", state.path])
+            #expect(escaped.status == 0 && escaped.stdout.contains("evil\\e]0;owned"), "\(escaped)")
+            #expect(!escaped.stdout.contains("\u{1b}") && !escaped.stderr.contains("\u{1b}"), "a control character reached the terminal: \(escaped)")
 
             // A snapshot of another format is refused, naming the file.
             try Data(#"{"format_version": 99}"#.utf8).write(to: URL(fileURLWithPath: fleet.url("future.json")))

@@ -1,4 +1,5 @@
 internal import SystemPackage
+public import FoundationEssentials
 import TendSpec
 internal import Glibc
 
@@ -23,8 +24,13 @@ public final class HostReader {
     private let replay: HostSnapshot?
     /// Where what is read is recorded, for `tend snapshot`.
     public let recorder: HostSnapshot.Recorder?
-    /// Paths a replayed snapshot does not hold, taken as absent: what a preview assumed.
-    public private(set) var unrecorded: Set<String> = []
+    /// What a replayed snapshot holds nothing of, taken as absent: paths, `user NAME` and
+    /// `group NAME` (NSS), `unit NAME`. What a preview assumed.
+    public var unrecorded: Set<String> {
+        unrecordedPaths.union(replayedServices?.missing.map { "unit " + $0 } ?? [])
+    }
+    private var unrecordedPaths: Set<String> = []
+    private let replayedServices: HostSnapshot.ReplayedServices?
     /// Open folders by host path, so that observing many files in one folder walks the path once.
     private var directories: [String: FileDescriptor] = [:]
     private var accountsCache: Accounts?
@@ -36,6 +42,7 @@ public final class HostReader {
         self.root = root
         self.recorder = recorder
         replay = nil
+        replayedServices = nil
         let services = recorder.flatMap { recorder in services.map { HostSnapshot.RecordingServices($0, recorder: recorder) } } ?? services
         self.services = services.map(ServiceManagerView.init)
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -51,7 +58,8 @@ public final class HostReader {
         root = "/"
         replay = snapshot
         recorder = nil
-        services = snapshot.services ? ServiceManagerView(HostSnapshot.ReplayedServices(snapshot.units)) : nil
+        replayedServices = snapshot.services ? HostSnapshot.ReplayedServices(snapshot.units) : nil
+        services = replayedServices.map(ServiceManagerView.init)
         rootDescriptor = FileDescriptor(rawValue: -1)
     }
 
@@ -68,7 +76,7 @@ public final class HostReader {
     /// the snapshot does not hold it.
     private func replayed(_ path: String, in snapshot: HostSnapshot) -> HostSnapshot.Path? {
         guard let entry = snapshot.paths[path] else {
-            unrecorded.insert(path)
+            unrecordedPaths.insert(path)
             return nil
         }
         return entry
@@ -109,8 +117,20 @@ public final class HostReader {
         let fd = try openFile(path, flags: O_RDONLY)
         defer { try? fd.close() }
         let bytes = try readAll(fd, path: path)
-        if let recorder { recorder.content(path, bytes, status: try? liveStatus(path)) }
+        if let recorder { recorder.content(path, bytes, othersMayRead: othersMayRead(path)) }
         return bytes
+    }
+
+    /// Whether anyone on the host may read the file at `path`: it is readable by others, and
+    /// every folder above it lets others through (a 0644 file in /root, 0700, is private).
+    private func othersMayRead(_ path: String) -> Bool {
+        guard let status = try? liveStatus(path), status.permissions & 0o004 != 0 else { return false }
+        var folder = HostPath.parent(of: path)
+        while let current = folder {
+            guard let found = try? liveStatus(current), found.permissions & 0o001 != 0 else { return false }
+            folder = current == "/" ? nil : HostPath.parent(of: current)
+        }
+        return true
     }
 
     /// The digest (`StatCache.digest(of:)`) a replayed snapshot holds instead of the content of
@@ -125,6 +145,9 @@ public final class HostReader {
     public func recordedValue(_ key: String) -> String? {
         replay?.values[key]
     }
+
+    /// Now, for what ages (apt's lists): when the replayed snapshot was taken, or the clock.
+    public var now: Date { replay?.taken ?? Date() }
 
     /// Whether reads are answered from a snapshot: providers then run no tools.
     public var replaysSnapshot: Bool { replay != nil }
@@ -197,7 +220,13 @@ public final class HostReader {
 
     /// The id NSS gives `name`, as the snapshot recorded it when replaying one.
     private func nss(_ name: String, user: Bool) -> UInt32? {
-        if let replay { return (user ? replay.nssUsers[name] : replay.nssGroups[name]) ?? nil }
+        if let replay {
+            guard let recorded = user ? replay.nssUsers[name] : replay.nssGroups[name] else {
+                unrecordedPaths.insert((user ? "user " : "group ") + name)
+                return nil
+            }
+            return recorded
+        }
         let id = user ? Accounts.systemUserID(name) : Accounts.systemGroupID(name)
         recorder?.update { snapshot in
             if user { snapshot.nssUsers.updateValue(id, forKey: name) } else { snapshot.nssGroups.updateValue(id, forKey: name) }

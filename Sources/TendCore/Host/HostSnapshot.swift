@@ -1,6 +1,5 @@
 public import TendSpec
 public import FoundationEssentials
-import Synchronization
 
 /// What observing one host read, kept so that the same observations can be planned elsewhere:
 /// `tend snapshot` records it on a host, `tend plan --snapshot` plans against it anywhere, with
@@ -33,6 +32,8 @@ public struct HostSnapshot: Sendable, Codable {
         }
     }
 
+    /// When it was recorded: the time a replay takes as now (the age of apt's lists).
+    public var taken: Date?
     public var paths: [String: Path] = [:]
     /// Users and groups found through NSS (LDAP, sssd) rather than /etc/passwd: name → id, nil
     /// when NSS does not know the name either.
@@ -47,17 +48,16 @@ public struct HostSnapshot: Sendable, Codable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case paths, nssUsers = "nss_users", nssGroups = "nss_groups", services, units, values
+        case taken, paths, nssUsers = "nss_users", nssGroups = "nss_groups", services, units, values
     }
 
     /// The prefix of a digest that stands for a secret in a recorded file (no colon: it sits in a
     /// field of /etc/shadow).
     public static let secretPrefix = "tend-sha256-"
 
-    /// Whether `recorded`, a secret as a snapshot holds it (itself or its digest), is `declared`.
+    /// Whether `recorded`, a secret as a snapshot holds it (its digest), is `declared`.
     public static func secret(_ recorded: String?, is declared: String) -> Bool {
-        guard let recorded else { return false }
-        return recorded == declared || recorded == secretPrefix + StatCache.digest(of: Array(declared.utf8))
+        recorded == secretPrefix + StatCache.digest(of: Array(declared.utf8))
     }
 
     /// /etc/shadow's or /etc/gshadow's lines with each password hash replaced by its digest; a
@@ -76,111 +76,26 @@ public struct HostSnapshot: Sendable, Codable {
         return Array(lines.joined(separator: "\n").utf8)
     }
 
+    /// The largest content a snapshot keeps of `path` whole: 1 MiB, as a diff of larger text
+    /// costs more than a preview is worth (and a hostile snapshot must not make one); 64 MiB of
+    /// dpkg's database, which is parsed, never diffed.
+    public static func largestText(_ path: String) -> Int {
+        path == "/var/lib/dpkg/status" ? 64 << 20 : 1 << 20
+    }
+
+    /// The snapshot with every content larger than `largestText` kept as its digest only: what
+    /// a snapshot read from a file is planned from.
+    public func bounded() -> HostSnapshot {
+        var bounded = self
+        for (path, entry) in paths {
+            if let text = entry.text, text.count > Self.largestText(path) {
+                bounded.paths[path]?.text = nil
+                bounded.paths[path]?.digest = StatCache.digest(of: Array(text))
+            }
+        }
+        return bounded
+    }
+
     /// Files whose secrets are kept redacted rather than as a digest of the whole file.
     static let redactedFiles: Set<String> = ["/etc/shadow", "/etc/gshadow"]
-
-    /// Builds a snapshot from the reads of one `HostReader` (which may be used from one thread at
-    /// a time, as every reader is).
-    public final class Recorder: Sendable {
-        private let state = Mutex(HostSnapshot())
-        /// Paths whose contents are kept as digests whatever their mode: those of resources
-        /// declared `sensitive` (`Catalog.sensitivePaths`).
-        private let hidden = Mutex(Set<String>())
-
-        public init() {}
-
-        /// Keeps only digests of the contents at `paths` from now on.
-        public func hide(_ paths: Set<String>) {
-            hidden.withLock { $0.formUnion(paths) }
-        }
-
-        /// What was recorded so far.
-        public var snapshot: HostSnapshot { state.withLock { $0 } }
-
-        func update(_ change: (inout HostSnapshot) -> Void) {
-            state.withLock { change(&$0) }
-        }
-
-        func status(_ path: String, _ status: FileStatus?) {
-            update { snapshot in
-                if snapshot.paths[path] == nil {
-                    snapshot.paths[path] = Path(status: status)
-                } else {
-                    snapshot.paths[path]?.status = status
-                }
-            }
-        }
-
-        func path(_ path: String, _ change: (inout Path) -> Void) {
-            update { snapshot in
-                var entry = snapshot.paths[path] ?? Path(status: nil)
-                change(&entry)
-                snapshot.paths[path] = entry
-            }
-        }
-
-        /// Records a file's content as it may be kept: whole when others may read it and it is
-        /// not declared sensitive; else its digest (or its redacted lines, for the shadow files).
-        func content(_ path: String, _ bytes: [UInt8], status: FileStatus?) {
-            let othersMayRead = (status?.permissions ?? 0) & 0o004 != 0
-            self.path(path) { entry in
-                if status != nil, entry.status == nil { entry.status = status }
-                if HostSnapshot.redactedFiles.contains(path) {
-                    entry.text = Data(HostSnapshot.redacted(bytes))
-                } else if othersMayRead, !hidden.withLock({ $0.contains(path) }) {
-                    entry.text = Data(bytes)
-                } else {
-                    entry.digest = StatCache.digest(of: bytes)
-                }
-            }
-        }
-    }
-
-    /// A service manager that answers from the snapshot: unit states as they were recorded, and
-    /// a unit it was never asked about as systemd answers for a name it does not know.
-    final class ReplayedServices: ServiceManager {
-        let units: [String: UnitStatus]
-
-        init(_ units: [String: UnitStatus]) {
-            self.units = units
-        }
-
-        func status(of names: [String]) throws(HostError) -> [String: UnitStatus] {
-            var found: [String: UnitStatus] = [:]
-            for name in names {
-                found[name] = units[name] ?? UnitStatus(loadState: "not-found", activeState: "inactive", subState: "dead", unitFileState: "")
-            }
-            return found
-        }
-
-        func daemonReload() throws(HostError) { throw Self.readOnly }
-        func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult { throw Self.readOnly }
-        func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw Self.readOnly }
-        func recentLog(of unit: String, count: Int) -> [String] { [] }
-
-        static let readOnly = HostError(path: "/", message: "a snapshot is planned against, never changed")
-    }
-
-    /// A service manager that passes reads to the real one and records what it answered.
-    final class RecordingServices: ServiceManager {
-        let manager: any ServiceManager
-        let recorder: Recorder
-
-        init(_ manager: any ServiceManager, recorder: Recorder) {
-            self.manager = manager
-            self.recorder = recorder
-            recorder.update { $0.services = true }
-        }
-
-        func status(of names: [String]) throws(HostError) -> [String: UnitStatus] {
-            let found = try manager.status(of: names)
-            recorder.update { $0.units.merge(found) { _, new in new } }
-            return found
-        }
-
-        func daemonReload() throws(HostError) { throw ReplayedServices.readOnly }
-        func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult { throw ReplayedServices.readOnly }
-        func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw ReplayedServices.readOnly }
-        func recentLog(of unit: String, count: Int) -> [String] { manager.recentLog(of: unit, count: count) }
-    }
 }

@@ -1,0 +1,62 @@
+import FoundationEssentials
+import Synchronization
+
+extension HostSnapshot {
+    /// Builds a snapshot from the reads of one `HostReader` (which may be used from one thread at
+    /// a time, as every reader is).
+    public final class Recorder: Sendable {
+        private let state = Mutex(HostSnapshot())
+        /// Paths whose contents are kept as digests whatever their mode: those of resources
+        /// declared `sensitive` (`Catalog.sensitivePaths`).
+        private let hidden = Mutex(Set<String>())
+
+        public init() {
+            update { $0.taken = Date() }
+        }
+
+        /// Keeps only digests of the contents at `paths` from now on.
+        public func hide(_ paths: Set<String>) {
+            hidden.withLock { $0.formUnion(paths) }
+        }
+
+        /// What was recorded so far.
+        public var snapshot: HostSnapshot { state.withLock { $0 } }
+
+        func update(_ change: (inout HostSnapshot) -> Void) {
+            state.withLock { change(&$0) }
+        }
+
+        func status(_ path: String, _ status: FileStatus?) {
+            update { snapshot in
+                if snapshot.paths[path] == nil {
+                    snapshot.paths[path] = Path(status: status)
+                } else {
+                    snapshot.paths[path]?.status = status
+                }
+            }
+        }
+
+        func path(_ path: String, _ change: (inout Path) -> Void) {
+            update { snapshot in
+                var entry = snapshot.paths[path] ?? Path(status: nil)
+                change(&entry)
+                snapshot.paths[path] = entry
+            }
+        }
+
+        /// Records a file's content as it may be kept: whole when anyone on the host may read it,
+        /// it is not declared sensitive and it is at most `HostSnapshot.largestText`; else its
+        /// digest (or its redacted lines, for the shadow files).
+        func content(_ path: String, _ bytes: [UInt8], othersMayRead: Bool) {
+            self.path(path) { entry in
+                if HostSnapshot.redactedFiles.contains(path) {
+                    entry.text = Data(HostSnapshot.redacted(bytes))
+                } else if othersMayRead, bytes.count <= HostSnapshot.largestText(path), !hidden.withLock({ $0.contains(path) }) {
+                    entry.text = Data(bytes)
+                } else {
+                    entry.digest = StatCache.digest(of: bytes)
+                }
+            }
+        }
+    }
+}
