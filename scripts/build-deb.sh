@@ -52,7 +52,8 @@ gzip -9n < docs/tend.yaml.5 > "$stage"/usr/share/man/man5/tend.yaml.5.gz
 "$binary" --generate-completion-script fish > "$stage"/usr/share/fish/vendor_completions.d/tend.fish
 chmod 0644 "$stage"/usr/share/*/completions/tend "$stage"/usr/share/zsh/vendor-completions/_tend "$stage"/usr/share/fish/vendor_completions.d/tend.fish
 
-install -m 0644 examples/systemd/tend.service examples/systemd/tend-apply.service examples/systemd/tend-apply.timer "$stage"/lib/systemd/system/
+install -m 0644 examples/systemd/tend.service examples/systemd/tend-apply.service examples/systemd/tend-apply.timer \
+    examples/systemd/tend-snapshot.service examples/systemd/tend-snapshot.timer "$stage"/lib/systemd/system/
 install -m 0644 examples/systemd/agent.yaml "$stage"/etc/tend/agent.yaml
 install -m 0644 scripts/deb/copyright "$stage"/usr/share/doc/tend/copyright
 for example in examples/*/; do

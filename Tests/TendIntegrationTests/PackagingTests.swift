@@ -81,7 +81,7 @@ struct PackagingTests {
 
             // Configured and started, it converges the host before `systemctl start` returns.
             let remote = try await AgentTests.Remote.make(in: host)
-            try await remote.push(AgentTests.Remote.message("from the package"), "first")
+            let pushed = try await remote.push(AgentTests.Remote.message("from the package"), "first")
             try host.write(["/etc/tend/agent.yaml": "repo: /srv/config.git\nref: main\ninterval: 1m\n"])
             let start = try await host.run(["systemctl", "enable", "--now", "tend.service"])
             #expect(start.status == 0, "\(start)")
@@ -98,11 +98,18 @@ struct PackagingTests {
             #expect(once.status == 0, "\(once)\n\(onceLog)")
             #expect(AgentTests.message(host) == "from the package\n", "tend-apply.service did not repair the file")
 
+            // The shipped snapshot service records the host for fleet previews.
+            let snapshot = try await host.run(["systemctl", "start", "tend-snapshot.service"])
+            #expect(snapshot.status == 0, "\(snapshot)\n\((try? await host.run(["journalctl", "-u", "tend-snapshot.service", "--no-pager"]))?.stdout ?? "")")
+            let recorded = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: host.outside("/var/lib/tend/snapshot.json")))) as? [String: Any]
+            #expect(recorded?["commit"] as? String == pushed, "the snapshot is not of the commit the agent applied")
+            #expect((recorded?["observed"] as? [String: Any])?["paths"] as? [String: Any] != nil, "no snapshot at /var/lib/tend/snapshot.json")
+
             // Purged, nothing of tend is left but its journal and what it managed.
             let purge = try await host.run(["apt-get", "purge", "-y", "-q", "tend"])
             #expect(purge.status == 0, "\(purge)")
             #expect(try await host.run(["dpkg-query", "-W", "-f", "${Status}", "tend"]).stdout.isEmpty)
-            for left in ["/usr/bin/tend", "/etc/tend", "/var/lib/tend", "/lib/systemd/system/tend.service", "/lib/systemd/system/tend-apply.timer",
+            for left in ["/usr/bin/tend", "/etc/tend", "/var/lib/tend", "/lib/systemd/system/tend.service", "/lib/systemd/system/tend-apply.timer", "/lib/systemd/system/tend-snapshot.timer",
                          "/etc/systemd/system/multi-user.target.wants/tend.service", "/usr/share/doc/tend", "/usr/share/man/man1/tend.1.gz",
                          "/usr/share/bash-completion/completions/tend", "/var/lib/prometheus/node-exporter/tend.prom",
                          "/var/lib/systemd/deb-systemd-helper-enabled/tend.service.dsh-also"] {
