@@ -100,7 +100,8 @@ struct PackagingTests {
 
             // The shipped snapshot service records the host for fleet previews.
             let snapshot = try await host.run(["systemctl", "start", "tend-snapshot.service"])
-            #expect(snapshot.status == 0, "\(snapshot)\n\((try? await host.run(["journalctl", "-u", "tend-snapshot.service", "--no-pager"]))?.stdout ?? "")")
+            let snapshotLog = try await host.run(["journalctl", "-u", "tend-snapshot.service", "--no-pager"]).stdout
+            #expect(snapshot.status == 0, "\(snapshot)\n\(snapshotLog)")
             let recorded = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: host.outside("/var/lib/tend/snapshot.json")))) as? [String: Any]
             #expect(recorded?["commit"] as? String == pushed, "the snapshot is not of the commit the agent applied")
             #expect((recorded?["observed"] as? [String: Any])?["paths"] as? [String: Any] != nil, "no snapshot at /var/lib/tend/snapshot.json")
