@@ -46,6 +46,13 @@ struct TextDiffTests {
             """)
     }
 
+    @Test("an emptied file is all removals; CRLF ends a line as LF does, and a combining mark after a line feed starts the next line")
+    func emptiedAndLineEnds() {
+        #expect(TextDiff.unified(old: "a\r\nb\n", new: "", oldName: "/x", newName: "/dev/null") == "--- /x\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-a\r\n-b\n")
+        #expect(TextDiff.unified(old: "x\n\u{301}y\n", new: "x\n\u{301}z\n", oldName: "/x", newName: "/x")
+            == "--- /x\n+++ /x\n@@ -1,2 +1,2 @@\n x\n-\u{301}y\n+\u{301}z\n")
+    }
+
     @Test("bytes with NUL or invalid UTF-8 are binary")
     func binary() {
         #expect(TextDiff.text(Array("plain\n".utf8)) == "plain\n")

@@ -13,12 +13,19 @@ public enum TextDiff {
     /// A unified diff (`---`, `+++`, `@@` hunks with three lines of context) from `old` to `new`.
     public static func unified(old: String, new: String, oldName: String, newName: String, context: Int = 3) -> String {
         let oldLines = lines(old), newLines = lines(new)
-        let difference = newLines.difference(from: oldLines)
         var removed = Set<Int>(), added = Set<Int>()
-        for change in difference {
-            switch change {
-            case .remove(let offset, _, _): removed.insert(offset)
-            case .insert(let offset, _, _): added.insert(offset)
+        // A file created or emptied needs no search for what the two sides share (a converge of
+        // 10,000 new files spent a tenth of its time here).
+        if oldLines.isEmpty {
+            added = Set(newLines.indices)
+        } else if newLines.isEmpty {
+            removed = Set(oldLines.indices)
+        } else {
+            for change in newLines.difference(from: oldLines) {
+                switch change {
+                case .remove(let offset, _, _): removed.insert(offset)
+                case .insert(let offset, _, _): added.insert(offset)
+                }
             }
         }
         var script: [Line] = []
@@ -76,18 +83,23 @@ public enum TextDiff {
         return "@@ -\(oldStart),\(oldCount) +\(newStart),\(newCount) @@\n" + body
     }
 
-    /// Lines with their terminators; a last line without one gets the usual marker.
+    /// Lines with their terminators; a last line without one gets the usual marker. Split at
+    /// each LF byte, without walking the text by Character: a line feed always ends a grapheme
+    /// (so "\r\n" stays one line's end).
     private static func lines(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
-        for character in text {
-            current.append(character)
-            if character == "\n" || character == "\r\n" {
-                result.append(current)
-                current = ""
+        let bytes = text.utf8
+        var start = bytes.startIndex
+        var index = start
+        while index < bytes.endIndex {
+            let next = bytes.index(after: index)
+            if bytes[index] == UInt8(ascii: "\n") {
+                result.append(String(text[start..<next]))
+                start = next
             }
+            index = next
         }
-        if !current.isEmpty { result.append(current + "\n\\ No newline at end of file\n") }
+        if start < bytes.endIndex { result.append(String(text[start...]) + "\n\\ No newline at end of file\n") }
         return result
     }
 }
