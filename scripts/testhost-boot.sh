@@ -34,6 +34,10 @@ if [ -n "${TESTHOST_HOSTNAME:-}" ]; then
     rm -f "$root/etc/hostname"
     echo "$TESTHOST_HOSTNAME" > "$root/etc/hostname"
 fi
+# The machine's /dev/console is every test host's: no getty on it. Several would fight over it,
+# and one that lost failed the boot of an image (console-getty.service, "degraded").
+mkdir -p "$root/etc/systemd/system"
+ln -sf /dev/null "$root/etc/systemd/system/console-getty.service"
 mkdir -p "$root/.old-root"
 cd "$root"
 pivot_root . .old-root
