@@ -43,6 +43,7 @@ struct HostSnapshotTests {
         #expect(replay.recordedDigest("/etc/app/secret") == StatCache.digest(of: Array("declared sensitive\n".utf8)))
         #expect(replay.recordedDigest("/etc/app/open.conf") == nil)
         #expect(throws: HostError.self) { try replay.read("/etc/app/private.conf") }
+        #expect(try replay.status("/etc/app/private.conf")?.permissions == 0o600, "a file read without its status asked first has it recorded")
         #expect(replay.unrecorded.isEmpty)
         #expect(try replay.status("/etc/app/new.conf") == nil)
         // What this machine has and the snapshot does not is not read here: absent, and named.

@@ -117,14 +117,17 @@ public final class HostReader {
         let fd = try openFile(path, flags: O_RDONLY)
         defer { try? fd.close() }
         let bytes = try readAll(fd, path: path)
-        if let recorder { recorder.content(path, bytes, othersMayRead: othersMayRead(path)) }
+        if let recorder {
+            let status = try? liveStatus(path)
+            recorder.content(path, bytes, status: status, othersMayRead: status.map { othersMayRead(path, status: $0) } ?? false)
+        }
         return bytes
     }
 
     /// Whether anyone on the host may read the file at `path`: it is readable by others, and
     /// every folder above it lets others through (a 0644 file in /root, 0700, is private).
-    private func othersMayRead(_ path: String) -> Bool {
-        guard let status = try? liveStatus(path), status.permissions & 0o004 != 0 else { return false }
+    private func othersMayRead(_ path: String, status: FileStatus) -> Bool {
+        guard status.permissions & 0o004 != 0 else { return false }
         var folder = HostPath.parent(of: path)
         while let current = folder {
             guard let found = try? liveStatus(current), found.permissions & 0o001 != 0 else { return false }

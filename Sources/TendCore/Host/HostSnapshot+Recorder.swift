@@ -27,28 +27,20 @@ extension HostSnapshot {
         }
 
         func status(_ path: String, _ status: FileStatus?) {
-            update { snapshot in
-                if snapshot.paths[path] == nil {
-                    snapshot.paths[path] = Path(status: status)
-                } else {
-                    snapshot.paths[path]?.status = status
-                }
-            }
+            self.path(path) { $0.status = status }
         }
 
         func path(_ path: String, _ change: (inout Path) -> Void) {
-            update { snapshot in
-                var entry = snapshot.paths[path] ?? Path(status: nil)
-                change(&entry)
-                snapshot.paths[path] = entry
-            }
+            update { change(&$0.paths[path, default: Path(status: nil)]) }
         }
 
         /// Records a file's content as it may be kept: whole when anyone on the host may read it,
         /// it is not declared sensitive and it is at most `HostSnapshot.largestText`; else its
         /// digest (or its redacted lines, for the shadow files).
-        func content(_ path: String, _ bytes: [UInt8], othersMayRead: Bool) {
+        func content(_ path: String, _ bytes: [UInt8], status: FileStatus?, othersMayRead: Bool) {
             self.path(path) { entry in
+                // A file read without its status asked first (os-release) is found as it was.
+                entry.status = entry.status ?? status
                 if HostSnapshot.redactedFiles.contains(path) {
                     entry.text = Data(HostSnapshot.redacted(bytes))
                 } else if othersMayRead, bytes.count <= HostSnapshot.largestText(path), !hidden.withLock({ $0.contains(path) }) {
