@@ -34,10 +34,13 @@ if [ -n "${TESTHOST_HOSTNAME:-}" ]; then
     rm -f "$root/etc/hostname"
     echo "$TESTHOST_HOSTNAME" > "$root/etc/hostname"
 fi
-# The machine's /dev/console is every test host's: no getty on it. Several would fight over it,
-# and one that lost failed the boot of an image (console-getty.service, "degraded").
+# The machine's /dev (its console and its ttys) is every test host's: no getty on any of it.
+# Several would fight over one, and one that lost failed the boot of an image ("degraded" by
+# console-getty.service, then by getty@tty1.service).
 mkdir -p "$root/etc/systemd/system"
 ln -sf /dev/null "$root/etc/systemd/system/console-getty.service"
+ln -sf /dev/null "$root/etc/systemd/system/getty.target"
+ln -sf /dev/null "$root/etc/systemd/system/getty@.service"
 mkdir -p "$root/.old-root"
 cd "$root"
 pivot_root . .old-root
