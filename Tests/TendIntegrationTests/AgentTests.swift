@@ -236,8 +236,9 @@ struct AgentTests {
             try await host.run(["systemctl", "daemon-reload"])
             #expect(try await host.run(["systemctl", "start", "tend.service"]).status == 0)
 
-            // A slow unit (its start takes 12 s, time for a manual apply to find the lock held even
-            // on a loaded machine) before a file that depends on it.
+            // A slow unit, whose start lasts until the test lets it end (/run/slow-go), so that the
+            // manual apply and the stop below find the agent in it however loaded the machine is,
+            // before a file that depends on it.
             let slow = """
                 resources:
                   - unit: slow.service
@@ -245,7 +246,7 @@ struct AgentTests {
                       [Service]
                       Type=oneshot
                       RemainAfterExit=yes
-                      ExecStart=/bin/sleep 12
+                      ExecStart=/bin/sh -c 'while [ ! -e /run/slow-go ]; do sleep 0.1; done'
                     state: running
                   - file: /etc/app/message
                     content: "after the slow unit\\n"
@@ -259,7 +260,11 @@ struct AgentTests {
             let manual = try await host.tend(["apply", "--repo", "/srv/config.git", "--ref", "main", "--lock-timeout", "1"])
             #expect(manual.status == 8, "\(manual)")
             #expect(manual.stderr.contains("waiting for process \(agentPID) (tend)"), "\(manual)")
-            let stop = try await host.run(["systemctl", "stop", "tend.service"])
+            // SIGTERM while the slow unit's job runs: the agent waits for it, then starts nothing more.
+            async let stopping = host.run(["systemctl", "stop", "tend.service"])
+            #expect(try await Self.eventually(15) { try await host.unit("tend.service")["ActiveState"] == "deactivating" }, "tend.service was not told to stop")
+            try host.write(["/run/slow-go": ""])
+            let stop = try await stopping
             #expect(stop.status == 0)
             let unit = try await host.unit("tend.service", ["Result", "ExecMainStatus"])
             #expect(unit["Result"] == "success", "\(unit)")
