@@ -223,7 +223,7 @@ public struct RepositoryLoader: Sendable {
             guard var reader = MappingReader(document, what: "a manifest", diagnostics: &diagnostics) else { continue }
             if let resources = reader.take("resources") {
                 if let items = resources.sequence {
-                    manifest.resources += items.compactMap { decodeEntry($0, manifest: path, &diagnostics) }
+                    manifest.resources += decodeEntries(items, manifest: path, &diagnostics)
                 } else if !resources.isNull {
                     diagnostics.error("'resources' must be a list, found \(resources.kindDescription)", at: resources.location)
                 }
@@ -245,6 +245,17 @@ public struct RepositoryLoader: Sendable {
 
     /// Kinds whose name other kinds take as an attribute.
     static let kindsThatAreAlsoAttributes: Set<String> = ["group"]
+
+    /// Decodes a `resources:` list; a long one on several threads, problems kept in order.
+    private func decodeEntries(_ items: [YAMLNode], manifest: String, _ diagnostics: inout Diagnostics) -> [ResourceDeclaration] {
+        let slices = ParallelSlices.map(items.count, workers: ParallelSlices.workers(for: items.count, minimum: 1024)) { _, range in
+            var found = Diagnostics()
+            let declarations = items[range].compactMap { decodeEntry($0, manifest: manifest, &found) }
+            return (declarations, found)
+        }
+        for (_, found) in slices { diagnostics.append(contentsOf: found) }
+        return slices.flatMap(\.0)
+    }
 
     private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
         guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return nil }

@@ -18,19 +18,22 @@ public struct Catalog: Sendable {
         /// The resources it notifies when it changes.
         public let notify: [ResourceID]
         let resource: any BoundResource
+        /// The path it manages, if any.
+        public let path: String?
+        /// Every path it writes (`BoundResource.paths`).
+        let paths: [String]
 
         init(id: ResourceID, location: SourceLocation, dependencies: [ResourceID], dependencyPositions: [Int],
-             notify: [ResourceID], resource: any BoundResource) {
+             notify: [ResourceID], resource: any BoundResource, path: String?, paths: [String]) {
             self.id = id
+            self.path = path
+            self.paths = paths
             self.location = location
             self.dependencies = dependencies
             self.dependencyPositions = dependencyPositions
             self.notify = notify
             self.resource = resource
         }
-
-        /// The path it manages, if any.
-        public var path: String? { resource.path }
 
         /// The digest of how it is declared: the same for the same declaration, in any commit.
         public var desiredDigest: String { resource.desiredDigest() }
@@ -65,15 +68,24 @@ public struct Catalog: Sendable {
     init(ordered entries: [Entry]) {
         self.entries = entries
         var positions: [ResourceID: Int] = [:]
-        for (index, entry) in entries.enumerated() { positions[entry.id] = index }
+        var declaredPresent: Set<ResourceID> = []
+        var managedPaths: Set<String> = []
+        positions.reserveCapacity(entries.count)
+        declaredPresent.reserveCapacity(entries.count)
+        managedPaths.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            positions[entry.id] = index
+            if !entry.resource.isRemoval { declaredPresent.insert(entry.id) }
+            managedPaths.formUnion(entry.paths)
+        }
         self.positions = positions
-        declaredPresent = Set(entries.filter { !$0.resource.isRemoval }.map(\.id))
-        planContext = PlanContext(managedPaths: Set(entries.flatMap(\.resource.paths)))
+        self.declaredPresent = declaredPresent
+        planContext = PlanContext(managedPaths: managedPaths)
     }
 
     /// The paths whose content must never be shown nor kept (`DesiredState.isSensitive`).
     public var sensitivePaths: Set<String> {
-        Set(entries.filter(\.resource.isSensitive).flatMap(\.resource.paths))
+        Set(entries.filter(\.resource.isSensitive).flatMap(\.paths))
     }
 
     /// What wakes the agent, each with the resources it wakes (`WatchingProvider`).
@@ -113,18 +125,21 @@ extension Catalog {
         var byID: [ResourceID: Int] = [:]
         var byPath: [String: Int] = [:]
         var unique: [Declared] = []
+        byID.reserveCapacity(bound.count)
+        byPath.reserveCapacity(bound.count)
+        unique.reserveCapacity(bound.count)
         for item in bound {
-            let id = item.resource.id
+            let id = item.id
             if let first = byID[id] {
                 diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].nameLocation))", at: item.nameLocation)
                 continue
             }
-            if let (path, first) = item.resource.paths.lazy.compactMap({ path in byPath[path].map { (path, $0) } }).first {
-                diagnostics.error("\(id) manages \(path), which \(unique[first].resource.id) (declared at \(unique[first].nameLocation)) already manages; the two would undo each other on every apply", at: item.nameLocation)
+            if let (path, first) = item.paths.lazy.compactMap({ path in byPath[path].map { (path, $0) } }).first {
+                diagnostics.error("\(id) manages \(path), which \(unique[first].id) (declared at \(unique[first].nameLocation)) already manages; the two would undo each other on every apply", at: item.nameLocation)
                 continue
             }
             byID[id] = unique.count
-            for path in item.resource.paths { byPath[path] = unique.count }
+            for path in item.paths { byPath[path] = unique.count }
             unique.append(item)
         }
 
@@ -157,16 +172,16 @@ extension Catalog {
             for text in item.notify {
                 guard let target = reference(text, from: index, as: "notify") else { continue }
                 guard unique[target].resource.acceptsNotifications else {
-                    diagnostics.error("'notify' names \(unique[target].resource.id), but a \(unique[target].resource.id.kind) cannot be notified; only units restart or reload on a change", at: text.location)
+                    diagnostics.error("'notify' names \(unique[target].id), but a \(unique[target].id.kind) cannot be notified; only units restart or reload on a change", at: text.location)
                     continue
                 }
                 dependencies[target].append(index)
-                notifies[index].append(unique[target].resource.id)
+                notifies[index].append(unique[target].id)
             }
             for id in item.resource.implicitDependencies {
                 if let target = byID[id], target != index { dependencies[index].append(target) }
             }
-            var ancestor = item.resource.path.flatMap(HostPath.parent(of:))
+            var ancestor = item.path.flatMap(HostPath.parent(of:))
             while let path = ancestor {
                 if let target = byPath[path] {
                     dependencies[index].append(target)
@@ -188,15 +203,15 @@ extension Catalog {
             }
         }
 
-        dependencies = dependencies.map { list in
-            var unique: [Int] = []
-            for index in list where !unique.contains(index) { unique.append(index) }
-            return unique
+        for index in dependencies.indices where dependencies[index].count > 1 {
+            var distinct: [Int] = []
+            for target in dependencies[index] where !distinct.contains(target) { distinct.append(target) }
+            dependencies[index] = distinct
         }
         let (order, cycle) = dependencyOrder(dependencies)
         if let cycle {
-            let names = cycle.map { "\(unique[$0].resource.id) (\(unique[$0].nameLocation))" }
-            diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].resource.id.description]).joined(separator: " → "),
+            let names = cycle.map { "\(unique[$0].id) (\(unique[$0].nameLocation))" }
+            diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].id.description]).joined(separator: " → "),
                               at: unique[cycle[0]].nameLocation)
         }
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
@@ -204,10 +219,10 @@ extension Catalog {
         var positionInOrder = [Int](repeating: 0, count: unique.count)
         for (position, index) in order.enumerated() { positionInOrder[index] = position }
         return Catalog(ordered: order.map { index in
-            Entry(id: unique[index].resource.id, location: unique[index].nameLocation,
-                  dependencies: dependencies[index].map { unique[$0].resource.id },
+            Entry(id: unique[index].id, location: unique[index].nameLocation,
+                  dependencies: dependencies[index].map { unique[$0].id },
                   dependencyPositions: dependencies[index].map { positionInOrder[$0] },
-                  notify: notifies[index], resource: unique[index].resource)
+                  notify: notifies[index], resource: unique[index].resource, path: unique[index].path, paths: unique[index].paths)
         })
     }
 
@@ -215,29 +230,17 @@ extension Catalog {
     /// its own contiguous slice with its own diagnostics, merged in declaration order.
     private static func decode(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot,
                                variables: TemplateVariables) -> ([Declared], Diagnostics) {
-        let workers = declarations.count < 1024 ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
-        let chunk = (declarations.count + workers - 1) / max(workers, 1)
-        let slices = UnsafeMutableBufferPointer<([Declared], Diagnostics)>.allocate(capacity: workers)
-        slices.initialize(repeating: ([], Diagnostics()))
-        defer {
-            // The slots own their arrays: release them before the memory (found by the fuzzer's
-            // leak check; every catalog built leaked its decoded resources).
-            _ = slices.deinitialize()
-            slices.deallocate()
-        }
-        let shared = DecodeSlices(slices: slices)
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        let slices = ParallelSlices.map(declarations.count, workers: ParallelSlices.workers(for: declarations.count, minimum: 1024)) { _, range in
             var context = DecodeContext(snapshot: snapshot, variables: variables)
             var bound: [Declared] = []
-            let range = (worker * chunk)..<min(declarations.count, (worker + 1) * chunk)
             bound.reserveCapacity(range.count)
             for declaration in declarations[range] {
                 if let resource = providers.bind(declaration, context: &context) {
-                    bound.append(Declared(resource: resource, nameLocation: declaration.nameLocation,
-                                          requires: declaration.requires, notify: declaration.notify))
+                    bound.append(Declared(resource: resource, id: resource.id, path: resource.path, paths: resource.paths,
+                                          nameLocation: declaration.nameLocation, requires: declaration.requires, notify: declaration.notify))
                 }
             }
-            shared.slices[worker] = (bound, context.diagnostics)
+            return (bound, context.diagnostics)
         }
         var bound: [Declared] = []
         bound.reserveCapacity(declarations.count)
@@ -249,17 +252,29 @@ extension Catalog {
         return (bound, diagnostics)
     }
 
-    /// One result slot per decoding thread; each thread writes only its own.
-    private struct DecodeSlices: @unchecked Sendable {
-        let slices: UnsafeMutableBufferPointer<([Declared], Diagnostics)>
-    }
-
-    /// What the graph needs of one decoded declaration.
-    private struct Declared {
+    /// What the graph needs of one decoded declaration; its id and paths are read once, while
+    /// decoding on several threads, not at each of the graph's many uses. A class: building the
+    /// graph passes each around several times, and copying its eight fields each time was a
+    /// tenth of loading 10,000 resources.
+    private final class Declared: Sendable {
         let resource: any BoundResource
+        let id: ResourceID
+        let path: String?
+        let paths: [String]
         let nameLocation: SourceLocation
         let requires: [Located<String>]
         let notify: [Located<String>]
+
+        init(resource: any BoundResource, id: ResourceID, path: String?, paths: [String], nameLocation: SourceLocation,
+             requires: [Located<String>], notify: [Located<String>]) {
+            self.resource = resource
+            self.id = id
+            self.path = path
+            self.paths = paths
+            self.nameLocation = nameLocation
+            self.requires = requires
+            self.notify = notify
+        }
     }
 
     /// Whether `start` depends on `goal`, directly or through others.

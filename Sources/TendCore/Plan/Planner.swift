@@ -105,31 +105,20 @@ public struct Planner: Sendable {
                 results[index] = step(for: entry, host: host, context: context)
             }
         }
-        let workers = parallel.count < 512 || !host.isPlain ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        let workers = host.isPlain ? ParallelSlices.workers(for: parallel.count, minimum: 512) : 1
         var readers = [host]
-        for _ in 1..<max(workers, 1) {
+        for _ in 1..<workers {
             guard let reader = try? HostReader(root: host.root) else { break }
             reader.declaredResources = host.declaredResources
             reader.statCache = host.statCache
             readers.append(reader)
         }
-        guard readers.count > 1 else {
-            for index in parallel { results[index] = step(for: entries[index], host: host, context: context) }
-            return results
-        }
-        let slots = UnsafeMutableBufferPointer<Plan.Step?>.allocate(capacity: parallel.count)
-        slots.initialize(repeating: nil)
-        defer { slots.deallocate() }
-        let shared = ParallelSlots(readers: readers, results: slots)
-        let chunk = (parallel.count + readers.count - 1) / readers.count
         let indices = parallel
-        DispatchQueue.concurrentPerform(iterations: readers.count) { worker in
-            let reader = shared.readers[worker]
-            for slot in (worker * chunk)..<min(indices.count, (worker + 1) * chunk) {
-                shared.results[slot] = step(for: entries[indices[slot]], host: reader, context: context)
-            }
+        let shared = Readers(readers: readers)
+        let slices = ParallelSlices.map(indices.count, workers: readers.count) { worker, range in
+            range.map { step(for: entries[indices[$0]], host: shared.readers[worker], context: context) }
         }
-        for (slot, index) in parallel.enumerated() { results[index] = slots[slot] }
+        for (slot, step) in slices.joined().enumerated() { results[indices[slot]] = step }
         return results
     }
 
@@ -179,11 +168,9 @@ public struct Planner: Sendable {
     }
 }
 
-/// What the observing threads share: one reader per thread, and one result slot per entry.
-/// Unchecked Sendable because each thread touches only its own reader and its own slice of slots.
-private struct ParallelSlots: @unchecked Sendable {
+/// The observing threads' readers. Unchecked Sendable because each thread uses only its own.
+private struct Readers: @unchecked Sendable {
     let readers: [HostReader]
-    let results: UnsafeMutableBufferPointer<Plan.Step?>
 }
 
 /// A step of a saved plan that no longer holds.
