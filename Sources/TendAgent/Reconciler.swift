@@ -210,6 +210,7 @@ public struct Reconciler: Sendable {
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
         }
         result.resourceCount = catalog.entries.count
+        OneShot.keep(catalog)
         recorder?.hide(catalog.sensitivePaths)
         if let rollout = catalog.rollout, let git = opened.snapshot as? GitSnapshot {
             try checkRollout(rollout, commit: git, applied: opened.applied, host: host, into: &result)

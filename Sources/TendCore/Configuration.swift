@@ -13,6 +13,7 @@ public enum Configuration {
     public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
                                managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
+        defer { OneShot.keep(loaded) }
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
         // applies to other hosts is still found here.

@@ -53,6 +53,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        OneShot.keepUntilExit()
         let style = output.style
         let savedPlan = try plan.map(PlanFile.read)
         if let savedPlan, root.root != "/", root.root != savedPlan.root {

@@ -8,8 +8,13 @@ import TendSystemd
 struct Tend: AsyncParsableCommand {
     /// tend's version from Git (scripts/version.sh, run by the build), then the C libraries it runs
     /// with, for bug reports: `tend 0.3.0+5.g1a2b3c4` over `libgit2 1.5.1 (https, ssh)` and so on.
+    ///
+    /// Only `--version` shows it: finding libsystemd's version reads /proc/self/maps, a few
+    /// milliseconds that every other command would pay, since the configuration holding this
+    /// string is built before the arguments are parsed.
     static var version: String {
-        [
+        guard CommandLine.arguments.contains("--version") else { return "tend \(tendVersion)" }
+        return [
             "tend \(tendVersion)",
             GitLibrary.version,
             YAMLLibrary.version,
