@@ -94,15 +94,24 @@ public struct StateStore: Sendable {
 
     /// Writes the record atomically at mode 0600, creating the private folders it goes in.
     public func write(_ record: Record, _ value: some Encodable) throws(StateStoreError) {
-        try prepare()
         let data: Data
         do {
             data = try Self.encoder.encode(value)
         } catch {
             throw StateStoreError("cannot encode \(record.rawValue): \(error)")
         }
+        try write(record, bytes: Array(data))
+    }
+
+    /// Writes the inventory, the largest record, without JSONEncoder (`Inventory.json`).
+    public func write(_ record: Record, _ inventory: Inventory) throws(StateStoreError) {
+        try write(record, bytes: inventory.json)
+    }
+
+    private func write(_ record: Record, bytes: [UInt8]) throws(StateStoreError) {
+        try prepare()
         do {
-            try AtomicFile.write(Array(data) + [UInt8(ascii: "\n")], toPath: directory + "/" + record.rawValue, mode: 0o600)
+            try AtomicFile.write(bytes + [UInt8(ascii: "\n")], toPath: directory + "/" + record.rawValue, mode: 0o600)
         } catch {
             throw StateStoreError(error.description)
         }
