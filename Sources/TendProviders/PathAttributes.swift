@@ -209,8 +209,9 @@ struct AccountNames: Sendable, Hashable {
     func group(_ id: UInt32) -> String { groups[id].map { "\($0) (\(id))" } ?? String(id) }
 }
 
-/// The effective uid and gid of this process, the owner of what it creates by default.
+/// The effective uid and gid of this process, the owner of what it creates by default. tend never
+/// changes them, so they are asked once, not once per file created.
 enum ProcessIdentity {
-    static var user: UInt32 { geteuid() }
-    static var group: UInt32 { getegid() }
+    static let user: UInt32 = geteuid()
+    static let group: UInt32 = getegid()
 }

@@ -150,8 +150,11 @@ public enum AtomicFile {
         var prefix = Substring(name)
         while prefix.utf8.count > 200 { prefix = prefix.dropLast() }
         guard let serial else { return ".\(prefix).tend-" }
-        return ".\(prefix).tend-\(getpid())-\(serial)"
+        return ".\(prefix).tend-\(processID)-\(serial)"
     }
+
+    /// This process's ID, asked once (tend never forks without exec'ing).
+    private static let processID = getpid()
 
     private static func next() -> Int {
         counter.withLock { value in
@@ -167,7 +170,7 @@ public enum AtomicFile {
         guard name.hasPrefix("."), let marker = name.ranges(of: ".tend-").last else { return false }
         let parts = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, let pid = Int32(parts[0]), Int(parts[1]) != nil, pid > 0 else { return false }
-        if pid == getpid() { return false }
+        if pid == processID { return false }
         return kill(pid, 0) != 0 && errno == ESRCH
     }
 
@@ -205,7 +208,7 @@ public enum AtomicFile {
                     // The new content is in place; what was there is kept under a name that no
                     // later run takes for a leftover of its own, and that name is said.
                     let code = errno
-                    let kept = ".\(name.prefix(200)).tend-kept-\(getpid())-\(next())"
+                    let kept = ".\(name.prefix(200)).tend-kept-\(processID)-\(next())"
                     let keptName = renameat2(dir, temporary, dir, kept, renameNoReplace) == 0 ? kept : temporary
                     throw AtomicFileError(function: "renameat2", errno: Errno(rawValue: code), placed: true,
                                           message: "what was here (\(found?.article ?? "gone")) could not be put back; it is kept as \(keptName)")

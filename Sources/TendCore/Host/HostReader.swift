@@ -281,6 +281,11 @@ public final class HostReader {
 
     /// The open folder at `path`, found by walking from the root one component at a time with
     /// `O_NOFOLLOW`; nil when a component does not exist.
+    /// Whether the folder at `path` is open already (so it existed when last looked at).
+    func holdsDirectory(_ path: String) -> Bool {
+        replay == nil && directories[path] != nil
+    }
+
     func directory(_ path: String) throws(HostError) -> FileDescriptor? {
         if path == "/" { return rootDescriptor }
         if let cached = directories[path] { return cached }

@@ -10,9 +10,10 @@ internal import Glibc
 /// No symbolic link is followed at the path or above it.
 ///
 /// Durability is paid per stretch of writes, not per file. While staging (`beginStaging()`), the
-/// executor's file steps only write their temporaries; `commitStaged()` then makes them all durable
-/// at once (one `syncfs` of the filesystem past `fsyncLimit` files, else an fsync each), renames
-/// them and syncs their folders, before any of them is reported done. Outside staging, each write
+/// executor's file steps only say what they would write; `commitStaged()` then writes all the
+/// temporaries (a long stretch on several threads), makes them durable at once (one `syncfs` of
+/// the filesystem past `fsyncLimit` files, else an fsync each), renames them and syncs their
+/// folders, before any of them is reported done. Outside staging, each write
 /// is synced on its own. Folders are synced by `syncDirectories()` rather than after every rename,
 /// by one `syncfs` where many changed: converging 10,000 files costs about one journal commit
 /// instead of 10,000 (bench/RESULTS.md, issue 9).
@@ -30,14 +31,23 @@ public final class HostWriter {
     /// when not staging.
     private var staged: [StagedFile]?
 
-    /// A file written to its temporary name whose data is not yet durable nor in place.
-    private struct StagedFile {
+    /// A file to write to a temporary name, make durable and put in place.
+    private struct StagedFile: Sendable {
         var path: String
         var name: String
-        var temporary: String
+        var contents: [UInt8]
+        var mode: UInt32
+        var owner: UInt32
+        var group: UInt32
         /// The folder's path, whose descriptor `unsyncedDirectories` keeps.
         var folder: String
         var replacing: AtomicFile.Replacing
+    }
+
+    /// A staged file once its temporary is written.
+    private struct WrittenFile: Sendable {
+        var file: StagedFile
+        var temporary: String
         /// The temporary's descriptor while few enough are staged to fsync each.
         var descriptor: Int32?
     }
@@ -59,15 +69,14 @@ public final class HostWriter {
     }
 
     deinit {
-        discardStaged()
         for fd in unsyncedDirectories.values { close(fd) }
     }
 
     // MARK: Staging
 
-    /// From now on `writeFile` writes each file's temporary and stops there: the data is made
-    /// durable for all of them at once, and the files renamed into place, by `commitStaged()`.
-    /// Until then the old content stays in place.
+    /// From now on `writeFile` only stages each file: its temporary is written, made durable with
+    /// all the others at once, and renamed into place by `commitStaged()`. Until then the old
+    /// content stays in place.
     public func beginStaging() {
         if staged == nil { staged = [] }
     }
@@ -95,50 +104,96 @@ public final class HostWriter {
         guard let files = staged else { return [:] }
         staged = nil
         var failures: [String: HostError] = [:]
-        let durable = makeDurable(files, failures: &failures)
-        for file in files { if let fd = file.descriptor { close(fd) } }
-        for file in durable {
-            let directory = unsyncedDirectories[file.folder]!
-            do {
-                try AtomicFile.place(file.temporary, as: file.name, in: FileDescriptor(rawValue: directory), replacing: file.replacing)
-            } catch {
-                if !error.placed { unlinkat(directory, file.temporary, 0) }
-                failures[file.path] = HostError(error, path: file.path)
-            }
-        }
+        let written = writeTemporaries(files, failures: &failures)
+        let durable = makeDurable(written, failures: &failures)
+        for file in written { if let fd = file.descriptor { close(fd) } }
+        for (path, error) in place(durable) { failures[path] = error }
         do {
             try syncDirectories()
         } catch {
             // The renames happened but may not survive a power cut: none of them is reported done.
-            for file in durable where failures[file.path] == nil { failures[file.path] = error }
+            for file in durable where failures[file.file.path] == nil { failures[file.file.path] = error }
         }
         return failures
     }
 
-    /// The staged files whose data is now on disk: an fsync of each when every one kept its
+    /// Below this many staged files, one thread writes and renames them all.
+    static let parallelLimit = 256
+
+    /// The folders' descriptors, for the threads that write and rename in them; each thread only
+    /// reads the dictionary, which nobody changes while they run.
+    private struct Folders: @unchecked Sendable {
+        let descriptors: [String: Int32]
+    }
+
+    /// Writes the temporary of each staged file, a long stretch on several threads; keeps their
+    /// descriptors open when few enough to fsync each. A file that could not be written is in
+    /// `failures`, with nothing of it left behind.
+    private func writeTemporaries(_ files: [StagedFile], failures: inout [String: HostError]) -> [WrittenFile] {
+        let keepOpen = files.count <= Self.fsyncLimit
+        let folders = Folders(descriptors: unsyncedDirectories)
+        let slices = ParallelSlices.map(files.count, workers: ParallelSlices.workers(for: files.count, minimum: Self.parallelLimit)) { _, range in
+            var written: [WrittenFile] = []
+            var failed: [(String, HostError)] = []
+            written.reserveCapacity(range.count)
+            for file in files[range] {
+                do throws(AtomicFileError) {
+                    let temporary = try AtomicFile.writeTemporary(file.contents, for: file.name, in: FileDescriptor(rawValue: folders.descriptors[file.folder]!),
+                                                                  mode: file.mode, owner: file.owner, group: file.group, keepOpen: keepOpen)
+                    written.append(WrittenFile(file: file, temporary: temporary.name, descriptor: temporary.descriptor))
+                } catch {
+                    failed.append((file.path, HostError(error, path: file.path)))
+                }
+            }
+            return (written, failed)
+        }
+        for (_, failed) in slices { for (path, error) in failed { failures[path] = error } }
+        return slices.flatMap(\.0)
+    }
+
+    /// Renames each durable temporary into place as the plan allowed, a long stretch on several
+    /// threads; returns the files that could not be placed, their temporaries removed.
+    private func place(_ files: [WrittenFile]) -> [(String, HostError)] {
+        let folders = Folders(descriptors: unsyncedDirectories)
+        return ParallelSlices.map(files.count, workers: ParallelSlices.workers(for: files.count, minimum: Self.parallelLimit)) { _, range in
+            var failed: [(String, HostError)] = []
+            for written in files[range] {
+                let directory = folders.descriptors[written.file.folder]!
+                do throws(AtomicFileError) {
+                    try AtomicFile.place(written.temporary, as: written.file.name, in: FileDescriptor(rawValue: directory), replacing: written.file.replacing)
+                } catch {
+                    if !error.placed { unlinkat(directory, written.temporary, 0) }
+                    failed.append((written.file.path, HostError(error, path: written.file.path)))
+                }
+            }
+            return failed
+        }.flatMap { $0 }
+    }
+
+    /// The written files whose data is now on disk: an fsync of each when every one kept its
     /// descriptor (up to `fsyncLimit`), else one `syncfs` per filesystem they lie on. A file that
     /// could not be made durable is in `failures`, its temporary removed.
-    private func makeDurable(_ files: [StagedFile], failures: inout [String: HostError]) -> [StagedFile] {
-        var durable: [StagedFile] = []
+    private func makeDurable(_ files: [WrittenFile], failures: inout [String: HostError]) -> [WrittenFile] {
+        var durable: [WrittenFile] = []
         if files.allSatisfy({ $0.descriptor != nil }) {
             for file in files {
                 if fsync(file.descriptor!) == 0 {
                     durable.append(file)
                 } else {
-                    failures[file.path] = .system("fsync", path: file.path, Errno(rawValue: Glibc.errno))
-                    unlinkat(unsyncedDirectories[file.folder]!, file.temporary, 0)
+                    failures[file.file.path] = .system("fsync", path: file.file.path, Errno(rawValue: Glibc.errno))
+                    unlinkat(unsyncedDirectories[file.file.folder]!, file.temporary, 0)
                 }
             }
             return durable
         }
         var syncs: [UInt64: HostError?] = [:]
         for file in files {
-            let directory = unsyncedDirectories[file.folder]!
+            let directory = unsyncedDirectories[file.file.folder]!
             var raw = stat()
             var outcome: HostError?
             if fstat(directory, &raw) != 0 {
                 // Which filesystem to sync is unknown: the file is not taken as durable.
-                outcome = .system("fstat", path: file.path, Errno(rawValue: Glibc.errno))
+                outcome = .system("fstat", path: file.file.path, Errno(rawValue: Glibc.errno))
             } else {
                 let device = UInt64(raw.st_dev)
                 if syncs[device] == nil {
@@ -146,13 +201,13 @@ public final class HostWriter {
                         try AtomicFile.syncFilesystem(of: directory)
                         syncs[device] = .some(nil)
                     } catch {
-                        syncs[device] = HostError(error, path: file.path)
+                        syncs[device] = HostError(error, path: file.file.path)
                     }
                 }
                 outcome = syncs[device] ?? nil
             }
             if let outcome {
-                failures[file.path] = outcome
+                failures[file.file.path] = outcome
                 unlinkat(directory, file.temporary, 0)
             } else {
                 durable.append(file)
@@ -161,14 +216,10 @@ public final class HostWriter {
         return durable
     }
 
-    /// Removes the temporary files staged since the first `start` ones, without placing them: a
-    /// step that failed after it staged, or an apply that ends early (`start` 0).
+    /// Forgets the files staged since the first `start` ones: a step that failed after it
+    /// staged, or an apply that ends early (`start` 0). Nothing of them was written yet.
     public func discardStaged(from start: Int = 0) {
         guard let files = staged, start < files.count else { return }
-        for file in files[start...] {
-            if let fd = file.descriptor { close(fd) }
-            if let directory = unsyncedDirectories[file.folder] { unlinkat(directory, file.temporary, 0) }
-        }
         staged!.removeSubrange(start...)
     }
 
@@ -229,24 +280,11 @@ public final class HostWriter {
 
     private func stage(_ contents: [UInt8], path: String, name: String, in directory: FileDescriptor, mode: UInt32,
                        owner: UInt32, group: UInt32, replacing: AtomicFile.Replacing) throws(HostError) {
-        let keepOpen = stagedCount < Self.fsyncLimit
-        if !keepOpen, stagedCount == Self.fsyncLimit {
-            // Past the limit the whole filesystem is synced instead: no descriptor is needed.
-            for index in staged!.indices {
-                if let fd = staged![index].descriptor { close(fd) }
-                staged![index].descriptor = nil
-            }
-        }
         let folder = HostPath.parent(of: path) ?? "/"
         changed(directory, path: folder)
         guard unsyncedDirectories[folder] != nil else { throw .system("dup", path: path, Errno(rawValue: Glibc.errno)) }
-        do {
-            let written = try AtomicFile.writeTemporary(contents, for: name, in: directory, mode: mode, owner: owner, group: group, keepOpen: keepOpen)
-            staged!.append(StagedFile(path: path, name: name, temporary: written.name, folder: folder,
-                                      replacing: replacing, descriptor: written.descriptor))
-        } catch {
-            throw HostError(error, path: path)
-        }
+        staged!.append(StagedFile(path: path, name: name, contents: contents, mode: mode, owner: owner, group: group,
+                                  folder: folder, replacing: replacing))
     }
 
     /// Sets the owner, group and mode of the existing file or folder at `path`, which must still
@@ -356,7 +394,8 @@ public final class HostWriter {
 
     /// Creates the missing folders above `path` (mode 0755, owned by root), as `mkdir -p` would.
     public func makeParentDirectories(of path: String) throws(HostError) {
-        guard let parent = HostPath.parent(of: path), try reader.status(parent) == nil else { return }
+        // A folder the reader holds open exists: no lstat for each of 10,000 files in 100 folders.
+        guard let parent = HostPath.parent(of: path), !reader.holdsDirectory(parent), try reader.status(parent) == nil else { return }
         try makeParentDirectories(of: parent)
         try makeDirectory(parent, mode: 0o755, owner: 0, group: 0)
     }
