@@ -10,7 +10,7 @@ extension Inventory {
         var out = PrettyJSON()
         out.object { out in
             out.member("commits") { out in
-                out.object(commits.sorted { PrettyJSON.precedes($0.key, $1.key) }) { out, commit in
+                out.object(commits) { out, commit in
                     out.member("author", commit.author)
                     out.member("commit", commit.commit)
                     out.member("date", commit.date)
@@ -22,7 +22,7 @@ extension Inventory {
                 }
             }
             out.member("resources") { out in
-                out.object(resources.sorted { PrettyJSON.precedes($0.key, $1.key) }) { out, entry in
+                out.object(resources) { out, entry in
                     out.member("changed", entry.changed.map(PrettyJSON.iso8601))
                     out.member("changed_by", entry.changedBy)
                     out.member("commit", entry.commit)
@@ -62,11 +62,12 @@ private struct PrettyJSON {
         bytes.append(UInt8(ascii: "}"))
     }
 
-    /// An object with a member for each pair, in the order given, each an object `body` writes.
-    mutating func object<Value>(_ pairs: [(key: String, value: Value)], _ body: (inout PrettyJSON, Value) -> Void) {
+    /// An object with a member for each key of `members`, keys sorted, each an object `body`
+    /// writes. (The keys alone are sorted: sorting the pairs copied every entry many times.)
+    mutating func object<Value>(_ members: [String: Value], _ body: (inout PrettyJSON, Value) -> Void) {
         object { out in
-            for (key, value) in pairs {
-                out.member(key) { out in out.object { body(&$0, value) } }
+            for key in members.keys.sorted(by: Self.precedes) {
+                out.member(key) { out in out.object { body(&$0, members[key]!) } }
             }
         }
     }

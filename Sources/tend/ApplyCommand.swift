@@ -53,7 +53,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        OneShot.keepUntilExit()
+        OneShot.start()
         let style = output.style
         let savedPlan = try plan.map(PlanFile.read)
         if let savedPlan, root.root != "/", root.root != savedPlan.root {

@@ -61,7 +61,7 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         if let snapshots { try await preview(snapshots) }
         // One plan, then the exit (a fleet preview plans hundreds of hosts, and frees each).
-        OneShot.keepUntilExit()
+        OneShot.start()
         var reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
         var taken: HostSnapshotFile?
         if let snapshot {

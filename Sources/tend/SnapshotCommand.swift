@@ -36,7 +36,7 @@ struct SnapshotCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        OneShot.keepUntilExit()
+        OneShot.start()
         let (merged, root, _): (SourceOptions, String, AgentFile)
         do {
             (merged, root, _) = try AgentCommand.source(source, root: nil, config: config)

@@ -25,7 +25,7 @@ struct Validate: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        OneShot.keepUntilExit()
+        OneShot.start()
         let reconciler = try Console.reconciler(source, root: root.root, logger: output.logger())
         let result = await reconciler.run(.validate, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
         Console.progress.clear()
