@@ -5,6 +5,8 @@ durability at all, in the same run (issue 9).
 Each round, in turn and each into a fresh folder:
   - the no-fsync floor (bench/floor.c write-nosync: temporary file, write, rename; no fsync);
   - the fsync-per-file floor (floor.c write: what tend did before, one fsync per file);
+  - the batch floor (floor.c write-batch: tend's way on one thread in C: every temporary, one
+    syncfs, every rename, one syncfs), the least that way of being durable costs;
   - tend apply (temporary files of the whole stretch, one syncfs, renames, one more syncfs for
     the folders);
   - CFEngine's cf-agent with one files promise per file (content and mode), which never fsyncs.
@@ -78,7 +80,7 @@ def main():
     subprocess.run(["cc", "-O2", "-o", floor, os.path.join(HERE, "floor.c")], check=True)
     repo = os.path.join(work, "repo")
     generate(repo, n)
-    times = {"nosync": [], "fsync": [], "tend": [], "cfengine": []}
+    times = {"nosync": [], "fsync": [], "batch": [], "tend": [], "cfengine": []}
     try:
         for r in range(RUNS):
             root = fresh(work, f"nosync-{r}")
@@ -87,6 +89,10 @@ def main():
             shutil.rmtree(root)
             root = fresh(work, f"fsync-{r}")
             times["fsync"].append(run([floor, "write", root, str(n), str(DIRS)])[0])
+            shutil.rmtree(root)
+            root = fresh(work, f"batch-{r}")
+            times["batch"].append(run([floor, "write-batch", root, str(n), str(DIRS)])[0])
+            check(root, floor, n)
             shutil.rmtree(root)
             root = fresh(work, f"tend-{r}")
             times["tend"].append(run([tend, "apply", repo, "--root", root])[0])
@@ -109,10 +115,11 @@ def main():
     print("| --- | ---: | ---: |")
     for key, label in [("nosync", "floor: write and rename, no fsync"),
                        ("fsync", "floor: write, fsync each, rename"),
+                       ("batch", "floor: write all, syncfs, rename all, syncfs (tend's way, in C)"),
                        ("tend", "**tend apply** (durable)"),
                        ("cfengine", "CFEngine cf-agent (no fsync)")]:
         print(f"| {label} | {m[key]*1000:.0f} ms | {m[key]/m['nosync']:.2f}× |")
-    print(f"\ntend ÷ CFEngine: {m['tend']/m['cfengine']:.2f}×; every run checked with floor check afterwards.")
+    print(f"\ntend ÷ CFEngine: {m['tend']/m['cfengine']:.2f}×; tend ÷ batch floor: {m['tend']/m['batch']:.2f}×; every run checked with floor check afterwards.")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main():
     print("| files | check floor | tend plan, no changes | plan ÷ floor | plan peak RSS | write floor | tend apply from scratch | apply ÷ floor | apply peak RSS |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, f, p, ratio, prss, w, a, aratio, arss in rows:
-        print(f"| {n:,} | {f*1000:.1f} ms | {p*1000:.1f} ms | {ratio:.1f}× | {prss:.1f} MiB | {w*1000:.0f} ms | {a*1000:.0f} ms | {aratio:.1f}× | {arss:.1f} MiB |")
+        print(f"| {n:,} | {f*1000:.1f} ms | {p*1000:.1f} ms | {ratio:.2f}× | {prss:.1f} MiB | {w*1000:.0f} ms | {a*1000:.0f} ms | {aratio:.2f}× | {arss:.1f} MiB |")
     print(f"\nMedians of {RUNS} runs, floor and tend alternating; the ratios are medians of each pair's ratio. Each tend run is a new process (start-up, YAML of the whole repository, catalog, observe, plan).")
 
 
