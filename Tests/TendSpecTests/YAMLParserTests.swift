@@ -121,3 +121,73 @@ struct DecodingTests {
         #expect(RepositoryPath.resolve("../../../etc/shadow", in: "roles/web") == nil)
     }
 }
+
+/// A long file is parsed by two threads (libyaml's events copied out on one, the tree built on the
+/// other): what comes out must be what one thread makes of it, problems and limits included.
+@Suite("YAML layer, long files")
+struct YAMLPipelineTests {
+    /// The nodes and problems of `text` as one line each, from one thread or two.
+    func outline(_ text: String, pipelined: Bool) -> [String] {
+        let result = YAMLParser.parse(Array(text.utf8), file: "long.yaml", pipelined: pipelined)
+        var lines: [String] = []
+        func walk(_ node: YAMLNode, _ depth: Int) {
+            let at = "\(node.location) \(node.tag ?? "")"
+            switch node.content {
+            case .scalar(let scalar): lines.append("\(depth) \(at) scalar \(scalar.style) \(scalar.text)")
+            case .sequence(let items):
+                lines.append("\(depth) \(at) sequence \(items.count)")
+                for item in items { walk(item, depth + 1) }
+            case .mapping(let pairs):
+                lines.append("\(depth) \(at) mapping \(pairs.count)")
+                for pair in pairs {
+                    walk(pair.key, depth + 1)
+                    walk(pair.value, depth + 1)
+                }
+            }
+        }
+        for document in result.documents { walk(document, 0) }
+        return lines + result.diagnostics.map { "problem \($0)" }
+    }
+
+    /// `count` resources with anchors, aliases, merge keys, block scalars and tags.
+    func manifest(_ count: Int) -> String {
+        var text = "defaults: &defaults\n  mode: \"0644\"\n  owner: root\nresources:\n"
+        for index in 0..<count {
+            text += "  - file: /srv/data/f\(index).conf\n    <<: *defaults\n"
+            text += index % 3 == 0 ? "    content: |\n      line one \(index)\n      line two\n" : "    content: !!str 'quoted \(index)'\n"
+        }
+        return text
+    }
+
+    @Test("a long manifest gives the same nodes from two threads as from one")
+    func sameNodes() {
+        let text = manifest(4_000)
+        #expect(text.utf8.count > YAMLParser.pipelineThreshold)
+        let one = outline(text, pipelined: false), two = outline(text, pipelined: true)
+        #expect(one.count > 30_000)
+        #expect(two == one)
+        #expect(!one.contains { $0.hasPrefix("problem") })
+    }
+
+    @Test("problems deep in a long file are found by two threads as by one, in the same order")
+    func sameProblems() {
+        let duplicate = manifest(3_000) + "  - file: /etc/a\n    mode: \"0600\"\n    mode: \"0640\"\n  - file: *nowhere\n"
+        #expect(outline(duplicate, pipelined: true) == outline(duplicate, pipelined: false))
+        #expect(outline(duplicate, pipelined: true).filter { $0.hasPrefix("problem") }.count == 2)
+
+        let syntax = manifest(3_000) + "  - file: [unclosed\n"
+        let problems = outline(syntax, pipelined: true).filter { $0.hasPrefix("problem") }
+        #expect(problems == outline(syntax, pipelined: false).filter { $0.hasPrefix("problem") })
+        #expect(problems.count == 1 && problems[0].contains("long.yaml:"))
+    }
+
+    @Test("a long file past a limit stops where one thread stops, and says so once")
+    func sameLimits() {
+        var laughs = manifest(2_000) + "lol0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 { laughs += "lol\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        let two = outline(laughs, pipelined: true)
+        #expect(two == outline(laughs, pipelined: false))
+        #expect(two.filter { $0.hasPrefix("problem") }.count == 1)
+        #expect(two.last?.contains("more than \(YAMLParser.maximumNodes) nodes") == true)
+    }
+}

@@ -1,10 +1,16 @@
 internal import CYAML
+import Dispatch
+import Synchronization
 
 /// Parses YAML text into nodes with positions, over libyaml's event API.
 ///
 /// libyaml reports syntax errors; this layer adds what it leaves to its caller: duplicate mapping
 /// keys, undefined aliases, and `<<` merge keys. Every problem is returned as a diagnostic with its
 /// `path:line:col`; a syntax error ends the parse of that file, the others do not.
+///
+/// A long file is read by two threads: one runs libyaml and copies its events out, the other
+/// builds the nodes from them (libyaml and the tree each took half of parsing a 40,000-line
+/// manifest, on one core).
 ///
 /// A repository is hostile input, so two limits end the parse of a file where they are passed:
 /// nesting deeper than `maximumDepth` (every later stage walks nodes recursively) and a document
@@ -23,33 +29,78 @@ public enum YAMLParser {
         public var diagnostics: [Diagnostic]
     }
 
+    /// Below this many bytes a file is parsed on one thread.
+    static let pipelineThreshold = 64 << 10
+
     /// Parses `bytes` (the whole file), naming positions after `file`.
     ///
     /// The corresponding C functions are `yaml_parser_initialize`, `yaml_parser_set_input_string`,
     /// `yaml_parser_parse` and `yaml_parser_delete`.
     public static func parse(_ bytes: [UInt8], file: String) -> Result {
-        var builder = TreeBuilder(file: file)
+        parse(bytes, file: file, pipelined: bytes.count >= pipelineThreshold)
+    }
+
+    /// Parses on two threads when `pipelined`, on this one otherwise; the same either way.
+    static func parse(_ bytes: [UInt8], file: String, pipelined: Bool) -> Result {
+        let events = EventQueue()
+        let builder = Builder(TreeBuilder(file: file))
+        @Sendable func build() {
+            while let batch = events.take() {
+                for event in batch where !builder.stopped {
+                    if !builder.tree.handle(event) { builder.stopped = true }
+                }
+                // Past a limit, libyaml need not read on.
+                if builder.stopped { events.stop() }
+            }
+        }
+        if !pipelined {
+            read(bytes, file: file, into: events)
+            build()
+        } else {
+            // Iteration 0 is always taken first, and it never waits: whichever thread builds
+            // waits only for a reader that is running.
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                if part == 0 { read(bytes, file: file, into: events) } else { build() }
+            }
+        }
+        var tree = builder.tree
+        if !builder.stopped, let error = events.syntaxError { tree.diagnostics.append(error) }
+        return Result(documents: tree.documents, diagnostics: tree.diagnostics)
+    }
+
+    /// Runs libyaml over `bytes` and hands its events to `events` in batches, then its syntax
+    /// error, if any.
+    private static func read(_ bytes: [UInt8], file: String, into events: EventQueue) {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            return Result(documents: [], diagnostics: [Diagnostic("out of memory while starting the YAML parser", at: nil)])
+            events.finish(syntaxError: Diagnostic("out of memory while starting the YAML parser", at: nil))
+            return
         }
         defer { yaml_parser_delete(&parser) }
         // libyaml does not copy its input: the buffer must outlive every yaml_parser_parse call.
         bytes.withUnsafeBufferPointer { buffer in
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var batch: [Event] = []
+            batch.reserveCapacity(EventQueue.batchSize)
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    builder.diagnostics.append(syntaxError(parser, bytes: buffer, file: file))
+                    events.put(batch)
+                    events.finish(syntaxError: syntaxError(parser, bytes: buffer, file: file))
                     return
                 }
                 let type = event.type
-                let goOn = builder.handle(event)
+                batch.append(Event(event))
                 yaml_event_delete(&event)
-                if type == YAML_STREAM_END_EVENT || !goOn { return }
+                if type == YAML_STREAM_END_EVENT { break }
+                if batch.count == EventQueue.batchSize {
+                    guard events.put(batch) else { return }
+                    batch.removeAll(keepingCapacity: true)
+                }
             }
+            events.put(batch)
+            events.finish(syntaxError: nil)
         }
-        return Result(documents: builder.documents, diagnostics: builder.diagnostics)
     }
 
     private static func syntaxError(_ parser: yaml_parser_t, bytes: UnsafeBufferPointer<UInt8>, file: String) -> Diagnostic {
@@ -110,8 +161,8 @@ private struct TreeBuilder {
     }
 
     /// Takes one event; false when a limit was passed and parsing must stop.
-    mutating func handle(_ event: yaml_event_t) -> Bool {
-        let location = SourceLocation(file: file, line: event.start_mark.line + 1, column: event.start_mark.column + 1)
+    mutating func handle(_ event: Event) -> Bool {
+        let location = SourceLocation(file: file, line: event.line, column: event.column)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             anchors = [:]
@@ -122,22 +173,13 @@ private struct TreeBuilder {
                 documents.append(YAMLNode(.scalar(YAMLScalar("")), at: location))
             }
         case YAML_SCALAR_EVENT:
-            let data = event.data.scalar
-            let text = string(data.value, length: data.length)
-            let style: YAMLScalar.Style = switch data.style {
-            case YAML_SINGLE_QUOTED_SCALAR_STYLE: .singleQuoted
-            case YAML_DOUBLE_QUOTED_SCALAR_STYLE: .doubleQuoted
-            case YAML_LITERAL_SCALAR_STYLE: .literal
-            case YAML_FOLDED_SCALAR_STYLE: .folded
-            default: .plain
-            }
-            let node = YAMLNode(.scalar(YAMLScalar(text, style: style)), at: location, tag: cString(data.tag))
+            let node = YAMLNode(.scalar(YAMLScalar(event.text, style: event.style)), at: location, tag: event.tag)
             // A long scalar weighs more: aliases of a 1 MB string would otherwise pass as one node each.
-            let weight = 1 + data.length / 64
-            complete(node, weight: weight, height: 0, anchor: cString(data.anchor))
+            let weight = 1 + event.text.utf8.count / 64
+            complete(node, weight: weight, height: 0, anchor: event.anchor)
             return count(weight, at: location)
         case YAML_ALIAS_EVENT:
-            let name = cString(event.data.alias.anchor) ?? ""
+            let name = event.anchor ?? ""
             if let target = anchors[name] {
                 // An alias nests what it stands for here: a chain of them can nest deeper than the text.
                 guard stack.count + target.height <= YAMLParser.maximumDepth else {
@@ -156,9 +198,7 @@ private struct TreeBuilder {
                 return false
             }
             let isMapping = event.type == YAML_MAPPING_START_EVENT
-            let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag
-            let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
-            var frame = Frame(isMapping: isMapping, location: location, tag: cString(tag), anchor: cString(anchor))
+            var frame = Frame(isMapping: isMapping, location: location, tag: event.tag, anchor: event.anchor)
             // Room for a resource's few keys at once, not grown one pair at a time.
             if isMapping { frame.pairs.reserveCapacity(4) }
             stack.append(frame)
@@ -256,13 +296,124 @@ private struct TreeBuilder {
         return []
     }
 
-    private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?, length: Int) -> String {
-        guard let pointer else { return "" }
-        return String(decoding: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self)
+}
+
+/// What the tree needs of one libyaml event, copied out of it: libyaml frees an event's strings
+/// as soon as the next is read.
+struct Event: Sendable {
+    var type: yaml_event_type_t
+    /// Where it starts, 1-based.
+    var line: Int
+    var column: Int
+    /// A scalar's text, as written once its quotes and escapes are read.
+    var text = ""
+    var style = YAMLScalar.Style.plain
+    var tag: String?
+    /// The anchor a scalar, sequence or mapping defines, or the one an alias names.
+    var anchor: String?
+
+    init(_ event: yaml_event_t) {
+        type = event.type
+        line = event.start_mark.line + 1
+        column = event.start_mark.column + 1
+        switch event.type {
+        case YAML_SCALAR_EVENT:
+            let data = event.data.scalar
+            if let value = data.value {
+                text = String(decoding: UnsafeBufferPointer(start: value, count: data.length), as: UTF8.self)
+            }
+            style = switch data.style {
+            case YAML_SINGLE_QUOTED_SCALAR_STYLE: .singleQuoted
+            case YAML_DOUBLE_QUOTED_SCALAR_STYLE: .doubleQuoted
+            case YAML_LITERAL_SCALAR_STYLE: .literal
+            case YAML_FOLDED_SCALAR_STYLE: .folded
+            default: .plain
+            }
+            tag = Self.string(data.tag)
+            anchor = Self.string(data.anchor)
+        case YAML_ALIAS_EVENT:
+            anchor = Self.string(event.data.alias.anchor)
+        case YAML_SEQUENCE_START_EVENT:
+            tag = Self.string(event.data.sequence_start.tag)
+            anchor = Self.string(event.data.sequence_start.anchor)
+        case YAML_MAPPING_START_EVENT:
+            tag = Self.string(event.data.mapping_start.tag)
+            anchor = Self.string(event.data.mapping_start.anchor)
+        default:
+            break
+        }
     }
 
-    private func cString(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
-        guard let pointer else { return nil }
-        return String(cString: pointer)
+    private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        pointer.map { String(cString: $0) }
+    }
+}
+
+/// The events of one file on their way from the thread that reads them to the one that builds the
+/// tree. Unbounded, so that the reader never waits: a file is at most
+/// `SnapshotLimits.yamlFileSize`, and its events take a few times its size.
+final class EventQueue: Sendable {
+    static let batchSize = 1024
+
+    private struct State {
+        var batches: [[Event]] = []
+        var finished = false
+        var syntaxError: Diagnostic?
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    /// Signalled once per batch put, and once more when the reader finishes.
+    private let available = DispatchSemaphore(value: 0)
+
+    /// Hands a batch over; false once the builder stopped, when reading on is of no use.
+    @discardableResult
+    func put(_ batch: [Event]) -> Bool {
+        guard !batch.isEmpty else { return !state.withLock { $0.stopped } }
+        let stopped = state.withLock { state in
+            if !state.stopped { state.batches.append(batch) }
+            return state.stopped
+        }
+        if !stopped { available.signal() }
+        return !stopped
+    }
+
+    /// Says that no batch follows, and why: libyaml's syntax error, or nil at the end.
+    func finish(syntaxError: Diagnostic?) {
+        state.withLock {
+            $0.finished = true
+            $0.syntaxError = syntaxError
+        }
+        available.signal()
+    }
+
+    /// The next batch, waiting for it; nil once the reader finished and every batch was taken.
+    func take() -> [Event]? {
+        while true {
+            available.wait()
+            let (batch, finished) = state.withLock { state -> ([Event]?, Bool) in
+                state.batches.isEmpty ? (nil, state.finished) : (state.batches.removeFirst(), false)
+            }
+            if let batch { return batch }
+            if finished { return nil }
+        }
+    }
+
+    /// Tells the reader to stop at its next batch.
+    func stop() {
+        state.withLock { $0.stopped = true }
+    }
+
+    var syntaxError: Diagnostic? { state.withLock { $0.syntaxError } }
+}
+
+/// The tree being built, shared with the thread that builds it; only that thread touches it
+/// until `parse` reads the result.
+private final class Builder: @unchecked Sendable {
+    var tree: TreeBuilder
+    var stopped = false
+
+    init(_ tree: TreeBuilder) {
+        self.tree = tree
     }
 }
