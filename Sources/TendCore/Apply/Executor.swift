@@ -81,21 +81,21 @@ public struct Executor: Sendable {
         // (`ResourceProvider.changesOtherResources`): those later steps are planned again.
         var reshaping: Set<ResourceID> = []
         func record(_ step: Plan.Step, _ outcome: StepResult.Outcome) {
-            var logger = self.logger
-            logger[metadataKey: "resource"] = "\(step.id)"
+            // The resource goes in each message's own metadata, made only when the message is
+            // logged: a logger copy with it set cost more than the rest of recording a step.
             let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
             let action = result.action?.rawValue ?? "none"
             switch outcome {
             case .done:
                 completed.insert(step.id)
                 if catalog[step.id]?.resource.changesOtherResources == true { reshaping.insert(step.id) }
-                logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done"])
+                logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done", "resource": "\(step.id)"])
             case .failed(let reason):
                 failed.insert(step.id)
-                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed"])
+                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed", "resource": "\(step.id)"])
             case .skipped(let reason):
                 failed.insert(step.id)
-                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped"])
+                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped", "resource": "\(step.id)"])
             }
             report.results.append(result)
             progress(.finished(result))
