@@ -14,9 +14,15 @@ public enum ParallelSlices {
         count < minimum ? 1 : max(1, min(ProcessInfo.processInfo.activeProcessorCount, maximumWorkers, count))
     }
 
+    /// Calls `body(worker, range)` for contiguous slices of `0..<count`, one per core from
+    /// `minimum` items on (`workers(for:minimum:)`), and returns the results in slice order.
+    public static func map<Result: Sendable>(_ count: Int, minimum: Int, _ body: @Sendable (_ worker: Int, _ range: Range<Int>) -> Result) -> [Result] {
+        map(count, workers: workers(for: count, minimum: minimum), body)
+    }
+
     /// Calls `body(worker, range)` for `workers` contiguous slices of `0..<count`, concurrently
     /// when there is more than one, and returns the results in slice order.
-    public static func map<Result>(_ count: Int, workers: Int, _ body: @Sendable (_ worker: Int, _ range: Range<Int>) -> Result) -> [Result] {
+    public static func map<Result: Sendable>(_ count: Int, workers: Int, _ body: @Sendable (_ worker: Int, _ range: Range<Int>) -> Result) -> [Result] {
         let workers = max(1, min(workers, count))
         let chunk = (count + workers - 1) / workers
         guard workers > 1 else { return [body(0, 0..<count)] }
@@ -29,7 +35,8 @@ public enum ParallelSlices {
         }
         let shared = Slots(slots: slots)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            shared.slots[worker] = body(worker, (worker * chunk)..<min(count, (worker + 1) * chunk))
+            // With more workers than chunks, the last slices are empty, not past the end.
+            shared.slots[worker] = body(worker, min(count, worker * chunk)..<min(count, (worker + 1) * chunk))
         }
         return slots.map { $0! }
     }

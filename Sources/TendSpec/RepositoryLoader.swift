@@ -248,7 +248,7 @@ public struct RepositoryLoader: Sendable {
 
     /// Decodes a `resources:` list; a long one on several threads, problems kept in order.
     private func decodeEntries(_ items: [YAMLNode], manifest: String, _ diagnostics: inout Diagnostics) -> [ResourceDeclaration] {
-        let slices = ParallelSlices.map(items.count, workers: ParallelSlices.workers(for: items.count, minimum: 1024)) { _, range in
+        let slices = ParallelSlices.map(items.count, minimum: 1024) { _, range in
             var found = Diagnostics()
             let declarations = items[range].compactMap { decodeEntry($0, manifest: manifest, &found) }
             return (declarations, found)

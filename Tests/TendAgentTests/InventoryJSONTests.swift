@@ -6,7 +6,7 @@ import TendAgent
 /// what is written must be what JSONEncoder writes for every other record, byte for byte.
 @Suite("inventory JSON")
 struct InventoryJSONTests {
-    /// Writes `inventory` through a state store and returns the file, and JSONEncoder's text of it.
+    /// Writes `inventory` through a state store; returns the file, JSONEncoder's text of it, and what a state store reads back.
     func written(_ inventory: Inventory) throws -> (file: String, encoder: String, readBack: Inventory?) {
         let top = FileManager.default.temporaryDirectory.appendingPathComponent("tend-inventory-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: top) }
@@ -35,6 +35,9 @@ struct InventoryJSONTests {
         let (file, encoder, readBack) = try written(inventory)
         #expect(file == encoder)
         #expect(readBack == inventory.withWholeSeconds, "read back as written, dates to the second as ISO 8601 keeps them")
+        // The writer names each field: one added to the records must be added there too.
+        #expect(Mirror(reflecting: try #require(inventory.resources.values.first)).children.count == 6, "Inventory.json writes six fields of an entry")
+        #expect(Mirror(reflecting: try #require(inventory.commits.values.first)).children.count == 8, "Inventory.json writes eight fields of a commit")
     }
 
     @Test("an empty inventory is written as JSONEncoder writes it")

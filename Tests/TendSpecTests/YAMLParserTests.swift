@@ -181,6 +181,21 @@ struct YAMLPipelineTests {
         #expect(problems.count == 1 && problems[0].contains("long.yaml:"))
     }
 
+    @Test("a long file that passes a limit in its first lines stops there, on two threads as on one", .timeLimit(.minutes(1)))
+    func limitAtTheStart() {
+        let deep = "deep: " + String(repeating: "[", count: 500) + "\n" + manifest(3_000)
+        var laughs = "lol0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 { laughs += "lol\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        laughs += manifest(3_000)
+        for (text, problem) in [(deep, "nesting deeper than \(YAMLParser.maximumDepth) levels"), (laughs, "more than \(YAMLParser.maximumNodes) nodes")] {
+            #expect(text.utf8.count > YAMLParser.pipelineThreshold)
+            let two = outline(text, pipelined: true)
+            #expect(two == outline(text, pipelined: false))
+            let problems = two.filter { $0.hasPrefix("problem") }
+            #expect(problems.count == 1 && problems[0].contains(problem), "\(problems)")
+        }
+    }
+
     @Test("a long file past a limit stops where one thread stops, and says so once")
     func sameLimits() {
         var laughs = manifest(2_000) + "lol0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"

@@ -1,6 +1,4 @@
 public import TendSpec
-import Dispatch
-import FoundationEssentials
 
 /// The desired resources of one host, in dependency order, with the edges between them.
 public struct Catalog: Sendable {
@@ -230,7 +228,7 @@ extension Catalog {
     /// its own contiguous slice with its own diagnostics, merged in declaration order.
     private static func decode(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot,
                                variables: TemplateVariables) -> ([Declared], Diagnostics) {
-        let slices = ParallelSlices.map(declarations.count, workers: ParallelSlices.workers(for: declarations.count, minimum: 1024)) { _, range in
+        let slices = ParallelSlices.map(declarations.count, minimum: 1024) { _, range in
             var context = DecodeContext(snapshot: snapshot, variables: variables)
             var bound: [Declared] = []
             bound.reserveCapacity(range.count)
@@ -254,7 +252,7 @@ extension Catalog {
 
     /// What the graph needs of one decoded declaration; its id and paths are read once, while
     /// decoding on several threads, not at each of the graph's many uses. A class: building the
-    /// graph passes each around several times, and copying its eight fields each time was a
+    /// graph passes each around several times, and copying its seven fields each time was a
     /// tenth of loading 10,000 resources.
     private final class Declared: Sendable {
         let resource: any BoundResource

@@ -279,13 +279,13 @@ public final class HostReader {
 
     // MARK: Walking without following links
 
-    /// The open folder at `path`, found by walking from the root one component at a time with
-    /// `O_NOFOLLOW`; nil when a component does not exist.
     /// Whether the folder at `path` is open already (so it existed when last looked at).
     func holdsDirectory(_ path: String) -> Bool {
         replay == nil && directories[path] != nil
     }
 
+    /// The open folder at `path`, found by walking from the root one component at a time with
+    /// `O_NOFOLLOW`; nil when a component does not exist.
     func directory(_ path: String) throws(HostError) -> FileDescriptor? {
         if path == "/" { return rootDescriptor }
         if let cached = directories[path] { return cached }
@@ -365,7 +365,7 @@ public final class HostReader {
         let info = try statusOfDescriptor(fd, path: path)
         guard info.type == .regular else { throw HostError(path: path, message: "is \(info.type.article), not a regular file") }
         do {
-            return try fd.readToEnd(sizeHint: info.size)
+            return try fd.readToEnd(sizeHint: info.size, sizeFromFstat: true)
         } catch {
             throw .system("read", path: path, error)
         }

@@ -13,10 +13,10 @@ internal import Glibc
 /// executor's file steps only say what they would write; `commitStaged()` then writes all the
 /// temporaries (a long stretch on several threads), makes them durable at once (one `syncfs` of
 /// the filesystem past `fsyncLimit` files, else an fsync each), renames them and syncs their
-/// folders, before any of them is reported done. Outside staging, each write
-/// is synced on its own. Folders are synced by `syncDirectories()` rather than after every rename,
-/// by one `syncfs` where many changed: converging 10,000 files costs about one journal commit
-/// instead of 10,000 (bench/RESULTS.md, issue 9).
+/// folders, before any of them is reported done. Outside staging, each write is synced on its
+/// own. Folders are synced by `syncDirectories()` rather than after every rename, by one `syncfs`
+/// where many changed: converging 10,000 files costs about one journal commit instead of 10,000
+/// (bench/RESULTS.md, issue 9).
 public final class HostWriter {
     /// The read side, for looking before changing.
     public let reader: HostReader
@@ -27,8 +27,8 @@ public final class HostWriter {
     public var toolOutput: (@Sendable (String) -> Void)?
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
-    /// The files written since `beginStaging()`, in order, waiting for `commitStaged()`; nil
-    /// when not staging.
+    /// The files staged since `beginStaging()`, in order, waiting for `commitStaged()` to write
+    /// them; nil when not staging.
     private var staged: [StagedFile]?
 
     /// A file to write to a temporary name, make durable and put in place.
@@ -87,15 +87,16 @@ public final class HostWriter {
     /// How many folders hold a descriptor until the next sync (`stagedFolderLimit`).
     public var changedFolderCount: Int { unsyncedDirectories.count }
 
-    /// The paths of the files staged since the first `start` ones, in the order they were written.
+    /// The paths of the files staged since the first `start` ones, in the order they were staged.
     public func stagedPaths(from start: Int) -> [String] {
         guard let staged, start < staged.count else { return [] }
         return staged[start...].map(\.path)
     }
 
-    /// Makes every staged file durable, renames each into place as the plan allowed, and syncs
-    /// their folders; then stops staging. Returns the paths that could not be placed, with why:
-    /// their temporary files are removed and what was there is left as it was.
+    /// Writes every staged file's temporary, makes them durable, renames each into place as the
+    /// plan allowed, and syncs their folders; then stops staging. Returns the paths that could
+    /// not be written or placed, with why (a full disk shows here, for the step that staged the
+    /// file): their temporary files are removed and what was there is left as it was.
     ///
     /// syncfs(2) reports a failed write-back only since Linux 5.8; before, a disk that failed
     /// under a large stretch goes unnoticed here, as it would for any program that syncs a
@@ -120,25 +121,19 @@ public final class HostWriter {
     /// Below this many staged files, one thread writes and renames them all.
     static let parallelLimit = 256
 
-    /// The folders' descriptors, for the threads that write and rename in them; each thread only
-    /// reads the dictionary, which nobody changes while they run.
-    private struct Folders: @unchecked Sendable {
-        let descriptors: [String: Int32]
-    }
-
     /// Writes the temporary of each staged file, a long stretch on several threads; keeps their
     /// descriptors open when few enough to fsync each. A file that could not be written is in
     /// `failures`, with nothing of it left behind.
     private func writeTemporaries(_ files: [StagedFile], failures: inout [String: HostError]) -> [WrittenFile] {
         let keepOpen = files.count <= Self.fsyncLimit
-        let folders = Folders(descriptors: unsyncedDirectories)
-        let slices = ParallelSlices.map(files.count, workers: ParallelSlices.workers(for: files.count, minimum: Self.parallelLimit)) { _, range in
+        let folders = unsyncedDirectories
+        let slices = ParallelSlices.map(files.count, minimum: Self.parallelLimit) { _, range in
             var written: [WrittenFile] = []
             var failed: [(String, HostError)] = []
             written.reserveCapacity(range.count)
             for file in files[range] {
                 do throws(AtomicFileError) {
-                    let temporary = try AtomicFile.writeTemporary(file.contents, for: file.name, in: FileDescriptor(rawValue: folders.descriptors[file.folder]!),
+                    let temporary = try AtomicFile.writeTemporary(file.contents, for: file.name, in: FileDescriptor(rawValue: folders[file.folder]!),
                                                                   mode: file.mode, owner: file.owner, group: file.group, keepOpen: keepOpen)
                     written.append(WrittenFile(file: file, temporary: temporary.name, descriptor: temporary.descriptor))
                 } catch {
@@ -154,11 +149,11 @@ public final class HostWriter {
     /// Renames each durable temporary into place as the plan allowed, a long stretch on several
     /// threads; returns the files that could not be placed, their temporaries removed.
     private func place(_ files: [WrittenFile]) -> [(String, HostError)] {
-        let folders = Folders(descriptors: unsyncedDirectories)
-        return ParallelSlices.map(files.count, workers: ParallelSlices.workers(for: files.count, minimum: Self.parallelLimit)) { _, range in
+        let folders = unsyncedDirectories
+        return ParallelSlices.map(files.count, minimum: Self.parallelLimit) { _, range in
             var failed: [(String, HostError)] = []
             for written in files[range] {
-                let directory = folders.descriptors[written.file.folder]!
+                let directory = folders[written.file.folder]!
                 do throws(AtomicFileError) {
                     try AtomicFile.place(written.temporary, as: written.file.name, in: FileDescriptor(rawValue: directory), replacing: written.file.replacing)
                 } catch {

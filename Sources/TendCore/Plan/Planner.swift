@@ -1,6 +1,4 @@
 public import TendSpec
-import Dispatch
-import FoundationEssentials
 
 /// Observe and Plan: reads the host for every resource of a catalog and works out the plan.
 ///

@@ -1,5 +1,6 @@
 internal import CYAML
 import Dispatch
+import FoundationEssentials
 import Synchronization
 
 /// Parses YAML text into nodes with positions, over libyaml's event API.
@@ -37,7 +38,7 @@ public enum YAMLParser {
     /// The corresponding C functions are `yaml_parser_initialize`, `yaml_parser_set_input_string`,
     /// `yaml_parser_parse` and `yaml_parser_delete`.
     public static func parse(_ bytes: [UInt8], file: String) -> Result {
-        parse(bytes, file: file, pipelined: bytes.count >= pipelineThreshold)
+        parse(bytes, file: file, pipelined: bytes.count >= pipelineThreshold && ProcessInfo.processInfo.activeProcessorCount > 1)
     }
 
     /// Parses on two threads when `pipelined`, on this one otherwise; the same either way.
@@ -45,13 +46,13 @@ public enum YAMLParser {
         let events = EventQueue()
         let builder = Builder(TreeBuilder(file: file))
         @Sendable func build() {
-            while let batch = events.take() {
+            while !builder.stopped, let batch = events.take() {
                 for event in batch where !builder.stopped {
                     if !builder.tree.handle(event) { builder.stopped = true }
                 }
-                // Past a limit, libyaml need not read on.
-                if builder.stopped { events.stop() }
             }
+            // Past a limit the tree is done: the reader stops at its next batch.
+            events.stop()
         }
         if !pipelined {
             read(bytes, file: file, into: events)
@@ -68,12 +69,17 @@ public enum YAMLParser {
         return Result(documents: tree.documents, diagnostics: tree.diagnostics)
     }
 
-    /// Runs libyaml over `bytes` and hands its events to `events` in batches, then its syntax
-    /// error, if any.
+    /// Runs libyaml over `bytes` and hands its events to `events` in batches; always ends with
+    /// `finish`, with libyaml's syntax error if there is one. It stops by itself at the event where
+    /// the builder stops at a limit (nesting deeper than `maximumDepth`, a document of more than
+    /// `maximumNodes` nodes), so that what it queues stays bounded even when the builder only
+    /// starts once it is done (on one core).
     private static func read(_ bytes: [UInt8], file: String, into events: EventQueue) {
+        var syntax: Diagnostic?
+        defer { events.finish(syntaxError: syntax) }
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            events.finish(syntaxError: Diagnostic("out of memory while starting the YAML parser", at: nil))
+            syntax = Diagnostic("out of memory while starting the YAML parser", at: nil)
             return
         }
         defer { yaml_parser_delete(&parser) }
@@ -82,24 +88,35 @@ public enum YAMLParser {
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
             var batch: [Event] = []
             batch.reserveCapacity(EventQueue.batchSize)
+            defer { events.put(batch) }
+            var depth = 0
+            var nodes = 0
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    events.put(batch)
-                    events.finish(syntaxError: syntaxError(parser, bytes: buffer, file: file))
+                    syntax = syntaxError(parser, bytes: buffer, file: file)
                     return
                 }
                 let type = event.type
                 batch.append(Event(event))
                 yaml_event_delete(&event)
-                if type == YAML_STREAM_END_EVENT { break }
+                switch type {
+                case YAML_DOCUMENT_START_EVENT: nodes = 0
+                case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT: depth += 1; nodes += 1
+                case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT: depth -= 1
+                case YAML_SCALAR_EVENT, YAML_ALIAS_EVENT: nodes += 1
+                default: break
+                }
+                // The builder counts a node at least where this counts one: it stops here or before.
+                if type == YAML_STREAM_END_EVENT || depth > maximumDepth || nodes > maximumNodes { return }
                 if batch.count == EventQueue.batchSize {
-                    guard events.put(batch) else { return }
+                    guard events.put(batch) else {
+                        batch.removeAll()
+                        return
+                    }
                     batch.removeAll(keepingCapacity: true)
                 }
             }
-            events.put(batch)
-            events.finish(syntaxError: nil)
         }
     }
 
@@ -295,7 +312,6 @@ private struct TreeBuilder {
         diagnostics.append(Diagnostic("a merge key '<<' needs a mapping or a sequence of mappings, found \(value.kindDescription)", at: value.location))
         return []
     }
-
 }
 
 /// What the tree needs of one libyaml event, copied out of it: libyaml frees an event's strings
@@ -350,8 +366,8 @@ struct Event: Sendable {
 }
 
 /// The events of one file on their way from the thread that reads them to the one that builds the
-/// tree. Unbounded, so that the reader never waits: a file is at most
-/// `SnapshotLimits.yamlFileSize`, and its events take a few times its size.
+/// tree. Unbounded, so that the reader never waits; the reader bounds it, by stopping where the
+/// builder would.
 final class EventQueue: Sendable {
     static let batchSize = 1024
 
