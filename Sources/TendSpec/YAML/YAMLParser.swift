@@ -43,8 +43,8 @@ public enum YAMLParser {
 
     /// Parses on two threads when `pipelined`, on this one otherwise; the same either way.
     static func parse(_ bytes: [UInt8], file: String, pipelined: Bool) -> Result {
-        let events = EventQueue()
-        let builder = Builder(TreeBuilder(file: file))
+        let events = YAMLEventQueue()
+        let builder = YAMLTreeBox(TreeBuilder(file: file))
         @Sendable func build() {
             while !builder.stopped, let batch = events.take() {
                 for event in batch where !builder.stopped {
@@ -74,7 +74,7 @@ public enum YAMLParser {
     /// the builder stops at a limit (nesting deeper than `maximumDepth`, a document of more than
     /// `maximumNodes` nodes), so that what it queues stays bounded even when the builder only
     /// starts once it is done (on one core).
-    private static func read(_ bytes: [UInt8], file: String, into events: EventQueue) {
+    private static func read(_ bytes: [UInt8], file: String, into events: YAMLEventQueue) {
         var syntax: Diagnostic?
         defer { events.finish(syntaxError: syntax) }
         var parser = yaml_parser_t()
@@ -86,8 +86,8 @@ public enum YAMLParser {
         // libyaml does not copy its input: the buffer must outlive every yaml_parser_parse call.
         bytes.withUnsafeBufferPointer { buffer in
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
-            var batch: [Event] = []
-            batch.reserveCapacity(EventQueue.batchSize)
+            var batch: [YAMLEvent] = []
+            batch.reserveCapacity(YAMLEventQueue.batchSize)
             defer { events.put(batch) }
             var depth = 0
             var nodes = 0
@@ -98,7 +98,7 @@ public enum YAMLParser {
                     return
                 }
                 let type = event.type
-                batch.append(Event(event))
+                batch.append(YAMLEvent(event))
                 yaml_event_delete(&event)
                 switch type {
                 case YAML_DOCUMENT_START_EVENT: nodes = 0
@@ -109,7 +109,7 @@ public enum YAMLParser {
                 }
                 // The builder counts a node at least where this counts one: it stops here or before.
                 if type == YAML_STREAM_END_EVENT || depth > maximumDepth || nodes > maximumNodes { return }
-                if batch.count == EventQueue.batchSize {
+                if batch.count == YAMLEventQueue.batchSize {
                     guard events.put(batch) else {
                         batch.removeAll()
                         return
@@ -178,7 +178,7 @@ private struct TreeBuilder {
     }
 
     /// Takes one event; false when a limit was passed and parsing must stop.
-    mutating func handle(_ event: Event) -> Bool {
+    mutating func handle(_ event: YAMLEvent) -> Bool {
         let location = SourceLocation(file: file, line: event.line, column: event.column)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
@@ -316,7 +316,7 @@ private struct TreeBuilder {
 
 /// What the tree needs of one libyaml event, copied out of it: libyaml frees an event's strings
 /// as soon as the next is read.
-struct Event: Sendable {
+struct YAMLEvent: Sendable {
     var type: yaml_event_type_t
     /// Where it starts, 1-based.
     var line: Int
@@ -368,11 +368,11 @@ struct Event: Sendable {
 /// The events of one file on their way from the thread that reads them to the one that builds the
 /// tree. Unbounded, so that the reader never waits; the reader bounds it, by stopping where the
 /// builder would.
-final class EventQueue: Sendable {
+final class YAMLEventQueue: Sendable {
     static let batchSize = 1024
 
     private struct State {
-        var batches: [[Event]] = []
+        var batches: [[YAMLEvent]] = []
         var finished = false
         var syntaxError: Diagnostic?
         var stopped = false
@@ -384,7 +384,7 @@ final class EventQueue: Sendable {
 
     /// Hands a batch over; false once the builder stopped, when reading on is of no use.
     @discardableResult
-    func put(_ batch: [Event]) -> Bool {
+    func put(_ batch: [YAMLEvent]) -> Bool {
         guard !batch.isEmpty else { return !state.withLock { $0.stopped } }
         let stopped = state.withLock { state in
             if !state.stopped { state.batches.append(batch) }
@@ -404,10 +404,10 @@ final class EventQueue: Sendable {
     }
 
     /// The next batch, waiting for it; nil once the reader finished and every batch was taken.
-    func take() -> [Event]? {
+    func take() -> [YAMLEvent]? {
         while true {
             available.wait()
-            let (batch, finished) = state.withLock { state -> ([Event]?, Bool) in
+            let (batch, finished) = state.withLock { state -> ([YAMLEvent]?, Bool) in
                 state.batches.isEmpty ? (nil, state.finished) : (state.batches.removeFirst(), false)
             }
             if let batch { return batch }
@@ -425,7 +425,7 @@ final class EventQueue: Sendable {
 
 /// The tree being built, shared with the thread that builds it; only that thread touches it
 /// until `parse` reads the result.
-private final class Builder: @unchecked Sendable {
+private final class YAMLTreeBox: @unchecked Sendable {
     var tree: TreeBuilder
     var stopped = false
 
