@@ -21,14 +21,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static int write_all(const char *root, long n, long dirs, int durable) {
-    char path[4096], temporary[4200], content[256];
+/* The DIRS folders the files go in, under ROOT/srv/data. */
+static int make_folders(const char *root, long dirs) {
+    char path[4096];
     snprintf(path, sizeof path, "%s/srv", root); mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/srv/data", root); mkdir(path, 0755);
     for (long d = 0; d < dirs; d++) {
         snprintf(path, sizeof path, "%s/srv/data/d%03ld", root, d);
         if (mkdir(path, 0755) != 0) { perror(path); return 1; }
     }
+    return 0;
+}
+
+static int write_all(const char *root, long n, long dirs, int durable) {
+    char path[4096], temporary[4200], content[256];
+    if (make_folders(root, dirs) != 0) return 1;
     for (long i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/srv/data/d%03ld/f%06ld.conf", root, i % dirs, i);
         snprintf(temporary, sizeof temporary, "%s.tmp", path);
@@ -49,12 +56,7 @@ static int write_all(const char *root, long n, long dirs, int durable) {
 
 static int write_batch(const char *root, long n, long dirs) {
     char path[4096], temporary[4200], content[256];
-    snprintf(path, sizeof path, "%s/srv", root); mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/srv/data", root); mkdir(path, 0755);
-    for (long d = 0; d < dirs; d++) {
-        snprintf(path, sizeof path, "%s/srv/data/d%03ld", root, d);
-        if (mkdir(path, 0755) != 0) { perror(path); return 1; }
-    }
+    if (make_folders(root, dirs) != 0) return 1;
     for (long i = 0; i < n; i++) {
         snprintf(temporary, sizeof temporary, "%s/srv/data/d%03ld/f%06ld.conf.tmp", root, i % dirs, i);
         int len = snprintf(content, sizeof content, "# generated file %ld\nkey = value-%ld\n", i, i);
