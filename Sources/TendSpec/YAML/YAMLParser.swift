@@ -1,6 +1,7 @@
 internal import CYAML
 import Dispatch
 import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Parses YAML text into nodes with positions, over libyaml's event API.
@@ -43,59 +44,53 @@ public enum YAMLParser {
 
     /// Parses on two threads when `pipelined`, on this one otherwise; the same either way.
     static func parse(_ bytes: [UInt8], file: String, pipelined: Bool) -> Result {
-        let events = YAMLEventQueue()
-        let builder = YAMLTreeBox(TreeBuilder(file: file))
-        @Sendable func build() {
-            while !builder.stopped, let batch = events.take() {
-                for event in batch where !builder.stopped {
-                    if !builder.tree.handle(event) { builder.stopped = true }
-                }
+        var tree = TreeBuilder(file: file)
+        var stopped = false
+        /// Builds from a batch; false once a limit stopped the tree.
+        func build(_ batch: [YAMLEvent]) -> Bool {
+            for event in batch where !stopped {
+                if !tree.handle(event) { stopped = true }
             }
+            return !stopped
+        }
+        var syntaxError: Diagnostic?
+        let events = YAMLEventQueue()
+        // libyaml gets a thread of its own, which never waits for this one to start.
+        if pipelined, let reader = ReaderThread({ events.finish(syntaxError: read(bytes, file: file, deliver: events.put)) }) {
+            while let batch = events.take(), build(batch) {}
             // Past a limit the tree is done: the reader stops at its next batch.
             events.stop()
-        }
-        if !pipelined {
-            read(bytes, file: file, into: events)
-            build()
+            reader.join()
+            syntaxError = events.syntaxError
         } else {
-            // Iteration 0 is always taken first, and it never waits: whichever thread builds
-            // waits only for a reader that is running.
-            DispatchQueue.concurrentPerform(iterations: 2) { part in
-                if part == 0 { read(bytes, file: file, into: events) } else { build() }
-            }
+            syntaxError = read(bytes, file: file, deliver: build)
         }
-        var tree = builder.tree
-        if !builder.stopped, let error = events.syntaxError { tree.diagnostics.append(error) }
+        if !stopped, let syntaxError { tree.diagnostics.append(syntaxError) }
         return Result(documents: tree.documents, diagnostics: tree.diagnostics)
     }
 
-    /// Runs libyaml over `bytes` and hands its events to `events` in batches; always ends with
-    /// `finish`, with libyaml's syntax error if there is one. It stops by itself at the event where
-    /// the builder stops at a limit (nesting deeper than `maximumDepth`, a document of more than
-    /// `maximumNodes` nodes), so that what it queues stays bounded even when the builder only
-    /// starts once it is done (on one core).
-    private static func read(_ bytes: [UInt8], file: String, into events: YAMLEventQueue) {
-        var syntax: Diagnostic?
-        defer { events.finish(syntaxError: syntax) }
+    /// Runs libyaml over `bytes` and hands its events to `deliver` in batches, until it says no
+    /// more; returns libyaml's syntax error, if there is one. It also stops by itself at the event
+    /// where the builder stops at a limit (nesting deeper than `maximumDepth`, a document of more
+    /// than `maximumNodes` nodes), and so reads no further than the builder will.
+    private static func read(_ bytes: [UInt8], file: String, deliver: ([YAMLEvent]) -> Bool) -> Diagnostic? {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            syntax = Diagnostic("out of memory while starting the YAML parser", at: nil)
-            return
+            return Diagnostic("out of memory while starting the YAML parser", at: nil)
         }
         defer { yaml_parser_delete(&parser) }
         // libyaml does not copy its input: the buffer must outlive every yaml_parser_parse call.
-        bytes.withUnsafeBufferPointer { buffer in
+        return bytes.withUnsafeBufferPointer { buffer -> Diagnostic? in
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
             var batch: [YAMLEvent] = []
             batch.reserveCapacity(YAMLEventQueue.batchSize)
-            defer { events.put(batch) }
             var depth = 0
             var nodes = 0
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    syntax = syntaxError(parser, bytes: buffer, file: file)
-                    return
+                    _ = deliver(batch)
+                    return syntaxError(parser, bytes: buffer, file: file)
                 }
                 let type = event.type
                 batch.append(YAMLEvent(event))
@@ -108,12 +103,12 @@ public enum YAMLParser {
                 default: break
                 }
                 // The builder counts a node at least where this counts one: it stops here or before.
-                if type == YAML_STREAM_END_EVENT || depth > maximumDepth || nodes > maximumNodes { return }
+                if type == YAML_STREAM_END_EVENT || depth > maximumDepth || nodes > maximumNodes {
+                    _ = deliver(batch)
+                    return nil
+                }
                 if batch.count == YAMLEventQueue.batchSize {
-                    guard events.put(batch) else {
-                        batch.removeAll()
-                        return
-                    }
+                    guard deliver(batch) else { return nil }
                     batch.removeAll(keepingCapacity: true)
                 }
             }
@@ -209,6 +204,7 @@ private struct TreeBuilder {
             }
             diagnostics.append(Diagnostic("undefined alias '*\(Printable.escaped(name))'", at: location))
             complete(YAMLNode(.scalar(YAMLScalar("")), at: location), weight: 1, height: 0, anchor: nil)
+            return count(1, at: location)
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             guard stack.count < YAMLParser.maximumDepth else {
                 diagnostics.append(Diagnostic("nesting deeper than \(YAMLParser.maximumDepth) levels; tend stops reading this file here", at: location))
@@ -366,10 +362,10 @@ struct YAMLEvent: Sendable {
 }
 
 /// The events of one file on their way from the thread that reads them to the one that builds the
-/// tree. Unbounded, so that the reader never waits; the reader bounds it, by stopping where the
-/// builder would.
+/// tree. Bounded: the reader waits while `capacity` batches wait for the builder.
 final class YAMLEventQueue: Sendable {
     static let batchSize = 1024
+    static let capacity = 16
 
     private struct State {
         var batches: [[YAMLEvent]] = []
@@ -381,11 +377,14 @@ final class YAMLEventQueue: Sendable {
     private let state = Mutex(State())
     /// Signalled once per batch put, and once more when the reader finishes.
     private let available = DispatchSemaphore(value: 0)
+    /// Room for batches; signalled as each is taken, and once by `stop`.
+    private let room = DispatchSemaphore(value: capacity)
 
-    /// Hands a batch over; false once the builder stopped, when reading on is of no use.
-    @discardableResult
+    /// Hands a batch over, waiting for room; false once the builder stopped, when reading on is
+    /// of no use.
     func put(_ batch: [YAMLEvent]) -> Bool {
         guard !batch.isEmpty else { return !state.withLock { $0.stopped } }
+        room.wait()
         let stopped = state.withLock { state in
             if !state.stopped { state.batches.append(batch) }
             return state.stopped
@@ -410,26 +409,46 @@ final class YAMLEventQueue: Sendable {
             let (batch, finished) = state.withLock { state -> ([YAMLEvent]?, Bool) in
                 state.batches.isEmpty ? (nil, state.finished) : (state.batches.removeFirst(), false)
             }
-            if let batch { return batch }
+            if let batch {
+                room.signal()
+                return batch
+            }
             if finished { return nil }
         }
     }
 
-    /// Tells the reader to stop at its next batch.
+    /// Tells the reader to stop at its next batch, waking it if it waits for room.
     func stop() {
         state.withLock { $0.stopped = true }
+        room.signal()
     }
 
     var syntaxError: Diagnostic? { state.withLock { $0.syntaxError } }
 }
 
-/// The tree being built, shared with the thread that builds it; only that thread touches it
-/// until `parse` reads the result.
-private final class YAMLTreeBox: @unchecked Sendable {
-    var tree: TreeBuilder
-    var stopped = false
+/// A thread of its own for libyaml, so that the parse never depends on a pool having a thread free.
+private final class ReaderThread {
+    private final class Body {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
 
-    init(_ tree: TreeBuilder) {
-        self.tree = tree
+    private var thread = pthread_t()
+
+    /// Starts `run` on a new thread; nil when the system gives none.
+    init?(_ run: @escaping @Sendable () -> Void) {
+        let body = Unmanaged.passRetained(Body(run)).toOpaque()
+        guard pthread_create(&thread, nil, { raw in
+            Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, body) == 0 else {
+            Unmanaged<Body>.fromOpaque(body).release()
+            return nil
+        }
+    }
+
+    /// Waits for the thread to end.
+    func join() {
+        pthread_join(thread, nil)
     }
 }
