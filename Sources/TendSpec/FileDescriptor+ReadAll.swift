@@ -26,8 +26,8 @@ extension FileDescriptor {
             // again for the 0 that says so is a tenth of the syscalls of checking a file. (A file
             // that grows from here on is read as one that grew just after: either way the next
             // check sees it.) A short read before that size, as some filesystems make, reads on;
-            // so does any read of a file whose size fstat does not give (/proc).
-            if sizeFromFstat, n < asked, count >= sizeHint { break }
+            // so does any read of a file whose size fstat does not give (/proc, where it says 0).
+            if sizeFromFstat, sizeHint > 0, n < asked, count >= sizeHint { break }
         }
         bytes.removeSubrange(count...)
         return bytes

@@ -116,11 +116,8 @@ public final class HostReader {
         }
         let fd = try openFile(path, flags: O_RDONLY)
         defer { try? fd.close() }
-        let bytes = try readAll(fd, path: path)
-        if let recorder {
-            let status = try? liveStatus(path)
-            recorder.content(path, bytes, status: status, othersMayRead: status.map { othersMayRead(path, status: $0) } ?? false)
-        }
+        let (bytes, status) = try readAll(fd, path: path)
+        recorder?.content(path, bytes, status: status, othersMayRead: othersMayRead(path, status: status))
         return bytes
     }
 
@@ -361,11 +358,12 @@ public final class HostReader {
         return FileStatus(raw)
     }
 
-    func readAll(_ fd: FileDescriptor, path: String) throws(HostError) -> [UInt8] {
+    /// The bytes of the open regular file, and its status from the same descriptor.
+    func readAll(_ fd: FileDescriptor, path: String) throws(HostError) -> (bytes: [UInt8], status: FileStatus) {
         let info = try statusOfDescriptor(fd, path: path)
         guard info.type == .regular else { throw HostError(path: path, message: "is \(info.type.article), not a regular file") }
         do {
-            return try fd.readToEnd(sizeHint: info.size, sizeFromFstat: true)
+            return (try fd.readToEnd(sizeHint: info.size, sizeFromFstat: true), info)
         } catch {
             throw .system("read", path: path, error)
         }
