@@ -387,7 +387,7 @@ public struct Reconciler: Sendable {
             inventory.resources[id.description]?.changedBy = commit
         }
         do {
-            try state.write(.inventory, inventory)
+            try state.writeInventory(inventory)
         } catch {
             throw ReconcileFailure(.unusableHost, "repaired, but cannot record it in the state directory: \(error)")
         }
@@ -432,7 +432,7 @@ public struct Reconciler: Sendable {
             inventory.commits[id] = previous.commits[id] ?? (id == commit.commit ? commit : nil)
         }
         // A no-op run of the same commit writes nothing.
-        if inventory != previous { try state.write(.inventory, inventory) }
+        if inventory != previous { try state.writeInventory(inventory) }
     }
 
     /// The same words when the checks fail and on each later refusal, so the agent says it once.

@@ -104,8 +104,8 @@ public struct StateStore: Sendable {
     }
 
     /// Writes the inventory, the largest record, without JSONEncoder (`Inventory.json`).
-    public func write(_ record: Record, _ inventory: Inventory) throws(StateStoreError) {
-        try write(record, bytes: inventory.json)
+    public func writeInventory(_ inventory: Inventory) throws(StateStoreError) {
+        try write(.inventory, bytes: inventory.json)
     }
 
     private func write(_ record: Record, bytes: [UInt8]) throws(StateStoreError) {

@@ -11,7 +11,7 @@ struct InventoryJSONTests {
         let top = FileManager.default.temporaryDirectory.appendingPathComponent("tend-inventory-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: top) }
         let store = StateStore(stateDirectory: top + "/state", root: "/")
-        try store.write(.inventory, inventory)
+        try store.writeInventory(inventory)
         let file = try String(contentsOfFile: store.directory + "/inventory.json", encoding: .utf8)
         return (file, try StateStore.json(inventory) + "\n", store.read(.inventory, as: Inventory.self))
     }

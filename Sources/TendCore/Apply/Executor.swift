@@ -112,12 +112,9 @@ public struct Executor: Sendable {
             // threads as planning observes (checking 10,000 new files one by one took a sixth of
             // converging them).
             let after = Planner.observeAndPlan(staged.map(\.entry), host: writer.reader, context: context, inScope: committed)
-            for ((step, _, paths), after) in zip(staged, after) {
-                if let failure = paths.lazy.compactMap({ failures[$0] }).first {
-                    record(step, .failed(failure.description))
-                } else {
-                    record(step, Self.outcome(after: after))
-                }
+            for (((step, _, paths), placed), after) in zip(zip(staged, committed), after) {
+                let failure = placed ? nil : paths.lazy.compactMap({ failures[$0] }).first
+                record(step, failure.map { .failed($0.description) } ?? Self.outcome(after: after))
             }
             staged.removeAll()
             stagedIDs.removeAll()

@@ -214,7 +214,7 @@ public final class HostWriter {
     /// Forgets the files staged since the first `start` ones: a step that failed after it
     /// staged, or an apply that ends early (`start` 0). Nothing of them was written yet.
     public func discardStaged(from start: Int = 0) {
-        guard let files = staged, start < files.count else { return }
+        guard let count = staged?.count, start < count else { return }
         staged!.removeSubrange(start...)
     }
 
