@@ -33,14 +33,16 @@ public final class RunLock {
                 throw .system("flock", root: root, code)
             }
             let holder = holder(of: fd)
+            // Said first, so that a run that gives up has always said whom it waited for, however
+            // long finding the holder took on a loaded machine.
+            if !told {
+                waiting(holder ?? "another process")
+                told = true
+            }
             guard clock.now < deadline else {
                 close(fd)
                 throw RunLockError(root: root, holder: holder, function: "flock", errno: .wouldBlock,
                                    message: "another run of tend is applying to \(root)\(holder.map { " (\($0))" } ?? ""); gave up after waiting \(timeout.components.seconds) s")
-            }
-            if !told {
-                waiting(holder ?? "another process")
-                told = true
             }
             // Waits without holding a thread of the concurrency pool; a cancelled task stops waiting.
             do {
