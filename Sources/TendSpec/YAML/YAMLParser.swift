@@ -378,7 +378,13 @@ final class YAMLEventQueue: Sendable {
     /// Signalled once per batch put, and once more when the reader finishes.
     private let available = DispatchSemaphore(value: 0)
     /// Room for batches; signalled as each is taken, and once by `stop`.
-    private let room = DispatchSemaphore(value: capacity)
+    private let room = DispatchSemaphore(value: 0)
+
+    init() {
+        // Made with no room and given it, not made with it: libdispatch traps when a semaphore
+        // is freed below the value it was made with, as this one is when the builder stops early.
+        for _ in 0..<Self.capacity { room.signal() }
+    }
 
     /// Hands a batch over, waiting for room; false once the builder stopped, when reading on is
     /// of no use.
