@@ -377,26 +377,35 @@ struct HardeningTests {
 
     // MARK: 10. One apply at a time
 
-    @Test("two applies at once run one after the other: the second waits and names the first; no file is mixed")
+    @Test("two applies at once run one after the other: each waits for the lock's holder; no file is mixed", .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/flock"), "needs flock(1) from util-linux"))
     func twoAppliesSerialised() async throws {
         let root = try makeRoot()
+        let scratch = try Scratch("tend-lock")
         func config(_ tag: String) throws -> Scratch {
             var manifest = "resources:\n"
-            for index in 0..<6000 { manifest += "  - file: /srv/f/\(index)\n    content: \"\(tag)\\n\"\n" }
+            for index in 0..<2000 { manifest += "  - file: /srv/f/\(index)\n    content: \"\(tag)\\n\"\n" }
             return try repository(["a.yaml": manifest])
         }
         let (a, b) = (try config("A"), try config("B"))
-        // Each writes 6,000 files, so that the first is still applying when the second starts,
-        // however loaded the machine (with 1,500, the first, now fast, could finish first).
-        async let first = tend(["apply", a.path, "--root", root.path])
-        try await Task.sleep(for: .milliseconds(30))
-        async let second = tend(["apply", b.path, "--root", root.path])
-        let (runA, runB) = try await (first, second)
+        let marker = scratch.url("locked")
+        // flock holds the root's lock until both applies are seen waiting for it, whatever the
+        // machine's load: then they are at the lock together, and only the lock keeps them apart.
+        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 120"],
+                                                   input: .none, output: .discarded, error: .discarded) { execution in
+            for _ in 0..<1200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
+            try #require(FileManager.default.fileExists(atPath: marker), "flock never took the lock")
+            async let first = tend(["apply", a.path, "--root", root.path], stderrCopy: scratch.url("a.err"))
+            async let second = tend(["apply", b.path, "--root", root.path], stderrCopy: scratch.url("b.err"))
+            func waiting(_ file: String) -> Bool { (try? String(contentsOfFile: file, encoding: .utf8))?.contains("tend: waiting for process") ?? false }
+            for _ in 0..<1200 where !(waiting(scratch.url("a.err")) && waiting(scratch.url("b.err"))) { try await Task.sleep(for: .milliseconds(50)) }
+            try execution.send(signal: .kill)
+            return try await (first, second)
+        }.closureResult
         #expect(runA.status == 0, "\(runA)")
         #expect(runB.status == 0, "\(runB)")
-        let contents = Set((0..<6000).map { read(root.url("srv/f/\($0)")) })
+        #expect(runA.stderr.contains("tend: waiting for process") && runB.stderr.contains("tend: waiting for process"), "\(runA)\n\(runB)")
+        let contents = Set((0..<2000).map { read(root.url("srv/f/\($0)")) })
         #expect(contents.count == 1, "files from both configurations: \(contents)")
-        #expect((runA.stderr + runB.stderr).contains("tend: waiting for process"), "\(runA)\n\(runB)")
     }
 
     @Test("an apply gives up after --lock-timeout with its own exit code, naming the holder", .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/flock"), "needs flock(1) from util-linux"))

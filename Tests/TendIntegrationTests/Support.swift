@@ -34,11 +34,31 @@ func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = ni
         output: .string(limit: 16 << 20),
         error: .string(limit: 16 << 20)
     )
-    let status: Int32 = switch result.terminationStatus {
+    return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput, stderr: result.standardError)
+}
+
+/// Runs `tend` with `arguments`, its standard error written to `file` as it goes, so that a test
+/// can see what a run says while it is still running.
+func tend(_ arguments: [String], stderrCopy file: String) async throws -> TendRun {
+    let fd = try FileDescriptor.open(FilePath(file), .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
+    let result = try await Subprocess.run(
+        .path(FilePath(tendBinary)),
+        arguments: Arguments(arguments),
+        environment: .inherit.updating(["NO_COLOR": "1"]),
+        input: .none,
+        output: .string(limit: 16 << 20),
+        error: .fileDescriptor(fd, closeAfterSpawningProcess: true)
+    )
+    return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput,
+                   stderr: (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
+}
+
+/// A child's exit status as a shell gives it: its exit code, or 128 + the signal that killed it.
+private func shellStatus(_ status: TerminationStatus) -> Int32 {
+    switch status {
     case .exited(let code): code
     case .signaled(let signal): 128 + signal
     }
-    return TendRun(status: status, stdout: result.standardOutput, stderr: result.standardError)
 }
 
 /// A scratch folder removed when the test ends.
