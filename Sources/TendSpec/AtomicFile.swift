@@ -54,11 +54,32 @@ public enum AtomicFile {
     /// caller that writes many files makes them durable together (one `syncfs`, or an `fsync` of
     /// each kept descriptor) and then `place`s each: the data is on disk before any name points
     /// at it, so no file is ever seen half written, even after a power cut.
+    ///
+    /// `ownedAtCreation` says that a file this process creates in `directory` gets `owner` and
+    /// `group` (they are its effective IDs, and the folder's group is its effective group). The
+    /// file is then created with its final mode, which exposes nothing its final owner and mode
+    /// would not, and the fchown and fchmod (each a journal write) are skipped where fstat shows
+    /// the creation gave exactly them. Otherwise, or if fstat shows another owner or group (a
+    /// filesystem with rules of its own), it is created readable by its owner only, as `write` says.
     public static func writeTemporary(_ contents: [UInt8], for name: String, in directory: FileDescriptor, mode: UInt32,
-                                      owner: UInt32? = nil, group: UInt32? = nil, keepOpen: Bool) throws(AtomicFileError) -> Temporary {
+                                      owner: UInt32? = nil, group: UInt32? = nil, ownedAtCreation: Bool = false,
+                                      keepOpen: Bool) throws(AtomicFileError) -> Temporary {
         let temporary = temporaryName(for: name)
-        let fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o700))
+        // Setuid, setgid and sticky bits are always set last, by fchmod.
+        let direct = ownedAtCreation && mode & 0o7000 == 0
+        let fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(direct ? mode : mode & 0o700))
         guard fd >= 0 else { throw .system("openat", errno) }
+        var settled = (owner: false, mode: false)
+        if direct {
+            var raw = stat()
+            guard fstat(fd, &raw) == 0, owner.map({ raw.st_uid == $0 }) ?? true, group.map({ raw.st_gid == $0 }) ?? true else {
+                // Created for someone else than foreseen, and open to them: start again the careful way.
+                close(fd)
+                unlinkat(directory.rawValue, temporary, 0)
+                return try writeTemporary(contents, for: name, in: directory, mode: mode, owner: owner, group: group, keepOpen: keepOpen)
+            }
+            settled = (true, UInt32(raw.st_mode) & 0o7777 == mode)
+        }
         var written = false
         defer {
             if !written {
@@ -68,7 +89,7 @@ public enum AtomicFile {
                 close(fd)
             }
         }
-        if owner != nil || group != nil {
+        if !settled.owner, owner != nil || group != nil {
             try check(fchown(fd, owner ?? UInt32.max, group ?? UInt32.max), "fchown")
         }
         var offset = 0
@@ -80,7 +101,9 @@ public enum AtomicFile {
             }
             offset += n
         }
-        try check(fchmod(fd, mode_t(mode)), "fchmod")
+        if !settled.mode {
+            try check(fchmod(fd, mode_t(mode)), "fchmod")
+        }
         written = true
         return Temporary(name: temporary, descriptor: keepOpen ? fd : nil)
     }

@@ -140,6 +140,33 @@ struct ApplyTests {
         #expect(try #require(status(root.url("srv/app/data"))).st_uid == 1500)
     }
 
+    @Test("new files get exactly their declared mode, owner and group, whatever tend's umask and a setgid folder's group", .enabled(if: isRoot, "changing owners needs root"))
+    func newFilesExactlyAsDeclared() async throws {
+        let root = try makeRoot()
+        // A setgid folder of www-data's: a file created in it gets group 33 unless it is changed.
+        try FileManager.default.createDirectory(atPath: root.url("srv/shared"), withIntermediateDirectories: true)
+        chown(root.url("srv/shared"), 0, 33)
+        chmod(root.url("srv/shared"), 0o2775)
+        var manifest = "resources:\n"
+        for index in 0..<100 {
+            manifest += "  - file: /srv/plain/f\(index)\n    content: \"\(index)\\n\"\n    mode: \"0644\"\n"
+            manifest += "  - file: /srv/shared/g\(index)\n    content: \"\(index)\\n\"\n    mode: \"0640\"\n    group: root\n"
+            manifest += "  - file: /srv/plain/o\(index)\n    content: \"\(index)\\n\"\n    mode: \"0600\"\n    owner: app\n    group: app\n"
+        }
+        let repo = try repository(["a.yaml": manifest])
+        // umask 027 would make a file created as 0644 0640: the mode must still be the declared one.
+        try await sh("/bin/sh", ["-c", "umask 027; exec \"$0\" \"$@\"", tendBinary, "apply", repo.path, "--root", root.path])
+        for index in 0..<100 {
+            let plain = try #require(status(root.url("srv/plain/f\(index)")))
+            #expect(plain.st_mode & 0o7777 == 0o644 && plain.st_uid == 0 && plain.st_gid == 0, "f\(index): \(String(plain.st_mode, radix: 8)) \(plain.st_uid):\(plain.st_gid)")
+            let shared = try #require(status(root.url("srv/shared/g\(index)")))
+            #expect(shared.st_mode & 0o7777 == 0o640 && shared.st_uid == 0 && shared.st_gid == 0, "g\(index): \(String(shared.st_mode, radix: 8)) \(shared.st_uid):\(shared.st_gid)")
+            let owned = try #require(status(root.url("srv/plain/o\(index)")))
+            #expect(owned.st_mode & 0o7777 == 0o600 && owned.st_uid == 1500 && owned.st_gid == 1500, "o\(index): \(String(owned.st_mode, radix: 8)) \(owned.st_uid):\(owned.st_gid)")
+        }
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0, "converged")
+    }
+
     @Test("a symlink's target is changed by replacing the link atomically")
     func symlinkRetarget() async throws {
         let root = try makeRoot()

@@ -1,6 +1,7 @@
 internal import SystemPackage
 public import TendSpec
 internal import Glibc
+internal import Dispatch
 
 /// The capability to change the host's filesystem under a root. Only the executor creates one.
 ///
@@ -11,9 +12,10 @@ internal import Glibc
 ///
 /// Durability is paid per stretch of writes, not per file. While staging (`beginStaging()`), the
 /// executor's file steps only say what they would write; `commitStaged()` then writes all the
-/// temporaries (a long stretch on several threads), makes them durable at once (one `syncfs` of
-/// the filesystem past `fsyncLimit` files, else an fsync each), renames them and syncs their
-/// folders, before any of them is reported done. Outside staging, each write is synced on its
+/// temporaries (a long stretch on several threads), makes them durable together (up to
+/// `fsyncLimit` files an fsync each, past it one `syncfs` of the filesystem per part of
+/// `partSize` files, the disk writing one part back while the next is written), renames them and
+/// syncs their folders, before any of them is reported done. Outside staging, each write is synced on its
 /// own. Folders are synced by `syncDirectories()` rather than after every rename, by one `syncfs`
 /// where many changed: converging 10,000 files costs about one journal commit instead of 10,000
 /// (bench/RESULTS.md, issue 9).
@@ -27,6 +29,9 @@ public final class HostWriter {
     public var toolOutput: (@Sendable (String) -> Void)?
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
+    /// The group of each folder in `unsyncedDirectories`, by path: where it is this process's
+    /// effective group, a file created in it gets this process's own IDs (`ownedAtCreation`).
+    private var folderGroups: [String: UInt32] = [:]
     /// The files staged since `beginStaging()`, in order, waiting for `commitStaged()` to write
     /// them; nil when not staging.
     private var staged: [StagedFile]?
@@ -42,6 +47,8 @@ public final class HostWriter {
         /// The folder's path, whose descriptor `unsyncedDirectories` keeps.
         var folder: String
         var replacing: AtomicFile.Replacing
+        /// Whether the file gets its owner and group by being created (`AtomicFile.writeTemporary`).
+        var ownedAtCreation: Bool
     }
 
     /// A staged file once its temporary is written.
@@ -105,27 +112,98 @@ public final class HostWriter {
         guard let files = staged else { return [:] }
         staged = nil
         var failures: [String: HostError] = [:]
-        let written = writeTemporaries(files, failures: &failures)
-        let durable = makeDurable(written, failures: &failures)
-        for file in written { if let fd = file.descriptor { close(fd) } }
-        for (path, error) in place(durable) { failures[path] = error }
+        let placed = files.count <= Self.fsyncLimit ? commitEach(files, failures: &failures) : commitInParts(files, failures: &failures)
         do {
             try syncDirectories()
         } catch {
             // The renames happened but may not survive a power cut: none of them is reported done.
-            for file in durable where failures[file.file.path] == nil { failures[file.file.path] = error }
+            for path in placed where failures[path] == nil { failures[path] = error }
         }
         return failures
+    }
+
+    /// Commits a few files: writes each temporary, fsyncs each, renames each. Returns the paths
+    /// of those made durable (whether or not their rename then failed).
+    private func commitEach(_ files: [StagedFile], failures: inout [String: HostError]) -> [String] {
+        var durable: [WrittenFile] = []
+        for file in writeTemporaries(files, keepOpen: true, failures: &failures) {
+            if fsync(file.descriptor!) == 0 {
+                durable.append(file)
+            } else {
+                failures[file.file.path] = .system("fsync", path: file.file.path, Errno(rawValue: Glibc.errno))
+                unlinkat(unsyncedDirectories[file.file.folder]!, file.temporary, 0)
+            }
+            close(file.descriptor!)
+        }
+        for (path, error) in place(durable) { failures[path] = error }
+        return durable.map(\.file.path)
+    }
+
+    /// A long stretch is committed in parts of this many files.
+    static let partSize = 1_024
+
+    /// Commits a long stretch in parts of `partSize` files, each made durable by one `syncfs` of
+    /// each filesystem it lies on. The syncs run on a thread of their own, so that the disk writes
+    /// one part back while the next part's temporaries are written and the part before is
+    /// renamed: a part is renamed only once a sync that began after its temporaries were closed
+    /// has returned. Returns the paths of the files made durable (whether or not their rename then
+    /// failed).
+    private func commitInParts(_ files: [StagedFile], failures: inout [String: HostError]) -> [String] {
+        var devices: [String: UInt64] = [:]
+        var toWrite: [StagedFile] = []
+        toWrite.reserveCapacity(files.count)
+        for file in files {
+            if devices[file.folder] == nil {
+                var raw = stat()
+                guard fstat(unsyncedDirectories[file.folder]!, &raw) == 0 else {
+                    // Which filesystem to sync is unknown: the file is not written.
+                    failures[file.path] = .system("fstat", path: file.path, Errno(rawValue: Glibc.errno))
+                    continue
+                }
+                devices[file.folder] = UInt64(raw.st_dev)
+            }
+            toWrite.append(file)
+        }
+        let syncQueue = DispatchQueue(label: "tend.syncfs")
+        var durable: [String] = []
+        var previous: (files: [WrittenFile], sync: FilesystemSync)?
+        for start in stride(from: 0, to: toWrite.count, by: Self.partSize) {
+            let written = writeTemporaries(Array(toWrite[start..<min(start + Self.partSize, toWrite.count)]), keepOpen: false, failures: &failures)
+            var filesystems: [UInt64: Int32] = [:]
+            for file in written { filesystems[devices[file.file.folder]!] = unsyncedDirectories[file.file.folder]! }
+            let sync = FilesystemSync(filesystems, on: syncQueue)
+            if let previous { durable += placeOnceDurable(previous.files, previous.sync, devices: devices, failures: &failures) }
+            previous = (written, sync)
+        }
+        if let previous { durable += placeOnceDurable(previous.files, previous.sync, devices: devices, failures: &failures) }
+        return durable
+    }
+
+    /// Waits for `sync`, then renames each file of `files` whose filesystem it made durable; the
+    /// others fail, their temporaries removed. Returns the paths of the durable files.
+    private func placeOnceDurable(_ files: [WrittenFile], _ sync: FilesystemSync, devices: [String: UInt64], failures: inout [String: HostError]) -> [String] {
+        let outcomes = sync.wait()
+        var durable: [WrittenFile] = []
+        durable.reserveCapacity(files.count)
+        for file in files {
+            if let error = outcomes[devices[file.file.folder]!] {
+                failures[file.file.path] = HostError(error, path: file.file.path)
+                unlinkat(unsyncedDirectories[file.file.folder]!, file.temporary, 0)
+            } else {
+                durable.append(file)
+            }
+        }
+        for (path, error) in place(durable) { failures[path] = error }
+        return durable.map(\.file.path)
     }
 
     /// Below this many staged files, one thread writes and renames them all.
     static let parallelLimit = 256
 
     /// Writes the temporary of each staged file, a long stretch on several threads; keeps their
-    /// descriptors open when few enough to fsync each. A file that could not be written is in
-    /// `failures`, with nothing of it left behind.
-    private func writeTemporaries(_ files: [StagedFile], failures: inout [String: HostError]) -> [WrittenFile] {
-        let keepOpen = files.count <= Self.fsyncLimit
+    /// descriptors open if asked. A file that could not be written is in `failures`, with nothing
+    /// of it left behind.
+    private func writeTemporaries(_ files: [StagedFile], keepOpen: Bool, failures: inout [String: HostError]) -> [WrittenFile] {
         let folders = unsyncedDirectories
         let slices = ParallelSlices.map(files.count, minimum: Self.parallelLimit) { _, range in
             var written: [WrittenFile] = []
@@ -134,7 +212,8 @@ public final class HostWriter {
             for file in files[range] {
                 do throws(AtomicFileError) {
                     let temporary = try AtomicFile.writeTemporary(file.contents, for: file.name, in: FileDescriptor(rawValue: folders[file.folder]!),
-                                                                  mode: file.mode, owner: file.owner, group: file.group, keepOpen: keepOpen)
+                                                                  mode: file.mode, owner: file.owner, group: file.group,
+                                                                  ownedAtCreation: file.ownedAtCreation, keepOpen: keepOpen)
                     written.append(WrittenFile(file: file, temporary: temporary.name, descriptor: temporary.descriptor))
                 } catch {
                     failed.append((file.path, HostError(error, path: file.path)))
@@ -165,52 +244,6 @@ public final class HostWriter {
         }.flatMap { $0 }
     }
 
-    /// The written files whose data is now on disk: an fsync of each when every one kept its
-    /// descriptor (up to `fsyncLimit`), else one `syncfs` per filesystem they lie on. A file that
-    /// could not be made durable is in `failures`, its temporary removed.
-    private func makeDurable(_ files: [WrittenFile], failures: inout [String: HostError]) -> [WrittenFile] {
-        var durable: [WrittenFile] = []
-        if files.allSatisfy({ $0.descriptor != nil }) {
-            for file in files {
-                if fsync(file.descriptor!) == 0 {
-                    durable.append(file)
-                } else {
-                    failures[file.file.path] = .system("fsync", path: file.file.path, Errno(rawValue: Glibc.errno))
-                    unlinkat(unsyncedDirectories[file.file.folder]!, file.temporary, 0)
-                }
-            }
-            return durable
-        }
-        var syncs: [UInt64: HostError?] = [:]
-        for file in files {
-            let directory = unsyncedDirectories[file.file.folder]!
-            var raw = stat()
-            var outcome: HostError?
-            if fstat(directory, &raw) != 0 {
-                // Which filesystem to sync is unknown: the file is not taken as durable.
-                outcome = .system("fstat", path: file.file.path, Errno(rawValue: Glibc.errno))
-            } else {
-                let device = UInt64(raw.st_dev)
-                if syncs[device] == nil {
-                    do {
-                        try AtomicFile.syncFilesystem(of: directory)
-                        syncs[device] = .some(nil)
-                    } catch {
-                        syncs[device] = HostError(error, path: file.file.path)
-                    }
-                }
-                outcome = syncs[device] ?? nil
-            }
-            if let outcome {
-                failures[file.file.path] = outcome
-                unlinkat(directory, file.temporary, 0)
-            } else {
-                durable.append(file)
-            }
-        }
-        return durable
-    }
-
     /// Forgets the files staged since the first `start` ones: a step that failed after it
     /// staged, or an apply that ends early (`start` 0). Nothing of them was written yet.
     public func discardStaged(from start: Int = 0) {
@@ -225,6 +258,7 @@ public final class HostWriter {
         defer {
             for fd in unsyncedDirectories.values { close(fd) }
             unsyncedDirectories.removeAll()
+            folderGroups.removeAll()
         }
         var byDevice: [UInt64: [(path: String, fd: Int32)]] = [:]
         for (path, fd) in unsyncedDirectories {
@@ -250,8 +284,14 @@ public final class HostWriter {
     private func changed(_ directory: FileDescriptor, path: String) {
         guard unsyncedDirectories[path] == nil else { return }
         let copy = dup(directory.rawValue)
-        if copy >= 0 { unsyncedDirectories[path] = copy }
+        guard copy >= 0 else { return }
+        unsyncedDirectories[path] = copy
+        var raw = stat()
+        if fstat(copy, &raw) == 0 { folderGroups[path] = raw.st_gid }
     }
+
+    /// This process's effective user and group, asked once (tend never changes them).
+    private static let identity = (user: geteuid(), group: getegid())
 
     /// Writes the regular file at `path` with `contents`, atomically (`AtomicFile`). `replacing`
     /// says what the plan found there: nil for nothing (the write fails if something appeared
@@ -278,8 +318,9 @@ public final class HostWriter {
         let folder = HostPath.parent(of: path) ?? "/"
         changed(directory, path: folder)
         guard unsyncedDirectories[folder] != nil else { throw .system("dup", path: path, Errno(rawValue: Glibc.errno)) }
+        let ownedAtCreation = owner == Self.identity.user && group == Self.identity.group && folderGroups[folder] == group
         staged!.append(StagedFile(path: path, name: name, contents: contents, mode: mode, owner: owner, group: group,
-                                  folder: folder, replacing: replacing))
+                                  folder: folder, replacing: replacing, ownedAtCreation: ownedAtCreation))
     }
 
     /// Sets the owner, group and mode of the existing file or folder at `path`, which must still
@@ -424,5 +465,33 @@ public final class HostWriter {
 
     private func check(_ result: Int32, _ function: String, _ path: String) throws(HostError) {
         if result != 0 { throw .system(function, path: path, Errno(rawValue: Glibc.errno)) }
+    }
+}
+
+/// A `syncfs` of some filesystems, running on a queue of its own while the caller goes on.
+private final class FilesystemSync: @unchecked Sendable {
+    /// Each filesystem whose sync failed, by device. Written by the queue before it signals
+    /// `done`, read only after waiting for it: the semaphore orders the two.
+    private var failures: [UInt64: AtomicFileError] = [:]
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts syncing each filesystem (a descriptor of a folder on it, by device) on `queue`.
+    init(_ filesystems: [UInt64: Int32], on queue: DispatchQueue) {
+        queue.async {
+            for (device, descriptor) in filesystems {
+                do throws(AtomicFileError) {
+                    try AtomicFile.syncFilesystem(of: descriptor)
+                } catch {
+                    self.failures[device] = error
+                }
+            }
+            self.done.signal()
+        }
+    }
+
+    /// Waits for the syncs to return; gives the filesystems whose sync failed.
+    func wait() -> [UInt64: AtomicFileError] {
+        done.wait()
+        return failures
     }
 }
