@@ -7,8 +7,8 @@ Each round, in turn and each into a fresh folder:
   - the fsync-per-file floor (floor.c write: what tend did before, one fsync per file);
   - the batch floor (floor.c write-batch: tend's way on one thread in C: every temporary, one
     syncfs, every rename, one syncfs), the least that way of being durable costs;
-  - tend apply (temporary files of the whole stretch, one syncfs, renames, one more syncfs for
-    the folders);
+  - tend apply (temporary files of a stretch in parts of 1,024, each part's syncfs running while
+    the next part is written, then its renames; one more syncfs for the folders);
   - CFEngine's cf-agent with one files promise per file (content and mode), which never fsyncs.
 Everything runs on an ext4 filesystem of its own (a loop-mounted image, mkfs defaults): on the
 project's shared disk, mounted with online discard, the same no-fsync write of 10,000 files takes
