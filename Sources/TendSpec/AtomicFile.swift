@@ -56,11 +56,13 @@ public enum AtomicFile {
     /// at it, so no file is ever seen half written, even after a power cut.
     ///
     /// `ownedAtCreation` says that a file this process creates in `directory` gets `owner` and
-    /// `group` (they are its effective IDs, and the folder's group is its effective group). The
+    /// `group` (they are its effective IDs, and the folder is not setgid or is of its group). The
     /// file is then created with its final mode, which exposes nothing its final owner and mode
-    /// would not, and the fchown and fchmod (each a journal write) are skipped where fstat shows
-    /// the creation gave exactly them. Otherwise, or if fstat shows another owner or group (a
-    /// filesystem with rules of its own), it is created readable by its owner only, as `write` says.
+    /// would not, and the fchown and fchmod (two more updates of the inode) are skipped where
+    /// fstat shows the creation gave exactly them; a mode that the umask narrowed is set after
+    /// the write. If fstat shows another owner or group (a mount with rules of its own), that
+    /// file is removed unwritten and the content written again as `write` says: readable by its
+    /// owner only until its owner and mode are set.
     public static func writeTemporary(_ contents: [UInt8], for name: String, in directory: FileDescriptor, mode: UInt32,
                                       owner: UInt32? = nil, group: UInt32? = nil, ownedAtCreation: Bool = false,
                                       keepOpen: Bool) throws(AtomicFileError) -> Temporary {

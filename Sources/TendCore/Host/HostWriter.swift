@@ -2,6 +2,7 @@ internal import SystemPackage
 public import TendSpec
 internal import Glibc
 internal import Dispatch
+internal import Synchronization
 
 /// The capability to change the host's filesystem under a root. Only the executor creates one.
 ///
@@ -15,10 +16,10 @@ internal import Dispatch
 /// temporaries (a long stretch on several threads), makes them durable together (up to
 /// `fsyncLimit` files an fsync each, past it one `syncfs` of the filesystem per part of
 /// `partSize` files, the disk writing one part back while the next is written), renames them and
-/// syncs their folders, before any of them is reported done. Outside staging, each write is synced on its
-/// own. Folders are synced by `syncDirectories()` rather than after every rename, by one `syncfs`
-/// where many changed: converging 10,000 files costs about one journal commit instead of 10,000
-/// (bench/RESULTS.md, issue 9).
+/// syncs their folders, before any of them is reported done. Outside staging, each write is
+/// synced on its own. Folders are synced by `syncDirectories()` rather than after every rename,
+/// by one `syncfs` where many changed: converging 10,000 files costs about a dozen journal
+/// commits instead of 10,000 (bench/RESULTS.md, issue 9).
 public final class HostWriter {
     /// The read side, for looking before changing.
     public let reader: HostReader
@@ -29,9 +30,8 @@ public final class HostWriter {
     public var toolOutput: (@Sendable (String) -> Void)?
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
-    /// The group of each folder in `unsyncedDirectories`, by path: where it is this process's
-    /// effective group, a file created in it gets this process's own IDs (`ownedAtCreation`).
-    private var folderGroups: [String: UInt32] = [:]
+    /// What fstat said of each folder in `unsyncedDirectories` when it was added, by path.
+    private var folderFacts: [String: FolderFacts] = [:]
     /// The files staged since `beginStaging()`, in order, waiting for `commitStaged()` to write
     /// them; nil when not staging.
     private var staged: [StagedFile]?
@@ -51,6 +51,15 @@ public final class HostWriter {
         var ownedAtCreation: Bool
     }
 
+    /// What the writes in a folder depend on: the filesystem it lies on (which `syncfs` makes it
+    /// durable), and what group a file created in it gets.
+    private struct FolderFacts {
+        var device: UInt64
+        var group: UInt32
+        /// Whether a file created in it gets the folder's group (setgid) rather than the creator's.
+        var setgid: Bool
+    }
+
     /// A staged file once its temporary is written.
     private struct WrittenFile: Sendable {
         var file: StagedFile
@@ -60,8 +69,9 @@ public final class HostWriter {
     }
 
     /// Up to this many staged files are made durable by an fsync each; past it, by one `syncfs`
-    /// per filesystem, which costs one journal commit however many files it covers (and also
-    /// flushes whatever else is waiting on that filesystem, which a single repair should not pay).
+    /// per filesystem for each part of `partSize` files, which costs one journal commit however
+    /// many files it covers (and also flushes whatever else is waiting on that filesystem, which a
+    /// single repair should not pay).
     static let fsyncLimit = 64
     /// Past this many changed folders of one filesystem, `syncDirectories` syncs the filesystem
     /// once instead of each folder (each fsync of a folder is a journal commit of its own).
@@ -82,8 +92,8 @@ public final class HostWriter {
     // MARK: Staging
 
     /// From now on `writeFile` only stages each file: its temporary is written, made durable with
-    /// all the others at once, and renamed into place by `commitStaged()`. Until then the old
-    /// content stays in place.
+    /// the others, and renamed into place by `commitStaged()`. Until then the old content stays
+    /// in place.
     public func beginStaging() {
         if staged == nil { staged = [] }
     }
@@ -112,12 +122,12 @@ public final class HostWriter {
         guard let files = staged else { return [:] }
         staged = nil
         var failures: [String: HostError] = [:]
-        let placed = files.count <= Self.fsyncLimit ? commitEach(files, failures: &failures) : commitInParts(files, failures: &failures)
+        let durable = files.count <= Self.fsyncLimit ? commitEach(files, failures: &failures) : commitInParts(files, failures: &failures)
         do {
             try syncDirectories()
         } catch {
             // The renames happened but may not survive a power cut: none of them is reported done.
-            for path in placed where failures[path] == nil { failures[path] = error }
+            for path in durable where failures[path] == nil { failures[path] = error }
         }
         return failures
     }
@@ -148,45 +158,46 @@ public final class HostWriter {
     /// renamed: a part is renamed only once a sync that began after its temporaries were closed
     /// has returned. Returns the paths of the files made durable (whether or not their rename then
     /// failed).
+    ///
+    /// Once a filesystem's sync fails, every later part on it fails too: a sync may have written
+    /// back (and failed on) the next part's data, and syncfs reports an error only once.
     private func commitInParts(_ files: [StagedFile], failures: inout [String: HostError]) -> [String] {
-        var devices: [String: UInt64] = [:]
         var toWrite: [StagedFile] = []
         toWrite.reserveCapacity(files.count)
         for file in files {
-            if devices[file.folder] == nil {
-                var raw = stat()
-                guard fstat(unsyncedDirectories[file.folder]!, &raw) == 0 else {
-                    // Which filesystem to sync is unknown: the file is not written.
-                    failures[file.path] = .system("fstat", path: file.path, Errno(rawValue: Glibc.errno))
-                    continue
-                }
-                devices[file.folder] = UInt64(raw.st_dev)
+            guard folderFacts[file.folder] != nil else {
+                // Which filesystem to sync is unknown: the file is not written.
+                failures[file.path] = HostError(path: file.path, message: "cannot tell which filesystem its folder is on (fstat failed); it was not written")
+                continue
             }
             toWrite.append(file)
         }
         let syncQueue = DispatchQueue(label: "tend.syncfs")
         var durable: [String] = []
+        var failedSyncs: [UInt64: AtomicFileError] = [:]
         var previous: (files: [WrittenFile], sync: FilesystemSync)?
         for start in stride(from: 0, to: toWrite.count, by: Self.partSize) {
             let written = writeTemporaries(Array(toWrite[start..<min(start + Self.partSize, toWrite.count)]), keepOpen: false, failures: &failures)
             var filesystems: [UInt64: Int32] = [:]
-            for file in written { filesystems[devices[file.file.folder]!] = unsyncedDirectories[file.file.folder]! }
+            for file in written { filesystems[folderFacts[file.file.folder]!.device] = unsyncedDirectories[file.file.folder]! }
             let sync = FilesystemSync(filesystems, on: syncQueue)
-            if let previous { durable += placeOnceDurable(previous.files, previous.sync, devices: devices, failures: &failures) }
+            if let previous { durable += placeOnceDurable(previous.files, previous.sync, failedSyncs: &failedSyncs, failures: &failures) }
             previous = (written, sync)
         }
-        if let previous { durable += placeOnceDurable(previous.files, previous.sync, devices: devices, failures: &failures) }
+        if let previous { durable += placeOnceDurable(previous.files, previous.sync, failedSyncs: &failedSyncs, failures: &failures) }
         return durable
     }
 
-    /// Waits for `sync`, then renames each file of `files` whose filesystem it made durable; the
-    /// others fail, their temporaries removed. Returns the paths of the durable files.
-    private func placeOnceDurable(_ files: [WrittenFile], _ sync: FilesystemSync, devices: [String: UInt64], failures: inout [String: HostError]) -> [String] {
-        let outcomes = sync.wait()
+    /// Waits for `sync`, then renames each file of `files` whose filesystem no sync of this
+    /// stretch has failed on (`failedSyncs`, which it adds to); the others fail, their
+    /// temporaries removed. Returns the paths of the durable files.
+    private func placeOnceDurable(_ files: [WrittenFile], _ sync: FilesystemSync, failedSyncs: inout [UInt64: AtomicFileError],
+                                  failures: inout [String: HostError]) -> [String] {
+        for (device, error) in sync.wait() where failedSyncs[device] == nil { failedSyncs[device] = error }
         var durable: [WrittenFile] = []
         durable.reserveCapacity(files.count)
         for file in files {
-            if let error = outcomes[devices[file.file.folder]!] {
+            if let error = failedSyncs[folderFacts[file.file.folder]!.device] {
                 failures[file.file.path] = HostError(error, path: file.file.path)
                 unlinkat(unsyncedDirectories[file.file.folder]!, file.temporary, 0)
             } else {
@@ -258,7 +269,7 @@ public final class HostWriter {
         defer {
             for fd in unsyncedDirectories.values { close(fd) }
             unsyncedDirectories.removeAll()
-            folderGroups.removeAll()
+            folderFacts.removeAll()
         }
         var byDevice: [UInt64: [(path: String, fd: Int32)]] = [:]
         for (path, fd) in unsyncedDirectories {
@@ -287,7 +298,9 @@ public final class HostWriter {
         guard copy >= 0 else { return }
         unsyncedDirectories[path] = copy
         var raw = stat()
-        if fstat(copy, &raw) == 0 { folderGroups[path] = raw.st_gid }
+        if fstat(copy, &raw) == 0 {
+            folderFacts[path] = FolderFacts(device: UInt64(raw.st_dev), group: raw.st_gid, setgid: raw.st_mode & S_ISGID != 0)
+        }
     }
 
     /// This process's effective user and group, asked once (tend never changes them).
@@ -318,7 +331,10 @@ public final class HostWriter {
         let folder = HostPath.parent(of: path) ?? "/"
         changed(directory, path: folder)
         guard unsyncedDirectories[folder] != nil else { throw .system("dup", path: path, Errno(rawValue: Glibc.errno)) }
-        let ownedAtCreation = owner == Self.identity.user && group == Self.identity.group && folderGroups[folder] == group
+        // A file created in a folder gets the creator's group, or the folder's where it is setgid
+        // (fstat at creation catches a mount with rules of its own, such as grpid).
+        let ownedAtCreation = owner == Self.identity.user && group == Self.identity.group
+            && folderFacts[folder].map { !$0.setgid || $0.group == group } ?? false
         staged!.append(StagedFile(path: path, name: name, contents: contents, mode: mode, owner: owner, group: group,
                                   folder: folder, replacing: replacing, ownedAtCreation: ownedAtCreation))
     }
@@ -469,10 +485,9 @@ public final class HostWriter {
 }
 
 /// A `syncfs` of some filesystems, running on a queue of its own while the caller goes on.
-private final class FilesystemSync: @unchecked Sendable {
-    /// Each filesystem whose sync failed, by device. Written by the queue before it signals
-    /// `done`, read only after waiting for it: the semaphore orders the two.
-    private var failures: [UInt64: AtomicFileError] = [:]
+private final class FilesystemSync: Sendable {
+    /// Each filesystem whose sync failed, by device; complete once `done` is signalled.
+    private let failures = Mutex<[UInt64: AtomicFileError]>([:])
     private let done = DispatchSemaphore(value: 0)
 
     /// Starts syncing each filesystem (a descriptor of a folder on it, by device) on `queue`.
@@ -482,7 +497,7 @@ private final class FilesystemSync: @unchecked Sendable {
                 do throws(AtomicFileError) {
                     try AtomicFile.syncFilesystem(of: descriptor)
                 } catch {
-                    self.failures[device] = error
+                    self.failures.withLock { $0[device] = error }
                 }
             }
             self.done.signal()
@@ -492,6 +507,6 @@ private final class FilesystemSync: @unchecked Sendable {
     /// Waits for the syncs to return; gives the filesystems whose sync failed.
     func wait() -> [UInt64: AtomicFileError] {
         done.wait()
-        return failures
+        return failures.withLock { $0 }
     }
 }
