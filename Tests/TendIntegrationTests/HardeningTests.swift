@@ -390,15 +390,18 @@ struct HardeningTests {
         let marker = scratch.url("locked")
         // flock holds the root's lock until both applies are seen waiting for it, whatever the
         // machine's load: then they are at the lock together, and only the lock keeps them apart.
-        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 120"],
-                                                   input: .none, output: .discarded, error: .discarded) { execution in
-            for _ in 0..<1200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
-            try #require(FileManager.default.fileExists(atPath: marker), "flock never took the lock")
+        // The marker names the sleep that flock waits for: ending it lets flock go.
+        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "echo $$ > '\(marker).new' && mv '\(marker).new' '\(marker)'; exec sleep 120"],
+                                                   input: .none, output: .discarded, error: .discarded) { _ in
+            // Up to a minute each: a loaded machine can be slow to start flock and tend.
+            try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
+            let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
             async let first = tend(["apply", a.path, "--root", root.path], stderrCopy: scratch.url("a.err"))
             async let second = tend(["apply", b.path, "--root", root.path], stderrCopy: scratch.url("b.err"))
             func waiting(_ file: String) -> Bool { (try? String(contentsOfFile: file, encoding: .utf8))?.contains("tend: waiting for process") ?? false }
-            for _ in 0..<1200 where !(waiting(scratch.url("a.err")) && waiting(scratch.url("b.err"))) { try await Task.sleep(for: .milliseconds(50)) }
-            try execution.send(signal: .kill)
+            let bothWait = try await AgentTests.eventually(60) { waiting(scratch.url("a.err")) && waiting(scratch.url("b.err")) }
+            kill(holder, SIGKILL)
+            #expect(bothWait, "both applies said they wait for the lock")
             return try await (first, second)
         }.closureResult
         #expect(runA.status == 0, "\(runA)")
@@ -413,15 +416,16 @@ struct HardeningTests {
         let root = try makeRoot()
         let marker = root.url("locked")
         let repo = try repository(["a.yaml": "resources:\n  - file: /etc/x\n    content: \"x\\n\"\n"])
-        // flock holds the root's lock once the marker exists, until it is killed (its sleep outlasts a
-        // loaded machine: with 30 s, a slow start of tend under the whole suite found the lock free).
-        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "touch '\(marker)'; exec sleep 120"],
-                                             input: .none, output: .discarded, error: .discarded) { execution in
+        // flock holds the root's lock once the marker exists, until the sleep the marker names ends
+        // (it outlasts a loaded machine: with 30 s, a slow start of tend under the whole suite found
+        // the lock free).
+        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "echo $$ > '\(marker).new' && mv '\(marker).new' '\(marker)'; exec sleep 120"],
+                                             input: .none, output: .discarded, error: .discarded) { _ in
             // Up to a minute: a loaded machine can be slow to start flock.
-            for _ in 0..<1200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(50)) }
-            try #require(FileManager.default.fileExists(atPath: marker), "flock never took the lock")
+            try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
+            let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
             let run = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
-            try execution.send(signal: .kill)
+            kill(holder, SIGKILL)
             return run
         }.closureResult
         #expect(apply.status == 8, "\(apply)")

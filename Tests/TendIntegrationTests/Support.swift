@@ -22,35 +22,27 @@ let tendBinary: String = {
 let isRoot = geteuid() == 0
 
 /// Runs `tend` with `arguments` and collects what it printed; killed (status 137) after
-/// `timeout` seconds if one is given.
-func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = nil, environment: [String: String] = [:]) async throws -> TendRun {
-    let (executable, allArguments) = timeout.map { ("/usr/bin/timeout", ["-s", "KILL", String($0), tendBinary] + arguments) } ?? (tendBinary, arguments)
+/// `timeout` seconds if one is given. With `stderrCopy`, its standard error goes to that file as
+/// it is written, so that a test can see what a run says while it is still running.
+func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = nil, environment: [String: String] = [:],
+          stderrCopy: String? = nil) async throws -> TendRun {
+    var (executable, allArguments) = timeout.map { ("/usr/bin/timeout", ["-s", "KILL", String($0), tendBinary] + arguments) } ?? (tendBinary, arguments)
+    var environment = ["NO_COLOR": "1"].merging(environment) { _, new in new }
+    if let stderrCopy {
+        (executable, allArguments) = ("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"$TEND_TEST_STDERR\"", executable] + allArguments)
+        environment["TEND_TEST_STDERR"] = stderrCopy
+    }
     let result = try await Subprocess.run(
         .path(FilePath(executable)),
         arguments: Arguments(allArguments),
-        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: (["NO_COLOR": "1"].merging(environment) { _, new in new }).map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
         workingDirectory: directory.map { FilePath($0) },
         input: .none,
         output: .string(limit: 16 << 20),
         error: .string(limit: 16 << 20)
     )
-    return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput, stderr: result.standardError)
-}
-
-/// Runs `tend` with `arguments`, its standard error written to `file` as it goes, so that a test
-/// can see what a run says while it is still running.
-func tend(_ arguments: [String], stderrCopy file: String) async throws -> TendRun {
-    let fd = try FileDescriptor.open(FilePath(file), .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
-    let result = try await Subprocess.run(
-        .path(FilePath(tendBinary)),
-        arguments: Arguments(arguments),
-        environment: .inherit.updating(["NO_COLOR": "1"]),
-        input: .none,
-        output: .string(limit: 16 << 20),
-        error: .fileDescriptor(fd, closeAfterSpawningProcess: true)
-    )
-    return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput,
-                   stderr: (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
+    let stderr = stderrCopy.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" } ?? result.standardError
+    return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput, stderr: stderr)
 }
 
 /// A child's exit status as a shell gives it: its exit code, or 128 + the signal that killed it.
