@@ -22,8 +22,15 @@ extension Inventory {
                 }
             }
             out.member("resources") { out in
+                // Most entries were changed by the same run, at the same second.
+                var lastChanged: (date: Date, text: String)?
                 out.object(resources) { out, entry in
-                    out.member("changed", entry.changed.map(PrettyJSON.iso8601))
+                    out.member("changed", entry.changed.map { date in
+                        if let lastChanged, lastChanged.date == date { return lastChanged.text }
+                        let text = PrettyJSON.iso8601(date)
+                        lastChanged = (date, text)
+                        return text
+                    })
                     out.member("changed_by", entry.changedBy)
                     out.member("commit", entry.commit)
                     out.member("declared_at", entry.declaredAt)
@@ -109,6 +116,12 @@ private struct PrettyJSON {
     /// they are (`.withoutEscapingSlashes`).
     private mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
+        defer { bytes.append(UInt8(ascii: "\"")) }
+        // Most strings (ids, paths, commits) have nothing to escape: copied at once.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: text.utf8)
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
@@ -126,7 +139,6 @@ private struct PrettyJSON {
             default: bytes.append(byte)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
     }
 
     /// `2026-11-29T17:20:08Z`: whole seconds in UTC, as the `.iso8601` date strategy writes them.
