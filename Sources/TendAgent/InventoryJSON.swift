@@ -22,7 +22,7 @@ extension Inventory {
                 }
             }
             out.member("resources") { out in
-                // Most entries were changed by the same run, at the same second.
+                // Most entries were changed by the same run, at the same instant (one `now` a run).
                 var lastChanged: (date: Date, text: String)?
                 out.object(resources) { out, entry in
                     out.member("changed", entry.changed.map { date in
@@ -112,8 +112,8 @@ private struct PrettyJSON {
         bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
     }
 
-    /// A JSON string: quotes, backslashes and control characters escaped, slashes and the rest as
-    /// they are (`.withoutEscapingSlashes`).
+    /// A JSON string: quotes, backslashes and control characters below U+0020 escaped; slashes,
+    /// DEL and the rest as they are (`.withoutEscapingSlashes`).
     private mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         defer { bytes.append(UInt8(ascii: "\"")) }

@@ -37,15 +37,17 @@ public struct Digest {
 
     /// The hex digest, in lowercase.
     public func finalize() -> String {
-        let digest = hasher.finalize()
-        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { text in
+        hasher.finalize().withUnsafeBytes { Self.hex($0) }
+    }
+
+    /// `bytes` in lowercase hex, two digits each.
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { text in
             var index = 0
-            digest.withUnsafeBytes { bytes in
-                for byte in bytes {
-                    text[index] = Self.hexDigit(byte >> 4)
-                    text[index + 1] = Self.hexDigit(byte & 0x0f)
-                    index += 2
-                }
+            for byte in bytes {
+                text[index] = hexDigit(byte >> 4)
+                text[index + 1] = hexDigit(byte & 0x0f)
+                index += 2
             }
             return index
         }

@@ -120,7 +120,7 @@ struct OutputOptions: ParsableArguments {
     static let runID: String = {
         var bytes = [UInt8](repeating: 0, count: 16)
         getentropy(&bytes, bytes.count)
-        return bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        return Digest.hex(bytes)
     }()
 }
 

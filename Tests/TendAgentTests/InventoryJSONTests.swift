@@ -21,7 +21,7 @@ struct InventoryJSONTests {
         var inventory = Inventory()
         let commit = String(repeating: "a1", count: 20)
         inventory.commits[commit] = CommitRecord(source: "https://git.example.com/ops/hosts.git", ref: "main", path: "hosts/web",
-                                                 commit: commit, subject: "Say \"hi\"\tand \\ bye\n\u{1}\u{1F} ünïcödé / 🙂",
+                                                 commit: commit, subject: "Say \"hi\"\tand \\ bye\n\u{1}\u{1F}\u{7F}\u{85} ünïcödé / 🙂",
                                                  author: "Zoë <zoe@example.com>", date: "2026-11-28T14:03:00+01:00",
                                                  recorded: Date(timeIntervalSince1970: 1_764_436_808.75))
         inventory.commits["folder"] = CommitRecord(source: "/srv/repo", recorded: Date(timeIntervalSince1970: 0.999))
@@ -38,6 +38,25 @@ struct InventoryJSONTests {
         // The writer names each field: one added to the records must be added there too.
         #expect(Mirror(reflecting: try #require(inventory.resources.values.first)).children.count == 6, "Inventory.json writes six fields of an entry")
         #expect(Mirror(reflecting: try #require(inventory.commits.values.first)).children.count == 8, "Inventory.json writes eight fields of a commit")
+    }
+
+    @Test("entries changed at one moment, and at moments within one second or either side of one, are written as JSONEncoder writes them")
+    func sharedAndNearbyDates() throws {
+        var inventory = Inventory()
+        let run = Date(timeIntervalSince1970: 1_764_436_808.5)
+        // Keys sort as listed: a run's many entries share its moment; then dates a fraction
+        // apart in one second, and either side of a second, each after the other.
+        let dates: [(String, Date)] = (0..<20).map { (String(format: "file:/a/%02d", $0), run) } + [
+            ("file:/b/1", Date(timeIntervalSince1970: 1_764_436_809.25)), ("file:/b/2", Date(timeIntervalSince1970: 1_764_436_809.75)),
+            ("file:/b/3", Date(timeIntervalSince1970: 1_764_436_810.999)), ("file:/b/4", Date(timeIntervalSince1970: 1_764_436_811.0)),
+            ("file:/b/5", run),
+        ]
+        for (id, date) in dates {
+            inventory.resources[id] = Inventory.Entry(declaredAt: "site/a.yaml:1", commit: nil, since: nil, changed: date, changedBy: nil, path: String(id.dropFirst(5)))
+        }
+        let (file, encoder, readBack) = try written(inventory)
+        #expect(file == encoder)
+        #expect(readBack == inventory.withWholeSeconds)
     }
 
     @Test("an empty inventory is written as JSONEncoder writes it")

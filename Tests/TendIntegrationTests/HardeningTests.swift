@@ -391,16 +391,17 @@ struct HardeningTests {
         // flock holds the root's lock until both applies are seen waiting for it, whatever the
         // machine's load: then they are at the lock together, and only the lock keeps them apart.
         // The marker names the sleep that flock waits for: ending it lets flock go.
-        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "echo $$ > '\(marker).new' && mv '\(marker).new' '\(marker)'; exec sleep 120"],
+        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
                                                    input: .none, output: .discarded, error: .discarded) { _ in
             // Up to a minute each: a loaded machine can be slow to start flock and tend.
             try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
             let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            defer { kill(holder, SIGKILL) }
             async let first = tend(["apply", a.path, "--root", root.path], stderrCopy: scratch.url("a.err"))
             async let second = tend(["apply", b.path, "--root", root.path], stderrCopy: scratch.url("b.err"))
             func waiting(_ file: String) -> Bool { (try? String(contentsOfFile: file, encoding: .utf8))?.contains("tend: waiting for process") ?? false }
             let bothWait = try await AgentTests.eventually(60) { waiting(scratch.url("a.err")) && waiting(scratch.url("b.err")) }
-            kill(holder, SIGKILL)
+            kill(holder, SIGKILL)  // Lets both applies go; the defer is for a test that stops before.
             #expect(bothWait, "both applies said they wait for the lock")
             return try await (first, second)
         }.closureResult
@@ -419,14 +420,13 @@ struct HardeningTests {
         // flock holds the root's lock once the marker exists, until the sleep the marker names ends
         // (it outlasts a loaded machine: with 30 s, a slow start of tend under the whole suite found
         // the lock free).
-        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", "echo $$ > '\(marker).new' && mv '\(marker).new' '\(marker)'; exec sleep 120"],
+        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
                                              input: .none, output: .discarded, error: .discarded) { _ in
             // Up to a minute: a loaded machine can be slow to start flock.
             try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
             let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-            let run = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
-            kill(holder, SIGKILL)
-            return run
+            defer { kill(holder, SIGKILL) }
+            return try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "1"])
         }.closureResult
         #expect(apply.status == 8, "\(apply)")
         #expect(apply.stderr.contains("another run of tend is applying to \(root.path) (process"), "\(apply)")

@@ -41,7 +41,8 @@ func tend(_ arguments: [String], in directory: String? = nil, timeout: Int? = ni
         output: .string(limit: 16 << 20),
         error: .string(limit: 16 << 20)
     )
-    let stderr = stderrCopy.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" } ?? result.standardError
+    // Where the copy could not be made, the shell said why on its own standard error.
+    let stderr = stderrCopy.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? result.standardError
     return TendRun(status: shellStatus(result.terminationStatus), stdout: result.standardOutput, stderr: stderr)
 }
 
