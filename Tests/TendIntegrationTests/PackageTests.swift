@@ -328,6 +328,49 @@ struct PackageTests {
         }
     }
 
+    @Test("a file that a package's postinst overwrote is put back after it, and the unit it notifies is restarted, though neither was in the plan")
+    func latePassNotifies() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            let unit = """
+                  - unit: tend-late.service
+                    content: |
+                      [Service]
+                      ExecStart=/bin/sleep infinity
+                      [Install]
+                      WantedBy=multi-user.target
+                    enabled: true
+                    state: running
+
+                """
+            // First the unit and the file, which already holds what is declared.
+            try self.configure(host, unit + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
+            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
+            let before = try await host.unit("tend-late.service", ["ActiveState", "InvocationID"])
+            #expect(before["ActiveState"] == "active", "\(before)")
+            // Then the package whose postinst writes the file: the plan has only the package.
+            try self.configure(host, unit + """
+                  - package: tend-test-maker
+                  - file: /etc/tend-maker.stamp
+                    content: "ours\\n"
+                    requires: [package:tend-test-maker]
+                    notify: [unit:tend-late.service]
+
+                """)
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.stdout.contains("package:tend-test-maker") && !plan.stdout.contains("file:/etc/tend-maker.stamp") && !plan.stdout.contains("unit:tend-late.service"), "\(plan)")
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(apply.stdout.contains("file:/etc/tend-maker.stamp: updated"), "\(apply)")
+            #expect(read(host.outside("/etc/tend-maker.stamp")) == "ours\n")
+            let after = try await host.unit("tend-late.service", ["ActiveState", "InvocationID"])
+            #expect(after["ActiveState"] == "active" && after["InvocationID"] != before["InvocationID"], "not restarted: \(before) → \(after)\n\(apply)")
+            let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(again.status == 0, "a second plan is not empty: \(again)")
+        }
+    }
+
     @Test("on a terminal, apt's own progress lines show while it installs; in a pipe they do not")
     func aptProgressOnTerminal() async throws {
         let repo = try await DebRepository()

@@ -185,6 +185,22 @@ public struct Executor: Sendable {
         if !late.isEmpty {
             await run(late)
             flush()
+            // A late step that changed its resource notifies as a planned one does: what it
+            // notifies (a unit to restart) is planned again with it as notifier, and run after it.
+            var notifiers: [ResourceID: [ResourceID]] = [:]
+            for step in late where step.change != nil && completed.contains(step.id) {
+                for target in catalog[step.id]?.notify ?? [] { notifiers[target, default: []].append(step.id) }
+            }
+            var notified: [Plan.Step] = []
+            for entry in catalog.entries {
+                guard let by = notifiers[entry.id], var step = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: by) else { continue }
+                step.dependsOn = by
+                notified.append(step)
+            }
+            if !notified.isEmpty {
+                await run(notified)
+                flush()
+            }
         }
         try writer.syncDirectories()
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
