@@ -273,9 +273,14 @@ public final class HostWriter {
         }
         var byDevice: [UInt64: [(path: String, fd: Int32)]] = [:]
         for (path, fd) in unsyncedDirectories {
-            var raw = stat()
-            try check(fstat(fd, &raw), "fstat", path)
-            byDevice[UInt64(raw.st_dev), default: []].append((path, fd))
+            // The filesystem as `changed` found it; asked again only where its fstat had failed.
+            var device = folderFacts[path]?.device
+            if device == nil {
+                var raw = stat()
+                try check(fstat(fd, &raw), "fstat", path)
+                device = UInt64(raw.st_dev)
+            }
+            byDevice[device!, default: []].append((path, fd))
         }
         for folders in byDevice.values {
             if folders.count > Self.folderFsyncLimit {
