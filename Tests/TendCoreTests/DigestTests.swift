@@ -16,7 +16,7 @@ struct DigestTests {
         #expect(Digest().finalize() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    @Test("an empty value, no value and an empty byte field are told apart, and non-ASCII labels and values hash as their UTF-8")
+    @Test("an empty value hashes as an empty byte field, no value differs from both, and non-ASCII labels and values hash as their UTF-8")
     func edges() {
         func digest(_ build: (inout Digest) -> Void) -> String {
             var digest = Digest()

@@ -371,6 +371,36 @@ struct PackageTests {
         }
     }
 
+    @Test("a unit a late change notifies is still skipped when its own package failed")
+    func lateNotifyKeepsDependencies() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            func unit(_ name: String, requires: String = "") -> String {
+                "  - unit: \(name).service\n    content: |\n      [Service]\n      ExecStart=/bin/sleep infinity\n      [Install]\n      WantedBy=multi-user.target\n    enabled: true\n    state: running\n" + requires
+            }
+            try self.configure(host, unit("tend-late-a") + unit("tend-late-b") + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
+            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
+            let before = try await host.unit("tend-late-b.service", ["ActiveState", "InvocationID"])
+            // The stamp notifies both units; b now requires a package whose postinst fails.
+            try self.configure(host, unit("tend-late-a") + unit("tend-late-b", requires: "    requires: [package:tend-test-broken]\n") + """
+                  - package: tend-test-broken
+                  - package: tend-test-maker
+                  - file: /etc/tend-maker.stamp
+                    content: "ours\\n"
+                    requires: [package:tend-test-maker]
+                    notify: [unit:tend-late-a.service, unit:tend-late-b.service]
+
+                """)
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status != 0, "\(apply)")
+            #expect(apply.stdout.contains("unit:tend-late-a.service"), "a is restarted: \(apply)")
+            #expect(apply.stdout.contains("requires package:tend-test-broken, which did not converge"), "b is skipped: \(apply)")
+            let after = try await host.unit("tend-late-b.service", ["ActiveState", "InvocationID"])
+            #expect(after["InvocationID"] == before["InvocationID"], "b was restarted though its package failed: \(before) → \(after)")
+        }
+    }
+
     @Test("on a terminal, apt's own progress lines show while it installs; in a pipe they do not")
     func aptProgressOnTerminal() async throws {
         let repo = try await DebRepository()

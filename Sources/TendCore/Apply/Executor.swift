@@ -192,9 +192,10 @@ public struct Executor: Sendable {
                 for target in catalog[step.id]?.notify ?? [] { notifiers[target, default: []].append(step.id) }
             }
             var notified: [Plan.Step] = []
-            for entry in catalog.entries {
+            for entry in catalog.entries where !notifiers.isEmpty {
                 guard let by = notifiers[entry.id], var step = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: by) else { continue }
-                step.dependsOn = by
+                // Its own dependencies still hold: one that failed skips it, as in the plan.
+                step.dependsOn = by + entry.dependencies.filter(failed.contains)
                 notified.append(step)
             }
             if !notified.isEmpty {
