@@ -108,7 +108,8 @@ public struct Reconciler: Sendable {
             do {
                 try state(for: mode).write(.lastRun, record)
             } catch {
-                result.note("cannot record the run in \(state(for: mode).directory): \(error); tend status and the agent will not know of it (run as root, or give --state-dir)", events)
+                result.note("cannot record the run in \(state(for: mode).directory): \(error); tend status and the agent will not know of it"
+                            + (error.isPermission ? " (run as root, or give --state-dir)" : ""), events)
             }
         }
         return result
@@ -495,7 +496,8 @@ public struct Reconciler: Sendable {
             do {
                 if let tightened = try PrivateDirectory.prepare(source.stateDirectory) { result.note(tightened, events) }
             } catch {
-                throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error); run as root, or give a folder tend may create with --state-dir")
+                throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error)"
+                                       + (error.isPermission ? "; run as root, or give a folder tend may create with --state-dir" : ""))
             }
             var git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
                                 credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)

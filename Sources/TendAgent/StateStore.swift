@@ -2,7 +2,7 @@ public import FoundationEssentials
 public import TendCore
 public import TendSpec
 import Glibc
-import SystemPackage
+public import SystemPackage
 import Synchronization
 
 /// tend's own records of one root, kept in the state directory: the last applied and last good
@@ -113,7 +113,7 @@ public struct StateStore: Sendable {
         do {
             try AtomicFile.write(bytes + [UInt8(ascii: "\n")], toPath: directory + "/" + record.rawValue, mode: 0o600)
         } catch {
-            throw StateStoreError(error.description)
+            throw StateStoreError(error)
         }
     }
 
@@ -131,7 +131,7 @@ public struct StateStore: Sendable {
         do {
             try cache.save(to: directory + "/" + Self.statCacheName)
         } catch {
-            throw StateStoreError(error.description)
+            throw StateStoreError(error)
         }
     }
 
@@ -161,7 +161,7 @@ public struct StateStore: Sendable {
         do {
             try PrivateDirectory.prepare(directory)
         } catch {
-            throw StateStoreError(error.description)
+            throw StateStoreError(error)
         }
     }
 
@@ -189,5 +189,15 @@ public struct StateStore: Sendable {
 /// Why a record could not be written.
 public struct StateStoreError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    /// The system's error, where a call failed: what advice fits depends on it.
+    public var errno: Errno?
+    init(_ description: String, errno: Errno? = nil) {
+        self.description = description
+        self.errno = errno
+    }
+    init(_ error: AtomicFileError) { self.init(error.description, errno: error.errno) }
+
+    /// Whether the records' folder is closed to this process, where running as root or giving
+    /// another `--state-dir` helps (`Errno.isPermission`); a full disk is not.
+    public var isPermission: Bool { errno?.isPermission ?? false }
 }

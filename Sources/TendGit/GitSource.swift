@@ -151,7 +151,8 @@ public struct GitSource: Sendable {
             do {
                 if let tightened = try PrivateDirectory.prepare(folder) { logger.info("\(tightened)") }
             } catch {
-                throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error); run as root, or give a folder tend may create with --state-dir")
+                throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error)"
+                                     + (error.isPermission ? "; run as root, or give a folder tend may create with --state-dir" : ""))
             }
         }
         if FileManager.default.fileExists(atPath: path) {

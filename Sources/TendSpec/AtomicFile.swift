@@ -321,4 +321,14 @@ public struct AtomicFileError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String { message }
+
+    /// Whether the call was refused for lack of permission (not this process's folder, a
+    /// read-only filesystem), where running as root or choosing another folder helps; a full
+    /// disk or a folder owned by someone else is not.
+    public var isPermission: Bool { errno?.isPermission ?? false }
+}
+
+extension Errno {
+    /// EACCES, EPERM or EROFS: see `AtomicFileError.isPermission`.
+    public var isPermission: Bool { self == .permissionDenied || self == .notPermitted || self == .readOnlyFileSystem }
 }

@@ -38,9 +38,63 @@ struct FilesystemStateTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.url("srv")).allSatisfy { !$0.contains(".tend-") }, "a temporary file was left")
 
         try FileManager.default.removeItem(atPath: root.url("filler"))
+        try await sh("/usr/bin/mount", ["-o", "remount,size=16m", root.path])
         let again = try await tend(["apply", large.path, "--root", root.path])
         #expect(again.status == 0, "\(again)")
         #expect(try await tend(["plan", large.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
+    }
+
+    @Test("a disk that fills while a long stretch is written in parts: the files of the part made durable are placed, the rest fail with their own error and leave the old files as they were, no temporary is left, and the next run converges",
+          .enabled(if: isRoot, "needs root to mount a small tmpfs"))
+    func diskFullInParts() async throws {
+        // 1,600 files of one page each, a fifth of them already there with other content: the
+        // first part (1,024 files) fits, and the disk fills while the second is written.
+        let count = 1_600, firstPart = 1_024
+        let root = try Scratch("tend-full-parts")
+        try await sh("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=7m", "tmpfs", root.path])
+        defer { umount2(root.path, Int32(MNT_DETACH)) }
+        try root.write(["etc/passwd": "root:x:0:0::/root:/bin/sh\n", "etc/group": "root:x:0:\n"])
+        let old = "old\n", new = String(repeating: "n", count: 4_000) + "\n"
+        let path = { (index: Int) in "srv/d\(index % 10)/f\(index)" }
+        for index in stride(from: 0, to: count, by: 5) { try root.write([path(index): old]) }
+        var manifest = "resources:\n"
+        for index in 0..<count { manifest += "  - file: /\(path(index))\n    source: files/new\n" }
+        let repo = try repository(["a.yaml": manifest], extra: ["site/files/new": new])
+        // The records go elsewhere, so that the run's own result is what this test reads.
+        let state = try Scratch("tend-full-parts-state")
+
+        let full = try await tend(["apply", repo.path, "--root", root.path, "--state-dir", state.path])
+        #expect(full.status == 5, "\(full.stderr)")
+        let failed = full.stdout.split(separator: "\n").filter { $0.contains("✗ file:") }
+        let failedIndexes = Set(failed.compactMap { line in line.firstMatch(of: #/f(\d+): failed/#).map { Int($0.1)! } })
+        #expect(failed.allSatisfy { $0.hasSuffix(": No space left on device (write)") }, "\(failed.prefix(3))")
+        #expect(!failedIndexes.isEmpty && failedIndexes.allSatisfy { $0 >= firstPart },
+                "the disk should fill in the second part, as this test means: failed \(failedIndexes.sorted().prefix(5))…")
+        #expect(full.stdout.contains("; \(failedIndexes.count) failed, 0 skipped."), "\(full.stdout.suffix(300))")
+        for index in 0..<count {
+            let text = read(root.url(path(index)))
+            let expected = failedIndexes.contains(index) ? (index % 5 == 0 ? old : nil) : new
+            guard text == expected else {
+                Issue.record("\(path(index)) holds \(text.map { "\($0.count) bytes" } ?? "nothing"), not what was \(failedIndexes.contains(index) ? "there" : "declared")")
+                break
+            }
+        }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: root.url("srv")).filter { $0.contains(".tend-") }
+        #expect(leftovers.isEmpty, "temporaries left: \(leftovers.prefix(3))")
+
+        // With its records in the root, filled to the last page, a run cannot keep them, and
+        // says so without advice that only helps when permission was what failed.
+        _ = try? await sh("/usr/bin/dd", ["if=/dev/zero", "of=" + root.url("filler"), "bs=4k"])
+        let unrecorded = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(unrecorded.status == 1 && unrecorded.stderr.contains("cannot record it in the state directory: No space left on device"), "\(unrecorded.stderr)")
+        #expect(!unrecorded.stderr.contains("run as root"), "\(unrecorded.stderr)")
+
+        try FileManager.default.removeItem(atPath: root.url("filler"))
+        try await sh("/usr/bin/mount", ["-o", "remount,size=16m", root.path])
+        let again = try await tend(["apply", repo.path, "--root", root.path, "--state-dir", state.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("Apply: \(failedIndexes.filter { $0 % 5 != 0 }.count) created, \(failedIndexes.filter { $0 % 5 == 0 }.count) updated"), "\(again.stdout.suffix(300))")
+        #expect(try await tend(["plan", repo.path, "--root", root.path, "--state-dir", state.path, "--detailed-exitcode"]).status == 0)
     }
 
     @Test("a FIFO, a socket or a device where a file is declared, a file where a folder is needed, an immutable file: each fails alone; names at 255 bytes and paths near 4096 work",
