@@ -328,13 +328,23 @@ struct PackageTests {
         }
     }
 
-    @Test("a file that a package's postinst overwrote is put back after it, and the unit it notifies is restarted, though neither was in the plan")
+    @Test("a file that a package's postinst overwrote is put back after it, the unit it notifies is restarted, and the unit that one notifies too, though none was in the plan")
     func latePassNotifies() async throws {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
+            // tend-late notifies tend-late-next: a restart of the one restarts the other, as in a plan.
             let unit = """
                   - unit: tend-late.service
+                    content: |
+                      [Service]
+                      ExecStart=/bin/sleep infinity
+                      [Install]
+                      WantedBy=multi-user.target
+                    enabled: true
+                    state: running
+                    notify: [unit:tend-late-next.service]
+                  - unit: tend-late-next.service
                     content: |
                       [Service]
                       ExecStart=/bin/sleep infinity
@@ -348,7 +358,8 @@ struct PackageTests {
             try self.configure(host, unit + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
             #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
             let before = try await host.unit("tend-late.service", ["ActiveState", "InvocationID"])
-            #expect(before["ActiveState"] == "active", "\(before)")
+            let nextBefore = try await host.unit("tend-late-next.service", ["ActiveState", "InvocationID"])
+            #expect(before["ActiveState"] == "active" && nextBefore["ActiveState"] == "active", "\(before) \(nextBefore)")
             // Then the package whose postinst writes the file: the plan has only the package.
             try self.configure(host, unit + """
                   - package: tend-test-maker
@@ -366,6 +377,9 @@ struct PackageTests {
             #expect(read(host.outside("/etc/tend-maker.stamp")) == "ours\n")
             let after = try await host.unit("tend-late.service", ["ActiveState", "InvocationID"])
             #expect(after["ActiveState"] == "active" && after["InvocationID"] != before["InvocationID"], "not restarted: \(before) → \(after)\n\(apply)")
+            let nextAfter = try await host.unit("tend-late-next.service", ["ActiveState", "InvocationID"])
+            #expect(nextAfter["ActiveState"] == "active" && nextAfter["InvocationID"] != nextBefore["InvocationID"],
+                    "the unit tend-late notifies was not restarted: \(nextBefore) → \(nextAfter)\n\(apply)")
             let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
             #expect(again.status == 0, "a second plan is not empty: \(again)")
         }

@@ -172,34 +172,25 @@ public struct Executor: Sendable {
         flush()
         // What the plan found converged but comes after a done package or user step is planned
         // again: that step's work was not in the plan (openssh-server's installation makes the
-        // host keys that an image declares absent). What differs now is done after the rest.
-        let inPlan = Set(plan.steps.map(\.id))
-        var late: [Plan.Step] = []
-        var lateIDs: Set<ResourceID> = []
-        for entry in catalog.entries where replans && !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
-            guard var step = Planner.step(for: entry, host: writer.reader, context: context) else { continue }
-            step.dependsOn = entry.dependencies.filter { inPlan.contains($0) || lateIDs.contains($0) }
-            late.append(step)
-            lateIDs.insert(step.id)
-        }
-        if !late.isEmpty {
-            await run(late)
-            flush()
-            // A late step that changed its resource notifies as a planned one does: what it
-            // notifies (a unit to restart) is planned again with it as notifier, and run after it.
-            var notifiers: [ResourceID: [ResourceID]] = [:]
-            for step in late where step.change != nil && completed.contains(step.id) {
-                for target in catalog[step.id]?.notify ?? [] { notifiers[target, default: []].append(step.id) }
+        // host keys that an image declares absent). What differs now is done after the rest,
+        // linked as the planner links a plan: a late change notifies (a file a postinst rewrote
+        // restarts its unit, and that restart notifies in turn), and a late step that is also
+        // notified is one step.
+        if replans, !reshaping.isEmpty {
+            let inPlan = Set(plan.steps.map(\.id))
+            var own = [Plan.Step?](repeating: nil, count: catalog.entries.count)
+            for (position, entry) in catalog.entries.enumerated()
+            where !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
+                own[position] = Planner.step(for: entry, host: writer.reader, context: context)
             }
-            var notified: [Plan.Step] = []
-            for entry in catalog.entries where !notifiers.isEmpty {
-                guard let by = notifiers[entry.id], var step = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: by) else { continue }
-                // Its own dependencies still hold: one that failed skips it, as in the plan.
-                step.dependsOn = by + entry.dependencies.filter(failed.contains)
-                notified.append(step)
+            var late = Planner.link(catalog.entries, own: own, host: writer.reader, context: context) { _ in true }
+            for index in late.indices {
+                // Its dependencies in the plan still hold: one that failed skips it, as in the plan.
+                let planned = catalog[late[index].id]?.dependencies.filter { inPlan.contains($0) && !late[index].dependsOn.contains($0) } ?? []
+                late[index].dependsOn += planned
             }
-            if !notified.isEmpty {
-                await run(notified)
+            if !late.isEmpty {
+                await run(late)
                 flush()
             }
         }

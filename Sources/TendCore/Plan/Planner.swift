@@ -39,14 +39,28 @@ public struct Planner: Sendable {
                                                desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
             }
         }
+        let steps = Self.link(catalog.entries, own: ownSteps, host: host, context: context) { inScope?[$0] ?? true }
+        return Plan(tendVersion: tendVersion, source: origin, sourceDescription: sourceDescription,
+                    root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
+    }
+
+    /// Puts each entry's own step (nil where it needs nothing) in the catalog's order as a plan's
+    /// steps. A resource that a changing step notifies is planned again with its notifiers
+    /// (`notified(by:)`), converged or not, where `notifiable` allows it (within a repair's scope),
+    /// and then notifies in turn if it changes; notifiers always come first. Each step depends on
+    /// the steps it requires, directly or through resources that need nothing. The planner and
+    /// the executor's late pass (what a package step changed) both link their steps here, so a
+    /// notification travels the same way in both.
+    static func link(_ entries: [Catalog.Entry], own ownSteps: [Plan.Step?], host: HostReader, context: PlanContext,
+                     notifiable: (Int) -> Bool) -> [Plan.Step] {
         var steps: [Plan.Step] = []
         // For each resource (by position), the positions of the steps it depends on, directly or
         // through resources that need no change.
-        var stepAncestors = [[Int]](repeating: [], count: catalog.entries.count)
-        var isStep = [Bool](repeating: false, count: catalog.entries.count)
-        // Notifiers that change, by the resource they notify; notifiers always come first.
+        var stepAncestors = [[Int]](repeating: [], count: entries.count)
+        var isStep = [Bool](repeating: false, count: entries.count)
+        // Notifiers that change, by the resource they notify.
         var notifications: [ResourceID: [ResourceID]] = [:]
-        for (position, entry) in catalog.entries.enumerated() {
+        for (position, entry) in entries.enumerated() {
             var ancestors: [Int] = []
             for dependency in entry.dependencyPositions {
                 for ancestor in stepAncestors[dependency] where !ancestors.contains(ancestor) { ancestors.append(ancestor) }
@@ -54,19 +68,18 @@ public struct Planner: Sendable {
             }
             stepAncestors[position] = ancestors
             var own = ownSteps[position]
-            if let notifiers = notifications[entry.id], inScope?[position] ?? true {
-                own = Self.step(for: entry, host: host, context: context, notifiedBy: notifiers)
+            if let notifiers = notifications[entry.id], notifiable(position) {
+                own = step(for: entry, host: host, context: context, notifiedBy: notifiers)
             }
             guard var step = own else { continue }
             if step.change != nil {
                 for target in entry.notify { notifications[target, default: []].append(entry.id) }
             }
-            step.dependsOn = ancestors.sorted().map { catalog.entries[$0].id }
+            step.dependsOn = ancestors.sorted().map { entries[$0].id }
             steps.append(step)
             isStep[position] = true
         }
-        return Plan(tendVersion: tendVersion, source: origin, sourceDescription: sourceDescription,
-                    root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
+        return steps
     }
 
     /// Lets each kind read in bulk what observing needs (for the entries in scope); returns the
