@@ -196,6 +196,23 @@ struct YAMLPipelineTests {
         }
     }
 
+    @Test("past 100 problems a file is read no further, on two threads as on one, and the last problem says so", .timeLimit(.minutes(1)))
+    func problemLimit() {
+        // Three bytes a problem: a 3 MB file would otherwise be a million lines of output.
+        let aliases = "resources: [" + String(repeating: "*a, ", count: 1_000_000) + "]\n"
+        let duplicates = manifest(2_000) + "many:\n" + (0..<1_000).map { _ in "  key: x\n" }.joined() + "after: *nowhere\n"
+        for (text, first) in [(aliases, "long.yaml:1:13: undefined alias '*a'"), (duplicates, "duplicate key 'key'")] {
+            let two = outline(text, pipelined: true)
+            #expect(two == outline(text, pipelined: false))
+            let problems = two.filter { $0.hasPrefix("problem") }
+            #expect(problems.count == YAMLParser.maximumProblems + 1)
+            #expect(problems.first?.contains(first) == true, "\(problems.prefix(2))")
+            #expect(problems.last?.contains("more than 100 problems in this file; tend stops reading it here") == true, "\(problems.suffix(2))")
+            // Nothing after the stop is read: the undefined alias that ends the second file is not reported.
+            #expect(!problems.contains { $0.contains("*nowhere") })
+        }
+    }
+
     @Test("a long file past a limit stops where one thread stops, and says so once")
     func sameLimits() {
         var laughs = manifest(2_000) + "lol0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"

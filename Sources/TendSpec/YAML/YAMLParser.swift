@@ -14,16 +14,19 @@ import Synchronization
 /// builds the nodes from them (libyaml and the tree each took half of parsing a 40,000-line
 /// manifest, on one core).
 ///
-/// A repository is hostile input, so two limits end the parse of a file where they are passed:
-/// nesting deeper than `maximumDepth` (every later stage walks nodes recursively) and a document
+/// A repository is hostile input, so three limits end the parse of a file where they are passed:
+/// nesting deeper than `maximumDepth` (every later stage walks nodes recursively), a document
 /// whose aliases expand it to more than `maximumNodes` nodes (a "billion laughs" is a few lines
-/// that expand to billions).
+/// that expand to billions), and more than `maximumProblems` problems (`*a,` is three bytes and
+/// a problem: a 3 MB file made a million lines of output and took 20 s).
 public enum YAMLParser {
     /// The deepest nesting of sequences and mappings read.
     public static let maximumDepth = 100
     /// The most nodes one document may hold once every alias is expanded; a scalar counts one
     /// node per 64 bytes, so this also bounds the expanded text to about 64 MB.
     public static let maximumNodes = 1_000_000
+    /// The most problems reported of one file; past them, one more says that reading stopped.
+    public static let maximumProblems = 100
 
     /// The documents of one file (an empty file has none) and the problems found in it.
     public struct Result: Sendable {
@@ -49,7 +52,7 @@ public enum YAMLParser {
         /// Builds from a batch; false once a limit stopped the tree.
         func build(_ batch: [YAMLEvent]) -> Bool {
             for event in batch where !stopped {
-                if !tree.handle(event) { stopped = true }
+                if !tree.take(event) { stopped = true }
             }
             return !stopped
         }
@@ -172,8 +175,19 @@ private struct TreeBuilder {
         self.file = file
     }
 
-    /// Takes one event; false when a limit was passed and parsing must stop.
-    mutating func handle(_ event: YAMLEvent) -> Bool {
+    /// Takes one event; false when a limit was passed and parsing must stop, which the last
+    /// diagnostic says.
+    mutating func take(_ event: YAMLEvent) -> Bool {
+        guard handle(event) else { return false }
+        guard diagnostics.count > YAMLParser.maximumProblems else { return true }
+        // One event can add many (a mapping's duplicate keys are found at its end).
+        diagnostics.removeSubrange(YAMLParser.maximumProblems...)
+        diagnostics.append(Diagnostic("more than \(YAMLParser.maximumProblems) problems in this file; tend stops reading it here",
+                                      at: SourceLocation(file: file, line: event.line, column: event.column)))
+        return false
+    }
+
+    private mutating func handle(_ event: YAMLEvent) -> Bool {
         let location = SourceLocation(file: file, line: event.line, column: event.column)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
