@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Benchmark: what `tend validate` costs on hostile manifests, beside a valid one of 10,000 file
+resources (the baseline, measured in the same run).
+
+Each hostile manifest stays under the 8 MiB limit and is as dense as YAML allows in one shape:
+empty mappings, one-key mappings, one long sequence of scalars (each stops at the limit of
+1,000,000 nodes), and undefined aliases (three bytes a problem; stops at 100 problems).
+Prints a Markdown table of medians over RUNS runs (default 5): wall time and peak resident memory
+of the tend process, and each as a multiple of the valid manifest's.
+
+Usage: bench/hostile.py TEND_BINARY
+"""
+import os, shutil, statistics, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plan_apply  # noqa: E402  (its generator makes the valid baseline)
+
+RUNS = int(os.environ.get("RUNS", "5"))
+
+SHAPES = {
+    "`- {}` x 1,000,000 (5 MB)": "resources:\n" + "- {}\n" * 1_000_000,
+    "`- {a: 1}` x 340,000 (3 MB)": "resources:\n" + "- {a: 1}\n" * 340_000,
+    "`[x, x, ...]` 1,000,000 items (3 MB)": "resources:\n- [" + "x, " * 999_990 + "]\n",
+    "`*a,` x 1,000,000 (3 MB)": "resources: [" + "*a, " * 1_000_000 + "]\n",
+}
+
+
+def repository(root, name, manifest):
+    repo = os.path.join(root, name)
+    os.makedirs(os.path.join(repo, "site"))
+    with open(os.path.join(repo, "tend.yaml"), "w") as f:
+        f.write("hosts:\n  - apply: [site]\n")
+    with open(os.path.join(repo, "site", "a.yaml"), "w") as f:
+        f.write(manifest)
+    return repo
+
+
+def measure(tend, repo, valid):
+    """Median seconds and peak MiB of `tend validate repo` over RUNS runs."""
+    seconds, peaks = [], []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.execv(tend, [tend, "validate", repo, "--hostname", "h"])
+        _, status, usage = os.wait4(pid, 0)
+        seconds.append(time.perf_counter() - start)
+        peaks.append(usage.ru_maxrss / 1024)
+        code = os.waitstatus_to_exitcode(status)
+        if code != (0 if valid else 3):
+            sys.exit(f"tend validate {repo} exited {code}")
+    return statistics.median(seconds), statistics.median(peaks)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    tend = os.path.abspath(sys.argv[1])
+    root = tempfile.mkdtemp(prefix="tend-hostile-")
+    try:
+        valid = os.path.join(root, "valid")
+        plan_apply.generate(valid, 10_000)
+        base_time, base_peak = measure(tend, valid, True)
+        print(f"| manifest | wall (median of {RUNS}) | × valid | peak RSS | × valid |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        print(f"| valid: 10,000 file resources (1.1 MB) | {base_time * 1000:.0f} ms | 1.00× | {base_peak:.0f} MiB | 1.00× |")
+        for index, (name, manifest) in enumerate(SHAPES.items()):
+            seconds, peak = measure(tend, repository(root, f"hostile{index}", manifest), False)
+            print(f"| {name} | {seconds * 1000:.0f} ms | {seconds / base_time:.2f}× | {peak:.0f} MiB | {peak / base_peak:.2f}× |")
+    finally:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
