@@ -18,5 +18,7 @@ echo; echo "## Issue 9: the periodic check with the stat cache"; echo
 python3 bench/check.py "$bin/tend-check-loop"
 echo; echo "## Issue 9: drift repaired by watches"; echo
 python3 bench/drift.py "$bin/tend"
+echo; echo "## Hostile manifests"; echo
+python3 bench/hostile.py "$bin/tend"
 echo; echo "## Issue 13: a fleet pulling one Git server"; echo
 python3 bench/fleet.py "$bin/tend"
