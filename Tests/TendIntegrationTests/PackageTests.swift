@@ -333,8 +333,10 @@ struct PackageTests {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
-            // tend-late notifies tend-late-next: a restart of the one restarts the other, as in a plan.
-            let unit = """
+            // tend-late notifies tend-late-next: a restart of the one restarts the other, as in a
+            // plan. Once the package is declared, tend-late also requires it (as nginx.service
+            // would nginx), which must not stop its restart.
+            func unit(requires: String = "") -> String { """
                   - unit: tend-late.service
                     content: |
                       [Service]
@@ -344,6 +346,7 @@ struct PackageTests {
                     enabled: true
                     state: running
                     notify: [unit:tend-late-next.service]
+                \(requires)
                   - unit: tend-late-next.service
                     content: |
                       [Service]
@@ -354,14 +357,15 @@ struct PackageTests {
                     state: running
 
                 """
+            }
             // First the unit and the file, which already holds what is declared.
-            try self.configure(host, unit + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
+            try self.configure(host, unit() + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
             #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
             let before = try await host.unit("tend-late.service", ["ActiveState", "InvocationID"])
             let nextBefore = try await host.unit("tend-late-next.service", ["ActiveState", "InvocationID"])
             #expect(before["ActiveState"] == "active" && nextBefore["ActiveState"] == "active", "\(before) \(nextBefore)")
             // Then the package whose postinst writes the file: the plan has only the package.
-            try self.configure(host, unit + """
+            try self.configure(host, unit(requires: "    requires: [package:tend-test-maker]") + """
                   - package: tend-test-maker
                   - file: /etc/tend-maker.stamp
                     content: "ours\\n"
@@ -412,6 +416,31 @@ struct PackageTests {
             #expect(apply.stdout.contains("requires package:tend-test-broken, which did not converge"), "b is skipped: \(apply)")
             let after = try await host.unit("tend-late-b.service", ["ActiveState", "InvocationID"])
             #expect(after["InvocationID"] == before["InvocationID"], "b was restarted though its package failed: \(before) → \(after)")
+        }
+    }
+
+    @Test("a late step waits for a failed step of the plan reached through a converged resource, as a planned one would")
+    func lateStepKeepsIndirectDependencies() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            let stamp = "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n"
+            try self.configure(host, stamp + "  - directory: /etc/tend-gate\n")
+            #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
+            // The stamp now requires the folder, which requires a package whose postinst fails;
+            // the folder itself is converged, so only the packages are in the plan.
+            try self.configure(host, """
+                  - package: tend-test-broken
+                  - package: tend-test-maker
+                  - directory: /etc/tend-gate
+                    requires: [package:tend-test-broken]
+                \(stamp)    requires: [package:tend-test-maker, directory:/etc/tend-gate]
+
+                """)
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 5, "\(apply)")
+            #expect(apply.stdout.contains("file:/etc/tend-maker.stamp: skipped: requires package:tend-test-broken, which did not converge"), "\(apply)")
+            #expect(read(host.outside("/etc/tend-maker.stamp")) == "made\n", "the stamp was put back though what it requires failed")
         }
     }
 

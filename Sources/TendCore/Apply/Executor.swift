@@ -124,7 +124,7 @@ public struct Executor: Sendable {
             var handled: Set<Int> = []
             for (index, planned) in steps.enumerated() where !handled.contains(index) {
                 let entry = catalog[planned.id]
-                let step = current(planned, entry: entry, after: reshaping, in: plan, writer: writer, context: context)
+                let step = current(planned, entry: entry, after: reshaping, among: steps, writer: writer, context: context)
                 let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
                 if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
                 var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
@@ -142,7 +142,7 @@ public struct Executor: Sendable {
                         let batch = readyBatch(from: index, in: steps, kind: step.id.kind, completed: completed, failed: failed)
                         handled.formUnion(batch)
                         for member in batch { progress(.started(steps[member].id, steps[member].change?.action ?? change.action)) }
-                        let members = batch.map { $0 == index ? step : current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, in: plan, writer: writer, context: context) }
+                        let members = batch.map { $0 == index ? step : current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, among: steps, writer: writer, context: context) }
                         outcomes = Array(zip(members, await runBatch(members, writer: writer, context: context)))
                     } else {
                         progress(.started(step.id, change.action))
@@ -184,10 +184,19 @@ public struct Executor: Sendable {
                 own[position] = Planner.step(for: entry, host: writer.reader, context: context)
             }
             var late = Planner.link(catalog.entries, own: own, host: writer.reader, context: context) { _ in true }
+            // A step of the plan that did not converge still holds back what requires it, directly
+            // or through resources that needed nothing, as in the plan. (Only those: a done
+            // package among its dependencies would have the step planned yet again, by `current`.)
+            var failedBefore = [[ResourceID]](repeating: [], count: catalog.entries.count)
+            for (position, entry) in catalog.entries.enumerated() {
+                for dependency in entry.dependencyPositions {
+                    let id = catalog.entries[dependency].id
+                    let through = inPlan.contains(id) ? (failed.contains(id) ? [id] : []) : failedBefore[dependency]
+                    for blocker in through where !failedBefore[position].contains(blocker) { failedBefore[position].append(blocker) }
+                }
+            }
             for index in late.indices {
-                // Its dependencies in the plan still hold: one that failed skips it, as in the plan.
-                let planned = catalog[late[index].id]?.dependencies.filter { inPlan.contains($0) && !late[index].dependsOn.contains($0) } ?? []
-                late[index].dependsOn += planned
+                late[index].dependsOn += failedBefore[catalog.position(of: late[index].id)!].filter { !late[index].dependsOn.contains($0) }
             }
             if !late.isEmpty {
                 await run(late)
@@ -247,13 +256,14 @@ public struct Executor: Sendable {
 
     /// `step` as it must run now: planned again from what the host holds when it comes after a
     /// done step in `reshaping` (a package that brought the file it writes, a user whose group
-    /// it sets), since that step's work was not in the plan; otherwise as planned. The steps of
-    /// `plan` that notify it still do (a restart is kept when the unit is otherwise converged).
-    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, in plan: Plan,
+    /// it sets), since that step's work was not in the plan; otherwise as planned. The steps
+    /// run with it (`steps`: the plan, or the late pass) that notify it still do (a restart is
+    /// kept when the unit is otherwise converged).
+    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, among steps: [Plan.Step],
                          writer: HostWriter, context: PlanContext) -> Plan.Step {
         guard replans, let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
         var now = step
-        let notifiers = plan.steps.filter { $0.change != nil && catalog[$0.id]?.notify.contains(entry.id) == true }.map(\.id)
+        let notifiers = steps.filter { $0.change != nil && catalog[$0.id]?.notify.contains(entry.id) == true }.map(\.id)
         if let fresh = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: notifiers) {
             now.change = fresh.change
             now.error = fresh.error

@@ -57,6 +57,11 @@ public struct Catalog: Sendable {
         positions[id].map { entries[$0] }
     }
 
+    /// Where `id` is in `entries`, if declared.
+    func position(of id: ResourceID) -> Int? {
+        positions[id]
+    }
+
     /// What later steps may take as in place: every resource not declared absent.
     public let declaredPresent: Set<ResourceID>
 
