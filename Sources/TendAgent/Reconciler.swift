@@ -109,7 +109,7 @@ public struct Reconciler: Sendable {
                 try state(for: mode).write(.lastRun, record)
             } catch {
                 result.note("cannot record the run in \(state(for: mode).directory): \(error); tend status and the agent will not know of it"
-                            + (error.isPermission ? " (run as root, or give --state-dir)" : ""), events)
+                            + (error.isPermission ? " (\(PrivateDirectory.permissionAdvice))" : ""), events)
             }
         }
         return result
@@ -207,7 +207,7 @@ public struct Reconciler: Sendable {
             }
             if let problem = catalog.pruneProblem { result.note(problem, events) }
         } catch {
-            throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed",
+            throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.count) problem\(error.count == 1 ? "" : "s"); nothing was changed",
                                    diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
         }
         result.resourceCount = catalog.entries.count
@@ -497,7 +497,7 @@ public struct Reconciler: Sendable {
                 if let tightened = try PrivateDirectory.prepare(source.stateDirectory) { result.note(tightened, events) }
             } catch {
                 throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error)"
-                                       + (error.isPermission ? "; run as root, or give a folder tend may create with --state-dir" : ""))
+                                       + (error.isPermission ? "; " + PrivateDirectory.permissionAdvice : ""))
             }
             var git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
                                 credentials: source.credentials, timeout: source.fetchTimeout, logger: logger)

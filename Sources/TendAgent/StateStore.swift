@@ -140,7 +140,10 @@ public struct StateStore: Sendable {
     /// Removes the record (`tend resume`); a missing one is not an error.
     public func remove(_ record: Record) throws(StateStoreError) {
         let path = directory + "/" + record.rawValue
-        guard unlink(path) == 0 || errno == ENOENT else { throw StateStoreError("cannot remove \(path): \(String(cString: strerror(errno)))") }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            let code = Errno(rawValue: errno)
+            throw StateStoreError("cannot remove \(path): \(code)", errno: code)
+        }
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { fsync(fd); close(fd) }
     }

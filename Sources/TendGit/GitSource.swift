@@ -152,7 +152,7 @@ public struct GitSource: Sendable {
                 if let tightened = try PrivateDirectory.prepare(folder) { logger.info("\(tightened)") }
             } catch {
                 throw GitSourceError(.unreachable, "cannot prepare the state directory: \(error)"
-                                     + (error.isPermission ? "; run as root, or give a folder tend may create with --state-dir" : ""))
+                                     + (error.isPermission ? "; " + PrivateDirectory.permissionAdvice : ""))
             }
         }
         if FileManager.default.fileExists(atPath: path) {

@@ -57,11 +57,51 @@ public struct Diagnostics: Sendable {
     }
 }
 
-/// Thrown when the configuration is invalid; carries every problem found.
+/// Thrown when the configuration is invalid; carries the problems found, as many of each file
+/// as are worth reading.
 public struct ConfigurationError: Error, Sendable {
+    /// The problems to show, in the order found: at most `shownPerFile` of one file, then a line
+    /// that counts the rest of that file's (a manifest of `- x` items is a problem every four
+    /// bytes, past what YAMLParser.maximumProblems stops).
     public var diagnostics: [Diagnostic]
+    /// How many problems were found, shown or not.
+    public var count: Int
 
-    public init(_ diagnostics: [Diagnostic]) {
-        self.diagnostics = diagnostics
+    /// The most problems of one file shown.
+    public static let shownPerFile = 200
+
+    public init(_ found: [Diagnostic]) {
+        count = found.count
+        var shown: [Diagnostic] = []
+        var shownOf: [String: Int] = [:]
+        var hidden: [String: (count: Int, first: SourceLocation)] = [:]
+        for diagnostic in found {
+            guard let location = diagnostic.location else {
+                shown.append(diagnostic)
+                continue
+            }
+            if shownOf[location.file, default: 0] < Self.shownPerFile {
+                shownOf[location.file, default: 0] += 1
+                shown.append(diagnostic)
+            } else {
+                hidden[location.file, default: (0, location)].count += 1
+            }
+        }
+        guard !hidden.isEmpty else {
+            diagnostics = shown
+            return
+        }
+        // Each file's count goes right after the last of its problems shown.
+        var last: [String: Int] = [:]
+        for (index, diagnostic) in shown.enumerated() {
+            if let file = diagnostic.location?.file { last[file] = index }
+        }
+        diagnostics = []
+        for (index, diagnostic) in shown.enumerated() {
+            diagnostics.append(diagnostic)
+            if let file = diagnostic.location?.file, last[file] == index, let rest = hidden[file] {
+                diagnostics.append(Diagnostic("\(rest.count) more problem\(rest.count == 1 ? "" : "s") in this file, not shown", at: rest.first))
+            }
+        }
     }
 }

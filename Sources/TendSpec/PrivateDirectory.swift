@@ -4,6 +4,9 @@ internal import SystemPackage
 /// A folder only its owner may enter (0700): tend's state directory and Git caches, which hold
 /// every file of the configuration, `sensitive` ones included.
 public enum PrivateDirectory {
+    /// What helps when a state folder refuses this process (`AtomicFileError.isPermission`).
+    public static let permissionAdvice = "run as root, or give a folder tend may create with --state-dir"
+
     /// Creates the folder at `path` with mode 0700 (its missing parents 0755, as `mkdir -p`
     /// would), or tightens an existing one to 0700. Returns what it tightened, for the log: a
     /// folder that others could enter was readable by every user of the host until now.

@@ -190,7 +190,7 @@ struct SuspendCommand: ParsableCommand {
         do {
             try state.store.write(.suspended, suspension)
         } catch {
-            Console.error("tend: cannot suspend: \(error); run as root, with the --state-dir the agent uses")
+            Console.error("tend: cannot suspend: \(error)" + (error.isPermission ? "; run as root, with the --state-dir the agent uses" : ""))
             throw TendExit.unusableHost
         }
         let note = "agent suspended by \(suspension.by)\(until.map { " until \($0.formatted(.iso8601))" } ?? ""): \(reason)"

@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// libyaml reports syntax errors; this layer adds what it leaves to its caller: duplicate mapping
 /// keys, undefined aliases, and `<<` merge keys. Every problem is returned as a diagnostic with its
-/// `path:line:col`; a syntax error ends the parse of that file, the others do not.
+/// `path:line:col`; a syntax error or a limit (below) ends the parse of that file, the others do
+/// not.
 ///
 /// A long file is read by two threads: one runs libyaml and copies its events out, the other
 /// builds the nodes from them (libyaml and the tree each took half of parsing a 40,000-line
@@ -74,8 +75,9 @@ public enum YAMLParser {
 
     /// Runs libyaml over `bytes` and hands its events to `deliver` in batches, until it says no
     /// more; returns libyaml's syntax error, if there is one. It also stops by itself at the event
-    /// where the builder stops at a limit (nesting deeper than `maximumDepth`, a document of more
-    /// than `maximumNodes` nodes), and so reads no further than the builder will.
+    /// where the builder stops at a limit of the text (nesting deeper than `maximumDepth`, a
+    /// document of more than `maximumNodes` nodes), and so reads no further than the builder will;
+    /// past `maximumProblems`, which only the builder counts, it reads at most one batch more.
     private static func read(_ bytes: [UInt8], file: String, deliver: ([YAMLEvent]) -> Bool) -> Diagnostic? {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
@@ -254,7 +256,7 @@ private struct TreeBuilder {
         } else if let key = stack[top].pendingKey {
             // Room made when the first pair comes, for two (then grown as usual): an empty
             // mapping allocates nothing, and a one-key mapping little. Four reserved at every
-            // mapping's start made a 5 MB manifest of `- {}` take 711 MB (bench/hostile.py).
+            // mapping's start made a 5 MB manifest of `- {}` take 695 MiB (bench/hostile.py).
             if stack[top].pairs.isEmpty { stack[top].pairs.reserveCapacity(2) }
             stack[top].pairs.append(YAMLPair(key: key, value: node))
             stack[top].pendingKey = nil
