@@ -21,6 +21,8 @@ public struct AgentFile: Sendable {
     public var interval: Duration?
     public var splay: Duration?
     public var fetchTimeout: Duration?
+    /// In MiB.
+    public var fetchMaxSize: Int?
     public var lockTimeout: Duration?
     public var aptMaxAge: Duration?
     public var metricsFile: String?
@@ -93,6 +95,14 @@ public struct AgentFile: Sendable {
         result.interval = duration("interval", minimum: .seconds(1))
         result.splay = duration("splay", minimum: .zero)
         result.fetchTimeout = duration("fetch_timeout", minimum: .seconds(1))
+        if let node = reader.take("fetch_max_size") {
+            if let text = node.scalar?.text, let mebibytes = Int(text), mebibytes >= 1, mebibytes <= 1 << 20 {
+                result.fetchMaxSize = mebibytes
+            } else {
+                diagnostics.error("fetch_max_size must be a whole number of MiB from 1 to 1048576, found \(node.scalar.map { "'\(Printable.escaped($0.text))'" } ?? node.kindDescription)",
+                                  at: node.location)
+            }
+        }
         result.lockTimeout = duration("lock_timeout", minimum: .zero)
         result.aptMaxAge = duration("apt_max_age", minimum: .zero)
         result.watch = reader.take("watch").flatMap { $0.bool("watch", &diagnostics) }

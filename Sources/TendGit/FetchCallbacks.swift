@@ -16,6 +16,9 @@ final class FetchContext {
     /// `https://host:port` of the repository: the only place the token goes.
     let tokenOrigin: String?
     let deadline: ContinuousClock.Instant
+    /// The most bytes the remote may send: past them the fetch stops, so that a hostile or broken
+    /// remote cannot fill the disk the cache is on within the timeout.
+    let maximumBytes: Int
     var attempts = 0
     var timedOut = false
     var progress: (@Sendable (FetchProgress) -> Void)?
@@ -23,8 +26,9 @@ final class FetchContext {
     /// Why a callback refused, in words for people (libgit2's own message is then generic).
     var refusal: String?
 
-    init(credentials: GitCredentials, url: String, timeout: Duration) throws(GitSourceError) {
+    init(credentials: GitCredentials, url: String, timeout: Duration, maximumBytes: Int) throws(GitSourceError) {
         sshKey = credentials.sshKey
+        self.maximumBytes = maximumBytes
         port = GitSource.port(of: url)
         tokenOrigin = GitSource.origin(of: url).flatMap { $0.hasPrefix("https://") ? $0 : nil }
         deadline = .now + timeout
@@ -72,6 +76,10 @@ final class FetchContext {
             let now = ContinuousClock.now
             if now > context.deadline {
                 context.timedOut = true
+                return -1
+            }
+            if let stats, Int(stats.pointee.received_bytes) > context.maximumBytes {
+                context.refusal = "the remote sent more than \(context.maximumBytes >> 20) MiB, the most tend fetches at once (--fetch-max-size, fetch_max_size:)"
                 return -1
             }
             if let progress = context.progress, let stats, context.lastProgress.map({ now - $0 >= .milliseconds(100) }) ?? true {

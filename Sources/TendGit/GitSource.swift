@@ -58,13 +58,20 @@ public struct GitSource: Sendable {
     public var stateDirectory: String
     public var credentials: GitCredentials
     public var timeout: Duration
+    /// The most bytes one fetch may bring (`FetchContext.maximumBytes`).
+    public var maximumFetchSize: Int
+    /// 1 GiB: a configuration repository is far smaller, and a first clone of one that holds
+    /// large `source:` files still fits.
+    public static let defaultMaximumFetchSize = 1 << 30
     public let logger: Logger
     /// Told how a fetch goes, at most ten times a second (a first clone of a large repository
     /// takes a while); nil for nobody.
     public var progress: (@Sendable (FetchProgress) -> Void)?
 
     public init(url: String, ref: String? = nil, path: String? = nil, stateDirectory: String,
-                credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60), logger: Logger) {
+                credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60),
+                maximumFetchSize: Int = GitSource.defaultMaximumFetchSize, logger: Logger) {
+        self.maximumFetchSize = maximumFetchSize
         self.url = url
         self.ref = ref
         self.path = path.map { $0.split(separator: "/").joined(separator: "/") }.flatMap { $0.isEmpty ? nil : $0 }
@@ -187,7 +194,7 @@ public struct GitSource: Sendable {
                 throw GitSourceError(.unreachable, "cannot fetch \(url): there is no repository at \(path)")
             }
         }
-        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout)
+        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout, maximumBytes: maximumFetchSize)
         context.progress = progress
         let watchdog = FetchWatchdog(timeout: timeout)
         let defaultBranch: String?
@@ -224,8 +231,10 @@ public struct GitSource: Sendable {
         } catch {
             let timedOut = watchdog.stop() || context.timedOut
             if error.isCorruption, error.errorClass != Int32(GIT_ERROR_OS.rawValue) { throw CacheDamage(error: error) }
-            let reason = timedOut ? "timed out after \(timeout.components.seconds) s" : (context.refusal ?? error.message)
-            throw GitSourceError(.unreachable, "cannot fetch \(url) over \(Self.transport(of: url)): \(reason) (\(error.function): \(error.message))")
+            // Where tend itself stopped the fetch, libgit2's words ("unknown error") add nothing.
+            let reason = timedOut ? "timed out after \(timeout.components.seconds) s"
+                : context.refusal ?? "\(error.message) (\(error.function))"
+            throw GitSourceError(.unreachable, "cannot fetch \(url) over \(Self.transport(of: url)): \(reason)")
         }
         _ = watchdog.stop()
         if let defaultBranch, defaultBranch.hasPrefix("refs/heads/") {

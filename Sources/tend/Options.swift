@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import TendCore
+import TendGit
 import TendSpec
 import TendProviders
 import Glibc
@@ -48,6 +49,16 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("fetch-timeout"), help: ArgumentHelp("With --repo: give up fetching after this many seconds (default: 60).", valueName: "seconds"))
     var givenFetchTimeout: Int?
     var fetchTimeout: Int { givenFetchTimeout ?? 60 }
+
+    @Option(name: .customLong("fetch-max-size"), help: ArgumentHelp("With --repo: give up fetching once the remote has sent this many MiB (default: 1024).", valueName: "MiB"))
+    var givenFetchMaxSize: Int?
+    var fetchMaxSize: Int { givenFetchMaxSize ?? GitSource.defaultMaximumFetchSize >> 20 }
+
+    func validate() throws {
+        if let given = givenFetchMaxSize, !(1...(1 << 20)).contains(given) {
+            throw ValidationError("--fetch-max-size must be from 1 to 1048576 (MiB), found \(given)")
+        }
+    }
 
     @Option(help: "Take the host's name as this when matching `hostname:` (default: this machine's).")
     var hostname: String?

@@ -225,6 +225,47 @@ struct GitSourceTests {
         }
     }
 
+    @Test("a remote that sends more than --fetch-max-size is given up with a message that says so, keeping nothing of it, and the next fetch with room starts afresh")
+    func fetchMaxSize() async throws {
+        let repo = try await GitRepo()
+        // 3 MiB of random bytes (4 MiB as base64), which compression cannot shrink below the limit.
+        let random = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255) }
+        try await repo.commit(appConfig(Data(random).base64EncodedString() + "\n"), "large")
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let name = URL(fileURLWithPath: repo.path).lastPathComponent
+        let port = try freePort()
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        let work = repo.path
+        try await withServer("/usr/lib/git-core/git-daemon", ["--export-all", "--reuseaddr", "--base-path=\(base)", "--listen=127.0.0.1", "--port=\(port)", base], port: port) { port in
+            let url = "git://127.0.0.1:\(port)/\(name)"
+            let refused = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path, "--fetch-max-size", "1"])
+            #expect(refused.status == 4, "\(refused)")
+            #expect(refused.stderr.contains("the remote sent more than 1 MiB, the most tend fetches at once"), "\(refused)")
+            let kept = try await sh("/usr/bin/du", ["-sb", state.path]).split(separator: "\t").first.flatMap { Int($0) } ?? .max
+            #expect(kept < 2 << 20, "the state directory keeps \(kept) bytes of the refused fetch")
+            // The agent takes the limit from agent.yaml.
+            let settings = try Scratch("tend-agent-yaml")
+            try settings.write(["agent.yaml": "repo: \(url)\nstate_dir: \(state.path)\nroot: \(root.path)\nfetch_max_size: 1\n"])
+            let agent = try await tend(["agent", "--once", "--config", settings.url("agent.yaml")])
+            #expect(agent.status != 0 && agent.stderr.contains("the remote sent more than 1 MiB"), "\(agent)")
+            let fetched = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path])
+            #expect(fetched.status == 0, "\(fetched)")
+            #expect(fetched.stdout.contains("+ file:/etc/app.conf"), "\(fetched)")
+            // Into a cache that holds a commit: a refused fetch leaves it as it was.
+            let size = { try await sh("/usr/bin/du", ["-sb", state.path]).split(separator: "\t").first.flatMap { Int($0) } ?? .max }
+            let before = try await size()
+            try Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255) }).base64EncodedData().write(to: URL(fileURLWithPath: work + "/site/files/more"))
+            _ = try await sh("/usr/bin/git", ["-C", work, "add", "-A"])
+            _ = try await sh("/usr/bin/git", ["-C", work, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "commit", "-q", "-m", "larger"])
+            let again = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path, "--fetch-max-size", "1"])
+            #expect(again.status == 4 && again.stderr.contains("the remote sent more than 1 MiB"), "\(again)")
+            #expect(try await size() == before, "the refused fetch left something in the cache")
+        }
+        let invalid = try await tend(["plan", "--repo", "git://127.0.0.1:1/x", "--fetch-max-size", "0"])
+        #expect(invalid.status == 64 && invalid.stderr.contains("--fetch-max-size must be from 1 to 1048576 (MiB), found 0"), "\(invalid)")
+    }
+
     @Test("a missing ref, commit or folder exits 4 and says what exists")
     func notFound() async throws {
         let repo = try await GitRepo()
