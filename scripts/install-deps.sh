@@ -5,10 +5,11 @@
 # debootstrap makes the Debian 12 root of `make image` and the provisioning test;
 # systemd-journal-remote collects the fleet test's journals (systemd-journal-upload sends them).
 # python3-prometheus-client parses the agent's metrics file in the tests (a real Prometheus text parser).
+# strace shows the tests which files a fetch made durable (fsync of the Git cache).
 # openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
 # kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
 set -euo pipefail
-packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap systemd-journal-remote)
+packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap systemd-journal-remote strace)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -52,6 +52,9 @@ func lastError(_ result: Int32, _ function: String) -> GitError {
 enum Libgit2 {
     static let initialized: Void = {
         git_libgit2_init()
+        // The cache is state tend keeps: what a fetch wrote (packs, their indexes, refs) is on the
+        // disk before the fetch returns, as a managed file is, not only in the page cache.
+        _ = tend_git_enable_fsync(1)
         if let file = getenv("GIT_SSL_CAINFO"), file.pointee != 0 {
             _ = tend_git_set_ssl_cert_file(file)
         }

@@ -266,6 +266,36 @@ struct GitSourceTests {
         #expect(invalid.status == 64 && invalid.stderr.contains("--fetch-max-size must be from 1 to 1048576 (MiB), found 0"), "\(invalid)")
     }
 
+    @Test("what a fetch writes to the cache (the pack, its index, the refs and their folders) is fsynced before tend goes on; a fetch that brings nothing syncs nothing",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (installed by make test)"))
+    func fetchIsDurable() async throws {
+        let repo = try await GitRepo()
+        try await repo.commit(appConfig("durable\n"), "First")
+        let base = URL(fileURLWithPath: repo.path).deletingLastPathComponent().path
+        let name = URL(fileURLWithPath: repo.path).lastPathComponent
+        let port = try freePort()
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        let trace = try Scratch("tend-strace")
+        try await withServer("/usr/lib/git-core/git-daemon", ["--export-all", "--reuseaddr", "--base-path=\(base)", "--listen=127.0.0.1", "--port=\(port)", base], port: port) { port in
+            // Each fsync with the path of what it synced (-y), from every thread of tend.
+            func synced(_ log: String) async throws -> [String] {
+                let out = trace.url(log)
+                _ = try await sh("/usr/bin/strace", ["-f", "-y", "-e", "trace=fsync,fdatasync", "-o", out, tendBinary,
+                                                     "plan", "--repo", "git://127.0.0.1:\(port)/\(name)", "--state-dir", state.path, "--root", root.path])
+                return try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+                    .compactMap { line in line.firstMatch(of: #/sync\(\d+<([^>]*)>\) = 0/#).map { String($0.1) } }
+            }
+            let first = try await synced("first")
+            let cache = state.path + "/cache/"
+            for (what, pattern) in [("the pack", #/objects/pack/pack_git2_[0-9a-f]+$/#), ("its index", #/objects/pack/.*idx\.lock$/#),
+                                    ("the pack folder", #/objects/pack$/#), ("the branch", #/refs/remotes/origin/main\.lock$/#)] {
+                #expect(first.contains { $0.hasPrefix(cache) && $0.contains(pattern) }, "\(what) was not fsynced: \(first)")
+            }
+            #expect(try await synced("again").isEmpty, "a fetch that brought nothing synced something")
+        }
+    }
+
     @Test("a missing ref, commit or folder exits 4 and says what exists")
     func notFound() async throws {
         let repo = try await GitRepo()
