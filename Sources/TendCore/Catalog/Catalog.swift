@@ -52,6 +52,9 @@ public struct Catalog: Sendable {
     /// The `health:` checks of this host's entries and manifests, run after an apply that changed something.
     public internal(set) var health: [HealthCheck] = []
 
+    /// The most resources of a dependency cycle named in its message.
+    static let cycleShown = 12
+
     /// The entry for `id`, if declared.
     public subscript(id: ResourceID) -> Entry? {
         positions[id].map { entries[$0] }
@@ -213,9 +216,13 @@ extension Catalog {
         }
         let (order, cycle) = dependencyOrder(dependencies)
         if let cycle {
-            let names = cycle.map { "\(unique[$0].id) (\(unique[$0].nameLocation))" }
-            diagnostics.error("dependency cycle (each needs the next): " + (names + [unique[cycle[0]].id.description]).joined(separator: " → "),
-                              at: unique[cycle[0]].nameLocation)
+            // A cycle through 100,000 resources would be a line of megabytes (and the agent keeps
+            // the first problems as the reason it refuses a commit): its start and its end.
+            let name = { (index: Int) in "\(unique[index].id) (\(unique[index].nameLocation))" }
+            var names = cycle.count <= Self.cycleShown ? cycle.map(name)
+                : cycle.prefix(Self.cycleShown - 2).map(name) + ["… \(cycle.count - Self.cycleShown + 1) more …", name(cycle.last!)]
+            names.append(unique[cycle[0]].id.description)
+            diagnostics.error("dependency cycle (each needs the next): " + names.joined(separator: " → "), at: unique[cycle[0]].nameLocation)
         }
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
 
