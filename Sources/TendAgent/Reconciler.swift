@@ -207,8 +207,8 @@ public struct Reconciler: Sendable {
             }
             if let problem = catalog.pruneProblem { result.note(problem, events) }
         } catch {
-            throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.count) problem\(error.count == 1 ? "" : "s"); nothing was changed",
-                                   diagnostics: error.diagnostics.map { $0.displayed(under: opened.snapshot.displayPrefix) })
+            throw ReconcileFailure(.invalidConfiguration, "\(opened.snapshot.description) is invalid: \(error.diagnostics.count) problem\(error.diagnostics.count == 1 ? "" : "s"); nothing was changed",
+                                   diagnostics: error.shown.map { $0.displayed(under: opened.snapshot.displayPrefix) })
         }
         result.resourceCount = catalog.entries.count
         OneShot.keep(catalog)

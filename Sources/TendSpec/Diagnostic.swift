@@ -57,25 +57,25 @@ public struct Diagnostics: Sendable {
     }
 }
 
-/// Thrown when the configuration is invalid; carries the problems found, as many of each file
-/// as are worth reading.
+/// Thrown when the configuration is invalid; carries every problem found.
 public struct ConfigurationError: Error, Sendable {
-    /// The problems to show, in the order found: at most `shownPerFile` of one file, then a line
-    /// that counts the rest of that file's (a manifest of `- x` items is a problem every four
-    /// bytes, past what YAMLParser.maximumProblems stops).
     public var diagnostics: [Diagnostic]
-    /// How many problems were found, shown or not.
-    public var count: Int
 
     /// The most problems of one file shown.
     public static let shownPerFile = 200
 
-    public init(_ found: [Diagnostic]) {
-        count = found.count
+    public init(_ diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics
+    }
+
+    /// The problems to show, in order: at most `shownPerFile` of one file, then a line that
+    /// counts the rest of that file's (a manifest of `- x` items is a problem every four bytes,
+    /// past what YAMLParser.maximumProblems stops).
+    public var shown: [Diagnostic] {
         var shown: [Diagnostic] = []
         var shownOf: [String: Int] = [:]
         var hidden: [String: (count: Int, first: SourceLocation)] = [:]
-        for diagnostic in found {
+        for diagnostic in diagnostics {
             guard let location = diagnostic.location else {
                 shown.append(diagnostic)
                 continue
@@ -87,21 +87,19 @@ public struct ConfigurationError: Error, Sendable {
                 hidden[location.file, default: (0, location)].count += 1
             }
         }
-        guard !hidden.isEmpty else {
-            diagnostics = shown
-            return
-        }
+        guard !hidden.isEmpty else { return shown }
         // Each file's count goes right after the last of its problems shown.
         var last: [String: Int] = [:]
         for (index, diagnostic) in shown.enumerated() {
             if let file = diagnostic.location?.file { last[file] = index }
         }
-        diagnostics = []
+        var result: [Diagnostic] = []
         for (index, diagnostic) in shown.enumerated() {
-            diagnostics.append(diagnostic)
+            result.append(diagnostic)
             if let file = diagnostic.location?.file, last[file] == index, let rest = hidden[file] {
-                diagnostics.append(Diagnostic("\(rest.count) more problem\(rest.count == 1 ? "" : "s") in this file, not shown", at: rest.first))
+                result.append(Diagnostic("\(rest.count) more problem\(rest.count == 1 ? "" : "s") in this file, not shown", at: rest.first))
             }
         }
+        return result
     }
 }

@@ -84,6 +84,20 @@ struct InputErrorTests {
             """, messages: ["dependency cycle (each needs the next): file:/etc/a (site/app.yaml:2:11) → file:/etc/b (site/app.yaml:4:11) → file:/etc/a"])
     }
 
+    @Test("only the first 20 unknown names in requires: get a \"did you mean\", so that thousands of them take no time (each is compared with every id); all are reported")
+    func suggestionBudget() async throws {
+        // Each of 2,000 files requires one that does not exist (a folder renamed in a large repository).
+        let manifest = "resources:\n" + (0..<2_000).map { "  - file: /srv/f\($0)\n    content: x\n    requires: [file:/srv/g\($0)]\n" }.joined()
+        let repo = try repository(["app.yaml": manifest])
+        let run = try await tend(["validate", repo.path])
+        #expect(run.status == 3)
+        let lines = run.stderr.split(separator: "\n").filter { $0.contains("'requires' names") }
+        #expect(lines.count == 200, "at most 200 problems of a file are shown: \(run.stderr.suffix(400))")
+        #expect(lines.prefix(20).allSatisfy { $0.hasSuffix("; did you mean 'file:/srv/f\($0.firstMatch(of: #/g(\d+),/#)!.1)'?") }, "\(lines.prefix(21))")
+        #expect(lines.dropFirst(20).allSatisfy { $0.hasSuffix("which is not declared for this host") }, "\(lines.dropFirst(20).prefix(2))")
+        #expect(run.stderr.contains("is invalid: 2000 problems"), "\(run.stderr.suffix(300))")
+    }
+
     @Test("an unknown kind and a problem in tend.yaml")
     func unknownKindAndConfig() async throws {
         try await rejects("resources:\n  - fiel: /etc/a\n", extra: ["tend.yaml": "hosts:\n  - apply: [site, nowhere]\n    match: { hostnme: x }\n"], messages: [

@@ -52,6 +52,9 @@ public struct Catalog: Sendable {
     /// The `health:` checks of this host's entries and manifests, run after an apply that changed something.
     public internal(set) var health: [HealthCheck] = []
 
+    /// The most unknown names in `requires:` and `notify:` given a "did you mean".
+    static let suggestionsPerCatalog = 20
+
     /// The most resources of a dependency cycle named in its message.
     static let cycleShown = 12
 
@@ -152,6 +155,10 @@ extension Catalog {
         // Edges: dependencies[i] holds the indices that i comes after.
         var dependencies = [[Int]](repeating: [], count: unique.count)
         var notifies = [[ResourceID]](repeating: [], count: unique.count)
+        // A suggestion compares the name with every declared id: for the first few unknown names
+        // only, or 3,000 of them took 30 s (and 100,000 would take hours).
+        var suggestionsLeft = Self.suggestionsPerCatalog
+        lazy var declaredNames = byID.keys.map(\.description)
         func reference(_ text: Located<String>, from index: Int, as key: String) -> Int? {
             guard let id = ResourceID(parsing: text.value) else {
                 diagnostics.error("'\(text.value)' in '\(key)' is not a resource id; write kind:name, as in file:/etc/motd", at: text.location)
@@ -159,9 +166,10 @@ extension Catalog {
             }
             guard let target = byID[id] else {
                 var message = "'\(key)' names \(id), which is not declared for this host"
-                if let near = Suggestion.nearest(to: id.description, in: byID.keys.map(\.description)) {
+                if suggestionsLeft > 0, let near = Suggestion.nearest(to: id.description, in: declaredNames) {
                     message += "; did you mean '\(near)'?"
                 }
+                suggestionsLeft -= 1
                 diagnostics.error(message, at: text.location)
                 return nil
             }
