@@ -5,7 +5,9 @@ resources (the baseline, measured in the same run).
 Each hostile manifest stays under the 8 MiB limit and is as dense as YAML allows in one shape:
 empty mappings and one-key mappings (both stop at the limit of 1,000,000 nodes), one long
 sequence of scalars (just under that limit), and undefined aliases (three bytes a problem;
-stops at 100 problems).
+stops at 100 problems). Two more are valid YAML that made the catalog quadratic: 3,000
+`requires:` of undeclared resources (each got a "did you mean" against every id), and 5,000
+packages beside 5,000 files (each package looked through every path for apt's folders).
 Prints a Markdown table of medians over RUNS runs (default 5): wall time and peak resident memory
 of the tend process, and each as a multiple of the valid manifest's.
 
@@ -23,6 +25,10 @@ SHAPES = {
     "`- {a: 1}` x 340,000 (3 MB)": "resources:\n" + "- {a: 1}\n" * 340_000,
     "`[x, x, ...]` 999,990 items (3 MB)": "resources:\n- [" + "x, " * 999_990 + "]\n",
     "`*a,` x 1,000,000 (3 MB)": "resources: [" + "*a, " * 1_000_000 + "]\n",
+    "3,000 `requires:` of undeclared files (0.2 MB)": "resources:\n" + "".join(
+        f"  - file: /srv/f{i}\n    content: x\n    requires: [file:/srv/g{i}]\n" for i in range(3_000)),
+    "5,000 packages beside 5,000 files (0.3 MB; valid)": "resources:\n" + "".join(f"  - package: p{i}\n" for i in range(5_000))
+        + "".join(f"  - file: /srv/f{i}\n    content: x\n" for i in range(5_000)),
 }
 
 
@@ -51,7 +57,7 @@ def measure(tend, repo, valid):
         seconds.append(time.perf_counter() - start)
         peaks.append(usage.ru_maxrss / 1024)
         code = os.waitstatus_to_exitcode(status)
-        if code != (0 if valid else 3):
+        if code not in ((0,) if valid else (0, 3)):
             sys.exit(f"tend validate {repo} exited {code}")
     return statistics.median(seconds), statistics.median(peaks)
 

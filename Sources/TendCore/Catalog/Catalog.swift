@@ -208,10 +208,16 @@ extension Catalog {
         // Folder edges last, and only where they close no cycle: an apt source that requires a
         // package (ca-certificates for an https mirror) keeps its own order, the rest of the
         // sources still come before the packages.
+        // What lies in each such folder, found once: every package names the same few folders,
+        // and looking through every path for each package made 5,000 packages beside 5,000 files
+        // take 18 s.
+        var insideFolder: [String: [Int]] = [:]
         for (index, item) in unique.enumerated() {
             for folder in item.resource.implicitFolderDependencies {
-                let inside = byPath.filter { $0.value != index && ($0.key == folder || $0.key.hasPrefix(folder + "/")) }.map(\.value)
-                for target in inside.sorted() where !Self.reaches(from: target, to: index, dependencies) {
+                if insideFolder[folder] == nil {
+                    insideFolder[folder] = byPath.filter { $0.key == folder || $0.key.hasPrefix(folder + "/") }.map(\.value).sorted()
+                }
+                for target in insideFolder[folder]! where target != index && !Self.reaches(from: target, to: index, dependencies) {
                     dependencies[index].append(target)
                 }
             }
