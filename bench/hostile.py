@@ -13,22 +13,23 @@ of the tend process, and each as a multiple of the valid manifest's.
 
 Usage: bench/hostile.py TEND_BINARY
 """
-import os, shutil, statistics, sys, tempfile, time
+import os, shutil, statistics, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_apply  # noqa: E402  (its generator makes the valid baseline)
 
 RUNS = int(os.environ.get("RUNS", "5"))
 
+# Each shape and the exit code `tend validate` must give it (3: invalid).
 SHAPES = {
-    "`- {}` x 1,000,000 (5 MB)": "resources:\n" + "- {}\n" * 1_000_000,
-    "`- {a: 1}` x 340,000 (3 MB)": "resources:\n" + "- {a: 1}\n" * 340_000,
-    "`[x, x, ...]` 999,990 items (3 MB)": "resources:\n- [" + "x, " * 999_990 + "]\n",
-    "`*a,` x 1,000,000 (3 MB)": "resources: [" + "*a, " * 1_000_000 + "]\n",
-    "3,000 `requires:` of undeclared files (0.2 MB)": "resources:\n" + "".join(
-        f"  - file: /srv/f{i}\n    content: x\n    requires: [file:/srv/g{i}]\n" for i in range(3_000)),
-    "5,000 packages beside 5,000 files (0.3 MB; valid)": "resources:\n" + "".join(f"  - package: p{i}\n" for i in range(5_000))
-        + "".join(f"  - file: /srv/f{i}\n    content: x\n" for i in range(5_000)),
+    "`- {}` x 1,000,000 (5 MB)": ("resources:\n" + "- {}\n" * 1_000_000, 3),
+    "`- {a: 1}` x 340,000 (3 MB)": ("resources:\n" + "- {a: 1}\n" * 340_000, 3),
+    "`[x, x, ...]` 999,990 items (3 MB)": ("resources:\n- [" + "x, " * 999_990 + "]\n", 3),
+    "`*a,` x 1,000,000 (3 MB)": ("resources: [" + "*a, " * 1_000_000 + "]\n", 3),
+    "3,000 `requires:` of undeclared files (0.2 MB)": ("resources:\n" + "".join(
+        f"  - file: /srv/f{i}\n    content: x\n    requires: [file:/srv/g{i}]\n" for i in range(3_000)), 3),
+    "5,000 packages beside 5,000 files in /srv (0.3 MB; valid)": ("resources:\n" + "".join(f"  - package: p{i}\n" for i in range(5_000))
+        + "".join(f"  - file: /srv/f{i}\n    content: x\n" for i in range(5_000)), 0),
 }
 
 
@@ -42,24 +43,10 @@ def repository(root, name, manifest):
     return repo
 
 
-def measure(tend, repo, valid):
-    """Median seconds and peak MiB of `tend validate repo` over RUNS runs."""
-    seconds, peaks = [], []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.execv(tend, [tend, "validate", repo, "--hostname", "h"])
-        _, status, usage = os.wait4(pid, 0)
-        seconds.append(time.perf_counter() - start)
-        peaks.append(usage.ru_maxrss / 1024)
-        code = os.waitstatus_to_exitcode(status)
-        if code not in ((0,) if valid else (0, 3)):
-            sys.exit(f"tend validate {repo} exited {code}")
-    return statistics.median(seconds), statistics.median(peaks)
+def measure(tend, repo, code):
+    """Median seconds and peak MiB of `tend validate repo`, which must exit `code`, over RUNS runs."""
+    runs = [plan_apply.run([tend, "validate", repo, "--hostname", "h"], expect=(code,), quiet=True) for _ in range(RUNS)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def main():
@@ -70,12 +57,12 @@ def main():
     try:
         valid = os.path.join(root, "valid")
         plan_apply.generate(valid, 10_000)
-        base_time, base_peak = measure(tend, valid, True)
+        base_time, base_peak = measure(tend, valid, 0)
         print(f"| manifest | wall (median of {RUNS}) | × valid | peak RSS | × valid |")
         print("| --- | ---: | ---: | ---: | ---: |")
         print(f"| valid: 10,000 file resources (1.1 MB) | {base_time * 1000:.0f} ms | 1.00× | {base_peak:.0f} MiB | 1.00× |")
-        for index, (name, manifest) in enumerate(SHAPES.items()):
-            seconds, peak = measure(tend, repository(root, f"hostile{index}", manifest), False)
+        for index, (name, (manifest, code)) in enumerate(SHAPES.items()):
+            seconds, peak = measure(tend, repository(root, f"hostile{index}", manifest), code)
             print(f"| {name} | {seconds * 1000:.0f} ms | {seconds / base_time:.2f}× | {peak:.0f} MiB | {peak / base_peak:.2f}× |")
     finally:
         shutil.rmtree(root)

@@ -27,13 +27,16 @@ def generate(repo, n):
                     f"    mode: \"0644\"\n")
 
 
-def run(argv, expect=(0,)):
-    """Runs argv in a fresh child; returns (seconds, peak RSS in MiB of that child)."""
+def run(argv, expect=(0,), quiet=False):
+    """Runs argv in a fresh child (its stdout, and with quiet its stderr too, thrown away);
+    returns (seconds, peak RSS in MiB of that child)."""
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, 1)
+        if quiet:
+            os.dup2(fd, 2)
         os.execv(argv[0], argv)
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start

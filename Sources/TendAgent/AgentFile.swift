@@ -1,4 +1,5 @@
 public import TendSpec
+import TendGit
 import SystemPackage
 
 /// `/etc/tend/agent.yaml`: every option of `tend agent`, written as in YAML (`state_dir:` for
@@ -21,8 +22,7 @@ public struct AgentFile: Sendable {
     public var interval: Duration?
     public var splay: Duration?
     public var fetchTimeout: Duration?
-    /// In MiB.
-    public var fetchMaxSize: Int?
+    public var fetchMaxSizeMiB: Int?
     public var lockTimeout: Duration?
     public var aptMaxAge: Duration?
     public var metricsFile: String?
@@ -96,10 +96,11 @@ public struct AgentFile: Sendable {
         result.splay = duration("splay", minimum: .zero)
         result.fetchTimeout = duration("fetch_timeout", minimum: .seconds(1))
         if let node = reader.take("fetch_max_size") {
-            if let text = node.scalar?.text, let mebibytes = Int(text), mebibytes >= 1, mebibytes <= 1 << 20 {
-                result.fetchMaxSize = mebibytes
+            let range = GitSource.fetchSizeRangeMiB
+            if let text = node.scalar?.text, let mebibytes = Int(text), range.contains(mebibytes) {
+                result.fetchMaxSizeMiB = mebibytes
             } else {
-                diagnostics.error("fetch_max_size must be a whole number of MiB from 1 to 1048576, found \(node.scalar.map { "'\(Printable.escaped($0.text))'" } ?? node.kindDescription)",
+                diagnostics.error("fetch_max_size must be a whole number of MiB from \(range.lowerBound) to \(range.upperBound), found \(node.scalar.map { "'\(Printable.escaped($0.text))'" } ?? node.kindDescription)",
                                   at: node.location)
             }
         }

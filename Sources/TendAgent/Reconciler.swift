@@ -500,7 +500,7 @@ public struct Reconciler: Sendable {
                                        + (error.isPermission ? "; " + PrivateDirectory.permissionAdvice : ""))
             }
             var git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
-                                credentials: source.credentials, timeout: source.fetchTimeout, maximumFetchSize: source.fetchMaxSize, logger: logger)
+                                credentials: source.credentials, timeout: source.fetchTimeout, maximumFetchBytes: source.fetchMaxBytes, logger: logger)
             git.progress = events.fetching
             let applied = AppliedCommits(source: git, root: Self.canonical(root))
             let snapshot: GitSnapshot
@@ -579,7 +579,7 @@ public struct SourceSpec: Sendable {
     public var credentials: GitCredentials
     public var fetchTimeout: Duration
     /// The most bytes one fetch may bring.
-    public var fetchMaxSize: Int
+    public var fetchMaxBytes: Int
     /// Use the commit in the cache; fetch nothing.
     public var offline: Bool
     /// Refuse a commit without a good SSH signature by a key of this allowed-signers file.
@@ -593,13 +593,13 @@ public struct SourceSpec: Sendable {
     public var pinnedCommit: String?
 
     public init(location: Location, stateDirectory: String, credentials: GitCredentials = GitCredentials(), fetchTimeout: Duration = .seconds(60),
-                fetchMaxSize: Int = GitSource.defaultMaximumFetchSize, offline: Bool = false, allowedSigners: String? = nil,
+                fetchMaxBytes: Int = GitSource.defaultMaximumFetchBytes, offline: Bool = false, allowedSigners: String? = nil,
                 openPGPKeyring: String? = nil, allowRewind: Bool = false) {
         self.location = location
         self.stateDirectory = stateDirectory
         self.credentials = credentials
         self.fetchTimeout = fetchTimeout
-        self.fetchMaxSize = fetchMaxSize
+        self.fetchMaxBytes = fetchMaxBytes
         self.offline = offline
         self.allowedSigners = allowedSigners
         self.openPGPKeyring = openPGPKeyring

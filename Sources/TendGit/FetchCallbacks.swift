@@ -16,8 +16,9 @@ final class FetchContext {
     /// `https://host:port` of the repository: the only place the token goes.
     let tokenOrigin: String?
     let deadline: ContinuousClock.Instant
-    /// The most bytes the remote may send: past them the fetch stops, so that a hostile or broken
-    /// remote cannot fill the disk the cache is on within the timeout.
+    /// The most bytes of objects the remote may send: past them the fetch stops, so that a hostile
+    /// or broken remote cannot fill the disk the cache is on within the timeout. (The refs it
+    /// advertises are not counted: each becomes a small file, bounded by the timeout only.)
     let maximumBytes: Int
     var attempts = 0
     var timedOut = false

@@ -46,15 +46,17 @@ func lastError(_ result: Int32, _ function: String) -> GitError {
     return GitError(function: function, code: result, errorClass: last.map { $0.pointee.klass } ?? 0, message: message)
 }
 
-/// `git_libgit2_init`, once per process, before the first libgit2 call. Then, as Git does, the
-/// certificates of `GIT_SSL_CAINFO` (a PEM file) are trusted for HTTPS instead of the system's:
-/// an internal Git server with its own CA (`GIT_OPT_SET_SSL_CERT_LOCATIONS`).
+/// `git_libgit2_init`, once per process, before the first libgit2 call. Then what libgit2 writes
+/// to a repository is fsynced (`GIT_OPT_ENABLE_FSYNC_GITDIR`): the cache is state tend keeps, and
+/// what a fetch wrote (packs, their indexes, refs) must be on the disk before the fetch returns,
+/// as a managed file is, not only in the page cache. And, as Git does, the certificates of
+/// `GIT_SSL_CAINFO` (a PEM file) are trusted for HTTPS instead of the system's: an internal Git
+/// server with its own CA (`GIT_OPT_SET_SSL_CERT_LOCATIONS`).
 enum Libgit2 {
     static let initialized: Void = {
         git_libgit2_init()
-        // The cache is state tend keeps: what a fetch wrote (packs, their indexes, refs) is on the
-        // disk before the fetch returns, as a managed file is, not only in the page cache.
-        _ = tend_git_enable_fsync(1)
+        // Refused only by a libgit2 older than 1.5, which tend does not build with.
+        precondition(tend_git_enable_fsync(1) == 0, "git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR) failed")
         if let file = getenv("GIT_SSL_CAINFO"), file.pointee != 0 {
             _ = tend_git_set_ssl_cert_file(file)
         }

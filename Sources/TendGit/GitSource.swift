@@ -58,11 +58,13 @@ public struct GitSource: Sendable {
     public var stateDirectory: String
     public var credentials: GitCredentials
     public var timeout: Duration
-    /// The most bytes one fetch may bring (`FetchContext.maximumBytes`).
-    public var maximumFetchSize: Int
+    /// The most bytes one fetch may bring (`FetchContext.maximumBytes`), at least 1 MiB.
+    public var maximumFetchBytes: Int
     /// 1 GiB: a configuration repository is far smaller, and a first clone of one that holds
     /// large `source:` files still fits.
-    public static let defaultMaximumFetchSize = 1 << 30
+    public static let defaultMaximumFetchBytes = 1 << 30
+    /// What `--fetch-max-size` and `fetch_max_size:` may say, in MiB.
+    public static let fetchSizeRangeMiB = 1...(1 << 20)
     public let logger: Logger
     /// Told how a fetch goes, at most ten times a second (a first clone of a large repository
     /// takes a while); nil for nobody.
@@ -70,8 +72,9 @@ public struct GitSource: Sendable {
 
     public init(url: String, ref: String? = nil, path: String? = nil, stateDirectory: String,
                 credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60),
-                maximumFetchSize: Int = GitSource.defaultMaximumFetchSize, logger: Logger) {
-        self.maximumFetchSize = maximumFetchSize
+                maximumFetchBytes: Int = GitSource.defaultMaximumFetchBytes, logger: Logger) {
+        precondition(maximumFetchBytes >= 1 << 20, "a fetch may bring at least 1 MiB")
+        self.maximumFetchBytes = maximumFetchBytes
         self.url = url
         self.ref = ref
         self.path = path.map { $0.split(separator: "/").joined(separator: "/") }.flatMap { $0.isEmpty ? nil : $0 }
@@ -194,7 +197,7 @@ public struct GitSource: Sendable {
                 throw GitSourceError(.unreachable, "cannot fetch \(url): there is no repository at \(path)")
             }
         }
-        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout, maximumBytes: maximumFetchSize)
+        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout, maximumBytes: maximumFetchBytes)
         context.progress = progress
         let watchdog = FetchWatchdog(timeout: timeout)
         let defaultBranch: String?

@@ -124,7 +124,7 @@ struct AgentCommand: AsyncParsableCommand {
         merged.hostname = source.hostname ?? file.hostname
         if merged.labels.isEmpty { merged.labels = file.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(DurationText.seconds($0)) }
-        merged.givenFetchMaxSize = source.givenFetchMaxSize ?? file.fetchMaxSize
+        merged.givenFetchMaxSizeMiB = source.givenFetchMaxSizeMiB ?? file.fetchMaxSizeMiB
         merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(DurationText.seconds($0)) }
         merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(DurationText.seconds($0)) }
         let rootPath = givenRoot ?? file.root ?? "/"

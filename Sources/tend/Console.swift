@@ -49,7 +49,7 @@ enum Console {
         }
         let source = SourceSpec(location: location, stateDirectory: options.stateDir,
                                 credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
-                                fetchTimeout: .seconds(options.fetchTimeout), fetchMaxSize: options.fetchMaxSize << 20, offline: options.offline,
+                                fetchTimeout: .seconds(options.fetchTimeout), fetchMaxBytes: options.fetchMaxSizeMiB << 20, offline: options.offline,
                                 allowedSigners: options.verify, openPGPKeyring: options.verifyGpg, allowRewind: options.allowRewind)
         return Reconciler(source: source, root: root, hostname: options.hostname, labels: try options.labelMap(), providers: options.providers,
                           lockTimeout: .seconds(options.lockTimeout), tendVersion: tendVersion, logger: logger)

@@ -51,12 +51,13 @@ struct SourceOptions: ParsableArguments {
     var fetchTimeout: Int { givenFetchTimeout ?? 60 }
 
     @Option(name: .customLong("fetch-max-size"), help: ArgumentHelp("With --repo: give up fetching once the remote has sent this many MiB (default: 1024).", valueName: "MiB"))
-    var givenFetchMaxSize: Int?
-    var fetchMaxSize: Int { givenFetchMaxSize ?? GitSource.defaultMaximumFetchSize >> 20 }
+    var givenFetchMaxSizeMiB: Int?
+    var fetchMaxSizeMiB: Int { givenFetchMaxSizeMiB ?? GitSource.defaultMaximumFetchBytes >> 20 }
 
     func validate() throws {
-        if let given = givenFetchMaxSize, !(1...(1 << 20)).contains(given) {
-            throw ValidationError("--fetch-max-size must be from 1 to 1048576 (MiB), found \(given)")
+        let range = GitSource.fetchSizeRangeMiB
+        if let given = givenFetchMaxSizeMiB, !range.contains(given) {
+            throw ValidationError("--fetch-max-size must be from \(range.lowerBound) to \(range.upperBound) (MiB), found \(given)")
         }
     }
 

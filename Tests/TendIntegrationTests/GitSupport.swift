@@ -95,6 +95,18 @@ func waitForPort(_ port: Int, seconds: Double = 10) async throws {
     throw POSIXError(.ETIMEDOUT)
 }
 
+/// Runs `body` with the git:// URL of the repository at `path`, served by git daemon on
+/// 127.0.0.1 at `port` (a free one unless given) while `body` runs.
+func withGitDaemon<T: Sendable>(serving path: String, port: Int? = nil, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
+    let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    let name = URL(fileURLWithPath: path).lastPathComponent
+    let port = try port ?? freePort()
+    return try await withServer("/usr/lib/git-core/git-daemon", ["--export-all", "--reuseaddr", "--base-path=\(base)", "--listen=127.0.0.1", "--port=\(port)", base],
+                                port: port) { port in
+        try await body("git://127.0.0.1:\(port)/\(name)")
+    }
+}
+
 /// Runs `body` while a server runs in the background, then kills the server by its own pid.
 /// With `printsPort`, the server's first line of output is its port; otherwise `port` is used.
 func withServer<T: Sendable>(_ executable: String, _ arguments: [String], port: Int? = nil, printsPort: Bool = false,
