@@ -328,6 +328,12 @@ struct PackageTests {
         }
     }
 
+    /// A unit `name`.service that sleeps, enabled and running, with more attributes in `extra`
+    /// (lines of the resource, each indented by four spaces and ending in a newline).
+    static func sleepingUnit(_ name: String, _ extra: String = "") -> String {
+        "  - unit: \(name).service\n    content: |\n      [Service]\n      ExecStart=/bin/sleep infinity\n      [Install]\n      WantedBy=multi-user.target\n    enabled: true\n    state: running\n" + extra
+    }
+
     @Test("a file that a package's postinst overwrote is put back after it, the unit it notifies is restarted, and the unit that one notifies too, though none was in the plan")
     func latePassNotifies() async throws {
         let repo = try await DebRepository()
@@ -336,27 +342,8 @@ struct PackageTests {
             // tend-late notifies tend-late-next: a restart of the one restarts the other, as in a
             // plan. Once the package is declared, tend-late also requires it (as nginx.service
             // would nginx), which must not stop its restart.
-            func unit(requires: String = "") -> String { """
-                  - unit: tend-late.service
-                    content: |
-                      [Service]
-                      ExecStart=/bin/sleep infinity
-                      [Install]
-                      WantedBy=multi-user.target
-                    enabled: true
-                    state: running
-                    notify: [unit:tend-late-next.service]
-                \(requires)
-                  - unit: tend-late-next.service
-                    content: |
-                      [Service]
-                      ExecStart=/bin/sleep infinity
-                      [Install]
-                      WantedBy=multi-user.target
-                    enabled: true
-                    state: running
-
-                """
+            func unit(requires: String = "") -> String {
+                Self.sleepingUnit("tend-late", "    notify: [unit:tend-late-next.service]\n" + requires) + Self.sleepingUnit("tend-late-next")
             }
             // First the unit and the file, which already holds what is declared.
             try self.configure(host, unit() + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
@@ -365,7 +352,7 @@ struct PackageTests {
             let nextBefore = try await host.unit("tend-late-next.service", ["ActiveState", "InvocationID"])
             #expect(before["ActiveState"] == "active" && nextBefore["ActiveState"] == "active", "\(before) \(nextBefore)")
             // Then the package whose postinst writes the file: the plan has only the package.
-            try self.configure(host, unit(requires: "    requires: [package:tend-test-maker]") + """
+            try self.configure(host, unit(requires: "    requires: [package:tend-test-maker]\n") + """
                   - package: tend-test-maker
                   - file: /etc/tend-maker.stamp
                     content: "ours\\n"
@@ -394,14 +381,12 @@ struct PackageTests {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
-            func unit(_ name: String, requires: String = "") -> String {
-                "  - unit: \(name).service\n    content: |\n      [Service]\n      ExecStart=/bin/sleep infinity\n      [Install]\n      WantedBy=multi-user.target\n    enabled: true\n    state: running\n" + requires
-            }
-            try self.configure(host, unit("tend-late-a") + unit("tend-late-b") + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
+            let unit = Self.sleepingUnit
+            try self.configure(host, unit("tend-late-a", "") + unit("tend-late-b", "") + "  - file: /etc/tend-maker.stamp\n    content: \"ours\\n\"\n")
             #expect(try await host.tend(["apply", "/srv/config"]).status == 0)
             let before = try await host.unit("tend-late-b.service", ["ActiveState", "InvocationID"])
             // The stamp notifies both units; b now requires a package whose postinst fails.
-            try self.configure(host, unit("tend-late-a") + unit("tend-late-b", requires: "    requires: [package:tend-test-broken]\n") + """
+            try self.configure(host, unit("tend-late-a", "") + unit("tend-late-b", "    requires: [package:tend-test-broken]\n") + """
                   - package: tend-test-broken
                   - package: tend-test-maker
                   - file: /etc/tend-maker.stamp
