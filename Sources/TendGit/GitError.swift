@@ -56,7 +56,8 @@ enum Libgit2 {
     static let initialized: Void = {
         git_libgit2_init()
         // Refused only by a libgit2 older than 1.5, which tend does not build with.
-        precondition(tend_git_enable_fsync(1) == 0, "git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR) failed")
+        let fsync = tend_git_enable_fsync(1)
+        precondition(fsync == 0, "git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR) failed")
         if let file = getenv("GIT_SSL_CAINFO"), file.pointee != 0 {
             _ = tend_git_set_ssl_cert_file(file)
         }

@@ -19,7 +19,7 @@ import Synchronization
 /// nesting deeper than `maximumDepth` (every later stage walks nodes recursively), a document
 /// whose aliases expand it to more than `maximumNodes` nodes (a "billion laughs" is a few lines
 /// that expand to billions), and more than `maximumProblems` problems (`*a,` is three bytes and
-/// a problem: a 3 MB file made a million lines of output and took 20 s).
+/// a problem: a 3 MB file made a million lines of output, and took 3.7 s and 332 MiB).
 public enum YAMLParser {
     /// The deepest nesting of sequences and mappings read.
     public static let maximumDepth = 100
