@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import TendCore
 
 extension Inventory {
     /// The inventory as `StateStore` writes every record (pretty-printed, keys sorted and in
@@ -132,10 +133,8 @@ private struct PrettyJSON {
             case 0x0D: bytes.append(contentsOf: #"\r"#.utf8)
             case 0x09: bytes.append(contentsOf: #"\t"#.utf8)
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
                 bytes.append(contentsOf: #"\u00"#.utf8)
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0xF)])
+                bytes.append(contentsOf: Digest.hex([byte]).utf8)
             default: bytes.append(byte)
             }
         }

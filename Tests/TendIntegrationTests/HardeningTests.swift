@@ -396,12 +396,15 @@ struct HardeningTests {
             // Up to a minute each: a loaded machine can be slow to start flock and tend.
             try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
             let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-            defer { kill(holder, SIGKILL) }
+            // Killed once: after that the pid may be another process's.
+            var released = false
+            defer { if !released { kill(holder, SIGKILL) } }
             async let first = tend(["apply", a.path, "--root", root.path], stderrCopy: scratch.url("a.err"))
             async let second = tend(["apply", b.path, "--root", root.path], stderrCopy: scratch.url("b.err"))
             func waiting(_ file: String) -> Bool { (try? String(contentsOfFile: file, encoding: .utf8))?.contains("tend: waiting for process") ?? false }
             let bothWait = try await AgentTests.eventually(60) { waiting(scratch.url("a.err")) && waiting(scratch.url("b.err")) }
             kill(holder, SIGKILL)  // Lets both applies go; the defer is for a test that stops before.
+            released = true
             #expect(bothWait, "both applies said they wait for the lock")
             return try await (first, second)
         }.closureResult

@@ -122,9 +122,15 @@ public struct Executor: Sendable {
         // Runs `steps` in order: batches of one kind together, stretches of path steps staged.
         func run(_ steps: [Plan.Step]) async {
             var handled: Set<Int> = []
+            // Which changing steps of these notify each resource, found once: `current` asks for
+            // every step that comes after a done package or user.
+            var notifiers: [ResourceID: [ResourceID]] = [:]
+            for step in steps where step.change != nil {
+                for target in catalog[step.id]?.notify ?? [] { notifiers[target, default: []].append(step.id) }
+            }
             for (index, planned) in steps.enumerated() where !handled.contains(index) {
                 let entry = catalog[planned.id]
-                let step = current(planned, entry: entry, after: reshaping, among: steps, writer: writer, context: context)
+                let step = current(planned, entry: entry, after: reshaping, notifiers: notifiers, writer: writer, context: context)
                 let stages = step.error == nil && step.change != nil && entry?.resource.stagesWrites == true
                 if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
                 var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
@@ -142,7 +148,7 @@ public struct Executor: Sendable {
                         let batch = readyBatch(from: index, in: steps, kind: step.id.kind, completed: completed, failed: failed)
                         handled.formUnion(batch)
                         for member in batch { progress(.started(steps[member].id, steps[member].change?.action ?? change.action)) }
-                        let members = batch.map { $0 == index ? step : current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, among: steps, writer: writer, context: context) }
+                        let members = batch.map { $0 == index ? step : current(steps[$0], entry: catalog[steps[$0].id], after: reshaping, notifiers: notifiers, writer: writer, context: context) }
                         outcomes = Array(zip(members, await runBatch(members, writer: writer, context: context)))
                     } else {
                         progress(.started(step.id, change.action))
@@ -178,27 +184,24 @@ public struct Executor: Sendable {
         // notified is one step.
         if replans, !reshaping.isEmpty {
             let inPlan = Set(plan.steps.map(\.id))
-            var own = [Plan.Step?](repeating: nil, count: catalog.entries.count)
-            for (position, entry) in catalog.entries.enumerated()
-            where !inPlan.contains(entry.id) && entry.dependencies.contains(where: reshaping.contains) {
-                own[position] = Planner.step(for: entry, host: writer.reader, context: context)
-            }
+            let candidates = catalog.entries.map { !inPlan.contains($0.id) && $0.dependencies.contains(where: reshaping.contains) }
+            let own = Planner.observeAndPlan(catalog.entries, host: writer.reader, context: context, inScope: candidates)
             var late = Planner.link(catalog.entries, own: own, host: writer.reader, context: context) { _ in true }
-            // A step of the plan that did not converge still holds back what requires it, directly
-            // or through resources that needed nothing, as in the plan. (Only those: a done
-            // package among its dependencies would have the step planned yet again, by `current`.)
-            var failedBefore = [[ResourceID]](repeating: [], count: catalog.entries.count)
-            for (position, entry) in catalog.entries.enumerated() {
-                for dependency in entry.dependencyPositions {
-                    let id = catalog.entries[dependency].id
-                    let through = inPlan.contains(id) ? (failed.contains(id) ? [id] : []) : failedBefore[dependency]
-                    for blocker in through where !failedBefore[position].contains(blocker) { failedBefore[position].append(blocker) }
-                }
-            }
-            for index in late.indices {
-                late[index].dependsOn += failedBefore[catalog.position(of: late[index].id)!].filter { !late[index].dependsOn.contains($0) }
-            }
             if !late.isEmpty {
+                // A step of the plan that did not converge still holds back what requires it,
+                // directly or through resources that needed nothing, as in the plan. (Only those:
+                // a done package among its dependencies would have `current` plan it yet again.)
+                var failedBefore = [[ResourceID]](repeating: [], count: catalog.entries.count)
+                for (position, entry) in catalog.entries.enumerated() {
+                    for dependency in entry.dependencyPositions {
+                        let id = catalog.entries[dependency].id
+                        let through = inPlan.contains(id) ? (failed.contains(id) ? [id] : []) : failedBefore[dependency]
+                        for blocker in through where !failedBefore[position].contains(blocker) { failedBefore[position].append(blocker) }
+                    }
+                }
+                for index in late.indices {
+                    late[index].dependsOn += failedBefore[catalog.position(of: late[index].id)!].filter { !late[index].dependsOn.contains($0) }
+                }
                 await run(late)
                 flush()
             }
@@ -256,15 +259,14 @@ public struct Executor: Sendable {
 
     /// `step` as it must run now: planned again from what the host holds when it comes after a
     /// done step in `reshaping` (a package that brought the file it writes, a user whose group
-    /// it sets), since that step's work was not in the plan; otherwise as planned. The steps
-    /// run with it (`steps`: the plan, or the late pass) that notify it still do (a restart is
-    /// kept when the unit is otherwise converged).
-    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, among steps: [Plan.Step],
+    /// it sets), since that step's work was not in the plan; otherwise as planned. The changing
+    /// steps run with it (the plan, or the late pass) that notify it, by resource (`notifiers`),
+    /// still do (a restart is kept when the unit is otherwise converged).
+    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, notifiers: [ResourceID: [ResourceID]],
                          writer: HostWriter, context: PlanContext) -> Plan.Step {
         guard replans, let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
         var now = step
-        let notifiers = steps.filter { $0.change != nil && catalog[$0.id]?.notify.contains(entry.id) == true }.map(\.id)
-        if let fresh = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: notifiers) {
+        if let fresh = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: notifiers[entry.id] ?? []) {
             now.change = fresh.change
             now.error = fresh.error
         } else {
