@@ -391,7 +391,7 @@ struct HardeningTests {
         // flock holds the root's lock until both applies are seen waiting for it, whatever the
         // machine's load: then they are at the lock together, and only the lock keeps them apart.
         // The marker names the sleep that flock waits for: ending it lets flock go.
-        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
+        let (runA, runB) = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", try lockFile(of: root.path), "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
                                                    input: .none, output: .discarded, error: .discarded) { _ in
             // Up to a minute each: a loaded machine can be slow to start flock and tend.
             try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
@@ -423,7 +423,7 @@ struct HardeningTests {
         // flock holds the root's lock once the marker exists, until the sleep the marker names ends
         // (it outlasts a loaded machine: with 30 s, a slow start of tend under the whole suite found
         // the lock free).
-        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", root.path, "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
+        let apply = try await Subprocess.run(.path("/usr/bin/flock"), arguments: ["-o", try lockFile(of: root.path), "/bin/sh", "-c", #"echo $$ > "$1.new" && mv "$1.new" "$1"; exec sleep 120"#, "sh", marker],
                                              input: .none, output: .discarded, error: .discarded) { _ in
             // Up to a minute: a loaded machine can be slow to start flock.
             try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "flock never took the lock")
@@ -436,4 +436,56 @@ struct HardeningTests {
         #expect(status(root.url("etc/x")) == nil)
         #expect(try await tend(["plan", repo.path, "--root", root.path]).status == 0, "plan takes no lock")
     }
+
+    @Test("locks anyone may open, the root folder and the root's files, held by user nobody, do not delay an apply; nobody cannot open tend's own lock",
+          .enabled(if: isRoot && FileManager.default.fileExists(atPath: "/usr/bin/flock") && FileManager.default.fileExists(atPath: "/usr/sbin/runuser"), "needs root, flock(1) and runuser(1) from util-linux"))
+    func othersCannotHoldTheLock() async throws {
+        let root = try makeRoot()
+        chmod(root.path, 0o755)
+        let scratch = try Scratch("tend-lock")
+        chmod(scratch.path, 0o777)
+        let repo = try repository(["a.yaml": "resources:\n  - file: /etc/x\n    content: \"x\\n\"\n"])
+        let ownLock = try lockFile(of: root.path)
+        // Each flock, as nobody, of what nobody can open: /, the root, a file in it. The marker says
+        // it holds them all; its shell's pid ends them.
+        let marker = scratch.url("held")
+        let script = #"flock -o / flock -o "$1" flock -o "$1/etc/passwd" sh -c 'echo $$ > "$0.new" && mv "$0.new" "$0"; exec sleep 120' "$2""#
+        let (apply, ownTried) = try await Subprocess.run(.path("/usr/sbin/runuser"), arguments: ["-u", "nobody", "--", "/bin/sh", "-c", script, "sh", root.path, marker],
+                                                         input: .none, output: .discarded, error: .discarded) { _ in
+            try #require(try await AgentTests.eventually(60) { FileManager.default.fileExists(atPath: marker) }, "nobody never took the locks")
+            let holder = try #require(read(marker).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            defer { kill(holder, SIGKILL) }
+            let apply = try await tend(["apply", repo.path, "--root", root.path, "--lock-timeout", "2"])
+            let own = try await Subprocess.run(.path("/usr/sbin/runuser"), arguments: ["-u", "nobody", "--", "/usr/bin/flock", "-n", ownLock, "true"],
+                                               input: .none, output: .discarded, error: .string(limit: 4096))
+            return (apply, own.terminationStatus)
+        }.closureResult
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/x")) == "x\n")
+        #expect(!ownTried.isSuccess, "nobody could open tend's lock file")
+        let info = try #require(status(ownLock))
+        #expect(info.st_mode & 0o7777 == 0o600 && info.st_uid == 0, "the lock file is root's, mode 0600")
+        let folder = try #require(status((ownLock as NSString).deletingLastPathComponent))
+        #expect(folder.st_mode & 0o7777 == 0o700 && folder.st_uid == 0, "its folder is root's, mode 0700")
+    }
+}
+
+/// The lock file tend takes for `root`: RunLock's folder and `systemd-escape --path` of the root,
+/// its folder made as tend makes it, so that a test can hold it with flock(1).
+func lockFile(of root: String) throws -> String {
+    let folder = geteuid() == 0 ? "/run/tend/locks" : (ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"].map { $0 + "/tend/locks" } ?? "/tmp/tend-\(geteuid())/locks")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    let escaped = try runEscape(URL(fileURLWithPath: root).resolvingSymlinksInPath().path)
+    return folder + "/" + escaped + ".lock"
+}
+
+private func runEscape(_ path: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-escape")
+    process.arguments = ["--path", path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    process.waitUntilExit()
+    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -6,9 +6,12 @@ import TendSpec
 /// applies at once would interleave their writes (mixed configurations, lost files), so the
 /// second waits for the first.
 ///
-/// It is a `flock` on the root folder itself, so each root has its own lock (applies into two
-/// image roots run side by side), no lock file can be left behind or planted, and the kernel
-/// drops it when its holder dies, also by kill -9. `tend plan` takes no lock: it only reads.
+/// It is a `flock` on a lock file of tend's own, one per root, in a folder only tend's user may
+/// enter (`directory`: /run/tend/locks for root), opened with `O_NOFOLLOW` and kept at mode 0600.
+/// A lock anyone can open is a lock anyone can hold: the root folder itself, locked until
+/// 2026-12, let `flock / sleep infinity` by user nobody stall every apply and drift repair. The
+/// kernel drops the lock when its holder dies, also by kill -9; the file stays and is reused.
+/// `tend plan` takes no lock: it only reads.
 public final class RunLock {
     private let fd: Int32
 
@@ -18,11 +21,53 @@ public final class RunLock {
 
     deinit { close(fd) }
 
+    /// Where the lock files are: /run/tend/locks for root (gone at boot, as locks are); for
+    /// another user `$XDG_RUNTIME_DIR/tend/locks`, or /tmp/tend-UID/locks, refused if someone
+    /// else made it.
+    public static var directory: String {
+        let uid = geteuid()
+        if uid == 0 { return "/run/tend/locks" }
+        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), runtime.hasPrefix("/") { return runtime + "/tend/locks" }
+        return "/tmp/tend-\(uid)/locks"
+    }
+
+    /// The lock file of `root`: its path, links resolved, escaped as `systemd-escape --path`
+    /// escapes it (`/` is `-.lock`, `/srv/img` is `srv-img.lock`), or a digest of it when that
+    /// name would be too long for a file name.
+    public static func file(for root: String) -> String {
+        let canonical = realpath(root, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? root
+        let escaped = escape(canonical)
+        var digest = Digest()
+        digest.add("root", canonical)
+        let name = escaped.utf8.count <= 200 ? escaped : "root-" + digest.finalize().prefix(32)
+        return directory + "/" + name + ".lock"
+    }
+
+    /// systemd's path escaping (systemd.unit(5), "String Escaping for Inclusion in Unit Names").
+    static func escape(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard !parts.isEmpty else { return "-" }
+        var result = ""
+        for byte in parts.joined(separator: "/").utf8 {
+            switch byte {
+            case UInt8(ascii: "/"): result += "-"
+            case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                result += byte == UInt8(ascii: ".") && result.isEmpty ? "\\x2e" : String(UnicodeScalar(byte))
+            default:
+                result += "\\x" + Digest.hex([byte])
+            }
+        }
+        return result
+    }
+
     /// Takes the lock of `root`, waiting up to `timeout`. `waiting` is called once, with who
     /// holds it ("process 1234 (tend)"), if it must wait.
     public static func acquire(root: String, timeout: Duration, waiting: (String) -> Void) async throws(RunLockError) -> RunLock {
-        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw .system("open", root: root, errno) }
+        let fd = try open(for: root)
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var told = false
@@ -55,6 +100,45 @@ public final class RunLock {
         return RunLock(fd: fd)
     }
 
+    /// Who holds the lock of `root` now, or nil when nobody does (or it cannot be told): for
+    /// `tend status`, which takes no lock. Tries the lock and lets it go at once.
+    public static func holder(of root: String) -> String?? {
+        let path = file(for: root)
+        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT ? .some(nil) : nil }
+        defer { close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return .some(nil)
+        }
+        return .some(holder(of: fd) ?? "another process")
+    }
+
+    /// Opens (or creates) the lock file of `root` in the private folder, checked to be a regular
+    /// file of this user's at mode 0600: one made otherwise is not trusted.
+    private static func open(for root: String) throws(RunLockError) -> Int32 {
+        let path = file(for: root)
+        do {
+            try PrivateDirectory.prepare(directory)
+        } catch {
+            throw RunLockError(root: root, holder: nil, function: error.function, errno: error.errno, message: "cannot lock \(root): \(error)")
+        }
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .system("open", root: root, errno, detail: path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() else {
+            close(fd)
+            throw RunLockError(root: root, holder: nil, function: "fstat", errno: nil,
+                               message: "cannot lock \(root): \(path) is not a regular file of uid \(geteuid()); remove it")
+        }
+        if info.st_mode & 0o7777 != 0o600, fchmod(fd, 0o600) != 0 {
+            let code = errno
+            close(fd)
+            throw .system("fchmod", root: root, code, detail: path)
+        }
+        return fd
+    }
+
     /// Who holds a flock on the file open at `fd`, from /proc/locks.
     private static func holder(of fd: Int32) -> String? {
         var info = stat()
@@ -73,9 +157,10 @@ public struct RunLockError: Error, Sendable, CustomStringConvertible {
     public var errno: Errno?
     public var message: String
 
-    static func system(_ function: String, root: String, _ code: Int32) -> RunLockError {
+    static func system(_ function: String, root: String, _ code: Int32, detail: String? = nil) -> RunLockError {
         let errno = Errno(rawValue: code)
-        return RunLockError(root: root, holder: nil, function: function, errno: errno, message: "cannot lock \(root): \(errno) (\(function))")
+        return RunLockError(root: root, holder: nil, function: function, errno: errno,
+                            message: "cannot lock \(root): \(detail.map { $0 + ": " } ?? "")\(errno) (\(function))")
     }
 
     /// Whether it gave up because another run held the lock (rather than failing to lock).
