@@ -71,7 +71,9 @@ fi
 # packages' services from starting on this machine (policy-rc.d, while apt runs).
 mount --bind "$cache/archives" "$image/var/cache/apt/archives"
 trap 'umount "$image/var/cache/apt/archives"' EXIT
-host=(--root "$image" --hostname "$hostname" --label stage=image --label role="$role")
+# The example declares /etc/tend and tend.service, tend's own control: this build opts in
+# (--self-manage), and the agent.yaml it writes opts the booted host in.
+host=(--root "$image" --hostname "$hostname" --label stage=image --label role="$role" --self-manage)
 "$tend" apply "$repo" "${host[@]}"
 umount "$image/var/cache/apt/archives"
 trap - EXIT

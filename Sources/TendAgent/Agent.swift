@@ -89,18 +89,14 @@ public final class Agent: Service, Sendable {
                     notifier.status(state.status)
                 }
                 guard !stopping.load(ordering: .relaxed) else { break }
-                let reason = await waitRepairing(until: next, current)
-                if reason == .reload {
-                    notifier.reloading(status: "reading the configuration again")
-                    do {
-                        let fresh = try reload()
-                        settings.withLock { $0 = fresh }
-                        logger.notice("configuration read again (SIGHUP); checking at once")
-                    } catch {
-                        logger.error("configuration not read again, keeping the one in use: \(error)", metadata: ["result": "failed"])
-                    }
-                    notifier.ready(status: state.status)
+                // agent.yaml replaced (by this cycle, on a self-managed host, or by hand): read
+                // again, and a cycle with it at once, as after SIGHUP.
+                if let file = current.configFile, AgentSettings.identity(of: file) != current.configIdentity {
+                    readSettingsAgain(because: "\(file) changed", status: state.status)
+                    continue
                 }
+                let reason = await waitRepairing(until: next, current)
+                if reason == .reload { readSettingsAgain(because: "SIGHUP", status: state.status) }
             }
         } onGracefulShutdown: { [self] in
             stopping.store(true, ordering: .relaxed)
@@ -109,6 +105,21 @@ public final class Agent: Service, Sendable {
         }
         drift.stop()
         logger.notice("agent stopped")
+    }
+
+    /// Reads agent.yaml and the flags again; a file that does not read keeps the settings in
+    /// use, and is not tried again until it changes once more.
+    private func readSettingsAgain(because reason: String, status: String) {
+        notifier.reloading(status: "reading the configuration again")
+        do {
+            let fresh = try reload()
+            settings.withLock { $0 = fresh }
+            logger.notice("configuration read again (\(reason)); checking at once")
+        } catch {
+            settings.withLock { $0.configIdentity = $0.configFile.flatMap(AgentSettings.identity(of:)) }
+            logger.error("configuration not read again (\(reason)), keeping the one in use: \(error)", metadata: ["result": "failed"])
+        }
+        notifier.ready(status: status)
     }
 
     // MARK: Repairs

@@ -27,6 +27,9 @@ public struct AgentFile: Sendable {
     public var aptMaxAge: Duration?
     public var metricsFile: String?
     public var watch: Bool?
+    /// Whether the repository may declare tend's own control (/etc/tend, tend's units): the
+    /// host's choice, never the repository's (`ProtectedPaths`).
+    public var selfManage: Bool?
 
     public init() {}
 
@@ -107,6 +110,7 @@ public struct AgentFile: Sendable {
         result.lockTimeout = duration("lock_timeout", minimum: .zero)
         result.aptMaxAge = duration("apt_max_age", minimum: .zero)
         result.watch = reader.take("watch").flatMap { $0.bool("watch", &diagnostics) }
+        result.selfManage = reader.take("self_manage").flatMap { $0.bool("self_manage", &diagnostics) }
         reader.finish(&diagnostics, context: "the agent's configuration")
         guard diagnostics.isEmpty else { throw AgentFileError(diagnostics.sorted) }
         return result

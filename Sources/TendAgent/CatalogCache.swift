@@ -13,6 +13,8 @@ public final class CatalogCache: Sendable {
         var facts: HostFacts
         /// The inventory's resource ids, as written (parsing 10,000 of them each check would cost more).
         var managed: Set<String>
+        /// Whether the host lets the repository manage tend itself (`ProtectedPaths`).
+        var selfManagement: Bool
     }
 
     /// What a repair needs besides the catalog: where it came from, and the facts it was made for.

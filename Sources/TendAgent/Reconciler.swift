@@ -52,6 +52,9 @@ public struct Reconciler: Sendable {
 
     /// Prune past the budget of tend.yaml's `prune:` (`tend apply --allow-prune`).
     public var allowPrune = false
+    /// Whether the host lets the repository declare tend's own control (/etc/tend, tend's units),
+    /// as its agent.yaml's `self_manage:` or `--self-manage` says (`ProtectedPaths`).
+    public var selfManagement = false
     /// Where the agent keeps the catalog from one cycle to the next; nil builds it every run.
     public var catalogCache: CatalogCache?
 
@@ -197,10 +200,12 @@ public struct Reconciler: Sendable {
         let catalog: Catalog
         do {
             let build = { () throws(ConfigurationError) -> Catalog in
-                try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, managed: { inventoryRecord.value?.retirable ?? [:] })
+                try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, protected: protectedPaths(root: rootPath),
+                                          managed: { inventoryRecord.value?.retirable ?? [:] })
             }
             if let catalogCache {
-                let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys ?? [:].keys))
+                let key = CatalogCache.Key(origin: opened.snapshot.origin, facts: facts, managed: Set(inventory?.resources.keys ?? [:].keys),
+                                           selfManagement: selfManagement)
                 catalog = try catalogCache.catalog(for: key, description: opened.snapshot.description, build: build)
             } else {
                 catalog = try build()
@@ -525,6 +530,13 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
             }
         }
+    }
+
+    /// What no configuration may declare on `root`, and what only a self-managed host may.
+    func protectedPaths(root: String) -> ProtectedPaths {
+        let binary = Self.canonical("/proc/self/exe")
+        return ProtectedPaths(root: Self.canonical(root), stateDirectory: Self.canonical(source.stateDirectory),
+                              binary: binary == "/proc/self/exe" ? nil : binary, selfManagement: selfManagement)
     }
 
     /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as

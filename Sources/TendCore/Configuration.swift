@@ -9,8 +9,9 @@ public enum Configuration {
     /// `managed` is what an earlier apply managed, with where each was declared and the path it
     /// wrote, asked for only when tend.yaml says `prune:`; those no longer declared join the catalog as removals
     /// (`Catalog.retired`). One whose path the configuration now gives to another resource (a
-    /// file that became a link) is not removed: the new resource takes the path over.
-    public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
+    /// file that became a link) is not removed: the new resource takes the path over. Nor is one
+    /// of tend's own (`protected`), which no commit may remove.
+    public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts, protected: ProtectedPaths? = nil,
                                managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         defer { OneShot.keep(loaded) }
@@ -24,7 +25,7 @@ public enum Configuration {
         diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables.lenient))
         var catalog: Catalog?
         do {
-            catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot, variables: variables)
+            catalog = try Catalog.build(selected, providers: providers, snapshot: snapshot, variables: variables, protected: protected)
         } catch {
             diagnostics.append(contentsOf: error.diagnostics)
         }
@@ -38,13 +39,15 @@ public enum Configuration {
             // A unit is removed only if tend wrote its file: one whose state alone was managed
             // (a package's unit) is left as it is.
             if id.kind == "unit", old.path == nil { return false }
+            if let protected, protected.managesTend(id: id, path: old.path, paths: old.path.map { [$0] } ?? [], reachesBelow: true)
+                || protected.refusal(id: id, path: old.path, paths: old.path.map { [$0] } ?? [], reachesBelow: true) != nil { return false }
             return old.path.map { !declaredPaths.contains($0) } ?? true
         }
         catalog.prune = prune
         guard !retired.isEmpty else { return catalog }
         let removals = retired.sorted { $0.key < $1.key }.map { removal(of: $0.key, declaredAt: $0.value.location) }
         do {
-            var pruning = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables)
+            var pruning = try Catalog.build(selected + removals, providers: providers, snapshot: snapshot, variables: variables, protected: protected)
             pruning.retired = Set(retired.keys)
             pruning.prune = prune
             pruning.rollout = catalog.rollout

@@ -18,6 +18,10 @@ public protocol DesiredState: Sendable {
     /// Whether the resource is declared to be gone (`state: absent`): later steps may not take
     /// it as in place (`HostReader.declares`).
     var isRemoval: Bool { get }
+    /// Whether applying it may also change what lies below `path`: a removal, a link put in place
+    /// of a folder, a folder purged of what is not declared. A path tend protects below it then
+    /// counts as declared (`ProtectedPaths`). By default, `isRemoval`.
+    var reachesBelow: Bool { get }
     /// Whether the content at `paths` must never be shown nor kept (`sensitive: true`): a
     /// snapshot of the host (`tend snapshot`) keeps only its digest.
     var isSensitive: Bool { get }
@@ -32,6 +36,7 @@ extension DesiredState {
     public var implicitDependencies: [ResourceID] { [] }
     public var implicitFolderDependencies: [String] { [] }
     public var isRemoval: Bool { false }
+    public var reachesBelow: Bool { isRemoval }
     public var isSensitive: Bool { false }
 }
 

@@ -22,6 +22,7 @@ public struct DirectoryProvider: ResourceProvider {
         public var path: String? { attributes.path }
         public var implicitDependencies: [ResourceID] { attributes.implicitDependencies }
         public var isRemoval: Bool { attributes.state == .absent }
+        public var reachesBelow: Bool { isRemoval || purge }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)

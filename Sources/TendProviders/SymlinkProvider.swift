@@ -20,6 +20,8 @@ public struct SymlinkProvider: ResourceProvider {
         public var id: ResourceID { ResourceID(kind: "symlink", name: attributes.path) }
         public var path: String? { attributes.path }
         public var isRemoval: Bool { attributes.state == .absent }
+        /// A link in place of a folder leads whatever is below it elsewhere.
+        public var reachesBelow: Bool { true }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)

@@ -398,6 +398,9 @@ public struct UnitProvider: ResourceProvider {
         }
         guard !attributes.isEmpty || !diffs.isEmpty || action == .restart || action == .delete else { return nil }
         if !diffs.isEmpty { content = .text(diff: diffs.joined()) }
+        if ProtectedPaths.isTendUnit(desired.name), observed.status != nil, action == .restart || attributes.contains(where: { $0.name == "state" }) {
+            notes.append(Self.queuedNote)
+        }
         return Change(action, attributes: attributes, content: content, notes: notes)
     }
 
@@ -408,8 +411,12 @@ public struct UnitProvider: ResourceProvider {
         var change = planned ?? Change(.restart)
         if change.action != .create { change.action = .restart }
         change.notes.append(reason)
+        if ProtectedPaths.isTendUnit(desired.name), !change.notes.contains(Self.queuedNote) { change.notes.append(Self.queuedNote) }
         return change
     }
+
+    /// How the plan says that a job on tend's own unit is not waited for.
+    static let queuedNote = "queued, not waited for: tend's own unit, whose job may stop this run"
 
     private static func diff(_ before: [UInt8]?, _ after: [UInt8], path: String) -> String {
         guard case .text(let diff) = ContentChange.between(before, after, path: path, sensitive: false) else {
@@ -534,6 +541,9 @@ public struct UnitProvider: ResourceProvider {
     /// Runs a job and turns anything but success into an error that carries the unit's state and
     /// its last journal lines.
     private func run(_ job: UnitJob, _ desired: Desired, _ services: any ServiceManager) throws(HostError) {
+        // A job on tend's own unit may stop this very run: it is queued, and takes effect once
+        // the run has ended (what manages tend is applied last, `Catalog.build`).
+        if ProtectedPaths.isTendUnit(desired.name) { return try services.queue(job, unit: desired.name) }
         let result = try services.run(job, unit: desired.name, timeout: .seconds(90))
         var failed = !result.succeeded
         var outcome = result.result

@@ -85,22 +85,35 @@ public final class SystemdManager: ServiceManager {
     public func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult {
         do {
             try subscribe()
-            let method = switch job {
-            case .start: "StartUnit"
-            case .stop: "StopUnit"
-            case .restart: "RestartUnit"
-            case .reload: "ReloadUnit"
-            }
-            let reply = try call(method) { message throws(SystemdError) in
-                try append(message, string: unit)
-                try append(message, string: "replace")
-            }
-            defer { sd_bus_message_unref(reply) }
-            let path = try readString(reply, type: "o")
+            let path = try enqueue(job, unit: unit)
             return UnitJobResult(try wait(forJob: path, timeout: timeout))
         } catch {
             throw HostError(path: unit, message: "\(job.rawValue) failed: \(error)")
         }
+    }
+
+    public func queue(_ job: UnitJob, unit: String) throws(HostError) {
+        do {
+            _ = try enqueue(job, unit: unit)
+        } catch {
+            throw HostError(path: unit, message: "\(job.rawValue) failed: \(error)")
+        }
+    }
+
+    /// Asks for the job (mode "replace") and returns its object path.
+    private func enqueue(_ job: UnitJob, unit: String) throws(SystemdError) -> String {
+        let method = switch job {
+        case .start: "StartUnit"
+        case .stop: "StopUnit"
+        case .restart: "RestartUnit"
+        case .reload: "ReloadUnit"
+        }
+        let reply = try call(method) { message throws(SystemdError) in
+            try append(message, string: unit)
+            try append(message, string: "replace")
+        }
+        defer { sd_bus_message_unref(reply) }
+        return try readString(reply, type: "o")
     }
 
     public func change(_ change: UnitFileChange, unit: String) throws(HostError) {

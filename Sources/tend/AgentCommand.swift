@@ -97,6 +97,8 @@ struct AgentCommand: AsyncParsableCommand {
         var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(DurationText.parse) ?? file.splay,
                                      metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
         settings.watch = !noWatch && file.watch != false
+        settings.configFile = config ?? AgentFile.defaultPath
+        settings.configIdentity = settings.configFile.flatMap(AgentSettings.identity(of:))
         return settings
     }
 
@@ -127,6 +129,7 @@ struct AgentCommand: AsyncParsableCommand {
         merged.givenFetchMaxSizeMiB = source.givenFetchMaxSizeMiB ?? file.fetchMaxSizeMiB
         merged.givenLockTimeout = source.givenLockTimeout ?? file.lockTimeout.map { Int(DurationText.seconds($0)) }
         merged.givenAptMaxAge = source.givenAptMaxAge ?? file.aptMaxAge.map { Int(DurationText.seconds($0)) }
+        merged.agentFileSelfManage = file.selfManage ?? false
         let rootPath = givenRoot ?? file.root ?? "/"
         return (merged, rootPath, file)
     }

@@ -46,6 +46,12 @@ struct SourceOptions: ParsableArguments {
     @Flag(help: "With --repo: do not fetch; use the commit already in the cache.")
     var offline = false
 
+    @Flag(name: .customLong("self-manage"), help: "Let the configuration declare tend's own control, /etc/tend and tend's units, for this run (an image build); a host that manages tend from its repository says self_manage: true in its agent.yaml instead.")
+    var selfManage = false
+    /// agent.yaml's `self_manage:`, when the command reads an agent.yaml of its own (the agent,
+    /// `tend snapshot`); otherwise the root's /etc/tend/agent.yaml is read for it.
+    var agentFileSelfManage: Bool?
+
     @Option(name: .customLong("fetch-timeout"), help: ArgumentHelp("With --repo: give up fetching after this many seconds (default: 60).", valueName: "seconds"))
     var givenFetchTimeout: Int?
     var fetchTimeout: Int { givenFetchTimeout ?? 60 }

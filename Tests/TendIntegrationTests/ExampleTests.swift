@@ -24,9 +24,9 @@ struct ExampleHost: CustomTestStringConvertible, Sendable {
         ExampleHost(example: "fleet", host: ["--hostname", "web-01", "--label", "env=prod"]),
         ExampleHost(example: "fleet", host: ["--hostname", "db-01", "--label", "env=staging"]),
         ExampleHost(example: "fleet", host: ["--hostname", "mail-01"]),
-        ExampleHost(example: "signed-git", host: ["--hostname", "web-01"]),
-        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "stage=image", "--label", "role=web"]),
-        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "role=web"]),
+        ExampleHost(example: "signed-git", host: ["--hostname", "web-01", "--self-manage"]),
+        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "stage=image", "--label", "role=web", "--self-manage"]),
+        ExampleHost(example: "provisioning", host: ["--hostname", "web-07", "--label", "role=web", "--self-manage"]),
     ]
 }
 

@@ -125,21 +125,31 @@ public struct Catalog: Sendable {
 
 extension Catalog {
     /// Builds the catalog from declarations in declaration order: decodes each with its provider,
-    /// checks ids and references, adds the implicit edges and orders the graph. Every problem is
+    /// checks ids and references against each other and against what `protected` keeps for tend,
+    /// adds the implicit edges and orders the graph, what manages tend itself last. Every problem is
     /// collected; if there is any, throws them all.
     public static func build(_ declarations: [ResourceDeclaration], providers: ProviderSet, snapshot: any Snapshot,
-                             variables: TemplateVariables = TemplateVariables()) throws(ConfigurationError) -> Catalog {
+                             variables: TemplateVariables = TemplateVariables(), protected: ProtectedPaths? = nil) throws(ConfigurationError) -> Catalog {
         var (bound, diagnostics) = decode(declarations, providers: providers, snapshot: snapshot, variables: variables)
 
-        // Ids and paths must be unique.
+        // Ids and paths must be unique, and none of tend's own.
         var byID: [ResourceID: Int] = [:]
         var byPath: [String: Int] = [:]
         var unique: [Declared] = []
+        var managesTend: [Int] = []
         byID.reserveCapacity(bound.count)
         byPath.reserveCapacity(bound.count)
         unique.reserveCapacity(bound.count)
         for item in bound {
             let id = item.id
+            if let protected {
+                let reachesBelow = item.resource.reachesBelow
+                if let refusal = protected.refusal(id: id, path: item.path, paths: item.paths, reachesBelow: reachesBelow) {
+                    diagnostics.error(refusal, at: item.nameLocation)
+                    continue
+                }
+                if protected.managesTend(id: id, path: item.path, paths: item.paths, reachesBelow: reachesBelow) { managesTend.append(unique.count) }
+            }
             if let first = byID[id] {
                 diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].nameLocation))", at: item.nameLocation)
                 continue
@@ -229,7 +239,7 @@ extension Catalog {
             for target in dependencies[index] where !distinct.contains(target) { distinct.append(target) }
             dependencies[index] = distinct
         }
-        let (order, cycle) = dependencyOrder(dependencies)
+        var (order, cycle) = dependencyOrder(dependencies)
         if let cycle {
             // A cycle through 100,000 resources would be a line of megabytes (and the agent keeps
             // the first problems as the reason it refuses a commit): its start and its end.
@@ -240,6 +250,7 @@ extension Catalog {
             diagnostics.error("dependency cycle (each needs the next): " + names.joined(separator: " → "), at: unique[cycle[0]].nameLocation)
         }
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics.sorted) }
+        if !managesTend.isEmpty { order = Self.last(managesTend, of: order, dependencies) }
 
         var positionInOrder = [Int](repeating: 0, count: unique.count)
         for (position, index) in order.enumerated() { positionInOrder[index] = position }
@@ -300,6 +311,18 @@ extension Catalog {
             self.requires = requires
             self.notify = notify
         }
+    }
+
+    /// `order` with `moved`, and everything that depends on them, at its end, each part in the
+    /// order it had: what manages tend itself is applied once the rest of the run is done, so that
+    /// a restart of the agent it causes cuts nothing short. Still a dependency order: nothing left
+    /// in front depends on what moved.
+    private static func last(_ moved: [Int], of order: [Int], _ dependencies: [[Int]]) -> [Int] {
+        var late = [Bool](repeating: false, count: dependencies.count)
+        for index in moved { late[index] = true }
+        // In dependency order, a resource's dependencies are decided before it is.
+        for index in order where !late[index] && dependencies[index].contains(where: { late[$0] }) { late[index] = true }
+        return order.filter { !late[$0] } + order.filter { late[$0] }
     }
 
     /// Whether `start` depends on `goal`, directly or through others.

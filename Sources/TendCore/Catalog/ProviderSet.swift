@@ -43,6 +43,7 @@ protocol BoundResource: Sendable {
     var implicitDependencies: [ResourceID] { get }
     var implicitFolderDependencies: [String] { get }
     var isRemoval: Bool { get }
+    var reachesBelow: Bool { get }
     var isSensitive: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
@@ -75,6 +76,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var implicitDependencies: [ResourceID] { desired.implicitDependencies }
     var implicitFolderDependencies: [String] { desired.implicitFolderDependencies }
     var isRemoval: Bool { desired.isRemoval }
+    var reachesBelow: Bool { desired.reachesBelow }
     var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var observesInParallel: Bool { provider.observesInParallel }

@@ -25,6 +25,7 @@ extension HostSnapshot {
 
         func daemonReload() throws(HostError) { throw Self.readOnly }
         func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult { throw Self.readOnly }
+        func queue(_ job: UnitJob, unit: String) throws(HostError) { throw Self.readOnly }
         func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw Self.readOnly }
         func recentLog(of unit: String, count: Int) -> [String] { [] }
 
@@ -50,6 +51,7 @@ extension HostSnapshot {
 
         func daemonReload() throws(HostError) { throw ReplayedServices.readOnly }
         func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult { throw ReplayedServices.readOnly }
+        func queue(_ job: UnitJob, unit: String) throws(HostError) { throw ReplayedServices.readOnly }
         func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw ReplayedServices.readOnly }
         func recentLog(of unit: String, count: Int) -> [String] { manager.recentLog(of: unit, count: count) }
     }

@@ -9,6 +9,9 @@ public protocol ServiceManager: AnyObject {
     func daemonReload() throws(HostError)
     /// Starts, stops, restarts or reloads `unit` and waits for the job to finish.
     func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult
+    /// Queues the job and returns at once: for tend's own units, whose restart stops the very
+    /// process that would wait for it (`ProtectedPaths.isTendUnit`).
+    func queue(_ job: UnitJob, unit: String) throws(HostError)
     /// Enables, disables, masks or unmasks the unit files of `unit`. The caller reloads the
     /// manager afterwards, once for all its changes, so that it sees them.
     func change(_ change: UnitFileChange, unit: String) throws(HostError)
