@@ -17,10 +17,11 @@ import Glibc
 /// host's offset), at once on SIGHUP, and never two at a time. A suspended agent plans but
 /// applies nothing.
 ///
-/// The cycle runs on a thread of its own (`CycleExecutor`), so that a fetch or a unit job blocked
-/// for a minute holds neither SIGTERM's handling nor the watchdog's keep-alive, which comes from
-/// a timer thread of its own (`Watchdog`). SIGTERM lets the step in progress finish, skips the rest
-/// and ends the cycle.
+/// The cycle runs on a thread of its own (`CycleExecutor`), so that a unit job blocked for a
+/// minute holds neither SIGTERM's handling nor the watchdog's keep-alive, which comes from a timer
+/// thread of its own (`Watchdog`). The fetch that begins a cycle runs on another, and drift is
+/// repaired while it lasts: a Git server that accepts and never answers holds up nothing but the
+/// new commit. SIGTERM lets the step in progress finish, skips the rest and ends the cycle.
 public final class Agent: Service, Sendable {
     private let settings: Mutex<AgentSettings>
     private let reload: @Sendable () throws -> AgentSettings
@@ -31,7 +32,8 @@ public final class Agent: Service, Sendable {
     /// When the cycle in progress began (monotonic nanoseconds), or 0 between cycles.
     let cycleStarted = Atomic<UInt64>(0)
     private let metrics = AgentMetrics()
-    private let executor = CycleExecutor()
+    private let executor = CycleExecutor(label: "tend.cycle")
+    private let fetcher = CycleExecutor(label: "tend.fetch")
     private let catalogs = CatalogCache()
     private let lastFailure = Mutex<ReconcileFailure?>(nil)
     /// What the watches saw; created with the agent, watching from the first applied cycle.
@@ -95,6 +97,11 @@ public final class Agent: Service, Sendable {
                     readSettingsAgain(because: "\(file) changed", status: state.status)
                     continue
                 }
+                if state.reloadAsked {
+                    state.reloadAsked = false
+                    readSettingsAgain(because: "SIGHUP during the fetch", status: state.status)
+                    continue
+                }
                 let reason = await waitRepairing(until: next, current)
                 if reason == .reload { readSettingsAgain(because: "SIGHUP", status: state.status) }
             }
@@ -130,23 +137,63 @@ public final class Agent: Service, Sendable {
     private func waitRepairing(until next: ContinuousClock.Instant, _ settings: AgentSettings) async -> Wakeup.Reason {
         while true {
             let reason = await wakeup.wait(until: next)
+            // The wake of a fetch that ended as its cycle did.
+            if reason == .fetched { continue }
             guard reason == .watched, !stopping.load(ordering: .relaxed) else { return reason }
-            // A burst of writes is one repair.
-            try? await Task.sleep(for: Self.debounce)
-            let (ids, overflow) = drift.take()
-            if overflow {
-                logger.notice("inotify's queue overflowed and events were lost: checking everything now", metadata: ["action": "watch"])
-                return .timer
-            }
-            if !ids.isEmpty { await repair(ids, settings) }
+            if await repairWatched(settings) { return .timer }
         }
+    }
+
+    /// Repairs what the watches saw, a burst of writes at once; true when events were lost and
+    /// everything must be checked.
+    private func repairWatched(_ settings: AgentSettings) async -> Bool {
+        try? await Task.sleep(for: Self.debounce)
+        let (ids, overflow) = drift.take()
+        if overflow {
+            logger.notice("inotify's queue overflowed and events were lost: checking everything now", metadata: ["action": "watch"])
+            return true
+        }
+        if !ids.isEmpty { await repair(ids, settings) }
+        return false
+    }
+
+    /// Fetches the cycle's source on the fetch's own thread, repairing drift meanwhile. A
+    /// SIGHUP that comes meanwhile is handed back, for after the cycle; lost events are left to
+    /// the cycle, which checks everything.
+    private func fetchRepairing(_ reconciler: Reconciler, _ settings: AgentSettings, reloadAsked: inout Bool) async -> ReconcileFailure? {
+        let done = Flag()
+        let events = ReconcileEvents(note: { [logger] in logger.notice("\($0)") })
+        async let failure = withTaskExecutorPreference(fetcher) { [wakeup] () -> ReconcileFailure? in
+            defer {
+                done.set()
+                wakeup.fire(.fetched)
+            }
+            return reconciler.fetch(events: events)
+        }
+        while !done.isSet {
+            switch await wakeup.wait(until: .now + .seconds(3600)) {
+            case .watched where !stopping.load(ordering: .relaxed): _ = await repairWatched(settings)
+            case .reload: reloadAsked = true
+            default: break
+            }
+        }
+        return await failure
+    }
+
+    /// A flag set once, read from another thread.
+    private final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
     }
 
     /// Observes, plans and applies `ids` (and what depends on them) as a cycle would, against the
     /// commit the last cycle applied; logs what had drifted and how long the repair took.
     private func repair(_ ids: Set<ResourceID>, _ settings: AgentSettings) async {
-        cycleStarted.store(Self.monotonicNanoseconds(), ordering: .relaxed)
-        defer { cycleStarted.store(0, ordering: .relaxed) }
+        // A repair during a cycle's fetch leaves the cycle's start as it was, for the watchdog.
+        let outer = cycleStarted.load(ordering: .relaxed)
+        if outer == 0 { cycleStarted.store(Self.monotonicNanoseconds(), ordering: .relaxed) }
+        defer { cycleStarted.store(outer, ordering: .relaxed) }
         let clock = ContinuousClock.now
         var reconciler = settings.reconciler
         reconciler.runBy = "tend agent"
@@ -259,6 +306,8 @@ public final class Agent: Service, Sendable {
         var enforcing: String?
         var status = "starting"
         var started = Date()
+        /// SIGHUP came while the cycle fetched: read the settings again once it ends.
+        var reloadAsked = false
     }
 
     /// Runs one cycle and returns when the next is due.
@@ -285,7 +334,15 @@ public final class Agent: Service, Sendable {
             note: { [logger] in logger.notice("\($0)") })
         events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
         let mode: Reconciler.Mode = suspension == nil ? .apply : .plan
-        var result = await run(reconciler, mode, events)
+        var result = ReconcileResult()
+        if let failure = await fetchRepairing(reconciler, settings, reloadAsked: &state.reloadAsked) {
+            result.failure = failure
+        } else {
+            // The commit just fetched, from the cache.
+            var offline = reconciler
+            offline.source.offline = true
+            result = await run(offline, mode, events)
+        }
         let newestFailure = result.failure
         var fetchFailed = false
         var fellBack = false

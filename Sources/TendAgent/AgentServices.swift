@@ -11,9 +11,10 @@ import UnixSignals
 /// Wakes the agent's wait early: SIGHUP (read the configuration again) or stop. A wake that
 /// comes while no one waits is kept for the next wait (a stop outranks a reload).
 final class Wakeup: Sendable {
-    /// Why the agent woke, most pressing last: a watch saw drift, SIGHUP, or stop.
+    /// Why the agent woke, most pressing last: the cycle's fetch ended, a watch saw drift,
+    /// SIGHUP, or stop.
     enum Reason: Int, Sendable, Comparable {
-        case timer, watched, reload, stop
+        case timer, fetched, watched, reload, stop
 
         static func < (a: Reason, b: Reason) -> Bool { a.rawValue < b.rawValue }
     }
@@ -132,10 +133,15 @@ struct Watchdog: Service {
     }
 }
 
-/// Runs the cycle's work on a thread of its own rather than on the cooperative pool: the fetch,
-/// apt and unit jobs block their thread for as long as they take.
+/// Runs work on a thread of its own rather than on the cooperative pool: the fetch, apt and unit
+/// jobs block their thread for as long as they take. The agent has two: the cycle's (plans,
+/// applies and repairs, one at a time) and the fetch's, so that a fetch that hangs holds no repair.
 final class CycleExecutor: TaskExecutor, @unchecked Sendable {
-    private let queue = DispatchQueue(label: "tend.cycle")
+    private let queue: DispatchQueue
+
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+    }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)

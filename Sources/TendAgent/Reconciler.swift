@@ -498,15 +498,7 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.sourceUnreadable, "cannot read the source: \(error.message)")
             }
         case .git(let url, let ref, let path):
-            do {
-                if let tightened = try PrivateDirectory.prepare(source.stateDirectory) { result.note(tightened, events) }
-            } catch {
-                throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error)"
-                                       + (error.isPermission ? "; " + PrivateDirectory.permissionAdvice : ""))
-            }
-            var git = GitSource(url: url, ref: pinned ?? ref, path: path, stateDirectory: source.stateDirectory,
-                                credentials: source.credentials, timeout: source.fetchTimeout, maximumFetchBytes: source.fetchMaxBytes, logger: logger)
-            git.progress = events.fetching
+            let git = try gitSource(url: url, ref: pinned ?? ref, path: path, events: events, into: &result)
             let applied = AppliedCommits(source: git, root: Self.canonical(root))
             let snapshot: GitSnapshot
             do {
@@ -537,6 +529,41 @@ public struct Reconciler: Sendable {
         let binary = Self.canonical("/proc/self/exe")
         return ProtectedPaths(root: Self.canonical(root), stateDirectory: Self.canonical(source.stateDirectory),
                               binary: binary == "/proc/self/exe" ? nil : binary, selfManagement: selfManagement)
+    }
+
+    /// Fetches the Git source into its cache and resolves its ref, and nothing else: the agent
+    /// fetches beside its drift repairs, so that a server that never answers holds none of them,
+    /// then runs with `source.offline`. Nil when the fetch worked, and for a folder source.
+    public func fetch(events: ReconcileEvents = ReconcileEvents()) -> ReconcileFailure? {
+        guard case .git(let url, let ref, let path) = source.location, !source.offline, source.pinnedCommit == nil else { return nil }
+        var result = ReconcileResult()
+        do throws(ReconcileFailure) {
+            let git = try gitSource(url: url, ref: ref, path: path, events: events, into: &result)
+            do {
+                _ = try git.snapshot(offline: false)
+            } catch {
+                throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// The Git source of `url`, its state folder prepared (a folder others could enter is
+    /// tightened, and said so).
+    private func gitSource(url: String, ref: String?, path: String?, events: ReconcileEvents,
+                           into result: inout ReconcileResult) throws(ReconcileFailure) -> GitSource {
+        do {
+            if let tightened = try PrivateDirectory.prepare(source.stateDirectory) { result.note(tightened, events) }
+        } catch {
+            throw ReconcileFailure(.unusableHost, "cannot prepare the state directory: \(error)"
+                                   + (error.isPermission ? "; " + PrivateDirectory.permissionAdvice : ""))
+        }
+        var git = GitSource(url: url, ref: ref, path: path, stateDirectory: source.stateDirectory,
+                            credentials: source.credentials, timeout: source.fetchTimeout, maximumFetchBytes: source.fetchMaxBytes, logger: logger)
+        git.progress = events.fetching
+        return git
     }
 
     /// The service manager for `root`: systemd over D-Bus when the root is "/" and systemd runs as

@@ -20,7 +20,7 @@ struct AgentCommand: AsyncParsableCommand {
 
             Every option can also be set in /etc/tend/agent.yaml (state_dir: for --state-dir, \
             durations as 30s, 5m or 2h); options given here win. SIGHUP reads that file again and \
-            checks at once; SIGTERM lets the step in progress finish and exits 0. Under systemd \
+            starts a cycle at once (so does a change of the file, once a cycle ends); SIGTERM lets the step in progress finish and exits 0. Under systemd \
             (Type=notify) it reports READY once the first cycle ends, a STATUS line, and the \
             watchdog's keep-alive. `tend suspend` makes it plan without applying.
 

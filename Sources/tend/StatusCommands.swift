@@ -210,7 +210,7 @@ struct SuspendCommand: ParsableCommand {
 struct ResumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resume",
-        abstract: "Let a suspended agent apply again; a running agent checks at once."
+        abstract: "Let a suspended agent apply again: drift repairs at once, and a cycle that applies once its fetch ends."
     )
 
     @OptionGroup var state: StateOptions
@@ -231,7 +231,7 @@ struct ResumeCommand: ParsableCommand {
         }
         output.logger(audit: true).notice("agent resumed by \(SuspendCommand.user)", metadata: ["action": "resume"])
         if let agent = store.read(.agent, as: AgentRecord.self), StatusCommand.isTend(agent.pid), kill(agent.pid, SIGHUP) == 0 {
-            Console.out("Resumed; the agent (pid \(agent.pid)) checks at once.\n")
+            Console.out("Resumed: the agent (pid \(agent.pid)) repairs drift again at once, and starts a cycle now that applies what is pending once its fetch ends (fetch_timeout at most).\n")
         } else {
             Console.out("Resumed.\n")
         }
