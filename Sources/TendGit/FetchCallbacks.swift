@@ -20,16 +20,32 @@ final class FetchContext {
     /// or broken remote cannot fill the disk the cache is on within the timeout. (The refs it
     /// advertises are not counted: each becomes a small file, bounded by the timeout only.)
     let maximumBytes: Int
+    /// The most objects the remote may send: the pack says how many at its start, before any
+    /// is unpacked.
+    let maximumObjects: Int
     var attempts = 0
     var timedOut = false
     var progress: (@Sendable (FetchProgress) -> Void)?
     private var lastProgress: ContinuousClock.Instant?
     /// Why a callback refused, in words for people (libgit2's own message is then generic).
     var refusal: String?
+    /// Objects and bytes received so far, and of how many objects: a fetch that runs out of time
+    /// with all of them received was unpacking (a small pack that inflates to gigabytes).
+    var received: (objects: Int, total: Int, bytes: Int) = (0, 0, 0)
 
-    init(credentials: GitCredentials, url: String, timeout: Duration, maximumBytes: Int) throws(GitSourceError) {
+    /// Why a fetch that ran out of time did, for people.
+    func timeoutReason(_ timeout: Duration) -> String {
+        let seconds = timeout.components.seconds
+        guard received.total > 0 else { return "timed out after \(seconds) s" }
+        let progress = "\(received.objects) of \(received.total) objects (\(GitRepository.size(received.bytes))) received"
+        guard received.objects == received.total else { return "timed out after \(seconds) s, with \(progress)" }
+        return "timed out after \(seconds) s unpacking what the remote sent (\(progress)): it inflates to far more than that"
+    }
+
+    init(credentials: GitCredentials, url: String, timeout: Duration, maximumBytes: Int, maximumObjects: Int) throws(GitSourceError) {
         sshKey = credentials.sshKey
         self.maximumBytes = maximumBytes
+        self.maximumObjects = maximumObjects
         port = GitSource.port(of: url)
         tokenOrigin = GitSource.origin(of: url).flatMap { $0.hasPrefix("https://") ? $0 : nil }
         deadline = .now + timeout
@@ -77,6 +93,13 @@ final class FetchContext {
             let now = ContinuousClock.now
             if now > context.deadline {
                 context.timedOut = true
+                return -1
+            }
+            if let stats {
+                context.received = (Int(stats.pointee.received_objects), Int(stats.pointee.total_objects), Int(stats.pointee.received_bytes))
+            }
+            if let stats, Int(stats.pointee.total_objects) > context.maximumObjects {
+                context.refusal = "the remote sends \(stats.pointee.total_objects) objects, more than the \(context.maximumObjects) tend unpacks in one fetch"
                 return -1
             }
             if let stats, Int(stats.pointee.received_bytes) > context.maximumBytes {

@@ -16,7 +16,7 @@ final class GitRepository: @unchecked Sendable {
     /// Guarded by `lock`; freed in `deinit` before the repository.
     private var trees: [GitObjectID: OpaquePointer] = [:]
 
-    private init(handle: OpaquePointer, path: String) {
+    init(handle: OpaquePointer, path: String) {
         self.handle = handle
         self.path = path
     }

@@ -65,6 +65,8 @@ public struct GitSource: Sendable {
     public static let defaultMaximumFetchBytes = 1 << 30
     /// What `--fetch-max-size` and `fetch_max_size:` may say, in MiB.
     public static let fetchSizeRangeMiB = 1...(1 << 20)
+    /// What one commit may hold: its files together within what a fetch may bring.
+    public var limits: CommitLimits { CommitLimits(totalBytes: maximumFetchBytes) }
     public let logger: Logger
     /// Told how a fetch goes, at most ten times a second (a first clone of a large repository
     /// takes a while); nil for nobody.
@@ -136,10 +138,16 @@ public struct GitSource: Sendable {
         }
         let commitID = try resolve(in: repository)
         let commit: GitCommit
+        let excess: LimitExceeded?
         do {
             commit = try repository.commit(commitID)
+            excess = try repository.excess(ofTree: commit.tree, limits: limits)
         } catch {
             throw CacheDamage(error: error)
+        }
+        // Refused by what it holds, before any file of it is read: the last good commit stays.
+        if let excess {
+            throw GitSourceError(.refused, "commit \(commit.id.short) of \(url) is refused: \(excess.message); nothing of it is read")
         }
         let snapshot = GitSnapshot(repository: repository, commit: commit, url: url, ref: ref, path: path)
         if let path {
@@ -191,13 +199,23 @@ public struct GitSource: Sendable {
     // MARK: Fetching
 
     private func fetch(into repository: GitRepository) throws {
-        if Self.transport(of: url) == "local path" || url.hasPrefix("file://") {
-            let path = url.hasPrefix("file://") ? String(url.dropFirst("file://".count)) : url
+        if let path = localPath {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw GitSourceError(.unreachable, "cannot fetch \(url): there is no repository at \(path)")
             }
         }
-        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout, maximumBytes: maximumFetchBytes)
+        if let local = localPath {
+            // libgit2 packs a repository on this machine in this process, reading each object it
+            // sends whole: what would come is checked from its headers first.
+            do {
+                if let excess = try GitRepository.excess(ofFetchFrom: try GitRepository.open(local), into: repository, limits: limits, maximumObjects: Self.maximumObjects) {
+                    throw GitSourceError(.refused, "\(url) is not fetched: \(excess.message); nothing was fetched")
+                }
+            } catch let error as GitError {
+                throw GitSourceError(.unreachable, "cannot fetch \(url): \(error.message) (\(error.function))")
+            }
+        }
+        let context = try FetchContext(credentials: credentials, url: url, timeout: timeout, maximumBytes: maximumFetchBytes, maximumObjects: Self.maximumObjects)
         context.progress = progress
         let watchdog = FetchWatchdog(timeout: timeout)
         let defaultBranch: String?
@@ -235,8 +253,7 @@ public struct GitSource: Sendable {
             let timedOut = watchdog.stop() || context.timedOut
             if error.isCorruption, error.errorClass != Int32(GIT_ERROR_OS.rawValue) { throw CacheDamage(error: error) }
             // Where tend itself stopped the fetch, libgit2's words ("unknown error") add nothing.
-            let reason = timedOut ? "timed out after \(timeout.components.seconds) s"
-                : context.refusal ?? "\(error.message) (\(error.function))"
+            let reason = timedOut ? context.timeoutReason(timeout) : context.refusal ?? "\(error.message) (\(error.function))"
             throw GitSourceError(.unreachable, "cannot fetch \(url) over \(Self.transport(of: url)): \(reason)")
         }
         _ = watchdog.stop()
@@ -250,6 +267,16 @@ public struct GitSource: Sendable {
         if !FileManager.default.fileExists(atPath: marker) { _ = FileManager.default.createFile(atPath: marker, contents: Data()) }
         logger.debug("fetched", metadata: ["url": "\(url)"])
     }
+
+    /// The folder of a repository on this machine (a path or file://), which libgit2 reads in
+    /// this process; nil for a remote.
+    var localPath: String? {
+        guard Self.transport(of: url) == "local path" || url.hasPrefix("file://") else { return nil }
+        return url.hasPrefix("file://") ? String(url.dropFirst("file://".count)) : url
+    }
+
+    /// The most objects one fetch may bring: a first clone of years of history fits.
+    public static let maximumObjects = 500_000
 
     /// The transport libgit2 uses for `url`, for messages.
     static func transport(of url: String) -> String {

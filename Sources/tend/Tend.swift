@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import TendGit
 import TendSpec
 import TendSystemd
@@ -57,4 +58,12 @@ struct Tend: AsyncParsableCommand {
         subcommands: [Validate.self, PlanCommand.self, ApplyCommand.self, AgentCommand.self, StatusCommand.self, RolloutCommand.self, SnapshotCommand.self,
                       SuspendCommand.self, ResumeCommand.self, BlameCommand.self]
     )
+
+    /// SIGPIPE is ignored, so that a write to a closed socket fails with EPIPE instead of killing
+    /// tend: libgit2 writes to its Git sockets without MSG_NOSIGNAL, and the fetch's watchdog shuts
+    /// them down when its time is up (a fetch that overran killed the agent with signal 13).
+    static func main() async {
+        signal(SIGPIPE, SIG_IGN)
+        await main(nil)
+    }
 }

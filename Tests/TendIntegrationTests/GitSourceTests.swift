@@ -221,6 +221,58 @@ struct GitSourceTests {
         }
     }
 
+    @Test("a commit whose file unpacks past 64 MiB, or that holds over 50,000 entries, is refused naming the object, its size and the limit, before any of it is read; the agent keeps the last good commit and takes the next good one; a repository on this machine is checked before it is fetched")
+    func commitLimits() async throws {
+        let repo = try await GitRepo()
+        let good = try await repo.commit(appConfig("good\n"), "good")
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        let work = repo.path
+        // 65 MiB of zeros: a pack of a few KiB that unpacks past the limit of one file.
+        let sparse = work + "/site/files/sparse.img"
+        #expect(truncate(sparse, 65 << 20) == 0 || (FileManager.default.createFile(atPath: sparse, contents: nil) && truncate(sparse, 65 << 20) == 0))
+        try await repo.git("add", "-A")
+        try await repo.git("commit", "-q", "-m", "a sparse file")
+        let big = try await repo.head()
+        let settings = try Scratch("tend-agent-yaml")
+        try await withGitDaemon(serving: work) { url in
+            try settings.write(["agent.yaml": "repo: \(url)\nstate_dir: \(state.path)\nroot: \(root.path)\n"])
+            let refused = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path])
+            #expect(refused.status == 7, "\(refused)")
+            #expect(refused.stderr.contains("commit \(big.prefix(7)) of \(url) is refused: 'site/files/sparse.img' is 65 MiB (object "), "\(refused)")
+            #expect(refused.stderr.contains("more than 64 MiB, the most tend unpacks of one file"), "\(refused)")
+            // The agent: the last good commit, applied by hand before, stays enforced.
+            let pinned = try await tend(["apply", "--repo", url, "--ref", good, "--state-dir", state.path, "--root", root.path])
+            #expect(pinned.status == 0, "\(pinned)")
+            try "drifted\n".write(toFile: root.url("etc/app.conf"), atomically: false, encoding: .utf8)
+            let agent = try await tend(["agent", "--once", "--config", settings.url("agent.yaml")])
+            #expect(agent.status == 7 && agent.stderr.contains("is refused: 'site/files/sparse.img' is 65 MiB"), "\(agent)")
+            #expect(read(root.url("etc/app.conf")) == "good\n", "the last good commit was not enforced")
+            // The next commit without the file applies.
+            try FileManager.default.removeItem(atPath: sparse)
+            try "fixed\n".write(toFile: work + "/site/files/app.conf", atomically: false, encoding: .utf8)
+            _ = try await sh("/usr/bin/git", ["-C", work, "add", "-A"])
+            _ = try await sh("/usr/bin/git", ["-C", work, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "commit", "-q", "-m", "without the sparse file"])
+            let fixed = try await sh("/usr/bin/git", ["-C", work, "rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let next = try await tend(["agent", "--once", "--config", settings.url("agent.yaml")])
+            #expect(next.status == 0, "\(next)")
+            #expect(read(root.url("etc/app.conf")) == "fixed\n")
+            #expect(try await tend(["status", "--state-dir", state.path, "--root", root.path]).stdout.contains(fixed.prefix(7)))
+        }
+        // 50,001 small files in one commit: refused by their count.
+        let many = try await GitRepo()
+        var files = appConfig("many\n")
+        for index in 0...50_000 { files["site/files/many/\(index % 100)/\(index)"] = "\(index)\n" }
+        try await many.commit(files, "many files")
+        try await withGitDaemon(serving: many.path) { url in
+            let run = try await tend(["plan", "--repo", url, "--state-dir", state.path, "--root", root.path])
+            #expect(run.status == 7 && run.stderr.contains("it has more than 50000 files and folders, the most tend unpacks of one commit"), "\(run)")
+        }
+        // From a path, libgit2 would read the file whole to pack it: checked before the fetch.
+        let local = try await tend(["plan", "--repo", work, "--ref", big, "--state-dir", try Scratch("tend-state").path, "--root", root.path])
+        #expect(local.status == 7 && local.stderr.contains("is not fetched: 'site/files/sparse.img' of commit \(big.prefix(7)) is 65 MiB"), "\(local)")
+    }
+
     @Test("a remote that sends more than --fetch-max-size is given up with a message that says so, keeping nothing of it, and the next fetch with room starts afresh")
     func fetchMaxSize() async throws {
         let repo = try await GitRepo()
