@@ -76,6 +76,12 @@ public final class Agent: Service, Sendable {
 
     public func run() async throws {
         var state = CycleState()
+        // Failed fetches are counted across runs: by restarts, and by `tend agent --once` under
+        // tend-apply.timer, where each run would otherwise say "1 in a row".
+        let initial = settings.withLock { $0.reconciler }
+        if let previous = StateStore(stateDirectory: initial.source.stateDirectory, root: initial.root).read(.agent, as: AgentRecord.self) {
+            state.fetchFailures = previous.fetchFailures
+        }
         var first = true
         var count = 0
         await withGracefulShutdownHandler {

@@ -89,6 +89,16 @@ public struct StateStore: Sendable {
         }
     }
 
+    /// Why this process cannot read the records, if it cannot: run by another user than root,
+    /// most often. A folder not made yet is none (nothing was recorded).
+    public var accessProblem: String? {
+        guard access(directory, F_OK) == 0, access(directory, R_OK | X_OK) != 0 else { return nil }
+        let code = errno
+        return code == EACCES || code == EPERM
+            ? "permission denied reading \(directory): run as root (tend's records are root's alone)"
+            : "cannot read \(directory): \(String(cString: strerror(code)))"
+    }
+
     /// Records decoded by this process, by path, with the identity of the file they came from.
     private static let decoded = Mutex<[String: (identity: [UInt64], value: any Sendable)]>([:])
 

@@ -16,16 +16,32 @@ struct StateOptions: ParsableArguments {
     @Option(help: "The root whose records to read (default: agent.yaml's root, else /); another root's are in its own /var/lib/tend.", completion: .directory)
     var root: String?
 
-    var store: StateStore {
-        var file = AgentFile()
-        if stateDir == nil || root == nil {
-            do {
-                file = try AgentFile.read(AgentFile.defaultPath, optional: true)
-            } catch {
-                Console.error("tend: \(AgentFile.defaultPath) is invalid, so its state_dir and root are not used: \(error.diagnostics.first?.description ?? "")")
-            }
+    @Option(help: ArgumentHelp("The agent's configuration file, as given to `tend agent --config` (default: \(AgentFile.defaultPath), if it exists).", valueName: "file"), completion: .file(extensions: ["yaml"]))
+    var config: String?
+
+    /// The agent's configuration (/etc/tend/agent.yaml): an empty one when there is none, nil
+    /// (and said) when it does not read.
+    var agentFile: AgentFile? {
+        do {
+            return try AgentFile.read(config ?? AgentFile.defaultPath, optional: config == nil)
+        } catch {
+            Console.error("tend: \(config ?? AgentFile.defaultPath) is invalid, so its state_dir, root and repo are not used: \(error.diagnostics.first?.description ?? "")")
+            return nil
         }
-        return StateStore(stateDirectory: stateDir ?? file.stateDir ?? "/var/lib/tend", root: root ?? file.root ?? "/")
+    }
+
+    var store: StateStore { store(agentFile) }
+
+    func store(_ file: AgentFile?) -> StateStore {
+        StateStore(stateDirectory: stateDir ?? file?.stateDir ?? "/var/lib/tend", root: root ?? file?.root ?? "/")
+    }
+
+    /// Refuses, with the reason, when this process cannot read the records (not root).
+    func checkAccess(_ store: StateStore) throws {
+        if let denied = store.accessProblem {
+            Console.error("tend: " + denied)
+            throw TendExit.unusableHost
+        }
     }
 }
 
@@ -35,61 +51,59 @@ struct StatusCommand: ParsableCommand {
         abstract: "Show what tend last applied here, how the last run went, and what the agent is doing.",
         discussion: """
             Reads tend's records of the host, so it works whether the agent runs or not: the \
-            source, the applied and last good commits, the last run (when, how long, what it \
-            changed, what failed and why), changes left pending, the agent's next check, a commit \
-            it refuses and why, and a suspension.
+            source agent.yaml names, the applied and last good commits, the last run (when, how \
+            long, what it changed, what failed and why), changes left pending, the agent's next \
+            check, a commit it refuses and why, and a suspension; then every reason to look.
 
-            Exits 9 when the last run failed or the agent refuses the newest commit, 0 otherwise \
-            (a suspended agent with changes pending is not a failure).
+            Exits 0 when nothing needs attention; 9 when something does: the last run failed or \
+            could not read its source, the agent refuses the newest commit, the last \(StatusReport.fetchFailureLimit) or \
+            more fetches failed, the state folder cannot be written or its disk is full, or the \
+            lock has been held for over an hour; 10 when the agent is suspended and nothing else \
+            is wrong; 1 when the records cannot be read (run it as root). `--json` lists the \
+            reasons as problems, each with a code (docs/agent.md).
 
             Examples:
               tend status
-              tend status --json | jq .last_run.result
+              tend status --json | jq -r '.problems[].code'
             """
     )
 
     @OptionGroup var state: StateOptions
 
-    @Flag(help: "Print the records as one JSON object (snake_case keys, ISO 8601 dates).")
+    @Flag(help: "Print the records as one JSON object (snake_case keys, ISO 8601 dates), with `problems` and `healthy`.")
     var json = false
 
-    struct Report: Encodable {
-        var root: String
-        var stateDirectory: String
-        var applied: CommitRecord?
-        var lastGood: CommitRecord?
-        var lastRun: RunRecord?
-        var agent: AgentRecord?
-        var agentRunning: Bool
-        var suspended: Suspension?
-        var healthy: Bool
-    }
-
     func run() throws {
-        let store = state.store
-        let problem: (String) -> Void = { Console.error("tend: " + $0) }
-        let now = Date()
-        let agent = store.read(.agent, as: AgentRecord.self, problem: problem)
-        let running = agent.map { Self.isTend($0.pid) } ?? false
-        let suspension = store.read(.suspended, as: Suspension.self, problem: problem).flatMap { $0.holds(at: now) ? $0 : nil }
-        let lastRun = store.read(.lastRun, as: RunRecord.self, problem: problem)
-        let stalled = running ? agent?.stalled : nil
-        let healthy = (lastRun?.healthy ?? true) && stalled == nil
-        let report = Report(root: store.root, stateDirectory: store.directory, applied: store.read(.applied, as: CommitRecord.self, problem: problem),
-                            lastGood: store.read(.lastGood, as: CommitRecord.self, problem: problem), lastRun: lastRun,
-                            agent: agent, agentRunning: running, suspended: suspension, healthy: healthy)
+        let file = state.agentFile
+        let store = state.store(file)
+        // agent.yaml's repository is the agent's only for the root it names.
+        let agentFile = file.flatMap { (state.root ?? $0.root ?? "/") == ($0.root ?? "/") ? $0 : nil }
+        let report: StatusReport
+        do {
+            report = try StatusReport.read(store, agentFile: agentFile, problem: { Console.error("tend: " + $0) })
+        } catch {
+            Console.error("tend: \(error)")
+            throw TendExit.unusableHost
+        }
         if json {
             Console.out(try StateStore.json(report) + "\n")
         } else {
-            Console.out(Self.text(report, now: now))
+            Console.out(Self.text(report, now: Date()))
         }
-        if !healthy { throw TendExit.unhealthy }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
     }
 
-    static func text(_ report: Report, now: Date) -> String {
+    static func text(_ report: StatusReport, now: Date) -> String {
         var lines = ["tend status of \(report.root) (records in \(report.stateDirectory))"]
         func add(_ label: String, _ value: String) { lines.append(label.padding(to: 12) + Printable.escaped(value)) }
-        if let source = report.lastGood ?? report.applied ?? report.lastRun?.source {
+        let recorded = report.lastGood ?? report.applied ?? report.lastRun?.source
+        if let source = report.source {
+            var text = source.repo + (source.ref.map { " (\($0))" } ?? "") + (source.path.map { " //\($0)" } ?? "")
+            if let recorded, recorded.source != source.repo || recorded.path != source.path {
+                text += "; what is recorded below came from \(recorded.source)" + (recorded.path.map { " //\($0)" } ?? "")
+            }
+            add("Source:", text)
+        } else if let source = recorded {
             add("Source:", source.source + (source.ref.map { " (\($0))" } ?? "") + (source.path.map { " //\($0)" } ?? ""))
         }
         add("Applied:", report.applied.map { "\($0.summary), at \(Self.time($0.recorded, now))" } ?? "nothing has converged yet")
@@ -121,18 +135,25 @@ struct StatusCommand: ParsableCommand {
                 if let waiting = agent.waiting {
                     add("Rollout:", "\(waiting.commit.map { String($0.prefix(7)) } ?? "the newest commit") reaches this host at \(Self.time(waiting.due, now)) (wave \(waiting.wave) of \(waiting.waves), \(Rollout.format(share: waiting.share)) of the fleet); enforcing \(agent.enforcing.map { String($0.prefix(7)) } ?? "the last good commit") until then")
                 }
-                if agent.fetchFailures > 0 { add("Fetch:", "\(agent.fetchFailures) failed in a row") }
                 for contest in agent.contested ?? [] {
                     add("Contested:", "\(contest.resource) since \(Self.time(contest.since, now)): something keeps changing it back; repaired on the timer only until the commit changes")
                 }
             } else {
                 add("Agent:", "not running (last cycle \(agent.lastCycle.map { Self.time($0, now) } ?? "never"))")
             }
+            if agent.fetchFailures > 0 { add("Fetch:", "\(agent.fetchFailures) failed in a row") }
         } else {
             add("Agent:", "has not run")
         }
         if let suspension = report.suspended {
             add("Suspended:", "by \(suspension.by) since \(Self.time(suspension.since, now))\(suspension.until.map { " until \(Self.time($0, now))" } ?? ""): \(suspension.reason)")
+        }
+        if report.problems.isEmpty {
+            add("Health:", "nothing needs attention")
+        } else {
+            for (index, problem) in report.problems.enumerated() {
+                add(index == 0 ? "Health:" : "", "✗ \(problem.message) [\(problem.code.rawValue)]")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -142,13 +163,6 @@ struct StatusCommand: ParsableCommand {
         let seconds = Int(now.timeIntervalSince(date).rounded(.down))
         let relative = seconds >= 0 ? "\(DurationText.format(.seconds(max(seconds, 0)))) ago" : "in \(DurationText.format(.seconds(-seconds)))"
         return date.formatted(.iso8601) + " (\(relative))"
-    }
-
-    /// Whether `pid` is a running tend (and not a process that got its number since).
-    static func isTend(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
-        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
-        return comm.trimmingWhitespace() == "tend"
     }
 }
 
@@ -230,7 +244,7 @@ struct ResumeCommand: ParsableCommand {
             return
         }
         output.logger(audit: true).notice("agent resumed by \(SuspendCommand.user)", metadata: ["action": "resume"])
-        if let agent = store.read(.agent, as: AgentRecord.self), StatusCommand.isTend(agent.pid), kill(agent.pid, SIGHUP) == 0 {
+        if let agent = store.read(.agent, as: AgentRecord.self), StatusReport.isTend(agent.pid), kill(agent.pid, SIGHUP) == 0 {
             Console.out("Resumed: the agent (pid \(agent.pid)) repairs drift again at once, and starts a cycle now that applies what is pending once its fetch ends (fetch_timeout at most).\n")
         } else {
             Console.out("Resumed.\n")
@@ -260,6 +274,7 @@ struct BlameCommand: ParsableCommand {
 
     func run() throws {
         let store = state.store
+        try state.checkAccess(store)
         guard let inventory = store.read(.inventory, as: Inventory.self, problem: { Console.error("tend: " + $0) }) else {
             Console.error("tend: no inventory in \(store.directory): nothing has been applied here yet")
             throw TendExit.unusableHost

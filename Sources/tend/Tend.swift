@@ -51,7 +51,8 @@ struct Tend: AsyncParsableCommand {
               6  apply --plan: the host or the configuration changed since the plan was made
               7  the commit was refused: unsigned or badly signed, or not a descendant of the last applied commit
               8  apply: another tend run held the lock of the root for longer than --lock-timeout
-              9  status: the last run failed, or the agent refuses the newest commit
+              9  status: something needs attention (the last run failed, a refused commit, failing fetches, ...)
+              10 status: the agent is suspended, and nothing else is wrong
               64 the command line is wrong
             """,
         version: version,

@@ -97,21 +97,27 @@ public final class RunLock {
                 throw RunLockError(root: root, holder: holder, function: "flock", errno: .canceled, message: "stopped waiting for the lock of \(root): the run was cancelled")
             }
         }
+        // The file's time says since when it is held, for `tend status`.
+        futimens(fd, nil)
         return RunLock(fd: fd)
     }
 
-    /// Who holds the lock of `root` now, or nil when nobody does (or it cannot be told): for
-    /// `tend status`, which takes no lock. Tries the lock and lets it go at once.
-    public static func holder(of root: String) -> String?? {
-        let path = file(for: root)
-        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ENOENT ? .some(nil) : nil }
+    /// Who holds the lock of `root` now and for how long, or nil when nobody does (or the lock
+    /// file cannot be read): for `tend status`, which takes no lock. Tries the lock and lets it go
+    /// at once.
+    public static func holder(of root: String) -> (holder: String, seconds: Int)? {
+        let fd = Glibc.open(file(for: root), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
             flock(fd, LOCK_UN)
-            return .some(nil)
+            return nil
         }
-        return .some(holder(of: fd) ?? "another process")
+        var info = stat()
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let seconds = fstat(fd, &info) == 0 ? max(0, now.tv_sec - info.st_mtim.tv_sec) : 0
+        return (holder(of: fd) ?? "another process", seconds)
     }
 
     /// Opens (or creates) the lock file of `root` in the private folder, checked to be a regular
