@@ -318,6 +318,9 @@ public final class Agent: Service, Sendable {
 
     /// Runs one cycle and returns when the next is due.
     private func cycle(_ settings: AgentSettings, state: inout CycleState) async -> ContinuousClock.Instant {
+        if let (count, since) = JournalLogHandler.takeLost() {
+            logger.warning("\(count) log entries could not be sent to the journal since \(Date(timeIntervalSince1970: Double(since)).formatted(.iso8601)) (journald was stopped or its socket full); what runs did is in last-run.json and tend status")
+        }
         cycleStarted.store(Self.monotonicNanoseconds(), ordering: .relaxed)
         defer { cycleStarted.store(0, ordering: .relaxed) }
         let clock = ContinuousClock.now

@@ -1,6 +1,7 @@
 internal import CSystemd
 public import Logging
 import Glibc
+import Synchronization
 
 /// A swift-log handler that sends each entry to journald as structured fields with
 /// `sd_journal_sendv`: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=tend, CODE_FILE, CODE_LINE, CODE_FUNC,
@@ -22,11 +23,12 @@ public struct JournalLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         // The executable decides priorities, not the libraries, which log at info: a step that
-        // failed is an error in the journal, so that `journalctl -p err` finds it.
+        // failed is an error in the journal, so that `journalctl -p err` finds it. What the agent
+        // logs at warning itself (a failed fetch, to be retried) keeps its level.
         let failed = (event.metadata?["result"] ?? metadata["result"]).map { "\($0)" } == "failed"
         var fields = [
             "MESSAGE=\(event.message)",
-            "PRIORITY=\(failed ? min(3, Self.priority(event.level)) : Self.priority(event.level))",
+            "PRIORITY=\(failed && event.level < .warning ? 3 : Self.priority(event.level))",
             "SYSLOG_IDENTIFIER=tend",
             "CODE_FILE=\(event.file)",
             "CODE_LINE=\(event.line)",
@@ -67,8 +69,26 @@ public struct JournalLogHandler: LogHandler {
             }
         }
         // The iovecs point into `storage`, which stays alive and unmoved until after the call.
-        withExtendedLifetime(storage) {
-            _ = sd_journal_sendv(vectors, Int32(vectors.count))
+        let sent = withExtendedLifetime(storage) {
+            sd_journal_sendv(vectors, Int32(vectors.count))
+        }
+        // libsystemd drops an entry in silence (and says 0) when journald's socket is gone, as
+        // when journald is stopped with its sockets: that is a loss too.
+        if sent < 0 || access(JournalDetection.socket, F_OK) != 0 {
+            Self.lost.withLock { $0.count += 1; $0.since = $0.since ?? time(nil) }
+        }
+    }
+
+    /// Entries journald did not take (it was stopped, or its socket was full), and since when
+    /// (seconds since 1970), for the note the agent logs once it can (`takeLost`).
+    private static let lost = Mutex<(count: Int, since: Int?)>((0, nil))
+
+    /// How many entries were lost since the last call, and since when; resets the count.
+    public static func takeLost() -> (count: Int, since: Int)? {
+        lost.withLock { lost in
+            defer { lost = (0, nil) }
+            guard lost.count > 0, let since = lost.since else { return nil }
+            return (lost.count, since)
         }
     }
 }
@@ -76,9 +96,12 @@ public struct JournalLogHandler: LogHandler {
 /// Whether this process should log to the journal: its stderr is the journal (JOURNAL_STREAM
 /// names stderr's device and inode), or it runs as a systemd service (INVOCATION_ID).
 public enum JournalDetection {
+    /// journald's socket for native entries.
+    static let socket = "/run/systemd/journal/socket"
+
     /// Whether journald listens on this machine (its socket exists).
     public static var journaldRuns: Bool {
-        access("/run/systemd/journal/socket", F_OK) == 0
+        access(socket, F_OK) == 0
     }
 
     public static var stderrIsJournal: Bool {

@@ -76,6 +76,7 @@ public struct Executor: Sendable {
         var failed: Set<ResourceID> = []
         logger.info("apply started: \(plan.steps.count) steps from \(plan.sourceDescription)",
                     metadata: ["message_id": "\(LogMessageID.runStarted)", "action": "apply"])
+        var lines = StepLog()
         var completed: Set<ResourceID> = []
         // Done steps of kinds that may have changed what later steps planned against
         // (`ResourceProvider.changesOtherResources`): those later steps are planned again.
@@ -85,17 +86,24 @@ public struct Executor: Sendable {
             // logged: a logger copy with it set cost more than the rest of recording a step.
             let result = StepResult(id: step.id, action: step.change?.action, outcome: outcome)
             let action = result.action?.rawValue ?? "none"
+            let shown = lines.shows(step.id, action: action, outcome: outcome)
             switch outcome {
             case .done:
                 completed.insert(step.id)
                 if catalog[step.id]?.resource.changesOtherResources == true { reshaping.insert(step.id) }
-                logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done", "resource": "\(step.id)"])
+                if shown {
+                    logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done", "resource": "\(step.id)"])
+                }
             case .failed(let reason):
                 failed.insert(step.id)
-                logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed", "resource": "\(step.id)"])
+                if shown {
+                    logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed", "resource": "\(step.id)"])
+                }
             case .skipped(let reason):
                 failed.insert(step.id)
-                logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped", "resource": "\(step.id)"])
+                if shown {
+                    logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped", "resource": "\(step.id)"])
+                }
             }
             report.results.append(result)
             progress(.finished(result))
@@ -207,6 +215,7 @@ public struct Executor: Sendable {
             }
         }
         try writer.syncDirectories()
+        lines.logSummary(logger)
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
         return report
@@ -355,4 +364,5 @@ public enum LogMessageID {
     public static let stepFailed = "a95000009f9e43f09d7ad2c2035250e3"
     public static let stepSkipped = "d3ac648efbac414c952bf61ae5cb4d30"
     public static let runFinished = "83728d00a7214437bd156c0fb33c9236"
+    public static let stepsSummarised = "c2c61bccfd05499f8465ef05603217e4"
 }
