@@ -154,10 +154,16 @@ public final class Agent: Service, Sendable {
     /// everything must be checked.
     private func repairWatched(_ settings: AgentSettings) async -> Bool {
         try? await Task.sleep(for: Self.debounce)
-        let (ids, overflow) = drift.take()
-        if overflow {
+        let (ids, missed) = drift.take()
+        switch missed {
+        case .overflow?:
             logger.notice("inotify's queue overflowed and events were lost: checking everything now", metadata: ["action": "watch"])
             return true
+        case .watcherStopped?:
+            // The watcher said why when it stopped.
+            return true
+        case nil:
+            break
         }
         if !ids.isEmpty { await repair(ids, settings) }
         return false

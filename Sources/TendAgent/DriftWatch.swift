@@ -32,12 +32,19 @@ final class DriftWatch: Sendable {
         var pathResources: [String: [ResourceID]] = [:]
         var pathsOf: [ResourceID: [String]] = [:]
         var pending: Set<ResourceID> = []
-        var overflow = false
+        /// Why events may have been missed since the last `take`, if they may.
+        var missed: Missed?
         var watchCount = 0
         /// Monotonic times of recent repairs, by resource.
         var repairs: [ResourceID: [ContinuousClock.Instant]] = [:]
         var contested: [ResourceID: Contest] = [:]
         var started = false
+    }
+
+    /// Why events may have been missed, so that everything must be checked: inotify's queue
+    /// overflowed, or a watcher stopped (the bus restarted; said when it happens).
+    enum Missed: Sendable {
+        case overflow, watcherStopped
     }
 
     /// A contested resource: since when, and as it was declared then.
@@ -116,14 +123,14 @@ final class DriftWatch: Sendable {
     }
 
     /// What woke the agent since the last call: the resources to repair (never the contested ones)
-    /// and whether events were lost.
-    func take() -> (ids: Set<ResourceID>, overflow: Bool) {
+    /// and why events were lost, if they were.
+    func take() -> (ids: Set<ResourceID>, missed: Missed?) {
         state.withLock { state in
             defer {
                 state.pending = []
-                state.overflow = false
+                state.missed = nil
             }
-            return (state.pending.filter { state.contested[$0] == nil }, state.overflow)
+            return (state.pending.filter { state.contested[$0] == nil }, state.missed)
         }
     }
 
@@ -166,7 +173,7 @@ final class DriftWatch: Sendable {
         state.withLock { state in
             state.units = nil
             state.generation = nil
-            state.overflow = true
+            state.missed = .watcherStopped
         }
         wake()
     }
@@ -196,13 +203,13 @@ final class DriftWatch: Sendable {
         state.withLock { state in
             switch event {
             case .changed(let ids): state.pending.formUnion(ids)
-            case .overflow: state.overflow = true
+            case .overflow: state.missed = state.missed ?? .overflow
             case .failed(let reason):
                 // Events may have been missed: a full check now, and the next cycle watches anew.
                 logger.warning("the path watcher stopped (\(reason)); checking everything, and watching again after it", metadata: ["action": "watch"])
                 state.paths = nil
                 state.generation = nil
-                state.overflow = true
+                state.missed = .watcherStopped
             }
         }
         wake()

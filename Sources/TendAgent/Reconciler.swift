@@ -575,13 +575,22 @@ public struct Reconciler: Sendable {
         return String(cString: resolved)
     }
 
-    /// With the problem to tell when systemd runs but cannot be reached.
+    /// With the problem to tell when systemd runs but cannot be reached. Tried for a few
+    /// seconds: systemd does not answer while it re-executes (`systemctl daemon-reexec`, an
+    /// upgrade of systemd), and nor does the bus while dbus restarts.
     static func serviceManager(for root: String) -> ((any ServiceManager)?, problem: String?) {
         guard root == "/", SystemdManager.isBooted else { return (nil, nil) }
-        do {
-            return (try SystemdManager.connectSystem(), nil)
-        } catch {
-            return (nil, "systemd runs, but its bus cannot be reached (\(error)); units are managed through their links")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while true {
+            do {
+                return (try SystemdManager.connectSystem(), nil)
+            } catch {
+                guard clock.now < deadline else {
+                    return (nil, "systemd runs, but did not answer on the bus for 10 s (\(error)); units are left for the next run")
+                }
+                usleep(200_000)
+            }
         }
     }
 }

@@ -158,8 +158,10 @@ final class GitRepository: @unchecked Sendable {
             guard let entry = git_tree_entry_byname(folder, name) else {
                 throw SnapshotError(.notFound, path: path, message: "\(path): not found")
             }
-            guard Self.kind(git_tree_entry_filemode(entry)) == .file else {
-                throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
+            switch Self.kind(git_tree_entry_filemode(entry)) {
+            case .file: break
+            case .submodule: throw Self.submodule(path, name)
+            default: throw SnapshotError(.notAFile, path: path, message: "\(path): not a regular file")
             }
             // The size from the object's header first: a huge blob is refused before it is inflated.
             var odb: OpaquePointer?
@@ -181,6 +183,12 @@ final class GitRepository: @unchecked Sendable {
         }
     }
 
+    /// Why `requested` cannot be read: `name` on its way is a submodule.
+    private static func submodule(_ requested: String, _ name: some StringProtocol) -> SnapshotError {
+        SnapshotError(.notADirectory, path: requested,
+                      message: "\(requested): \(name) is a Git submodule, whose files are in another repository that tend does not fetch; commit them into this one")
+    }
+
     /// The parsed tree of the folder `path` below `root`, walked one name at a time through the
     /// tree cache. Called with the lock held.
     private func folder(_ repo: OpaquePointer, _ root: GitObjectID, _ path: String, of requested: String) throws(SnapshotError) -> OpaquePointer {
@@ -190,6 +198,7 @@ final class GitRepository: @unchecked Sendable {
                 throw SnapshotError(.notFound, path: requested, message: "\(requested): not found")
             }
             guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else {
+                if git_tree_entry_type(entry) == GIT_OBJECT_COMMIT { throw Self.submodule(requested, name) }
                 throw SnapshotError(.notADirectory, path: requested, message: "\(requested): \(name) is not a directory")
             }
             current = try cachedTree(repo, GitObjectID(git_tree_entry_id(entry).pointee), requested)
@@ -213,6 +222,7 @@ final class GitRepository: @unchecked Sendable {
         case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE: .file
         case GIT_FILEMODE_TREE: .directory
         case GIT_FILEMODE_LINK: .symlink
+        case GIT_FILEMODE_COMMIT: .submodule
         default: .other
         }
     }

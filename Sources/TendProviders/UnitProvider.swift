@@ -1,5 +1,6 @@
 public import TendCore
 public import TendSpec
+import Glibc
 
 /// `unit`: a systemd unit: its unit file and drop-ins (written to /etc/systemd/system), whether it
 /// is enabled or masked, and whether it runs. Without a unit file attribute, only the state of a
@@ -274,6 +275,10 @@ public struct UnitProvider: ResourceProvider {
                 if host.declares(package) { observed.installedBy = package.description }
             }
         } else if host.root == "/", desired.enabled != nil || desired.state != nil || desired.masked != nil {
+            // sd_booted(3)'s test: systemd made this folder as PID 1.
+            if access("/run/systemd/system", F_OK) == 0 {
+                throw HostError(path: desired.name, message: "systemd runs, but did not answer on the bus (restarting, as on daemon-reexec?); the next run tries again")
+            }
             throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
         } else {
             observed.offline = try offlineState(desired, host: host)

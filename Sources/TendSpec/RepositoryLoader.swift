@@ -195,7 +195,13 @@ public struct RepositoryLoader: Sendable {
         case .symlink?:
             diagnostics.error("'\(path)' in 'apply' is a symbolic link, which tend never follows in a configuration (as in a Git tree)", at: applied.location)
             return []
-        default:
+        case .submodule?:
+            diagnostics.error("'\(path)' in 'apply' is a Git submodule, whose files are in another repository that tend does not fetch; commit them into this one", at: applied.location)
+            return []
+        case .other?:
+            diagnostics.error("'\(path)' in 'apply' is neither a folder nor a .yaml file", at: applied.location)
+            return []
+        case nil:
             do {
                 _ = try snapshot.entries(in: RepositoryPath.split(path).parent)
             } catch where error.code == .symbolicLink {

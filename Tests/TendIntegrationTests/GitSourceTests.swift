@@ -273,6 +273,20 @@ struct GitSourceTests {
         #expect(local.status == 7 && local.stderr.contains("is not fetched: 'site/files/sparse.img' of commit \(big.prefix(7)) is 65 MiB"), "\(local)")
     }
 
+    @Test("a submodule named in apply: or on a source: path is said to be one, whose files tend does not fetch")
+    func submodule() async throws {
+        let inner = try await GitRepo()
+        try await inner.commit(["f": "x\n"], "inner")
+        let outer = try await GitRepo()
+        try await outer.commit(["tend.yaml": "hosts:\n  - apply: [site, vendor]\n", "site/a.yaml": "resources:\n  - file: /etc/x\n    source: ../vendor/f\n"], "outer")
+        try await outer.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", inner.path, "vendor")
+        try await outer.git("commit", "-q", "-m", "vendor")
+        let run = try await tend(["validate", "--repo", outer.path, "--state-dir", try Scratch("tend-state").path])
+        #expect(run.status == 3, "\(run)")
+        #expect(run.stderr.contains("site/a.yaml:3:13: source file 'vendor/f': vendor is a Git submodule, whose files are in another repository that tend does not fetch"), "\(run)")
+        #expect(run.stderr.contains("tend.yaml:2:19: 'vendor' in 'apply' is a Git submodule"), "\(run)")
+    }
+
     @Test("a remote that sends more than --fetch-max-size is given up with a message that says so, keeping nothing of it, and the next fetch with room starts afresh")
     func fetchMaxSize() async throws {
         let repo = try await GitRepo()

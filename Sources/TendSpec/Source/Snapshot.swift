@@ -22,7 +22,8 @@ public protocol Snapshot: Sendable {
 /// One name in a snapshot folder.
 public struct SnapshotEntry: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
-        case file, directory, symlink, other
+        /// `submodule`: a Git submodule (a commit of another repository), which tend does not fetch.
+        case file, directory, symlink, submodule, other
     }
 
     public var name: String
