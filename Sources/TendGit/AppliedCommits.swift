@@ -24,6 +24,17 @@ public struct AppliedCommits: Sendable {
         return source.stateDirectory + "/applied/" + name
     }
 
+    /// Every commit recorded as last applied from `source` (any folder of it, to any root): the
+    /// cache keeps them when it is packed (`GitRepository.repack`), even once no branch reaches
+    /// them.
+    static func all(of source: GitSource) -> [GitObjectID] {
+        let folder = source.stateDirectory + "/applied"
+        let prefix = source.cachePath.split(separator: "/").last.map(String.init) ?? "source"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix(prefix) }.compactMap { name in
+            FileManager.default.contents(atPath: folder + "/" + name).flatMap { GitObjectID(hex: String(decoding: $0, as: UTF8.self).trimmingWhitespace()) }
+        }
+    }
+
     /// The commit last applied from this source, if any.
     public var last: String? {
         FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }.flatMap { $0.isEmpty ? nil : $0 }

@@ -119,7 +119,7 @@ extension GitRepository {
 extension GitRepository {
     /// Opens the repository at `path`, bare or not, without searching the folders above it.
     /// The corresponding C function is `git_repository_open_ext`.
-    static func open(_ path: String) throws(GitError) -> GitRepository {
+    static func openLocal(_ path: String) throws(GitError) -> GitRepository {
         _ = Libgit2.initialized
         var handle: OpaquePointer?
         try check(git_repository_open_ext(&handle, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil), "git_repository_open_ext")

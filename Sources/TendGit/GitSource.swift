@@ -208,7 +208,7 @@ public struct GitSource: Sendable {
             // libgit2 packs a repository on this machine in this process, reading each object it
             // sends whole: what would come is checked from its headers first.
             do {
-                if let excess = try GitRepository.excess(ofFetchFrom: try GitRepository.open(local), into: repository, limits: limits, maximumObjects: Self.maximumObjects) {
+                if let excess = try GitRepository.excess(ofFetchFrom: try GitRepository.openLocal(local), into: repository, limits: limits, maximumObjects: Self.maximumObjects) {
                     throw GitSourceError(.refused, "\(url) is not fetched: \(excess.message); nothing was fetched")
                 }
             } catch let error as GitError {
@@ -266,6 +266,15 @@ public struct GitSource: Sendable {
         let marker = repository.path + "/" + Self.marker
         if !FileManager.default.fileExists(atPath: marker) { _ = FileManager.default.createFile(atPath: marker, contents: Data()) }
         logger.debug("fetched", metadata: ["url": "\(url)"])
+        if repository.needsRepack {
+            // A cache that cannot be packed still works: it is tried again after the next fetch.
+            do {
+                let (objects, removed) = try repository.repack(keeping: AppliedCommits.all(of: self), maximumFileSize: limits.fileSize)
+                logger.info("packed the cache of \(url): \(objects) objects in one pack, \(removed) packs removed", metadata: ["cache": "\(cachePath)"])
+            } catch {
+                logger.info("the cache of \(url) was not packed: \(error)", metadata: ["cache": "\(cachePath)"])
+            }
+        }
     }
 
     /// The folder of a repository on this machine (a path or file://), which libgit2 reads in

@@ -287,6 +287,36 @@ struct GitSourceTests {
         #expect(run.stderr.contains("tend.yaml:2:19: 'vendor' in 'apply' is a Git submodule"), "\(run)")
     }
 
+    @Test("the cache is packed once fetches have made 16 packs: one pack is left, what nothing reaches is pruned, and every commit of the history and the last applied one, rewritten away, stay readable")
+    func cacheIsPacked() async throws {
+        let repo = try await GitRepo()
+        let state = try Scratch("tend-state")
+        let root = try makeRoot()
+        try await repo.commit(appConfig("0\n"), "0")
+        let applied = try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path])
+        #expect(applied.status == 0, "\(applied)")
+        let first = try await repo.head()
+        // History rewritten: the applied commit is on no branch any more.
+        try await repo.git("checkout", "-q", "--orphan", "rewritten")
+        try await repo.git("branch", "-D", "main")
+        try await repo.git("branch", "-m", "main")
+        var commits: [String] = []
+        for index in 1...20 {
+            commits.append(try await repo.commit(appConfig("\(index)\n"), "\(index)"))
+            let run = try await tend(["plan", "--repo", repo.path, "--state-dir", state.path, "--root", root.path, "--allow-rewind"])
+            #expect(run.status == 0, "\(run)")
+        }
+        let cache = try #require(try FileManager.default.contentsOfDirectory(atPath: state.url("cache")).first { $0.hasSuffix(".git") })
+        let packs = try FileManager.default.contentsOfDirectory(atPath: state.url("cache/\(cache)/objects/pack")).filter { $0.hasSuffix(".pack") }
+        #expect(packs.count < 16, "the cache was never packed: \(packs.count) packs")
+        for commit in [first, commits[0], commits[10], commits[19]] {
+            let plan = try await tend(["plan", "--repo", repo.path, "--ref", commit, "--offline", "--state-dir", state.path, "--root", root.path, "--allow-rewind"])
+            #expect(plan.status == 0 && plan.stdout.contains("at \(commit.prefix(7))"), "\(commit): \(plan)")
+        }
+        let fsck = try await sh("/usr/bin/git", ["-C", state.url("cache/\(cache)"), "fsck", "--no-dangling"])
+        #expect(!fsck.contains("missing"), "\(fsck)")
+    }
+
     @Test("a remote that sends more than --fetch-max-size is given up with a message that says so, keeping nothing of it, and the next fetch with room starts afresh")
     func fetchMaxSize() async throws {
         let repo = try await GitRepo()

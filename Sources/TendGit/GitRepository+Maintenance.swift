@@ -1,0 +1,127 @@
+internal import CGit2
+import FoundationEssentials
+internal import Glibc
+import TendSpec
+
+/// Keeping the cache small: libgit2 has no `git gc`, and every fetch that brings something adds a
+/// pack of its own (about 24 KB a push), never packed again nor pruned.
+extension GitRepository {
+    /// Packs made by fetches past which `repack` runs.
+    static let packsBeforeRepack = 16
+
+    /// How many packs the object database holds, and whether loose objects lie beside them.
+    var packState: (packs: Int, loose: Bool) {
+        let folder = path + "/objects"
+        let packs = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count
+        let loose = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
+        return (packs, loose)
+    }
+
+    /// Whether the cache is due a repack: many packs, or loose objects.
+    var needsRepack: Bool {
+        let state = packState
+        return state.packs >= Self.packsBeforeRepack || state.loose
+    }
+
+    /// Writes everything the references and `keeping` (commits no reference may reach any more,
+    /// such as the last applied one after history was rewritten) reach into one pack, then
+    /// removes the other packs and the loose objects: what nothing reaches is pruned. A file
+    /// larger than `maximumFileSize` is not kept (a commit holding one is refused, and packing it
+    /// would read it whole). Returns the objects kept and the packs removed.
+    /// The corresponding C functions are `git_packbuilder_new`, `git_packbuilder_insert` and
+    /// `git_packbuilder_write`.
+    func repack(keeping: [GitObjectID], maximumFileSize: Int) throws(GitError) -> (objects: Int, removed: Int) {
+        let (name, count) = try withHandle { repo throws(GitError) -> (String, Int) in
+            var odb: OpaquePointer?
+            try check(git_repository_odb(&odb, repo), "git_repository_odb")
+            defer { git_odb_free(odb) }
+            var builder: OpaquePointer?
+            try check(git_packbuilder_new(&builder, repo), "git_packbuilder_new")
+            defer { git_packbuilder_free(builder) }
+            var walk: OpaquePointer?
+            try check(git_revwalk_new(&walk, repo), "git_revwalk_new")
+            defer { git_revwalk_free(walk) }
+            try check(git_revwalk_push_glob(walk, "refs/*"), "git_revwalk_push_glob")
+            for id in keeping {
+                var oid = id.raw
+                if git_odb_exists(odb, &oid) == 1 { try check(git_revwalk_push(walk, &oid), "git_revwalk_push") }
+            }
+            var inserted: Set<GitObjectID> = []
+            func insert(_ id: GitObjectID) throws(GitError) {
+                guard inserted.insert(id).inserted else { return }
+                var oid = id.raw
+                try check(git_packbuilder_insert(builder, &oid, nil), "git_packbuilder_insert")
+            }
+            // Annotated tags are objects of their own, which a walk of commits does not meet.
+            var list = git_strarray()
+            if git_reference_list(&list, repo) == 0 {
+                defer { git_strarray_dispose(&list) }
+                for index in 0..<list.count {
+                    var oid = git_oid()
+                    var size = 0
+                    var type = GIT_OBJECT_ANY
+                    guard let reference = list.strings[index], git_reference_name_to_id(&oid, repo, reference) == 0,
+                          git_odb_read_header(&size, &type, odb, &oid) == 0, type == GIT_OBJECT_TAG else { continue }
+                    try insert(GitObjectID(oid))
+                }
+            }
+            var oid = git_oid()
+            while git_revwalk_next(&oid, walk) == 0 {
+                var commit: OpaquePointer?
+                try check(git_commit_lookup(&commit, repo, &oid), "git_commit_lookup")
+                let tree = GitObjectID(git_commit_tree_id(commit).pointee)
+                git_commit_free(commit)
+                try insert(GitObjectID(oid))
+                var pending = [tree]
+                while let next = pending.popLast() {
+                    guard !inserted.contains(next) else { continue }
+                    try insert(next)
+                    var handle: OpaquePointer?
+                    var raw = next.raw
+                    try check(git_tree_lookup(&handle, repo, &raw), "git_tree_lookup")
+                    defer { git_tree_free(handle) }
+                    for index in 0..<git_tree_entrycount(handle) {
+                        guard let entry = git_tree_entry_byindex(handle, index) else { continue }
+                        let child = GitObjectID(git_tree_entry_id(entry).pointee)
+                        switch git_tree_entry_type(entry) {
+                        case GIT_OBJECT_TREE:
+                            pending.append(child)
+                        case GIT_OBJECT_BLOB where !inserted.contains(child):
+                            var size = 0
+                            var type = GIT_OBJECT_BLOB
+                            var childRaw = child.raw
+                            guard git_odb_read_header(&size, &type, odb, &childRaw) == 0, size <= maximumFileSize else { continue }
+                            try insert(child)
+                        default:
+                            break
+                        }
+                    }
+                }
+            }
+            try check(git_packbuilder_write(builder, nil, 0, nil, nil), "git_packbuilder_write")
+            guard let name = git_packbuilder_name(builder) else {
+                throw GitError(function: "git_packbuilder_name", code: -1, errorClass: 0, message: "the pack written has no name")
+            }
+            return ("pack-" + String(cString: name), inserted.count)
+        }
+        return (count, removeAllBut(pack: name))
+    }
+
+    /// Removes every pack but `pack` and every loose object, then syncs the folders; returns the
+    /// packs removed. What is open of them stays readable until closed.
+    private func removeAllBut(pack: String) -> Int {
+        let objects = path + "/objects"
+        var removed = 0
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: objects + "/pack")) ?? [] where file.hasPrefix("pack-") && !file.hasPrefix(pack + ".") {
+            if unlink(objects + "/pack/" + file) == 0, file.hasSuffix(".pack") { removed += 1 }
+        }
+        for folder in (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? [] where folder.count == 2 && folder.allSatisfy(\.isHexDigit) {
+            try? FileManager.default.removeItem(atPath: objects + "/" + folder)
+        }
+        for folder in [objects + "/pack", objects] {
+            let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 { fsync(fd); close(fd) }
+        }
+        return removed
+    }
+}
