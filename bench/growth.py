@@ -35,7 +35,8 @@ def main():
         os.makedirs(root)
         sizes = os.path.join(work, "sizes")
         # The push: one line more in one file, then the cache's size, for this script to read.
-        push = (f"cd {clone} && echo $(date +%s%N) >> pushed.txt && git add -A && git -c user.name=bench -c user.email=bench@example.com "
+        # A push changes one line: what the repository holds stays the size it is, its history grows.
+        push = (f"cd {clone} && date +%s%N > pushed.txt && git add -A && git -c user.name=bench -c user.email=bench@example.com "
                 f"commit -qm push && git push -q origin main && du -sb {state}/cache | cut -f1 >> {sizes}")
         out = subprocess.run([loop, bare, state, root, str(CYCLES), str(PUSH_EVERY), push], check=True, capture_output=True, text=True).stdout
         rounds = [tuple(map(int, m)) for m in re.findall(r"cycle (\d+): RSS (\d+) KiB, fds (\d+), threads (\d+)", out)]
@@ -50,8 +51,7 @@ def main():
         print(f"| RSS, median of the last tenth (KiB) | | {statistics.median(tail):,.0f} | | {statistics.median(tail) / at100[1]:.3f} |")
         print(f"| open descriptors | {at100[2]} | {last[2]} | {max(r[2] for r in rounds)} | |")
         print(f"| threads | {at100[3]} | {last[3]} | {max(r[3] for r in rounds)} | |")
-        # The first repack comes after 16 fetches that brought something: the smallest size after
-        # the cache first shrank is the size "after the first repack".
+        # The size after the cache first shrank is the size "after the first repack".
         first_repack = next((i for i in range(1, len(cache)) if cache[i] < cache[i - 1]), None)
         if first_repack is None:
             print(f"| Git cache (bytes) | | {cache[-1]:,} | {max(cache):,} | never packed |")

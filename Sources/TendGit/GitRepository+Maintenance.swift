@@ -6,21 +6,24 @@ import TendSpec
 /// Keeping the cache small: libgit2 has no `git gc`, and every fetch that brings something adds a
 /// pack of its own (about 24 KB a push), never packed again nor pruned.
 extension GitRepository {
-    /// Packs made by fetches past which `repack` runs.
-    static let packsBeforeRepack = 16
+    /// Packs past which `repack` runs, however small.
+    static let packsBeforeRepack = 32
 
-    /// How many packs the object database holds, and whether loose objects lie beside them.
-    var packState: (packs: Int, loose: Bool) {
-        let folder = path + "/objects"
-        let packs = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count
-        let loose = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
-        return (packs, loose)
-    }
-
-    /// Whether the cache is due a repack: many packs, or loose objects.
+    /// Whether the cache is due a repack: the packs fetches added since the last one weigh half
+    /// the largest (a geometric rule, as git's own: the cache stays within about 1.5 times what
+    /// one pack of it holds, and a large cache is repacked seldom), or there are many, or loose
+    /// objects lie beside them.
     var needsRepack: Bool {
-        let state = packState
-        return state.packs >= Self.packsBeforeRepack || state.loose
+        let folder = path + "/objects"
+        var sizes: [Int] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder + "/pack")) ?? [] where name.hasSuffix(".pack") {
+            var info = stat()
+            if stat(folder + "/pack/" + name, &info) == 0 { sizes.append(Int(info.st_size)) }
+        }
+        if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains(where: { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) { return true }
+        guard sizes.count >= 2 else { return false }
+        let largest = sizes.max() ?? 0
+        return sizes.count >= Self.packsBeforeRepack || (sizes.reduce(0, +) - largest) * 2 > largest
     }
 
     /// Writes everything the references and `keeping` (commits no reference may reach any more,
