@@ -183,7 +183,9 @@ public final class Agent: Service, Sendable {
             return reconciler.fetch(events: events)
         }
         while !done.isSet {
-            switch await wakeup.wait(until: .now + .seconds(3600)) {
+            // A second at a time: a cancelled Task.sleep keeps its timer (about 150 bytes) until
+            // its deadline, so an hour's deadline per fetch held memory for an hour.
+            switch await wakeup.wait(until: .now + .seconds(1)) {
             case .watched where !stopping.load(ordering: .relaxed): _ = await repairWatched(settings)
             case .reload: reloadAsked = true
             default: break
