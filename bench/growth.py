@@ -3,7 +3,7 @@
 
 The agent's own loop (bench/AgentLoop: one Agent, Agent.run with its records, metrics, lock and
 Git cache) runs CYCLES cycles against a Git repository of FILES files; every PUSH_EVERY cycles a
-commit that changes one file is pushed. After each round it prints its resident memory, open
+commit that rewrites one line of one file is pushed. After each round it prints its resident memory, open
 descriptors and threads; the Git cache's size is read here after each round.
 
 The goals: RSS within 10% of cycle 100's, the Git cache within 2x its size after the first

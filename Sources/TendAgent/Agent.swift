@@ -17,7 +17,7 @@ import Glibc
 /// host's offset), at once on SIGHUP, and never two at a time. A suspended agent plans but
 /// applies nothing.
 ///
-/// The cycle runs on a thread of its own (`CycleExecutor`), so that a unit job blocked for a
+/// The cycle runs on a thread of its own (`ThreadExecutor`), so that a unit job blocked for a
 /// minute holds neither SIGTERM's handling nor the watchdog's keep-alive, which comes from a timer
 /// thread of its own (`Watchdog`). The fetch that begins a cycle runs on another, and drift is
 /// repaired while it lasts: a Git server that accepts and never answers holds up nothing but the
@@ -32,8 +32,8 @@ public final class Agent: Service, Sendable {
     /// When the cycle in progress began (monotonic nanoseconds), or 0 between cycles.
     let cycleStarted = Atomic<UInt64>(0)
     private let metrics = AgentMetrics()
-    private let executor = CycleExecutor(label: "tend.cycle")
-    private let fetcher = CycleExecutor(label: "tend.fetch")
+    private let executor = ThreadExecutor(label: "tend.cycle")
+    private let fetcher = ThreadExecutor(label: "tend.fetch")
     private let catalogs = CatalogCache()
     private let lastFailure = Mutex<ReconcileFailure?>(nil)
     /// What the watches saw; created with the agent, watching from the first applied cycle.
@@ -99,7 +99,7 @@ public final class Agent: Service, Sendable {
                 guard !stopping.load(ordering: .relaxed) else { break }
                 // agent.yaml replaced (by this cycle, on a self-managed host, or by hand): read
                 // again, and a cycle with it at once, as after SIGHUP.
-                if let file = current.configFile, AgentSettings.identity(of: file) != current.configIdentity {
+                if let file = current.configFile, FileIdentity(path: file) != current.configIdentity {
                     readSettingsAgain(because: "\(file) changed", status: state.status)
                     continue
                 }
@@ -129,7 +129,7 @@ public final class Agent: Service, Sendable {
             settings.withLock { $0 = fresh }
             logger.notice("configuration read again (\(reason)); checking at once")
         } catch {
-            settings.withLock { $0.configIdentity = $0.configFile.flatMap(AgentSettings.identity(of:)) }
+            settings.withLock { $0.configIdentity = $0.configFile.flatMap { FileIdentity(path: $0) } }
             logger.error("configuration not read again (\(reason)), keeping the one in use: \(error)", metadata: ["result": "failed"])
         }
         notifier.ready(status: status)
@@ -180,7 +180,12 @@ public final class Agent: Service, Sendable {
                 done.set()
                 wakeup.fire(.fetched)
             }
-            return reconciler.fetch(events: events)
+            do throws(ReconcileFailure) {
+                try reconciler.fetch(events: events)
+                return nil
+            } catch {
+                return error
+            }
         }
         while !done.isSet {
             // A second at a time: a cancelled Task.sleep keeps its timer (about 150 bytes) until
@@ -352,8 +357,11 @@ public final class Agent: Service, Sendable {
         events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
         let mode: Reconciler.Mode = suspension == nil ? .apply : .plan
         var result = ReconcileResult()
-        if let failure = await fetchRepairing(reconciler, settings, reloadAsked: &state.reloadAsked) {
-            result.failure = failure
+        let fetchFailure = await fetchRepairing(reconciler, settings, reloadAsked: &state.reloadAsked)
+        // SIGTERM during the fetch: nothing is planned, let alone applied.
+        if stopping.load(ordering: .relaxed) { return ContinuousClock.now }
+        if let fetchFailure {
+            result.failure = fetchFailure
         } else {
             // The commit just fetched, from the cache.
             var offline = reconciler
@@ -428,6 +436,8 @@ public final class Agent: Service, Sendable {
                 }
             }
         }
+        // A fetch that worked ends the count, whatever the run did after it.
+        if !fetchFailed { state.fetchFailures = 0 }
         if result.failure == nil {
             state.enforcing = result.commit
             // The newest commit itself applied: whatever was refused before is behind it.
@@ -435,7 +445,7 @@ public final class Agent: Service, Sendable {
                 logger.notice("commit \(result.commit?.prefix(7) ?? "") applies; no longer refusing \(stall.commit?.prefix(7) ?? "the commit before")")
                 state.stall = nil
             }
-            if !fetchFailed { state.fetchFailures = 0 }
+
         }
         let elapsed = ContinuousClock.now - clock
         let run = RunRecord(started: started, seconds: DurationText.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)

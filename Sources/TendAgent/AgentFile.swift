@@ -30,17 +30,34 @@ public struct AgentFile: Sendable {
     /// Whether the repository may declare tend's own control (/etc/tend, tend's units): the
     /// host's choice, never the repository's (`ProtectedPaths`).
     public var selfManage: Bool?
+    /// Which file it was read from, taken on the descriptor read (`AgentSettings.configIdentity`);
+    /// nil for a file that is not there.
+    public var identity: FileIdentity?
 
     public init() {}
+
+    /// Whether the agent.yaml of `root` (its /etc/tend/agent.yaml) lets the repository manage tend
+    /// (`self_manage: true`): a manual run on a self-managed host accepts what its agent accepts.
+    /// A file that does not read says no, and the problem says why.
+    public static func selfManagement(ofRoot root: String) -> (Bool, problem: String?) {
+        let path = (root == "/" ? "" : root) + defaultPath
+        do {
+            return (try read(path, optional: true).selfManage ?? false, nil)
+        } catch {
+            return (false, "\(path) does not read, so its self_manage: is not used: \(error.diagnostics.first?.description ?? "")")
+        }
+    }
 
     /// Reads the file at `path`; a missing file is an empty one when `optional`. Every problem is
     /// reported at its `path:line:col`.
     public static func read(_ path: String, optional: Bool) throws(AgentFileError) -> AgentFile {
         let bytes: [UInt8]
+        let identity: FileIdentity?
         do {
             let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec, .nonBlocking])
             defer { try? fd.close() }
             guard try fd.stat().type == .regular else { throw AgentFileError([Diagnostic("not a regular file", at: SourceLocation(file: path, line: 1, column: 1))]) }
+            identity = FileIdentity(descriptor: fd.rawValue)
             bytes = try fd.readToEnd(sizeHint: 4096, limit: 1 << 20)
         } catch let error as Errno {
             if error == .noSuchFileOrDirectory, optional { return AgentFile() }
@@ -50,7 +67,9 @@ public struct AgentFile: Sendable {
         } catch {
             throw AgentFileError([Diagnostic("cannot read the agent's configuration: \(error)", at: SourceLocation(file: path, line: 1, column: 1))])
         }
-        return try parse(bytes, file: path)
+        var file = try parse(bytes, file: path)
+        file.identity = identity
+        return file
     }
 
     public static func parse(_ bytes: [UInt8], file: String) throws(AgentFileError) -> AgentFile {

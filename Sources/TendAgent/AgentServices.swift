@@ -8,8 +8,9 @@ import UnixSignals
 
 // The services and helpers that surround the agent's loop (`Agent`).
 
-/// Wakes the agent's wait early: SIGHUP (read the configuration again) or stop. A wake that
-/// comes while no one waits is kept for the next wait (a stop outranks a reload).
+/// Wakes the agent's wait early: the cycle's fetch ended, a watch saw drift, SIGHUP (read the
+/// configuration again) or stop. A wake that comes while no one waits is kept for the next wait,
+/// the more pressing reason winning (a stop outranks a reload).
 final class Wakeup: Sendable {
     /// Why the agent woke, most pressing last: the cycle's fetch ended, a watch saw drift,
     /// SIGHUP, or stop.
@@ -136,7 +137,7 @@ struct Watchdog: Service {
 /// Runs work on a thread of its own rather than on the cooperative pool: the fetch, apt and unit
 /// jobs block their thread for as long as they take. The agent has two: the cycle's (plans,
 /// applies and repairs, one at a time) and the fetch's, so that a fetch that hangs holds no repair.
-final class CycleExecutor: TaskExecutor, @unchecked Sendable {
+final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private let queue: DispatchQueue
 
     init(label: String) {

@@ -1,6 +1,5 @@
 public import FoundationEssentials
-import Glibc
-import TendSpec
+public import TendSpec
 
 /// What the agent runs with; made again from agent.yaml and the flags on SIGHUP.
 public struct AgentSettings: Sendable {
@@ -21,14 +20,7 @@ public struct AgentSettings: Sendable {
     /// size, change time): when a cycle ends and it is another, the agent reads it again, as on
     /// SIGHUP. A self-managed host's commit that changes agent.yaml so takes effect at once.
     public var configFile: String?
-    public var configIdentity: [Int]?
-
-    /// Which file `path` is now, or nil when there is none.
-    public static func identity(of path: String) -> [Int]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec)]
-    }
+    public var configIdentity: FileIdentity?
 
     public init(reconciler: Reconciler, interval: Duration, splay: Duration? = nil, metricsFile: String?) {
         self.reconciler = reconciler

@@ -171,10 +171,10 @@ public struct Reconciler: Sendable {
         var logger = self.logger
         if let commit = opened.snapshot.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
         var services: (any ServiceManager)?
+        var unreachable: String?
         if mode.readsHost, replaying == nil {
-            let (manager, problem) = Self.serviceManager(for: rootPath)
-            services = manager
-            if let problem { result.note(problem, events) }
+            (services, unreachable) = await Self.serviceManager(for: rootPath)
+            if let unreachable { result.note(unreachable, events) }
         }
         let host: HostReader
         do {
@@ -184,6 +184,7 @@ public struct Reconciler: Sendable {
                 host = try HostReader(root: rootPath, services: services, recorder: recorder)
             }
             host.statCache = statCache
+            host.servicesUnreachable = unreachable
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
@@ -272,6 +273,8 @@ public struct Reconciler: Sendable {
                 throw ReconcileFailure(.unusableHost, error.description)
             }
         }
+        // Once everything else, records included, is done: a restart of tend may stop this process.
+        defer { Self.queueJobsAfterRun(&result, services: services, events: events) }
         // A commit new to this host is checked once, after its first apply, before it is recorded
         // as applied: a check that failed or never ran (tend stopped between the apply and the
         // verdict) leaves it unrecorded, so the next run checks it again. Later runs of the same
@@ -360,12 +363,13 @@ public struct Reconciler: Sendable {
         result.resourceCount = kept.catalog.entries.count
         var logger = self.logger
         if let commit = kept.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }
-        let (services, problem) = Self.serviceManager(for: root)
-        if let problem { result.note(problem, events) }
+        let (services, unreachable) = await Self.serviceManager(for: root)
+        if let unreachable { result.note(unreachable, events) }
         let host: HostReader
         do {
             host = try HostReader(root: root, services: services)
             host.statCache = statCache
+            host.servicesUnreachable = unreachable
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
@@ -382,6 +386,7 @@ public struct Reconciler: Sendable {
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
+        defer { Self.queueJobsAfterRun(&result, services: services, events: events) }
         let done = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
         guard !done.isEmpty, let commit = kept.origin.commit else { return }
         // What tend changed, and when: `tend blame` names the repair.
@@ -531,22 +536,31 @@ public struct Reconciler: Sendable {
                               binary: binary == "/proc/self/exe" ? nil : binary, selfManagement: selfManagement)
     }
 
+    /// Queues the jobs on tend's own units that the apply asked for (`ApplyReport.jobsAfterRun`),
+    /// now that the run is done: systemd restarts tend once this process has ended.
+    private static func queueJobsAfterRun(_ result: inout ReconcileResult, services: (any ServiceManager)?, events: ReconcileEvents) {
+        guard let services else { return }
+        for request in result.report?.jobsAfterRun ?? [] {
+            do {
+                try services.queue(request.job, unit: request.unit)
+                result.note("\(request.job.rawValue) of \(request.unit) queued: it takes effect now that this run has ended", events)
+            } catch {
+                result.note("cannot queue the \(request.job.rawValue) of \(request.unit): \(error)", events)
+            }
+        }
+    }
+
     /// Fetches the Git source into its cache and resolves its ref, and nothing else: the agent
     /// fetches beside its drift repairs, so that a server that never answers holds none of them,
-    /// then runs with `source.offline`. Nil when the fetch worked, and for a folder source.
-    public func fetch(events: ReconcileEvents = ReconcileEvents()) -> ReconcileFailure? {
-        guard case .git(let url, let ref, let path) = source.location, !source.offline, source.pinnedCommit == nil else { return nil }
+    /// then runs with `source.offline`. Does nothing for a folder source.
+    public func fetch(events: ReconcileEvents = ReconcileEvents()) throws(ReconcileFailure) {
+        guard case .git(let url, let ref, let path) = source.location, !source.offline, source.pinnedCommit == nil else { return }
         var result = ReconcileResult()
-        do throws(ReconcileFailure) {
-            let git = try gitSource(url: url, ref: ref, path: path, events: events, into: &result)
-            do {
-                _ = try git.snapshot(offline: false)
-            } catch {
-                throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
-            }
-            return nil
+        let git = try gitSource(url: url, ref: ref, path: path, events: events, into: &result)
+        do {
+            _ = try git.snapshot(offline: false)
         } catch {
-            return error
+            throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
         }
     }
 
@@ -575,21 +589,22 @@ public struct Reconciler: Sendable {
         return String(cString: resolved)
     }
 
-    /// With the problem to tell when systemd runs but cannot be reached. Tried for a few
-    /// seconds: systemd does not answer while it re-executes (`systemctl daemon-reexec`, an
-    /// upgrade of systemd), and nor does the bus while dbus restarts.
-    static func serviceManager(for root: String) -> ((any ServiceManager)?, problem: String?) {
+    /// With the problem to tell when systemd runs but cannot be reached. Tried for up to five
+    /// seconds where the system bus is there: systemd does not answer while it re-executes
+    /// (`systemctl daemon-reexec`, an upgrade of systemd), nor the bus while dbus restarts. A host
+    /// without the bus is told at once.
+    static func serviceManager(for root: String) async -> ((any ServiceManager)?, problem: String?) {
         guard root == "/", SystemdManager.isBooted else { return (nil, nil) }
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
+        let deadline = clock.now + .seconds(5)
         while true {
             do {
                 return (try SystemdManager.connectSystem(), nil)
             } catch {
-                guard clock.now < deadline else {
-                    return (nil, "systemd runs, but did not answer on the bus for 10 s (\(error)); units are left for the next run")
+                guard clock.now < deadline, SystemdManager.hasSystemBus else {
+                    return (nil, "systemd runs, but did not answer on the bus (\(error)); units cannot be managed in this run")
                 }
-                usleep(200_000)
+                try? await Task.sleep(for: .milliseconds(200))
             }
         }
     }

@@ -1,6 +1,7 @@
 public import FoundationEssentials
 public import TendCore
 public import TendSpec
+import Glibc
 
 // The records `StateStore` keeps, one JSON file each (docs/agent.md lists them).
 
@@ -225,6 +226,14 @@ public struct AgentRecord: Codable, Sendable {
         self.interval = interval
         self.splay = splay
         fetchFailures = 0
+    }
+
+    /// Whether the agent that wrote it still runs: its pid is a tend (and not a process that got
+    /// the number since).
+    public var isRunning: Bool {
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
+        return comm.trimmingWhitespace() == "tend"
     }
 }
 

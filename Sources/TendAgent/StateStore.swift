@@ -72,16 +72,15 @@ public struct StateStore: Sendable {
         }
         let descriptor = FileDescriptor(rawValue: fd)
         defer { try? descriptor.close() }
-        var info = stat()
-        let identity = fstat(fd, &info) == 0
-            ? [UInt64(info.st_dev), UInt64(info.st_ino), UInt64(info.st_size), UInt64(info.st_ctim.tv_sec), UInt64(info.st_ctim.tv_nsec)] : []
-        if !identity.isEmpty, let kept = Self.decoded.withLock({ $0[path] }), kept.identity == identity, let value = kept.value as? T {
+        let identity = FileIdentity(descriptor: fd)
+        if let identity, let kept = Self.decoded.withLock({ $0[path] }), kept.identity == identity, let value = kept.value as? T {
             return value
         }
         do {
-            let bytes = try descriptor.readToEnd(sizeHint: Int(info.st_size), limit: 256 << 20)
+            var info = stat()
+            let bytes = try descriptor.readToEnd(sizeHint: fstat(fd, &info) == 0 ? Int(info.st_size) : 4096, limit: 256 << 20)
             let value = try Self.decoder.decode(T.self, from: Data(bytes))
-            if !identity.isEmpty { Self.decoded.withLock { $0[path] = (identity, value) } }
+            if let identity { Self.decoded.withLock { $0[path] = (identity, value) } }
             return value
         } catch {
             problem("cannot use \(path): \(error); starting from no record")
@@ -100,7 +99,7 @@ public struct StateStore: Sendable {
     }
 
     /// Records decoded by this process, by path, with the identity of the file they came from.
-    private static let decoded = Mutex<[String: (identity: [UInt64], value: any Sendable)]>([:])
+    private static let decoded = Mutex<[String: (identity: FileIdentity, value: any Sendable)]>([:])
 
     /// Writes the record atomically at mode 0600, creating the private folders it goes in.
     public func write(_ record: Record, _ value: some Encodable) throws(StateStoreError) {

@@ -82,7 +82,7 @@ public struct StatusReport: Encodable, Sendable {
     public static func read(_ store: StateStore, agentFile: AgentFile?, now: Date = Date(), problem: (String) -> Void = { _ in }) throws(StatusReportError) -> StatusReport {
         if let denied = store.accessProblem { throw StatusReportError(description: denied) }
         let agent = store.read(.agent, as: AgentRecord.self, problem: problem)
-        let running = agent.map { isTend($0.pid) } ?? false
+        let running = agent?.isRunning ?? false
         let suspension = store.read(.suspended, as: Suspension.self, problem: problem).flatMap { $0.holds(at: now) ? $0 : nil }
         let lastRun = store.read(.lastRun, as: RunRecord.self, problem: problem)
         var report = StatusReport(root: store.root, stateDirectory: store.directory,
@@ -113,7 +113,7 @@ public struct StatusReport: Encodable, Sendable {
             }
         }
         if let problem = stateProblem() { problems.append(Problem(code: .stateUnwritable, message: problem)) }
-        if let (holder, seconds) = RunLock.holder(of: root), seconds > Self.lockLimitSeconds {
+        if let (holder, seconds) = RunLock.heldBy(root: root), seconds > Self.lockLimitSeconds {
             problems.append(Problem(code: .lockHeld, message: "\(holder) has held the lock of \(root) for \(DurationText.format(.seconds(seconds))), longer than \(DurationText.format(.seconds(Self.lockLimitSeconds))): no apply or repair can run"))
         }
         if let suspended {
@@ -133,13 +133,6 @@ public struct StatusReport: Encodable, Sendable {
             return "the file system of \(folder) is full: tend cannot record what it applies"
         }
         return nil
-    }
-
-    /// Whether `pid` is a running tend (and not a process that got its number since).
-    public static func isTend(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
-        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
-        return comm.trimmingWhitespace() == "tend"
     }
 
     /// The exit code of `tend status`: 0 healthy, 10 suspended and nothing else, 9 otherwise.

@@ -39,8 +39,7 @@ public enum Configuration {
             // A unit is removed only if tend wrote its file: one whose state alone was managed
             // (a package's unit) is left as it is.
             if id.kind == "unit", old.path == nil { return false }
-            if let protected, protected.managesTend(id: id, path: old.path, paths: old.path.map { [$0] } ?? [], reachesBelow: true)
-                || protected.refusal(id: id, path: old.path, paths: old.path.map { [$0] } ?? [], reachesBelow: true) != nil { return false }
+            if let protected, protected.verdict(id: id, path: old.path, paths: old.path.map { [$0] } ?? [], reachesBelow: true) != .anyones { return false }
             return old.path.map { !declaredPaths.contains($0) } ?? true
         }
         catalog.prune = prune

@@ -2,28 +2,6 @@ internal import CGit2
 import Synchronization
 import TendSpec
 
-/// How much of a repository tend unpacks: what one commit's tree may hold, checked from object
-/// headers before any file of it is read, so that a small pack that inflates to gigabytes (a
-/// sparse file, a million tiny files) is refused by its size, not found out by the memory or the
-/// time it takes.
-public struct CommitLimits: Sendable, Hashable {
-    /// The largest file (`SnapshotLimits.fileSize`).
-    public var fileSize = SnapshotLimits.fileSize
-    /// The most entries (files, folders, links) in the whole tree.
-    public var entries = CommitLimits.defaultEntries
-    /// The most bytes its files may hold together (`fetch_max_size`).
-    public var totalBytes: Int
-    /// The deepest folder.
-    public var depth = 256
-
-    /// 50,000: a configuration repository of ten thousand files fits five times over.
-    public static let defaultEntries = 50_000
-
-    public init(totalBytes: Int) {
-        self.totalBytes = totalBytes
-    }
-}
-
 /// What a tree holds, found from headers: its entries (below it too) and their bytes.
 private struct Tally: Sendable {
     var entries = 0
@@ -33,6 +11,12 @@ private struct Tally: Sendable {
 /// Why a tree does not fit its limits, for people.
 struct LimitExceeded: Error {
     var message: String
+}
+
+/// What stops a walk of a tree: a limit passed, or libgit2 failing.
+private enum TallyStop: Error {
+    case exceeded(LimitExceeded)
+    case git(GitError)
 }
 
 extension GitRepository {
@@ -47,32 +31,34 @@ extension GitRepository {
             var odb: OpaquePointer?
             try check(git_repository_odb(&odb, repo), "git_repository_odb")
             defer { git_odb_free(odb) }
-            do {
+            do throws(TallyStop) {
                 let tally = try Self.tally(tree, path: "", depth: 0, repo: repo, odb: odb, limits: limits)
                 if tally.bytes > limits.totalBytes {
                     return LimitExceeded(message: "its files hold \(Self.size(tally.bytes)) together, more than the \(Self.size(limits.totalBytes)) tend unpacks of one commit (--fetch-max-size, fetch_max_size:)")
                 }
                 return nil
-            } catch let error as LimitExceeded {
-                return error
-            } catch let error as GitError {
-                throw error
             } catch {
-                return LimitExceeded(message: "\(error)")
+                switch error {
+                case .exceeded(let excess): return excess
+                case .git(let failure): throw failure
+                }
             }
         }
     }
 
     /// What `tree` holds; throws `LimitExceeded` as soon as a limit is passed.
-    private static func tally(_ tree: GitObjectID, path: String, depth: Int, repo: OpaquePointer, odb: OpaquePointer?, limits: CommitLimits) throws -> Tally {
+    private static func tally(_ tree: GitObjectID, path: String, depth: Int, repo: OpaquePointer, odb: OpaquePointer?, limits: CommitLimits) throws(TallyStop) -> Tally {
+        func call(_ result: Int32, _ function: String) throws(TallyStop) {
+            do { try check(result, function) } catch { throw .git(error) }
+        }
         if let known = tallied.withLock({ $0[tree] }) {
-            guard known.entries <= limits.entries else { throw LimitExceeded(message: "it has more than \(limits.entries) files and folders, the most tend unpacks of one commit") }
+            guard known.entries <= limits.entries else { throw .exceeded(LimitExceeded(message: "it has more than \(limits.entries) files and folders, the most tend unpacks of one commit")) }
             return known
         }
-        guard depth <= limits.depth else { throw LimitExceeded(message: "\(path) is more than \(limits.depth) folders deep") }
+        guard depth <= limits.depth else { throw .exceeded(LimitExceeded(message: "\(path) is more than \(limits.depth) folders deep")) }
         var handle: OpaquePointer?
         var oid = tree.raw
-        try check(git_tree_lookup(&handle, repo, &oid), "git_tree_lookup")
+        try call(git_tree_lookup(&handle, repo, &oid), "git_tree_lookup")
         defer { git_tree_free(handle) }
         var tally = Tally()
         for index in 0..<git_tree_entrycount(handle) {
@@ -88,16 +74,22 @@ extension GitRepository {
             case GIT_OBJECT_BLOB:
                 var size = 0
                 var type = GIT_OBJECT_BLOB
-                try check(git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry)), "git_odb_read_header")
+                let read = git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry))
+                // A file the cache did not keep when it was packed: one over the limit
+                // (`GitRepository.repack`), which refused its commit before.
+                if read == GIT_ENOTFOUND.rawValue {
+                    throw .exceeded(LimitExceeded(message: "\(Printable.quoted(full)) (object \(GitObjectID(git_tree_entry_id(entry).pointee).short)) is not in the cache, which keeps no file over \(Self.size(limits.fileSize)), the most tend unpacks of one file"))
+                }
+                try call(read, "git_odb_read_header")
                 guard size <= limits.fileSize else {
-                    throw LimitExceeded(message: "\(Printable.quoted(full)) is \(Self.size(size)) (object \(GitObjectID(git_tree_entry_id(entry).pointee).short)), more than \(Self.size(limits.fileSize)), the most tend unpacks of one file")
+                    throw .exceeded(LimitExceeded(message: "\(Printable.quoted(full)) is \(Self.size(size)) (object \(GitObjectID(git_tree_entry_id(entry).pointee).short)), more than \(Self.size(limits.fileSize)), the most tend unpacks of one file"))
                 }
                 tally.bytes += size
             default:
                 break
             }
             guard tally.entries <= limits.entries else {
-                throw LimitExceeded(message: "it has more than \(limits.entries) files and folders, the most tend unpacks of one commit")
+                throw .exceeded(LimitExceeded(message: "it has more than \(limits.entries) files and folders, the most tend unpacks of one commit"))
             }
         }
         tallied.withLock { known in

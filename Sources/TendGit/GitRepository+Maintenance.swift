@@ -34,6 +34,9 @@ extension GitRepository {
     /// The corresponding C functions are `git_packbuilder_new`, `git_packbuilder_insert` and
     /// `git_packbuilder_write`.
     func repack(keeping: [GitObjectID], maximumFileSize: Int) throws(GitError) -> (objects: Int, removed: Int) {
+        // What is there now is all that is removed afterwards: a pack another tend (a manual
+        // `tend plan --repo`) fetches meanwhile holds objects this walk did not see.
+        let before = objectFiles()
         let (name, count) = try withHandle { repo throws(GitError) -> (String, Int) in
             var odb: OpaquePointer?
             try check(git_repository_odb(&odb, repo), "git_repository_odb")
@@ -107,20 +110,29 @@ extension GitRepository {
             }
             return ("pack-" + String(cString: name), inserted.count)
         }
-        return (count, removeAllBut(pack: name))
+        return (count, remove(before, keeping: name))
     }
 
-    /// Removes every pack but `pack` and every loose object, then syncs the folders; returns the
-    /// packs removed. What is open of them stays readable until closed.
-    private func removeAllBut(pack: String) -> Int {
+    /// The pack files (`objects/pack/pack-*`) and loose objects (`objects/xx/…`) there are now,
+    /// relative to `objects`.
+    private func objectFiles() -> [String] {
+        let objects = path + "/objects"
+        var files = ((try? FileManager.default.contentsOfDirectory(atPath: objects + "/pack")) ?? []).filter { $0.hasPrefix("pack-") }.map { "pack/" + $0 }
+        for folder in (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? [] where folder.count == 2 && folder.allSatisfy(\.isHexDigit) {
+            files += ((try? FileManager.default.contentsOfDirectory(atPath: objects + "/" + folder)) ?? []).map { folder + "/" + $0 }
+        }
+        return files
+    }
+
+    /// Removes `files` (from `objectFiles`) but those of `pack`, then syncs the folders; returns
+    /// the packs removed. What is open of them stays readable until closed.
+    private func remove(_ files: [String], keeping pack: String) -> Int {
         let objects = path + "/objects"
         var removed = 0
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: objects + "/pack")) ?? [] where file.hasPrefix("pack-") && !file.hasPrefix(pack + ".") {
-            if unlink(objects + "/pack/" + file) == 0, file.hasSuffix(".pack") { removed += 1 }
+        for file in files where !file.hasPrefix("pack/" + pack + ".") {
+            if unlink(objects + "/" + file) == 0, file.hasSuffix(".pack") { removed += 1 }
         }
-        for folder in (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? [] where folder.count == 2 && folder.allSatisfy(\.isHexDigit) {
-            try? FileManager.default.removeItem(atPath: objects + "/" + folder)
-        }
+        for folder in Set(files.filter { !$0.hasPrefix("pack/") }.map { $0.prefix(2) }) { rmdir(objects + "/" + folder) }
         for folder in [objects + "/pack", objects] {
             let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd >= 0 { fsync(fd); close(fd) }

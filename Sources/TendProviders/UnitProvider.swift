@@ -1,6 +1,5 @@
 public import TendCore
 public import TendSpec
-import Glibc
 
 /// `unit`: a systemd unit: its unit file and drop-ins (written to /etc/systemd/system), whether it
 /// is enabled or masked, and whether it runs. Without a unit file attribute, only the state of a
@@ -52,7 +51,12 @@ public struct UnitProvider: ResourceProvider {
         }
 
         public var isRemoval: Bool { absent }
-        public var paths: [String] { (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } }
+        /// The unit file, its drop-ins, and the links its `[Install]` `Alias=` makes when it is
+        /// enabled: a link named tend.service is tend's unit as much as the file is.
+        public var paths: [String] {
+            let aliases = enabled == true ? unitFile.map { UnitName.installEntries(of: $0).filter { $0.key == "Alias" }.map { UnitProvider.unitDirectory + "/" + $0.name } } ?? [] : []
+            return (path.map { [$0] } ?? []) + dropins.map { dropinPath($0.name) } + aliases
+        }
 
         var unitFilePath: String { UnitProvider.unitDirectory + "/" + name }
         func dropinPath(_ dropin: String) -> String { UnitProvider.unitDirectory + "/" + name + ".d/" + dropin }
@@ -275,10 +279,7 @@ public struct UnitProvider: ResourceProvider {
                 if host.declares(package) { observed.installedBy = package.description }
             }
         } else if host.root == "/", desired.enabled != nil || desired.state != nil || desired.masked != nil {
-            // sd_booted(3)'s test: systemd made this folder as PID 1.
-            if access("/run/systemd/system", F_OK) == 0 {
-                throw HostError(path: desired.name, message: "systemd runs, but did not answer on the bus (restarting, as on daemon-reexec?); the next run tries again")
-            }
+            if let why = host.servicesUnreachable { throw HostError(path: desired.name, message: why) }
             throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
         } else {
             observed.offline = try offlineState(desired, host: host)
@@ -421,7 +422,7 @@ public struct UnitProvider: ResourceProvider {
     }
 
     /// How the plan says that a job on tend's own unit is not waited for.
-    static let queuedNote = "queued, not waited for: tend's own unit, whose job may stop this run"
+    static let queuedNote = "queued once the run has ended, not waited for: tend's own unit, whose job may stop the run"
 
     private static func diff(_ before: [UInt8]?, _ after: [UInt8], path: String) -> String {
         guard case .text(let diff) = ContentChange.between(before, after, path: path, sensitive: false) else {
@@ -488,9 +489,9 @@ public struct UnitProvider: ResourceProvider {
         for (index, (change, desired)) in batch.enumerated() where failures[index] == nil {
             do throws(HostError) {
                 if change.changes("state"), !desired.absent {
-                    try run(desired.state == .running ? .start : .stop, desired, services)
+                    try run(desired.state == .running ? .start : .stop, desired, services, host: host)
                 } else if change.action == .restart {
-                    try run(.restart, desired, services)
+                    try run(.restart, desired, services, host: host)
                 }
             } catch {
                 failures[index] = error.description
@@ -531,7 +532,7 @@ public struct UnitProvider: ResourceProvider {
     /// whether the manager must reload.
     private func remove(_ change: Change, _ desired: Desired, host: HostWriter) async throws(HostError) -> Bool {
         if let services = host.services {
-            if change.changes("state") { try run(.stop, desired, services) }
+            if change.changes("state") { try run(.stop, desired, services, host: host) }
             if change.changes("enabled") { try services.change(.disable, unit: desired.name) }
         } else if change.changes("enabled") {
             try await setEnablementOffline(desired, .disable, host: host)
@@ -545,10 +546,10 @@ public struct UnitProvider: ResourceProvider {
 
     /// Runs a job and turns anything but success into an error that carries the unit's state and
     /// its last journal lines.
-    private func run(_ job: UnitJob, _ desired: Desired, _ services: any ServiceManager) throws(HostError) {
-        // A job on tend's own unit may stop this very run: it is queued, and takes effect once
-        // the run has ended (what manages tend is applied last, `Catalog.build`).
-        if ProtectedPaths.isTendUnit(desired.name) { return try services.queue(job, unit: desired.name) }
+    private func run(_ job: UnitJob, _ desired: Desired, _ services: any ServiceManager, host: HostWriter) throws(HostError) {
+        // A job on tend's own unit may stop this very run: it is queued once the run has ended
+        // (what manages tend is applied last, `Catalog.build`).
+        if ProtectedPaths.isTendUnit(desired.name) { return host.queueAfterRun(job, unit: desired.name) }
         let result = try services.run(job, unit: desired.name, timeout: .seconds(90))
         var failed = !result.succeeded
         var outcome = result.result

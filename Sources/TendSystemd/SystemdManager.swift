@@ -37,6 +37,10 @@ public final class SystemdManager: ServiceManager {
     /// Whether this process runs under systemd as PID 1 (the system bus is worth trying).
     public static var isBooted: Bool { sd_booted() > 0 }
 
+    /// Whether the system bus's socket is there: without it (no dbus on the host) connecting
+    /// fails at once and will not work a moment later.
+    public static var hasSystemBus: Bool { access("/run/dbus/system_bus_socket", F_OK) == 0 }
+
     // MARK: ServiceManager
 
     public func status(of units: [String]) throws(HostError) -> [String: UnitStatus] {

@@ -98,7 +98,7 @@ struct AgentCommand: AsyncParsableCommand {
                                      metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)
         settings.watch = !noWatch && file.watch != false
         settings.configFile = config ?? AgentFile.defaultPath
-        settings.configIdentity = settings.configFile.flatMap(AgentSettings.identity(of:))
+        settings.configIdentity = file.identity
         return settings
     }
 

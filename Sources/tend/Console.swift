@@ -53,21 +53,16 @@ enum Console {
                                 allowedSigners: options.verify, openPGPKeyring: options.verifyGpg, allowRewind: options.allowRewind)
         var reconciler = Reconciler(source: source, root: root, hostname: options.hostname, labels: try options.labelMap(), providers: options.providers,
                                     lockTimeout: .seconds(options.lockTimeout), tendVersion: tendVersion, logger: logger)
-        reconciler.selfManagement = options.selfManage || (options.agentFileSelfManage ?? selfManagement(of: root))
-        return reconciler
-    }
-
-    /// Whether the root's own agent.yaml lets its repository manage tend (`self_manage: true`):
-    /// a manual run on a self-managed host accepts what its agent accepts. An unreadable or
-    /// invalid file says no, and why.
-    static func selfManagement(of root: String) -> Bool {
-        let path = (root == "/" ? "" : root) + AgentFile.defaultPath
-        do {
-            return try AgentFile.read(path, optional: true).selfManage ?? false
-        } catch {
-            Console.error("tend: \(path) is invalid, so its self_manage: is not used: \(error.diagnostics.first?.description ?? "")")
-            return false
+        if options.selfManage {
+            reconciler.selfManagement = true
+        } else if let fromAgentFile = options.agentFileSelfManage {
+            reconciler.selfManagement = fromAgentFile
+        } else {
+            let (selfManaged, problem) = AgentFile.selfManagement(ofRoot: root)
+            if let problem { Console.error("tend: " + problem) }
+            reconciler.selfManagement = selfManaged
         }
+        return reconciler
     }
 
     /// The progress line of this process, on a terminal.

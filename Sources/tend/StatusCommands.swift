@@ -244,7 +244,7 @@ struct ResumeCommand: ParsableCommand {
             return
         }
         output.logger(audit: true).notice("agent resumed by \(SuspendCommand.user)", metadata: ["action": "resume"])
-        if let agent = store.read(.agent, as: AgentRecord.self), StatusReport.isTend(agent.pid), kill(agent.pid, SIGHUP) == 0 {
+        if let agent = store.read(.agent, as: AgentRecord.self), agent.isRunning, kill(agent.pid, SIGHUP) == 0 {
             Console.out("Resumed: the agent (pid \(agent.pid)) repairs drift again at once, and starts a cycle now that applies what is pending once its fetch ends (fetch_timeout at most).\n")
         } else {
             Console.out("Resumed.\n")

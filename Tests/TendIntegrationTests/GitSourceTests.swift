@@ -296,6 +296,12 @@ struct GitSourceTests {
         let applied = try await tend(["apply", "--repo", repo.path, "--state-dir", state.path, "--root", root.path])
         #expect(applied.status == 0, "\(applied)")
         let first = try await repo.head()
+        // A branch fetched once, then deleted: what only it reached is pruned at the next repack.
+        try await repo.git("checkout", "-q", "-b", "temporary")
+        let temporary = try await repo.commit(["site/files/app.conf": "temporary\n"], "temporary")
+        #expect(try await tend(["plan", "--repo", repo.path, "--state-dir", state.path, "--root", root.path, "--ref", "temporary", "--allow-rewind"]).status == 0)
+        try await repo.git("checkout", "-q", "main")
+        try await repo.git("branch", "-D", "temporary")
         // History rewritten: the applied commit is on no branch any more.
         try await repo.git("checkout", "-q", "--orphan", "rewritten")
         try await repo.git("branch", "-D", "main")
@@ -315,6 +321,8 @@ struct GitSourceTests {
         }
         let fsck = try await sh("/usr/bin/git", ["-C", state.url("cache/\(cache)"), "fsck", "--no-dangling"])
         #expect(!fsck.contains("missing"), "\(fsck)")
+        let kept = try? await sh("/usr/bin/git", ["-C", state.url("cache/\(cache)"), "cat-file", "-e", temporary])
+        #expect(kept == nil, "the commit of the deleted branch is still in the cache")
     }
 
     @Test("a remote that sends more than --fetch-max-size is given up with a message that says so, keeping nothing of it, and the next fetch with room starts afresh")

@@ -48,6 +48,15 @@ struct ProtectedPathsTests {
         ("  - file: /etc/systemd/system/tend.service.d/exec.conf\n    content: \"[Service]\\n\"\n", 2, "units"),
         ("  - symlink: /etc/systemd/system/multi-user.target.wants/tend.service\n    state: absent\n", 2, "units"),
         ("  - file: /lib/systemd/system/tend-snapshot.service\n    content: x\n", 2, "units"),
+        ("  - directory: /etc/systemd/system/multi-user.target.wants\n    purge: true\n", 2, "units"),
+        ("  - symlink: /etc/systemd/system/timers.target.wants\n    target: /tmp\n", 2, "units"),
+        ("  - file: /etc/systemd/system/service.d/all.conf\n    content: \"[Service]\\n\"\n", 2, "units"),
+        ("  - file: /etc/systemd/system/tend-.service.d/prefix.conf\n    content: \"[Service]\\n\"\n", 2, "units"),
+        ("  - file: /etc/systemd/system.control/tend.service.d/50-x.conf\n    content: \"[Service]\\n\"\n", 2, "units"),
+        ("  - symlink: /etc/systemd/system/tend.service.requires/broken.service\n    target: /dev/null\n", 2, "units"),
+        ("  - file: /etc/systemd/system/tend.service.d/\u{301}x.conf\n    content: \"[Service]\\n\"\n", 2, "units"),
+        ("  - unit: other.service\n    content: \"[Service]\\nExecStart=/bin/true\\n[Install]\\nAlias=tend.service\\n\"\n    enabled: true\n", 2, "units"),
+        ("  - package: tend\n    state: absent\n", 2, "package"),
     ]
 
     @Test("what no host may let a repository declare is refused at its position, naming its rule, self-managed or not")

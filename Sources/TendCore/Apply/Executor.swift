@@ -218,6 +218,7 @@ public struct Executor: Sendable {
         lines.logSummary(logger)
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
+        report.jobsAfterRun = writer.jobsAfterRun
         return report
     }
 
@@ -339,6 +340,8 @@ public struct StepResult: Sendable, Hashable {
 /// The results of one apply.
 public struct ApplyReport: Sendable {
     public var results: [StepResult] = []
+    /// Jobs on tend's own units to queue once the run has ended (`HostWriter.queueAfterRun`).
+    public var jobsAfterRun: [UnitJobRequest] = []
 
     public init() {}
 

@@ -77,7 +77,7 @@ public final class RunLock {
                 close(fd)
                 throw .system("flock", root: root, code)
             }
-            let holder = holder(of: fd)
+            let holder = describeHolder(of: fd)
             // Said first, so that a run that gives up has always said whom it waited for, however
             // long finding the holder took on a loaded machine.
             if !told {
@@ -102,34 +102,43 @@ public final class RunLock {
         return RunLock(fd: fd)
     }
 
-    /// Who holds the lock of `root` now and for how long, or nil when nobody does (or the lock
-    /// file cannot be read): for `tend status`, which takes no lock. Tries the lock and lets it go
-    /// at once.
-    public static func holder(of root: String) -> (holder: String, seconds: Int)? {
-        let fd = Glibc.open(file(for: root), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
-            flock(fd, LOCK_UN)
-            return nil
-        }
+    /// Who holds the lock of `root` now and for how long, from /proc/locks, or nil when nobody
+    /// does (or the lock file cannot be read): for `tend status`, which must not take the lock
+    /// even for an instant (an apply trying it then would wait, or give up with
+    /// `--lock-timeout 0`).
+    public static func heldBy(root: String) -> (holder: String, seconds: Int)? {
         var info = stat()
+        guard lstat(file(for: root), &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+              let holder = LockHolder.describe(inode: UInt64(info.st_ino)) else { return nil }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let seconds = fstat(fd, &info) == 0 ? max(0, now.tv_sec - info.st_mtim.tv_sec) : 0
-        return (holder(of: fd) ?? "another process", seconds)
+        return (holder, max(0, now.tv_sec - info.st_mtim.tv_sec))
     }
 
     /// Opens (or creates) the lock file of `root` in the private folder, checked to be a regular
-    /// file of this user's at mode 0600: one made otherwise is not trusted.
+    /// file of this user's at mode 0600: one made otherwise is not trusted. The folder and the one
+    /// above it are this user's own (0700, `PrivateDirectory`), and the file is opened in the very
+    /// folder checked.
     private static func open(for root: String) throws(RunLockError) -> Int32 {
         let path = file(for: root)
+        let folder = directory
         do {
-            try PrivateDirectory.prepare(directory)
+            if let slash = folder.utf8.lastIndex(of: UInt8(ascii: "/")), slash != folder.utf8.startIndex {
+                try PrivateDirectory.prepare(String(folder.utf8[..<slash])!)
+            }
+            try PrivateDirectory.prepare(folder)
         } catch {
             throw RunLockError(root: root, holder: nil, function: error.function, errno: error.errno, message: "cannot lock \(root): \(error)")
         }
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
+        let directoryFD = Glibc.open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directoryFD >= 0 else { throw .system("open", root: root, errno, detail: folder) }
+        defer { close(directoryFD) }
+        var folderInfo = stat()
+        guard fstat(directoryFD, &folderInfo) == 0, folderInfo.st_uid == geteuid(), folderInfo.st_mode & 0o077 == 0 else {
+            throw RunLockError(root: root, holder: nil, function: "fstat", errno: nil, message: "cannot lock \(root): \(folder) is not a private folder of uid \(geteuid())")
+        }
+        let name = String(path.dropFirst(folder.count + 1))
+        let fd = openat(directoryFD, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .system("open", root: root, errno, detail: path) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() else {
@@ -146,7 +155,7 @@ public final class RunLock {
     }
 
     /// Who holds a flock on the file open at `fd`, from /proc/locks.
-    private static func holder(of fd: Int32) -> String? {
+    private static func describeHolder(of fd: Int32) -> String? {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }
         return LockHolder.describe(inode: UInt64(info.st_ino))

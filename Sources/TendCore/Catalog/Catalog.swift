@@ -142,13 +142,10 @@ extension Catalog {
         unique.reserveCapacity(bound.count)
         for item in bound {
             let id = item.id
-            if let protected {
-                let reachesBelow = item.resource.reachesBelow
-                if let refusal = protected.refusal(id: id, path: item.path, paths: item.paths, reachesBelow: reachesBelow) {
-                    diagnostics.error(refusal, at: item.nameLocation)
-                    continue
-                }
-                if protected.managesTend(id: id, path: item.path, paths: item.paths, reachesBelow: reachesBelow) { managesTend.append(unique.count) }
+            let verdict = protected?.verdict(id: id, path: item.path, paths: item.paths, reachesBelow: item.resource.reachesBelow) ?? .anyones
+            if case .refused(let why) = verdict {
+                diagnostics.error(why, at: item.nameLocation)
+                continue
             }
             if let first = byID[id] {
                 diagnostics.error("duplicate resource \(id) (first declared at \(unique[first].nameLocation))", at: item.nameLocation)
@@ -160,6 +157,7 @@ extension Catalog {
             }
             byID[id] = unique.count
             for path in item.paths { byPath[path] = unique.count }
+            if verdict == .managesTend { managesTend.append(unique.count) }
             unique.append(item)
         }
 

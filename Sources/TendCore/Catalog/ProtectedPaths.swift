@@ -5,16 +5,23 @@
 ///
 /// Some rules no host can lift: tend's records and Git cache (a declared `suspended.json`
 /// suspended the agent for good), its binary, its lock, and /proc, /sys and /dev. The others, the
-/// agent's own control (/etc/tend and tend's units with their drop-ins), are lifted by the host's
-/// operator, never by the repository: `self_manage: true` in the host's (or the root's)
-/// agent.yaml, or `--self-manage` for one run, such as an image build. What they then let the
-/// repository declare is applied last in a run (`Catalog.build`), and tend never waits on a job
-/// of its own units (`ProtectedPaths.isTendUnit`).
+/// agent's own control (/etc/tend, tend's units with everything systemd reads for them, and tend's
+/// package), are lifted by the host's operator, never by the repository: `self_manage: true` in
+/// the host's (or the root's) agent.yaml, or `--self-manage` for one run, such as an image build.
+/// What they then let the repository declare is applied last in a run (`Catalog.build`), and a
+/// job on one of tend's units is queued once the run has ended (`HostWriter.queueAfterRun`).
+///
+/// This keeps a repository from declaring tend's own files; it does not make a hostile commit
+/// harmless (a unit with `Conflicts=tend.service`, a cron job), which only review and signed
+/// commits guard against.
 public struct ProtectedPaths: Sendable {
     /// One row of the table.
     public struct Rule: Sendable {
-        /// A short name for messages and docs (`state`, `control`).
-        public let name: String
+        public enum Kind: String, Sendable {
+            case state, binary, lock, kernel, control, units, package
+        }
+
+        public let kind: Kind
         /// What it protects, for people: "… belongs to `what`".
         public let what: String
         /// Paths refused, each with everything below it.
@@ -28,12 +35,25 @@ public struct ProtectedPaths: Sendable {
     /// tend's units, as the .deb and examples/systemd ship them.
     public static let tendUnits: Set<String> = ["tend.service", "tend-apply.service", "tend-apply.timer", "tend-snapshot.service", "tend-snapshot.timer"]
 
-    /// Where systemd reads unit files, drop-ins and enablement links from (systemd.unit(5)).
-    static let unitDirectories = ["/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
-
-    /// Whether `unit` is one of tend's: a job on it is queued, never waited for, since tend may
-    /// be what the job stops.
+    /// Whether `unit` is one of tend's: a job on it is queued once the run has ended, never waited
+    /// for, since tend may be what the job stops.
     public static func isTendUnit(_ unit: String) -> Bool { tendUnits.contains(unit) }
+
+    /// Where systemd reads unit files, drop-ins and links from (systemd.unit(5), and the control,
+    /// transient and generator folders it writes itself).
+    static let unitDirectories = [
+        "/etc/systemd/system", "/etc/systemd/system.control", "/run/systemd/system", "/run/systemd/system.control", "/run/systemd/transient",
+        "/run/systemd/generator", "/run/systemd/generator.early", "/run/systemd/generator.late",
+        "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
+    ]
+
+    /// The names in a unit folder that systemd reads for tend's units: each unit, its drop-in and
+    /// dependency folders, the drop-ins of every service and timer, and those of the prefix `tend-`.
+    static let unitNames: [String] = tendUnits.sorted().flatMap { [$0, $0 + ".d", $0 + ".wants", $0 + ".requires", $0 + ".upholds"] }
+        + ["service.d", "timer.d", "tend-.service.d", "tend-.timer.d"]
+
+    /// The folders of links that units make when enabled (`multi-user.target.wants`).
+    static let linkFolderSuffixes = [".wants", ".requires", ".upholds"]
 
     /// The rules, in the order docs/security.md lists them.
     public let rules: [Rule]
@@ -51,51 +71,66 @@ public struct ProtectedPaths: Sendable {
             if let binary { binaries.append(Self.normalised(binary)) }
         }
         rules = [
-            Rule(name: "state", what: "tend's records and Git cache", paths: Self.unique(state), selfManaged: false,
+            Rule(kind: .state, what: "tend's records and Git cache", paths: Self.unique(state), selfManaged: false,
                  why: "a declared record would steer the agent (a suspended.json suspends it for good)"),
-            Rule(name: "binary", what: "the tend program", paths: Self.unique(binaries), selfManaged: false,
+            Rule(kind: .binary, what: "the tend program", paths: Self.unique(binaries), selfManaged: false,
                  why: "the package manager installs it; a file resource would replace the program that is running"),
-            Rule(name: "lock", what: "tend's lock files", paths: ["/run/tend"], selfManaged: false,
+            Rule(kind: .lock, what: "tend's lock files", paths: ["/run/tend"], selfManaged: false,
                  why: "a declared lock file would stall every apply"),
-            Rule(name: "kernel", what: "the kernel's own file systems", paths: ["/proc", "/sys", "/dev"], selfManaged: false,
+            Rule(kind: .kernel, what: "the kernel's own file systems", paths: ["/proc", "/sys", "/dev"], selfManaged: false,
                  why: "a write there changes the running kernel instead of a file, and fails on every cycle"),
-            Rule(name: "control", what: "the agent's configuration, keys and allowed signers", paths: ["/etc/tend"], selfManaged: true,
+            Rule(kind: .control, what: "the agent's configuration, keys and allowed signers", paths: ["/etc/tend"], selfManaged: true,
                  why: "a commit could point the agent at another repository or drop its signature check"),
-            Rule(name: "units", what: "tend's units and their drop-ins",
-                 paths: Self.unitDirectories.flatMap { folder in Self.tendUnits.sorted().flatMap { [folder + "/" + $0, folder + "/" + $0 + ".d"] } },
+            Rule(kind: .units, what: "tend's units, their drop-ins and links", paths: Self.unitDirectories.flatMap { folder in Self.unitNames.map { folder + "/" + $0 } },
                  selfManaged: true, why: "a commit could replace how tend is started, or stop it"),
+            Rule(kind: .package, what: "tend's own package", paths: [], selfManaged: true,
+                 why: "a commit could remove tend, or hold it at a version"),
         ]
     }
 
-    /// Why a resource may not be declared, or nil when it may. `paths` are those it writes;
-    /// `reachesBelow` says whether it may also change what lies below its `path` (a link put in
-    /// place of a folder, a removal, a folder purged), so that a protected path below counts too.
-    public func refusal(id: ResourceID, path: String?, paths: [String], reachesBelow: Bool) -> String? {
-        guard let (rule, hit) = match(id: id, path: path, paths: paths, reachesBelow: reachesBelow) else { return nil }
-        guard !rule.selfManaged || !selfManagement else { return nil }
+    /// What the table says of one resource.
+    public enum Verdict: Sendable, Equatable {
+        /// Not tend's: anyone's to declare.
+        case anyones
+        /// tend's own control, on a host that lets the repository manage it: applied last.
+        case managesTend
+        /// Refused, with why and how to opt in where a host can.
+        case refused(String)
+    }
+
+    /// What the table says of a resource. `paths` are those it writes; `reachesBelow` says
+    /// whether it may also change what lies below its `path` (a link put in place of a folder, a
+    /// removal, a folder purged), so that a protected path below counts too.
+    public func verdict(id: ResourceID, path: String?, paths: [String], reachesBelow: Bool) -> Verdict {
+        guard let (rule, hit) = match(id: id, path: path, paths: paths, reachesBelow: reachesBelow) else { return .anyones }
+        if rule.selfManaged, selfManagement { return .managesTend }
         let reached = hit != id.name && !paths.contains(hit) ? "it would reach \(hit), which" : hit
-        var message = "\(id) may not be declared: \(reached) belongs to \(rule.what) (rule '\(rule.name)' of docs/security.md): \(rule.why)"
+        var message = "\(id) may not be declared: \(reached) belongs to \(rule.what) (rule '\(rule.kind.rawValue)' of docs/security.md): \(rule.why)"
         if rule.selfManaged {
             message += ". A host that manages tend from its repository opts in: self_manage: true in its agent.yaml, or --self-manage for one run"
         }
-        return message
+        return .refused(message)
     }
 
-    /// Whether the resource manages tend itself (allowed by `selfManagement`): it is applied last.
-    public func managesTend(id: ResourceID, path: String?, paths: [String], reachesBelow: Bool) -> Bool {
-        match(id: id, path: path, paths: paths, reachesBelow: reachesBelow)?.rule.selfManaged ?? false
-    }
-
-    /// The first rule the resource falls under, with the path (or unit) that does.
+    /// The first rule the resource falls under, with the path (or name) that does.
     private func match(id: ResourceID, path: String?, paths: [String], reachesBelow: Bool) -> (rule: Rule, hit: String)? {
         for rule in rules {
-            if rule.name == "units", id.kind == "unit", Self.tendUnits.contains(id.name) { return (rule, id.name) }
+            switch rule.kind {
+            case .units where id.kind == "unit" && Self.tendUnits.contains(id.name),
+                 .package where id.kind == "package" && id.name == "tend":
+                return (rule, id.name)
+            default:
+                break
+            }
             for protected in rule.paths {
                 if let hit = paths.first(where: { Self.isSameOrBelow($0, protected) }) { return (rule, hit) }
                 if reachesBelow, let path, Self.isSameOrBelow(protected, path) { return (rule, protected) }
             }
-            // Enablement links: multi-user.target.wants/tend.service and the like.
-            if rule.name == "units", let hit = paths.first(where: Self.isTendUnitLink) { return (rule, hit) }
+            guard rule.kind == .units else { continue }
+            // Enablement links (multi-user.target.wants/tend.service), and a folder of them
+            // removed, purged or made a link.
+            if let hit = paths.first(where: Self.isTendUnitLink) { return (rule, hit) }
+            if reachesBelow, let path, Self.isLinkFolder(path) { return (rule, path + "/tend.service") }
         }
         return nil
     }
@@ -104,14 +139,25 @@ public struct ProtectedPaths: Sendable {
     private static func isTendUnitLink(_ path: String) -> Bool {
         let parts = path.split(separator: "/")
         guard parts.count >= 2, tendUnits.contains(String(parts[parts.count - 1])) else { return false }
-        let folder = parts[parts.count - 2]
-        let parent = "/" + parts.dropLast(2).joined(separator: "/")
-        return unitDirectories.contains(parent) && [".wants", ".requires", ".upholds"].contains { folder.hasSuffix($0) }
+        return isLinkFolder("/" + parts.dropLast().joined(separator: "/"))
     }
 
-    /// Whether `path` is `ancestor` or lies below it, by whole names (/etc/tend-x is not below /etc/tend).
+    /// `…/system/X.wants` (or `.requires`, `.upholds`), in a unit folder.
+    private static func isLinkFolder(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        guard let folder = parts.last else { return false }
+        let parent = "/" + parts.dropLast().joined(separator: "/")
+        return unitDirectories.contains(parent) && linkFolderSuffixes.contains { folder.hasSuffix($0) }
+    }
+
+    /// Whether `path` is `ancestor` or lies below it, by whole names (/etc/tend-x is not below
+    /// /etc/tend), compared byte by byte: String's comparison would join a combining mark after
+    /// a `/` to it, and take `/etc/tend/\u{301}x` for a path that is not below `/etc/tend`.
     static func isSameOrBelow(_ path: String, _ ancestor: String) -> Bool {
-        path == ancestor || ancestor == "/" || path.hasPrefix(ancestor + "/")
+        if ancestor == "/" { return true }
+        let (path, ancestor) = (path.utf8, ancestor.utf8)
+        guard path.starts(with: ancestor) else { return false }
+        return path.count == ancestor.count || path.dropFirst(ancestor.count).first == UInt8(ascii: "/")
     }
 
     private static func normalised(_ path: String) -> String {

@@ -17,6 +17,9 @@ public final class HostReader {
     /// The service manager, read-only; nil when none runs for this root (another root, or no
     /// systemd as PID 1).
     public let services: ServiceManagerView?
+    /// Why there is no service manager although systemd runs for this root (it did not answer
+    /// on the bus), for what needs one to say so; nil otherwise.
+    public var servicesUnreachable: String?
     /// The open root; -1 for a reader that replays a snapshot, whose every read is answered
     /// before a descriptor is used.
     private let rootDescriptor: FileDescriptor

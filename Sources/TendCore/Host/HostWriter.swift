@@ -28,6 +28,10 @@ public final class HostWriter {
     /// Where a tool that changes the host (apt) shows its own progress lines as they come, for a
     /// person watching on a terminal; nil when nobody watches.
     public var toolOutput: (@Sendable (String) -> Void)?
+    /// Jobs on tend's own units, asked for by this apply and queued only once its run has ended
+    /// (`ApplyReport.jobsAfterRun`): the restart of tend.service stops the process that would
+    /// wait for it, and would cut the rest of the run short.
+    public private(set) var jobsAfterRun: [UnitJobRequest] = []
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
     /// What fstat said of each folder in `unsyncedDirectories` when it was added, by path.
@@ -79,6 +83,11 @@ public final class HostWriter {
     /// A stretch that has changed this many folders should be committed before it goes on: each
     /// changed folder holds a descriptor until then, and a process may have only 1,024.
     public static let stagedFolderLimit = 256
+
+    /// Asks for `job` on `unit` once the run has ended (`jobsAfterRun`).
+    public func queueAfterRun(_ job: UnitJob, unit: String) {
+        if !jobsAfterRun.contains(UnitJobRequest(job: job, unit: unit)) { jobsAfterRun.append(UnitJobRequest(job: job, unit: unit)) }
+    }
 
     init(reader: HostReader, services: (any ServiceManager)?) {
         self.reader = reader

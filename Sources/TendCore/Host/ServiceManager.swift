@@ -10,7 +10,8 @@ public protocol ServiceManager: AnyObject {
     /// Starts, stops, restarts or reloads `unit` and waits for the job to finish.
     func run(_ job: UnitJob, unit: String, timeout: Duration) throws(HostError) -> UnitJobResult
     /// Queues the job and returns at once: for tend's own units, whose restart stops the very
-    /// process that would wait for it (`ProtectedPaths.isTendUnit`).
+    /// process that would wait for it (`ProtectedPaths.isTendUnit`), once the run has ended
+    /// (`ApplyReport.jobsAfterRun`).
     func queue(_ job: UnitJob, unit: String) throws(HostError)
     /// Enables, disables, masks or unmasks the unit files of `unit`. The caller reloads the
     /// manager afterwards, once for all its changes, so that it sees them.
@@ -57,6 +58,17 @@ public struct UnitStatus: Sendable, Hashable, Codable {
 /// A job on a unit.
 public enum UnitJob: String, Sendable, Hashable {
     case start, stop, restart, reload
+}
+
+/// A job asked for on a unit.
+public struct UnitJobRequest: Sendable, Hashable {
+    public var job: UnitJob
+    public var unit: String
+
+    public init(job: UnitJob, unit: String) {
+        self.job = job
+        self.unit = unit
+    }
 }
 
 /// How a job ended, as systemd's JobRemoved signal says: `done`, `failed`, `timeout`,
