@@ -57,6 +57,10 @@ public struct ProtectedPaths: Sendable {
 
     /// The rules, in the order docs/security.md lists them.
     public let rules: [Rule]
+    /// Each protected path with the position of its rule in `rules`: a path is looked up with its
+    /// ancestors, a few lookups, rather than compared with the hundreds of paths of the table (a
+    /// catalog of 10,000 files would make millions of comparisons).
+    private let index: [String: Int]
     /// Whether this host lets the repository manage tend itself.
     public let selfManagement: Bool
 
@@ -86,6 +90,11 @@ public struct ProtectedPaths: Sendable {
             Rule(kind: .package, what: "tend's own package", paths: [], selfManaged: true,
                  why: "a commit could remove tend, or hold it at a version"),
         ]
+        var index: [String: Int] = [:]
+        for (position, rule) in rules.enumerated() {
+            for path in rule.paths where index[path] == nil { index[path] = position }
+        }
+        self.index = index
     }
 
     /// What the table says of one resource.
@@ -114,25 +123,31 @@ public struct ProtectedPaths: Sendable {
 
     /// The first rule the resource falls under, with the path (or name) that does.
     private func match(id: ResourceID, path: String?, paths: [String], reachesBelow: Bool) -> (rule: Rule, hit: String)? {
-        for rule in rules {
-            switch rule.kind {
-            case .units where id.kind == "unit" && Self.tendUnits.contains(id.name),
-                 .package where id.kind == "package" && id.name == "tend":
-                return (rule, id.name)
-            default:
-                break
-            }
-            for protected in rule.paths {
-                if let hit = paths.first(where: { Self.isSameOrBelow($0, protected) }) { return (rule, hit) }
-                if reachesBelow, let path, Self.isSameOrBelow(protected, path) { return (rule, protected) }
-            }
-            guard rule.kind == .units else { continue }
-            // Enablement links (multi-user.target.wants/tend.service), and a folder of them
-            // removed, purged or made a link.
-            if let hit = paths.first(where: Self.isTendUnitLink) { return (rule, hit) }
-            if reachesBelow, let path, Self.isLinkFolder(path) { return (rule, path + "/tend.service") }
+        if id.kind == "unit", Self.tendUnits.contains(id.name), let rule = rules.first(where: { $0.kind == .units }) { return (rule, id.name) }
+        if id.kind == "package", id.name == "tend", let rule = rules.first(where: { $0.kind == .package }) { return (rule, id.name) }
+        var found: (position: Int, hit: String)?
+        func consider(_ position: Int, _ hit: String) {
+            if found.map({ position < $0.position }) ?? true { found = (position, hit) }
         }
-        return nil
+        for written in paths {
+            // The path and each folder above it, whole names by construction.
+            var current: Substring = Substring(written)
+            while true {
+                if let position = index[String(current)] { consider(position, written) }
+                guard let slash = current.utf8.lastIndex(of: UInt8(ascii: "/")), slash != current.utf8.startIndex else { break }
+                current = current[..<slash]
+            }
+            // Enablement links (multi-user.target.wants/tend.service).
+            if Self.isTendUnitLink(written), let position = rules.firstIndex(where: { $0.kind == .units }) { consider(position, written) }
+        }
+        // What a removal, a purge or a link reaches below it: rare, so the whole table is read.
+        if reachesBelow, let path {
+            for (position, rule) in rules.enumerated() {
+                if let protected = rule.paths.first(where: { Self.isSameOrBelow($0, path) }) { consider(position, protected) }
+                if rule.kind == .units, Self.isLinkFolder(path) { consider(position, path + "/tend.service") }
+            }
+        }
+        return found.map { (rules[$0.position], $0.hit) }
     }
 
     /// `…/system/X.wants/tend.service` (or `.requires`, `.upholds`).
