@@ -29,7 +29,12 @@ struct FleetTests {
             try? down.run()
             down.waitUntilExit()
         }
+        // Twenty hosts boot at once here: no other test host boots meanwhile.
+        var slots: [BootSlots.Slot] = []
+        for _ in 0..<3 { slots.append(await BootSlots.shared.take()) }
+        defer { slots.forEach { $0.release() } }
         _ = try await sh("/bin/bash", [Self.script, "up", folder.path, "\(Self.size)", tendBinary])
+        slots.forEach { $0.release() }
         let members = try String(contentsOfFile: folder.url("hosts"), encoding: .utf8).split(separator: "\n").map { line in
             let fields = line.split(separator: " ").map(String.init)
             return Member(host: TestHost(pid: Int32(fields[0])!, base: folder.url(fields[2])), name: fields[2])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Subprocess
 import SystemPackage
 import Testing
@@ -69,6 +70,61 @@ struct TestHost: Sendable {
     }
 }
 
+/// How many test hosts boot at once. Swift Testing starts every test at once; dozens of systemds
+/// booting together on two cores (the fleet's twenty among them) took over two minutes each to
+/// reach "running", past the boot's deadline. Booted hosts run side by side as before.
+final class BootSlots: Sendable {
+    static let shared = BootSlots(count: 3)
+
+    private struct State {
+        var free: Int
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) { state = Mutex(State(free: count)) }
+
+    /// A slot, held until `Slot.release` (which may be called more than once).
+    final class Slot: Sendable {
+        private let slots: BootSlots
+        private let held = Mutex(true)
+
+        fileprivate init(_ slots: BootSlots) { self.slots = slots }
+
+        func release() {
+            guard held.withLock({ held in defer { held = false }; return held }) else { return }
+            slots.give()
+        }
+    }
+
+    func take() async -> Slot {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                guard state.free > 0 else {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.free -= 1
+                return true
+            }
+            if ready { continuation.resume() }
+        }
+        return Slot(self)
+    }
+
+    fileprivate func give() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
 /// Boots a test host, copies the built tend into it, runs `body`, and ends the host by killing
 /// its systemd, whatever `body` did. Several can run at once. A `bare` host has no Swift toolchain
 /// (/opt/swift is empty in it) and no tend, as a server that installs tend's .deb. With `image`,
@@ -77,6 +133,8 @@ struct TestHost: Sendable {
 /// from before systemd starts (the journal's folder is named by it).
 func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, machineID: String? = nil, _ body: @Sendable @escaping (TestHost) async throws -> T) async throws -> T {
     let base = try Scratch("tend-host")
+    let slot = await BootSlots.shared.take()
+    defer { slot.release() }
     let boot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testhost-boot.sh").standardized.path
     let result = try await Subprocess.run(
         .path("/usr/bin/unshare"), arguments: Arguments(["--pid", "--fork", "--mount", "--net"] + (image == nil ? [] : ["--uts"]) + ["--propagation", "private", boot, base.path]),
@@ -108,6 +166,7 @@ func withTestHost<T: Sendable>(bare: Bool = false, image: String? = nil, machine
         guard state == "running" || state == "degraded" else {
             throw CommandFailed(command: "boot a test host", output: "systemd did not finish starting: \(state)")
         }
+        slot.release()
         if bare || image != nil { return try await body(host) }
         try FileManager.default.createDirectory(atPath: host.outside("/usr/local/bin"), withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: host.outside("/usr/local/bin/tend"))
