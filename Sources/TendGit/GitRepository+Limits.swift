@@ -143,49 +143,24 @@ extension GitRepository {
                     var oid = id.raw
                     if git_odb_exists(odb, &oid) == 1 { _ = git_revwalk_hide(walk, &oid) }
                 }
-                var seen: Set<GitObjectID> = []
-                var oid = git_oid()
-                while git_revwalk_next(&oid, walk) == 0 {
-                    var commit: OpaquePointer?
-                    try check(git_commit_lookup(&commit, repo, &oid), "git_commit_lookup")
-                    let tree = GitObjectID(git_commit_tree_id(commit).pointee)
-                    let id = GitObjectID(oid)
-                    git_commit_free(commit)
-                    seen.insert(id)
-                    var pending = [(tree, "")]
-                    while let (next, path) = pending.popLast() {
-                        var raw = next.raw
-                        guard seen.insert(next).inserted, git_odb_exists(cacheODB, &raw) != 1 else { continue }
-                        var handle: OpaquePointer?
-                        try check(git_tree_lookup(&handle, repo, &raw), "git_tree_lookup")
-                        defer { git_tree_free(handle) }
-                        for index in 0..<git_tree_entrycount(handle) {
-                            guard let entry = git_tree_entry_byindex(handle, index) else { continue }
-                            let child = GitObjectID(git_tree_entry_id(entry).pointee)
-                            let name = String(cString: git_tree_entry_name(entry))
-                            let full = path.isEmpty ? name : path + "/" + name
-                            switch git_tree_entry_type(entry) {
-                            case GIT_OBJECT_TREE:
-                                pending.append((child, full))
-                            case GIT_OBJECT_BLOB:
-                                var childRaw = child.raw
-                                guard seen.insert(child).inserted, git_odb_exists(cacheODB, &childRaw) != 1 else { continue }
-                                var size = 0
-                                var type = GIT_OBJECT_BLOB
-                                try check(git_odb_read_header(&size, &type, odb, &childRaw), "git_odb_read_header")
-                                if size > limits.fileSize {
-                                    return LimitExceeded(message: "\(Printable.quoted(full)) of commit \(id.short) is \(Self.size(size)) (object \(child.short)), more than \(Self.size(limits.fileSize)), the most tend unpacks of one file; from a repository on this machine, libgit2 would read it whole to send it")
-                                }
-                            default:
-                                break
-                            }
-                        }
-                        if seen.count > maximumObjects {
-                            return LimitExceeded(message: "its new history holds more than \(maximumObjects) objects, the most tend unpacks in one fetch")
-                        }
+                var excess: LimitExceeded?
+                var count = 0
+                try walkObjects(repo: repo, odb: odb, walk: walk, known: { id in
+                    var raw = id.raw
+                    return git_odb_exists(cacheODB, &raw) == 1
+                }) { object throws(GitError) -> Bool in
+                    count += 1
+                    if case .blob(let id, let path, let size?, let commit) = object, size > limits.fileSize {
+                        excess = LimitExceeded(message: "\(Printable.quoted(path)) of commit \(commit.short) is \(Self.size(size)) (object \(id.short)), more than \(Self.size(limits.fileSize)), the most tend unpacks of one file; from a repository on this machine, libgit2 would read it whole to send it")
+                        return false
                     }
+                    guard count <= maximumObjects else {
+                        excess = LimitExceeded(message: "its new history holds more than \(maximumObjects) objects, the most tend unpacks in one fetch")
+                        return false
+                    }
+                    return true
                 }
-                return nil
+                return excess
             }
         }
     }

@@ -71,38 +71,13 @@ extension GitRepository {
                     try insert(GitObjectID(oid))
                 }
             }
-            var oid = git_oid()
-            while git_revwalk_next(&oid, walk) == 0 {
-                var commit: OpaquePointer?
-                try check(git_commit_lookup(&commit, repo, &oid), "git_commit_lookup")
-                let tree = GitObjectID(git_commit_tree_id(commit).pointee)
-                git_commit_free(commit)
-                try insert(GitObjectID(oid))
-                var pending = [tree]
-                while let next = pending.popLast() {
-                    guard !inserted.contains(next) else { continue }
-                    try insert(next)
-                    var handle: OpaquePointer?
-                    var raw = next.raw
-                    try check(git_tree_lookup(&handle, repo, &raw), "git_tree_lookup")
-                    defer { git_tree_free(handle) }
-                    for index in 0..<git_tree_entrycount(handle) {
-                        guard let entry = git_tree_entry_byindex(handle, index) else { continue }
-                        let child = GitObjectID(git_tree_entry_id(entry).pointee)
-                        switch git_tree_entry_type(entry) {
-                        case GIT_OBJECT_TREE:
-                            pending.append(child)
-                        case GIT_OBJECT_BLOB where !inserted.contains(child):
-                            var size = 0
-                            var type = GIT_OBJECT_BLOB
-                            var childRaw = child.raw
-                            guard git_odb_read_header(&size, &type, odb, &childRaw) == 0, size <= maximumFileSize else { continue }
-                            try insert(child)
-                        default:
-                            break
-                        }
-                    }
+            try Self.walkObjects(repo: repo, odb: odb, walk: walk, known: { _ in false }) { object throws(GitError) -> Bool in
+                switch object {
+                case .commit(let id), .tree(let id, _, _): try insert(id)
+                case .blob(let id, _, let size?, _) where size <= maximumFileSize: try insert(id)
+                case .blob: break
                 }
+                return true
             }
             try check(git_packbuilder_write(builder, nil, 0, nil, nil), "git_packbuilder_write")
             guard let name = git_packbuilder_name(builder) else {
