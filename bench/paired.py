@@ -7,7 +7,11 @@ that reverses each round, each into a fresh folder of one loop-mounted ext4 (as 
 Prints each build's median, its median ratio to the floor of the same round, and each build's
 median ratio to the first build of the same round: the ratios bench/RESULTS.md calls paired.
 
-Usage: bench/paired.py ROUNDS TEND_A TEND_B [TEND_C ...]   (N from $N, default 10000)
+With MODE=plan (or validate), each round instead times a no-op `tend plan` (or `tend validate`)
+of the same N files, converged once beforehand by each build in a root of its own, against `true`
+as the floor: what a check of a converged host costs.
+
+Usage: bench/paired.py ROUNDS TEND_A TEND_B [TEND_C ...]   (N from $N, default 10000; MODE apply)
 """
 import os, shutil, statistics, subprocess, sys, time
 
@@ -39,7 +43,23 @@ def main():
             check(root, floor, n)
             shutil.rmtree(root)
 
-        for index in range(rounds):
+        mode = os.environ.get("MODE", "apply")
+        if mode != "apply":
+            roots = {build: os.path.join(work, f"root-{index}") for index, build in enumerate(builds)}
+            for build, root in roots.items():
+                os.makedirs(root)
+                subprocess.run([build, "apply", repo, "--root", root], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            def timed(key, command):
+                start = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times[key].append(time.perf_counter() - start)
+
+            for index in range(rounds):
+                timed("floor", ["true"])
+                for build in (builds if index % 2 == 0 else builds[::-1]):
+                    timed(build, [build, mode, repo] + (["--root", roots[build]] if mode == "plan" else []))
+        for index in range(rounds if mode == "apply" else 0):
             one("floor", [floor, "write-nosync", "ROOT", str(n), str(DIRS)])
             for build in (builds if index % 2 == 0 else builds[::-1]):
                 one(build, [build, "apply", repo, "--root", "ROOT"])

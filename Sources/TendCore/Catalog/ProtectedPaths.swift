@@ -61,6 +61,9 @@ public struct ProtectedPaths: Sendable {
     /// ancestors, a few lookups, rather than compared with the hundreds of paths of the table (a
     /// catalog of 10,000 files would make millions of comparisons).
     private let index: [String: Int]
+    /// The first names of every protected path (`etc`, `var`, `proc`…): a path under none of them
+    /// (most of a configuration: /srv, /opt, /home) is let through at once.
+    private let tops: Set<Substring>
     /// Whether this host lets the repository manage tend itself.
     public let selfManagement: Bool
 
@@ -95,6 +98,7 @@ public struct ProtectedPaths: Sendable {
             for path in rule.paths where index[path] == nil { index[path] = position }
         }
         self.index = index
+        tops = Set(index.keys.compactMap { Self.top(of: $0) }.map { Substring($0) })
     }
 
     /// What the table says of one resource.
@@ -130,6 +134,7 @@ public struct ProtectedPaths: Sendable {
             if found.map({ position < $0.position }) ?? true { found = (position, hit) }
         }
         for written in paths {
+            guard let top = Self.top(of: written), tops.contains(top) else { continue }
             // The path and each folder above it, whole names by construction.
             var current: Substring = Substring(written)
             while true {
@@ -150,11 +155,16 @@ public struct ProtectedPaths: Sendable {
         return found.map { (rules[$0.position], $0.hit) }
     }
 
+    /// The first name of an absolute path (`etc` of `/etc/tend`), or nil for `/`.
+    private static func top(of path: String) -> Substring? {
+        let name = path.utf8.dropFirst().prefix { $0 != UInt8(ascii: "/") }
+        return name.isEmpty ? nil : Substring(name)
+    }
+
     /// `…/system/X.wants/tend.service` (or `.requires`, `.upholds`).
     private static func isTendUnitLink(_ path: String) -> Bool {
-        let parts = path.split(separator: "/")
-        guard parts.count >= 2, tendUnits.contains(String(parts[parts.count - 1])) else { return false }
-        return isLinkFolder("/" + parts.dropLast().joined(separator: "/"))
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), tendUnits.contains(String(path[path.index(after: slash)...])) else { return false }
+        return isLinkFolder(String(path[..<slash]))
     }
 
     /// `…/system/X.wants` (or `.requires`, `.upholds`), in a unit folder.
