@@ -58,6 +58,11 @@ enum Libgit2 {
         // Refused only by a libgit2 older than 1.5, which tend does not build with.
         let fsync = tend_git_enable_fsync(1)
         precondition(fsync == 0, "git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR) failed")
+        // The agent's memory stays bounded whatever a repository holds: libgit2 caches parsed
+        // objects up to 256 MiB and maps up to 8 GiB of packs by default. A configuration
+        // repository's trees fit in far less; what is not cached is parsed again.
+        _ = tend_git_set_cache_max_size(32 << 20)
+        _ = tend_git_set_mwindow_mapped_limit(128 << 20)
         if let file = getenv("GIT_SSL_CAINFO"), file.pointee != 0 {
             _ = tend_git_set_ssl_cert_file(file)
         }
