@@ -9,10 +9,13 @@ descriptors and threads; the Git cache's size is read here after each round.
 The goals: RSS within 10% of cycle 100's, the Git cache within 2x its size after the first
 repack, descriptors and threads flat.
 
+With REPO_KIB, the repository also holds that many KiB of text files that no manifest names (a
+configuration repository's templates, sources and notes), so that its history is not most of it.
+
 Usage: bench/growth.py AGENT_LOOP_BINARY
-Environment: CYCLES (3000), PUSH_EVERY (10), FILES (100)
+Environment: CYCLES (3000), PUSH_EVERY (10), FILES (100), REPO_KIB (0)
 """
-import os, re, shutil, statistics, subprocess, sys, tempfile
+import os, random, re, shutil, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agent import make_repo  # noqa: E402
@@ -20,6 +23,7 @@ from agent import make_repo  # noqa: E402
 CYCLES = int(os.environ.get("CYCLES", "3000"))
 PUSH_EVERY = int(os.environ.get("PUSH_EVERY", "10"))
 FILES = int(os.environ.get("FILES", "100"))
+REPO_KIB = int(os.environ.get("REPO_KIB", "0"))
 
 
 def du(path):
@@ -31,6 +35,16 @@ def main():
     work = tempfile.mkdtemp(prefix="tend-growth-")
     try:
         bare, clone = make_repo(work, "growth", FILES)
+        if REPO_KIB:
+            # Text that compresses as prose does (about 3:1), 4 KiB a file.
+            words = [f"{w}{random.randrange(1000)}" for w in ["alpha", "delta", "nginx", "worker", "upstream", "timeout", "listen", "server"] for _ in range(50)]
+            os.makedirs(os.path.join(clone, "notes"))
+            for index in range(REPO_KIB // 4):
+                with open(os.path.join(clone, "notes", f"{index}.txt"), "w") as f:
+                    f.write(" ".join(random.choice(words) for _ in range(600))[:4096])
+            subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
+            subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "notes"], cwd=clone, check=True)
+            subprocess.run(["git", "push", "-q", "origin", "main"], cwd=clone, check=True, stderr=subprocess.DEVNULL)
         root, state = os.path.join(work, "root"), os.path.join(work, "state")
         os.makedirs(root)
         sizes = os.path.join(work, "sizes")
@@ -44,7 +58,7 @@ def main():
         at100 = next(r for r in rounds if r[0] >= 100)
         last = rounds[-1]
         tail = [r[1] for r in rounds[-len(rounds) // 10:]]
-        print(f"### {CYCLES:,} cycles, a push every {PUSH_EVERY} ({FILES} files)\n")
+        print(f"### {CYCLES:,} cycles, a push every {PUSH_EVERY} ({FILES} files{f', {REPO_KIB:,} KiB of other files' if REPO_KIB else ''})\n")
         print("| measure | at cycle 100 | at the end | highest | ratio (end / 100) |")
         print("| --- | ---: | ---: | ---: | ---: |")
         print(f"| RSS (KiB) | {at100[1]:,} | {last[1]:,} | {max(r[1] for r in rounds):,} | {last[1] / at100[1]:.3f} |")
