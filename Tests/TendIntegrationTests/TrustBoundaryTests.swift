@@ -182,6 +182,9 @@ struct TrustBoundaryTests {
             #expect(during.contains("drift repaired in"), "no repair was logged")
             #expect(!during.contains("fetch failed"), "the repair came only after the fetch gave up")
             #expect(try await AgentTests.eventually(60) { try await host.tendJournal().text.contains("timed out after 30 s") }, "the fetch never gave up")
+            // A failed fetch is retried: a warning, as docs/agent.md says, not an error.
+            let failed = try await host.tendJournal().entries.first { ($0["MESSAGE"] as? String)?.hasPrefix("fetch failed") == true }
+            #expect(failed?["PRIORITY"] as? String == "4", "\(failed ?? [:])")
         }
     }
 
