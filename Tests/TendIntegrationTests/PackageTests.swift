@@ -292,6 +292,28 @@ struct PackageTests {
         }
     }
 
+    @Test("a file a package also ships, declared after it without requires, is replaced in the same run rather than refused as appeared since planned")
+    func createdByAnUnrelatedPackage() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try self.configure(host, """
+                  - package: tend-test-maker
+                  - file: /etc/tend-maker.conf
+                    content: "setting = ours\\n"
+
+                """)
+            let plan = try await host.tend(["plan", "/srv/config"])
+            #expect(plan.stdout.contains("+ file:/etc/tend-maker.conf"), "planned as a creation: \(plan)")
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(apply.stdout.contains("~ file:/etc/tend-maker.conf: updated"), "the package's file is replaced, not refused: \(apply)")
+            #expect(read(host.outside("/etc/tend-maker.conf")) == "setting = ours\n")
+            let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(again.status == 0, "a second plan is not empty: \(again)")
+        }
+    }
+
     @Test("what a package brings is planned again once it is in: its conffile replaced, a file its postinst made removed, a folder owned by the group it added; a second plan is empty")
     func packageBringsFilesAndGroups() async throws {
         let repo = try await DebRepository()

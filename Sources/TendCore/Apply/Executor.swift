@@ -269,12 +269,17 @@ public struct Executor: Sendable {
 
     /// `step` as it must run now: planned again from what the host holds when it comes after a
     /// done step in `reshaping` (a package that brought the file it writes, a user whose group
-    /// it sets), since that step's work was not in the plan; otherwise as planned. The changing
-    /// steps run with it (the plan, or the late pass) that notify it, by resource (`notifiers`),
-    /// still do (a restart is kept when the unit is otherwise converged).
+    /// it sets), since that step's work was not in the plan; otherwise as planned. A planned
+    /// creation is planned again after any such step, whatever it depends on: a package may have
+    /// made the very path (unattended-upgrades' /etc/apt/apt.conf.d/20auto-upgrades, declared
+    /// without `requires:`), which the step then replaces instead of refusing it as "appeared
+    /// since it was planned". The changing steps run with it (the plan, or the late pass) that
+    /// notify it, by resource (`notifiers`), still do (a restart is kept when the unit is
+    /// otherwise converged).
     private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, notifiers: [ResourceID: [ResourceID]],
                          writer: HostWriter, context: PlanContext) -> Plan.Step {
-        guard replans, let entry, step.error == nil, step.change != nil, step.dependsOn.contains(where: reshaping.contains) else { return step }
+        guard replans, let entry, step.error == nil, let change = step.change, !reshaping.isEmpty,
+              change.action == .create || step.dependsOn.contains(where: reshaping.contains) else { return step }
         var now = step
         if let fresh = Planner.step(for: entry, host: writer.reader, context: context, notifiedBy: notifiers[entry.id] ?? []) {
             now.change = fresh.change

@@ -82,7 +82,8 @@ extension StepResult {
     public func rendered(style: Style) -> String {
         switch outcome {
         case .done:
-            let action = self.action ?? .update
+            // Planned again after a package or user step, and found as declared.
+            guard let action else { return "  = \(Plan.escaped(id)): already as declared (an earlier step of this run made it so)\n" }
             return "  " + style.action(action, "\(action.symbol) \(Plan.escaped(id))") + ": \(action.pastTense)\n"
         case .failed(let reason):
             return "  " + style.red("✗ \(Plan.escaped(id))") + ": failed: \(Printable.escaped(reason, keepingNewlines: true))\n"
