@@ -239,7 +239,9 @@ public struct Reconciler: Sendable {
                 // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
                 // applied is made from them; a saved plan is applied as it was made.
                 do {
-                    try await executor.refresh(root: rootPath, services: services, toolOutput: events.toolOutput)
+                    for warning in try await executor.refresh(root: rootPath, services: services, toolOutput: events.toolOutput) {
+                        result.note(warning, events)
+                    }
                 } catch {
                     result.note("\(error); planning with what is there", events)
                 }
@@ -269,6 +271,7 @@ public struct Reconciler: Sendable {
             do {
                 result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
                 result.interrupted = result.report?.results.contains { $0.outcome == .skipped(Executor.stoppingReason) } ?? false
+                for warning in result.report?.warnings ?? [] { result.note(warning, events) }
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)
             }

@@ -143,11 +143,18 @@ public struct PackageProvider: ResourceProvider {
         Debian.listsAge(host).map { $0 > unknownRefreshInterval } ?? true
     }
 
-    /// `apt-get update`, remembered for the rest of the run.
-    private func update(_ host: HostWriter) async throws(HostError) {
+    /// `apt-get update`, remembered for the rest of the run. apt exits 0 when a source could not
+    /// be fetched, keeping that source's old lists (or none): each such source is said as a
+    /// warning of the run, and returned, so that a package with no candidate can name them.
+    @discardableResult
+    private func update(_ host: HostWriter) async throws(HostError) -> [String] {
         let update = await Tool.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=\(lockTimeout)"], root: host.reader.root, lines: host.toolOutput)
         guard update.status == 0 else {
             throw HostError(path: "apt-get update", message: "refreshing the package lists failed:\n" + update.errorLines)
+        }
+        let failed = Self.unfetchedSources(update.output + "\n" + update.error)
+        if !failed.isEmpty {
+            host.warn("apt-get update could not fetch \(failed.joined(separator: ", ")): apt keeps what it had of \(failed.count == 1 ? "it" : "them") (or nothing), and a package only \(failed.count == 1 ? "it" : "they") offer has no candidate")
         }
         // The stamp Debian's apt touches after each update (apt.conf.d/15update-stamp), where an
         // image left that hook out: a list apt kept has its mirror's time, not the update's, and
@@ -155,6 +162,18 @@ public struct PackageProvider: ResourceProvider {
         let stamp = "/var/lib/apt/periodic/update-success-stamp"
         try host.makeParentDirectories(of: stamp)
         try host.writeFile(stamp, contents: [], mode: 0o644, owner: 0, group: 0, replacing: try host.reader.status(stamp)?.type)
+        return failed
+    }
+
+    /// The sources apt-get update said it could not fetch (`W: Failed to fetch URL  reason`),
+    /// by URL, each once, in order.
+    static func unfetchedSources(_ output: String) -> [String] {
+        var sources: [String] = []
+        for line in output.split(separator: "\n") where line.hasPrefix("W: Failed to fetch ") || line.hasPrefix("E: Failed to fetch ") {
+            let url = String(line.dropFirst("W: Failed to fetch ".count).prefix { $0 != " " })
+            if !url.isEmpty, !sources.contains(url) { sources.append(url) }
+        }
+        return sources
     }
 
     // MARK: Observing
@@ -339,9 +358,10 @@ public struct PackageProvider: ResourceProvider {
         let installing = wanted.filter { $0.state != .absent && (status[$0.name]?.isInstalled != true || Self.argument(for: $0, installed: status[$0.name], candidate: policy[$0.name]?.candidate) != nil) }
         let sourcesChanged = Debian.sourcesChanged(host.reader).map { changed in Debian.listsUpdated(host.reader).map { changed > $0 } ?? true } ?? false
         let unknown = installing.contains { policy[$0.name]?.candidate == nil && $0.version == nil }
+        var unfetched: [String] = []
         if !installing.isEmpty, sourcesChanged || (unknown && Self.mayRefreshForUnknown(host.reader)) {
             do throws(HostError) {
-                try await update(host)
+                unfetched = try await update(host)
                 policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
             } catch {
                 failure = error.message
@@ -354,7 +374,8 @@ public struct PackageProvider: ResourceProvider {
             var others = await apply(batch: batch.filter { !names.contains($0.desired.name) }, host: host)[...]
             return batch.map { item in
                 names.contains(item.desired.name)
-                    ? "apt has no installation candidate for \(item.desired.name), with package lists at most 15 minutes old; is its repository in the sources?"
+                    ? "apt has no installation candidate for \(item.desired.name), with package lists at most 15 minutes old; "
+                        + (unfetched.isEmpty ? "is its repository in the sources?" : "apt-get update could not fetch \(unfetched.joined(separator: ", "))")
                     : others.popFirst() ?? nil
             }
         }

@@ -292,6 +292,26 @@ struct PackageTests {
         }
     }
 
+    @Test("an apt source that cannot be fetched is said as a warning, and a package no other source has names it")
+    func unreachableSource() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            // Nothing listens on port 9 in the host's own network: the fetch is refused at once.
+            try self.configure(host, """
+                  - file: /etc/apt/sources.list.d/unreachable.list
+                    content: "deb [trusted=yes] http://127.0.0.1:9/debian ./\\n"
+                  - package: tend-test-elsewhere
+
+                """)
+            let apply = try await host.tend(["apply", "/srv/config"])
+            #expect(apply.status == 5, "\(apply)")
+            #expect(apply.stderr.contains("tend: apt-get update could not fetch http://127.0.0.1:9/debian/./"), "no warning: \(apply)")
+            #expect(apply.stdout.contains("apt has no installation candidate for tend-test-elsewhere, with package lists at most 15 minutes old; apt-get update could not fetch http://127.0.0.1:9/debian/./"),
+                    "the failure does not name the source: \(apply)")
+        }
+    }
+
     @Test("a file a package also ships, declared after it without requires, is replaced in the same run rather than refused as appeared since planned")
     func createdByAnUnrelatedPackage() async throws {
         let repo = try await DebRepository()

@@ -30,7 +30,9 @@ public struct Executor: Sendable {
 
     /// Lets each kind refresh the caches its planning reads (apt's package lists), under `root`,
     /// before `tend apply` plans.
-    public func refresh(root: String, services: (any ServiceManager)? = nil, toolOutput: (@Sendable (String) -> Void)? = nil) async throws(HostError) {
+    /// Returns the warnings the refresh gave (`HostWriter.warn`).
+    @discardableResult
+    public func refresh(root: String, services: (any ServiceManager)? = nil, toolOutput: (@Sendable (String) -> Void)? = nil) async throws(HostError) -> [String] {
         let writer = HostWriter(reader: try HostReader(root: root, services: services), services: services)
         writer.toolOutput = toolOutput
         var byKind: [String: [any BoundResource]] = [:]
@@ -43,6 +45,7 @@ public struct Executor: Sendable {
             guard let resources = byKind[kind], let first = resources.first else { continue }
             try await first.refresh(with: resources, host: writer)
         }
+        return writer.warnings
     }
 
     /// Removes the temporary files that interrupted runs of tend left beside the catalog's paths
@@ -219,6 +222,7 @@ public struct Executor: Sendable {
         logger.info("apply finished: \(report.results.count - report.failures.count - report.skipped.count) done, \(report.failures.count) failed, \(report.skipped.count) skipped",
                     metadata: ["message_id": "\(LogMessageID.runFinished)", "action": "apply", "result": "\(report.succeeded ? "done" : "failed")"])
         report.jobsAfterRun = writer.jobsAfterRun
+        report.warnings = writer.warnings
         return report
     }
 
@@ -347,6 +351,8 @@ public struct ApplyReport: Sendable {
     public var results: [StepResult] = []
     /// Jobs on tend's own units to queue once the run has ended (`HostWriter.queueAfterRun`).
     public var jobsAfterRun: [UnitJobRequest] = []
+    /// What the steps' tools warned of without failing (`HostWriter.warn`).
+    public var warnings: [String] = []
 
     public init() {}
 

@@ -32,6 +32,9 @@ public final class HostWriter {
     /// (`ApplyReport.jobsAfterRun`): the restart of tend.service stops the process that would
     /// wait for it, and would cut the rest of the run short.
     public private(set) var jobsAfterRun: [UnitJobRequest] = []
+    /// What a person should know that did not fail a step: a tool that succeeded with warnings
+    /// (apt-get update that could not fetch a source). The run says them as notes.
+    public private(set) var warnings: [String] = []
     /// Folders whose entries changed since the last sync, by path, each with its own descriptor.
     private var unsyncedDirectories: [String: Int32] = [:]
     /// What fstat said of each folder in `unsyncedDirectories` when it was added, by path.
@@ -83,6 +86,11 @@ public final class HostWriter {
     /// A stretch that has changed this many folders should be committed before it goes on: each
     /// changed folder holds a descriptor until then, and a process may have only 1,024.
     public static let stagedFolderLimit = 256
+
+    /// Adds a warning for the run to say (`warnings`), once.
+    public func warn(_ message: String) {
+        if !warnings.contains(message) { warnings.append(message) }
+    }
 
     /// Asks for `job` on `unit` once the run has ended (`jobsAfterRun`).
     public func queueAfterRun(_ job: UnitJob, unit: String) {
