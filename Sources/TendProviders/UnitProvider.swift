@@ -283,6 +283,11 @@ public struct UnitProvider: ResourceProvider {
             throw HostError(path: desired.name, message: "no service manager to ask: systemd is not running as PID 1 here (use --root for an image)")
         } else {
             observed.offline = try offlineState(desired, host: host)
+            // Under a root, a unit whose file is nowhere yet comes with its package, as on a host.
+            if desired.unitFile == nil, try Self.installedUnitFile(desired, host: host) == nil {
+                let package = ResourceID(kind: "package", name: Self.packageGuess(for: desired.name))
+                if host.declares(package) { observed.installedBy = package.description }
+            }
         }
         return observed
     }
@@ -303,29 +308,13 @@ public struct UnitProvider: ResourceProvider {
     /// a unit file on the host is input too, and a name there that is a path would make a link
     /// elsewhere.
     static func checkInstallSection(_ desired: Desired, host: HostReader) throws(HostError) {
-        var names = [desired.name]
-        if let at = desired.name.firstIndex(of: "@"), let dot = desired.name.lastIndex(of: "."), at < dot {
-            names.append(String(desired.name[...at]) + String(desired.name[dot...]))
+        var found: (path: String, text: [UInt8])?
+        if let own = desired.unitFile {
+            found = (unitDirectory + "/" + desired.name, own)
+        } else {
+            found = try installedUnitFile(desired, host: host)
         }
-        var text: [UInt8]? = desired.unitFile
-        var unitPath = unitDirectory + "/" + desired.name
-        // With merged /usr (Debian 12's debootstrap), /lib is a link to usr/lib, whose files the
-        // search has already looked at; tend reads through no link.
-        // Skipped only when it is that link: one elsewhere would hide the unit file systemctl reads.
-        var merged = false
-        if try host.status("/lib")?.type == .symlink { merged = ["usr/lib", "/usr/lib"].contains(try host.readLink("/lib")) }
-        let folders = merged ? searchPath.filter { !$0.hasPrefix("/lib/") } : searchPath
-        search: for name in names where text == nil {
-            for folder in folders {
-                let candidate = folder + "/" + name
-                if try host.status(candidate)?.type == .regular {
-                    text = try host.read(candidate)
-                    unitPath = candidate
-                    break search
-                }
-            }
-        }
-        guard let text else { return }
+        guard let (unitPath, text) = found else { return }
         for entry in UnitName.installEntries(of: text) {
             // A unit file on the host is input too: a name that is a path would make a link elsewhere.
             let name: String
@@ -338,6 +327,29 @@ public struct UnitProvider: ResourceProvider {
                 throw HostError(path: unitPath, message: "line \(entry.line): [Install] \(entry.key)=: \(problem)")
             }
         }
+    }
+
+    /// The unit file systemctl reads for `desired` under the root (its own, or its template's for
+    /// an instance such as getty@tty2.service), from the unit folders in systemd's order; nil when
+    /// there is none yet.
+    static func installedUnitFile(_ desired: Desired, host: HostReader) throws(HostError) -> (path: String, text: [UInt8])? {
+        var names = [desired.name]
+        if let at = desired.name.firstIndex(of: "@"), let dot = desired.name.lastIndex(of: "."), at < dot {
+            names.append(String(desired.name[...at]) + String(desired.name[dot...]))
+        }
+        // With merged /usr (Debian 12's debootstrap), /lib is a link to usr/lib, whose files the
+        // search has already looked at; tend reads through no link.
+        // Skipped only when it is that link: one elsewhere would hide the unit file systemctl reads.
+        var merged = false
+        if try host.status("/lib")?.type == .symlink { merged = ["usr/lib", "/usr/lib"].contains(try host.readLink("/lib")) }
+        let folders = merged ? searchPath.filter { !$0.hasPrefix("/lib/") } : searchPath
+        for name in names {
+            for folder in folders {
+                let candidate = folder + "/" + name
+                if try host.status(candidate)?.type == .regular { return (candidate, try host.read(candidate)) }
+            }
+        }
+        return nil
     }
 
     // MARK: Planning
@@ -369,7 +381,7 @@ public struct UnitProvider: ResourceProvider {
             }
             guard !attributes.isEmpty || !diffs.isEmpty else { return nil }
             return Change(.update, attributes: attributes, content: diffs.isEmpty ? nil : .text(diff: diffs.joined()),
-                          notes: notes + ["daemon-reload first, so that systemd knows the unit the package installed"])
+                          notes: notes + (observed.offline == nil ? ["daemon-reload first, so that systemd knows the unit the package installed"] : []))
         }
         if let enabled = desired.enabled, enabled != observed.isEnabled {
             attributes.append(AttributeChange("enabled", before: observed.isEnabled, after: enabled))

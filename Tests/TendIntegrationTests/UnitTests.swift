@@ -428,4 +428,13 @@ struct OfflineUnitTests {
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root.url("etc/systemd/system/multi-user.target.wants/hello.service"))) == nil)
         #expect(try await tend(["plan", repo.path, "--root", root.path, "--detailed-exitcode"]).status == 0)
     }
+
+    @Test("under --root, a unit its package brings plans as installed by that package, as on a host, with no daemon-reload")
+    func installedByPackageUnderRoot() async throws {
+        let root = try makeRoot()
+        let repo = try repository(["units.yaml": "resources:\n  - package: nginx\n  - unit: nginx.service\n    enabled: true\n"])
+        let plan = try await tend(["plan", repo.path, "--root", root.path])
+        #expect(plan.stdout.contains("enabled: (installed by package:nginx) → true"), "\(plan)")
+        #expect(!plan.stdout.contains("daemon-reload"), "no manager runs for a root: \(plan)")
+    }
 }
