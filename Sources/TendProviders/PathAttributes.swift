@@ -74,8 +74,10 @@ struct PathAttributes {
             }
             return .id(id)
         }
+        // A leading '-' is an option to the tools and a negative number to the eye (`-1`), a
+        // leading '+' NSS's compat syntax: no account is named so by useradd.
         let valid = !text.isEmpty && text.utf8.count <= 32 && !text.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace })
-            && !Printable.hasControlCharacters(text) && !text.allSatisfy(\.isNumber)
+            && !Printable.hasControlCharacters(text) && !text.allSatisfy(\.isNumber) && !text.hasPrefix("-") && !text.hasPrefix("+")
         guard valid else {
             context.diagnostics.error("'\(key)' must be a \(key == "owner" ? "user" : "group") name or a number below \(UInt32.max), found \(Printable.quoted(text))", at: node.location)
             return nil

@@ -28,6 +28,22 @@ struct InputErrorTests {
         ])
     }
 
+    @Test("what apply would refuse is refused at validate: an owner named like an option (-1), and a file below a declared symbolic link")
+    func refusedAtValidate() async throws {
+        try await rejects("""
+            resources:
+              - file: /etc/a
+                owner: "-1"
+              - symlink: /etc/link
+                target: /srv/real
+              - file: /etc/link/x
+                content: x
+            """, messages: [
+            "/site/app.yaml:3:12: 'owner' must be a user name or a number below 4294967295, found '-1'",
+            "/site/app.yaml:6:11: file:/etc/link/x is below symlink:/etc/link (declared at site/app.yaml:4:14), a symbolic link that tend never follows",
+        ])
+    }
+
     @Test("wrong types, a bad mode, a relative path, '..' and an unknown key are all reported at once")
     func everyProblemAtOnce() async throws {
         try await rejects("""

@@ -207,6 +207,10 @@ extension Catalog {
             var ancestor = item.path.flatMap(HostPath.parent(of:))
             while let path = ancestor {
                 if let target = byPath[path] {
+                    // tend never writes through a link: what is declared below one could never converge.
+                    if unique[target].id.kind == "symlink", !unique[target].resource.isRemoval {
+                        diagnostics.error("\(item.id) is below \(unique[target].id) (declared at \(unique[target].nameLocation)), a symbolic link that tend never follows; declare the path the link leads to instead", at: item.nameLocation)
+                    }
                     dependencies[index].append(target)
                     break
                 }
