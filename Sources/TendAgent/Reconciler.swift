@@ -184,7 +184,7 @@ public struct Reconciler: Sendable {
                 host = try HostReader(root: rootPath, services: services, recorder: recorder)
             }
             host.statCache = statCache
-            host.servicesUnreachable = unreachable
+            if let unreachable { host.servicesUnreachable = unreachable }
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }

@@ -18,15 +18,19 @@ struct SnapshotCommand: AsyncParsableCommand {
             FILE` (or --snapshots DIR for a fleet) then shows, anywhere, the plan this host \
             would get from any commit.
 
-            Without a source, the agent's (agent.yaml), at the commit it last applied.
+            Without a source, the agent's (agent.yaml), at the commit it last applied. With \
+            --root, of an image or a chroot instead of this host: its files, packages and records, \
+            its machine ID and os-release.
 
             Examples:
               tend snapshot --out /var/tmp/$(hostname).json
+              tend snapshot --root /srv/web-07 --hostname web-07 --out web-07.json
               tend plan --snapshots snapshots/ --repo https://git.example.com/ops/hosts.git --ref my-branch
             """
     )
 
     @OptionGroup var source: SourceOptions
+    @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
 
     @Option(help: ArgumentHelp("Where to write the snapshot (JSON, mode 0600).", valueName: "file"), completion: .file(extensions: ["json"]))
@@ -37,29 +41,26 @@ struct SnapshotCommand: AsyncParsableCommand {
 
     func run() async throws {
         OneShot.start()
-        let (merged, root, _): (SourceOptions, String, AgentFile)
+        let (merged, rootPath, _): (SourceOptions, String, AgentFile)
         do {
-            (merged, root, _) = try AgentCommand.source(source, root: nil, config: config)
+            (merged, rootPath, _) = try AgentCommand.source(source, root: root.givenRoot, config: config)
         } catch let error as AgentFileError {
             for diagnostic in error.diagnostics { Console.error(Printable.escaped(diagnostic.description)) }
             throw TendExit.invalidConfiguration
         }
-        guard root == "/" else {
-            throw ValidationError("a snapshot is of a running host: agent.yaml's root is \(root), and tend snapshot records / only")
-        }
-        var reconciler = try Console.reconciler(merged, root: "/", logger: output.logger())
+        var reconciler = try Console.reconciler(merged, root: rootPath, logger: output.logger())
         // What the agent enforces, not a newer commit it may be refusing or waiting for.
         if source.source == nil, source.repo == nil, source.ref == nil, let applied = reconciler.lastAppliedCommit {
             reconciler.source.pinnedCommit = applied
         }
         let recorder = HostSnapshot.Recorder()
         reconciler.recorder = recorder
-        let result = await reconciler.run(.plan, events: Console.events(root: "/", lockTimeout: source.lockTimeout))
+        let result = await reconciler.run(.plan, events: Console.events(root: rootPath, lockTimeout: source.lockTimeout))
         Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }
-        let machineID = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
-        let state = StateStore(stateDirectory: reconciler.source.stateDirectory, root: "/")
+        let machineID = (try? String(contentsOfFile: (rootPath == "/" ? "" : rootPath) + "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
+        let state = StateStore(stateDirectory: reconciler.source.stateDirectory, root: rootPath)
         let inventory = state.read(.inventory, as: Inventory.self) { Console.error("tend: \($0)") }
         let file = HostSnapshotFile(taken: Date(), tendVersion: tendVersion, facts: plan.facts, machineID: machineID,
                                     source: result.sourceDescription, commit: result.commit, inventory: inventory, observed: recorder.snapshot)

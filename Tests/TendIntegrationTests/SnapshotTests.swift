@@ -185,3 +185,33 @@ struct SnapshotTests {
         }
     }
 }
+
+/// `tend snapshot --root`: an image or a chroot previewed as a host is.
+@Suite("snapshots of a root")
+struct RootSnapshotTests {
+    @Test("a snapshot of a root records that root (its files, its records, its machine ID) and plans its own configuration as converged; its units are said not to be planned from it")
+    func snapshotOfARoot() async throws {
+        let root = try makeRoot()
+        chmod(root.path, 0o755)
+        try root.write(["etc/machine-id": "0123456789abcdef0123456789abcdef\n"])
+        let repo = try repository(["files.yaml": "resources:\n  - file: /etc/motd\n    content: \"hello\\n\"\n  - directory: /srv/app\n    owner: www-data\n"],
+                                  extra: ["units/units.yaml": "resources:\n  - unit: app.service\n    enabled: true\n"])
+        #expect(try await tend(["apply", repo.path, "--root", root.path]).status == 0)
+        let out = try Scratch("tend-snapshot")
+        let taken = try await tend(["snapshot", repo.path, "--root", root.path, "--hostname", "web-01", "--out", out.url("web-01.json")])
+        #expect(taken.status == 0 && taken.stdout.contains("web-01, 2 resources") && taken.stdout.contains("converged"), "\(taken)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out.url("web-01.json")))) as? [String: Any])
+        #expect(json["machine_id"] as? String == "0123456789abcdef0123456789abcdef", "\(json.keys)")
+        #expect((json["inventory"] as? [String: Any]) != nil, "the root's own records are in it")
+        let plan = try await tend(["plan", repo.path, "--snapshot", out.url("web-01.json"), "--detailed-exitcode"])
+        #expect(plan.status == 0 && plan.stdout.contains("No changes"), "\(plan)")
+        try "edited\n".write(toFile: root.url("etc/motd"), atomically: false, encoding: .utf8)
+        let drifted = try await tend(["snapshot", repo.path, "--root", root.path, "--hostname", "web-01", "--out", out.url("drifted.json")])
+        #expect(drifted.stdout.contains("1 change pending"), "\(drifted)")
+        // A unit: no manager ran in the root, so none is planned from its snapshot, and it says so.
+        try FileManager.default.removeItem(atPath: repo.url("tend.yaml"))
+        try repo.write(["tend.yaml": "hosts:\n  - apply: [site, units]\n"])
+        let units = try await tend(["plan", repo.path, "--snapshot", out.url("web-01.json")])
+        #expect(units.stdout.contains("no service manager ran where the snapshot was taken"), "\(units)")
+    }
+}

@@ -64,6 +64,9 @@ public final class HostReader {
         replayedServices = snapshot.services ? HostSnapshot.ReplayedServices(snapshot.units) : nil
         services = replayedServices.map(ServiceManagerView.init)
         rootDescriptor = FileDescriptor(rawValue: -1)
+        if !snapshot.services {
+            servicesUnreachable = "no service manager ran where the snapshot was taken (a root, or a host without systemd): its units are not planned from it"
+        }
     }
 
     deinit {
