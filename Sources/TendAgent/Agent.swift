@@ -215,17 +215,15 @@ public final class Agent: Service, Sendable {
         defer { cycleStarted.store(outer, ordering: .relaxed) }
         let clock = ContinuousClock.now
         var reconciler = settings.reconciler
-        reconciler.runBy = "tend agent"
-        reconciler.catalogCache = catalogs
-        reconciler.scope = ids
-        reconciler.statCache = statCache.withLock { $0 }
+        reconciler.policy.runBy = "tend agent"
+        reconciler.caches = Reconciler.Caches(catalogs: catalogs, stat: statCache.withLock { $0 })
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
         if let suspension = store.read(.suspended, as: Suspension.self, problem: { _ in }), suspension.holds(at: Date()) { return }
         var events = ReconcileEvents(
             lockWaiting: { [logger] holder in logger.notice("waiting for \(holder), which holds the lock of the root") },
             note: { [logger] in logger.notice("\($0)") })
         events.shouldStop = { [self] in stopping.load(ordering: .relaxed) }
-        let result = await run(reconciler, .apply, events)
+        let result = await run(reconciler, .repair(ids), events)
         let elapsed = ContinuousClock.now - clock
         let tenths = Int((DurationText.seconds(elapsed) * 10_000).rounded())
         let milliseconds = "\(tenths / 10).\(tenths % 10)"
@@ -339,17 +337,16 @@ public final class Agent: Service, Sendable {
         let clock = ContinuousClock.now
         let started = Date()
         var reconciler = settings.reconciler
-        reconciler.runBy = "tend agent"
-        reconciler.catalogCache = catalogs
-        reconciler.followsRollout = true
-        reconciler.checksHealth = true
+        reconciler.policy.runBy = "tend agent"
+        reconciler.policy.followsRollout = true
+        reconciler.policy.checksHealth = true
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
         var unhealthy = store.read(.unhealthy, as: UnhealthyCommits.self) { logger.warning("\($0)") } ?? UnhealthyCommits()
-        reconciler.unhealthyCommits = unhealthy.reasons
-        reconciler.statCache = statCache.withLock { cache in
+        reconciler.policy.unhealthyCommits = unhealthy.reasons
+        reconciler.caches = Reconciler.Caches(catalogs: catalogs, stat: statCache.withLock { cache in
             if cache == nil { cache = store.loadStatCache() }
             return cache
-        }
+        })
         let suspension = store.read(.suspended, as: Suspension.self) { logger.warning("\($0)") }.flatMap { $0.holds(at: started) ? $0 : nil }
         var events = ReconcileEvents(
             lockWaiting: { [logger] holder in logger.notice("waiting for \(holder), which holds the lock of the root") },
@@ -480,7 +477,7 @@ public final class Agent: Service, Sendable {
         }
         self.record.withLock { $0 = record }
         writeRecord(store) { _ in }
-        if let cache = reconciler.statCache, store.root == "/" || result.report != nil {
+        if let cache = reconciler.caches.stat, store.root == "/" || result.report != nil {
             do {
                 try store.save(cache)
             } catch {

@@ -11,7 +11,7 @@ import TendSystemd
 /// It follows the catalog the last full cycle applied (`CatalogCache.current`): its paths are
 /// watched with inotify (`PathWatcher`), its units on the bus (`UnitWatcher`). An event only adds
 /// the resources it names to `pending` and wakes the agent, which repairs them with a run limited
-/// to them (`Reconciler.scope`). A resource repaired `contestLimit` times within `contestWindow`
+/// to them (`Reconciler.Mode.repair`). A resource repaired `contestLimit` times within `contestWindow`
 /// (whether the repairs held or failed) is *contested*: it is left to the timer's full cycles,
 /// reported in the journal, in `tend status` and in a metric, until the commit or its declaration
 /// changes.

@@ -86,9 +86,8 @@ public struct FleetPreview: Sendable {
                 continue
             }
             var planning = reconciler
-            planning.replaying = file
-            planning.machineID = file.machineID
-            let result = await planning.run(.plan, events: events)
+            planning.identity.machineID = file.machineID
+            let result = await planning.run(.preview(file), events: events)
             if preview.source.isEmpty, !result.sourceDescription.isEmpty { preview.source = result.sourceDescription }
             if reconciler.source.pinnedCommit == nil, let commit = result.commit {
                 reconciler.source.pinnedCommit = commit

@@ -249,7 +249,7 @@ public struct UnhealthyCommits: Codable, Sendable {
 
     public init(commits: [Entry] = []) { self.commits = commits }
 
-    /// By commit, for `Reconciler.unhealthyCommits`.
+    /// By commit, for `Reconciler.Policy.unhealthyCommits`.
     public var reasons: [String: String] {
         Dictionary(commits.map { ($0.commit, $0.reason) }) { first, _ in first }
     }

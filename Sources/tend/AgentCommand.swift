@@ -92,7 +92,7 @@ struct AgentCommand: AsyncParsableCommand {
     func makeSettings(logger: Logger) throws -> AgentSettings {
         let (merged, rootPath, file) = try Self.source(source, root: root.givenRoot, config: config)
         var reconciler = try Console.reconciler(merged, root: rootPath, logger: logger)
-        reconciler.runBy = "tend agent"
+        reconciler.policy.runBy = "tend agent"
         let interval = interval.flatMap(DurationText.parse) ?? file.interval ?? .seconds(300)
         var settings = AgentSettings(reconciler: reconciler, interval: interval, splay: splay.flatMap(DurationText.parse) ?? file.splay,
                                      metricsFile: metricsFile ?? file.metricsFile ?? AgentMetrics.defaultFile)

@@ -62,7 +62,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let rootPath = savedPlan?.root ?? root.root
         let logger = output.logger(audit: true)
         var reconciler = try Console.reconciler(source, root: rootPath, logger: logger, savedPlan: savedPlan)
-        reconciler.allowPrune = allowPrune
+        reconciler.policy.allowPrune = allowPrune
         var events = Console.events(root: rootPath, lockTimeout: source.lockTimeout)
         let confirm = self.confirm
         events.approve = { plan in

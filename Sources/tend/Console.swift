@@ -51,18 +51,18 @@ enum Console {
                                 credentials: GitCredentials(sshKey: options.sshKey, knownHosts: options.knownHosts, tokenFile: options.tokenFile),
                                 fetchTimeout: .seconds(options.fetchTimeout), fetchMaxBytes: options.fetchMaxSizeMiB << 20, offline: options.offline,
                                 allowedSigners: options.verify, openPGPKeyring: options.verifyGpg, allowRewind: options.allowRewind)
-        var reconciler = Reconciler(source: source, root: root, hostname: options.hostname, labels: try options.labelMap(), providers: options.providers,
-                                    lockTimeout: .seconds(options.lockTimeout), tendVersion: tendVersion, logger: logger)
+        var policy = Reconciler.Policy(lockTimeout: .seconds(options.lockTimeout))
         if options.selfManage {
-            reconciler.selfManagement = true
+            policy.selfManagement = true
         } else if let fromAgentFile = options.agentFileSelfManage {
-            reconciler.selfManagement = fromAgentFile
+            policy.selfManagement = fromAgentFile
         } else {
             let (selfManaged, problem) = AgentFile.selfManagement(ofRoot: root)
             if let problem { Console.error("tend: " + problem) }
-            reconciler.selfManagement = selfManaged
+            policy.selfManagement = selfManaged
         }
-        return reconciler
+        return Reconciler(source: source, root: root, identity: Reconciler.Identity(hostname: options.hostname, labels: try options.labelMap()),
+                          providers: options.providers, policy: policy, tendVersion: tendVersion, logger: logger)
     }
 
     /// The progress line of this process, on a terminal.

@@ -71,10 +71,10 @@ struct PlanCommand: AsyncParsableCommand {
                 Console.error("tend: " + Printable.escaped(error.description))
                 throw TendExit.unusableHost
             }
-            reconciler.replaying = taken
-            reconciler.machineID = taken?.machineID
+            reconciler.identity.machineID = taken?.machineID
         }
-        let result = await reconciler.run(.plan, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
+        let mode: Reconciler.Mode = taken.map { .preview($0) } ?? .plan
+        let result = await reconciler.run(mode, events: Console.events(root: root.root, lockTimeout: source.lockTimeout))
         Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }

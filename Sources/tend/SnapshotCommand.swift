@@ -54,8 +54,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             reconciler.source.pinnedCommit = applied
         }
         let recorder = HostSnapshot.Recorder()
-        reconciler.recorder = recorder
-        let result = await reconciler.run(.plan, events: Console.events(root: rootPath, lockTimeout: source.lockTimeout))
+        let result = await reconciler.run(.record(recorder), events: Console.events(root: rootPath, lockTimeout: source.lockTimeout))
         Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }

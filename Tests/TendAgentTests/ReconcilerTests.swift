@@ -26,8 +26,8 @@ struct ReconcilerTests {
         }
 
         func reconciler() -> Reconciler {
-            Reconciler(source: SourceSpec(location: .folder(repository), stateDirectory: top + "/state"), root: root, hostname: "web-1",
-                       providers: .standard, lockTimeout: .seconds(5), tendVersion: "test", logger: Logger(label: "test"))
+            Reconciler(source: SourceSpec(location: .folder(repository), stateDirectory: top + "/state"), root: root, identity: Reconciler.Identity(hostname: "web-1"),
+                       providers: .standard, policy: Reconciler.Policy(lockTimeout: .seconds(5)), tendVersion: "test", logger: Logger(label: "test"))
         }
 
         func remove() { try? FileManager.default.removeItem(atPath: top) }
@@ -175,7 +175,7 @@ struct ReconcilerTests {
         #expect(FileManager.default.fileExists(atPath: fixture.root + "/etc/app/f1"))
         #expect(store.read(.lastRun, as: RunRecord.self)?.pruneRefused?.wanted == 3)
         var allowed = fixture.reconciler()
-        allowed.allowPrune = true
+        allowed.policy.allowPrune = true
         #expect(await allowed.run(.apply).report?.results.count == 3)
         #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/etc/app").isEmpty)
         #expect(store.read(.inventory, as: Inventory.self)?.resources.keys.sorted() == ["directory:/etc/app", "file:/etc/new"])

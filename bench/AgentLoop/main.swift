@@ -41,7 +41,7 @@ guard arguments.count == 5 || arguments.count == 7, let count = Int(arguments[4]
 var logger = Logger(label: "agent-loop")
 logger.logLevel = .warning
 let source = SourceSpec(location: .git(url: arguments[1], ref: nil, path: nil), stateDirectory: arguments[2])
-let reconciler = Reconciler(source: source, root: arguments[3], providers: .standard, lockTimeout: .seconds(5), tendVersion: "bench", logger: logger)
+let reconciler = Reconciler(source: source, root: arguments[3], providers: .standard, policy: Reconciler.Policy(lockTimeout: .seconds(5)), tendVersion: "bench", logger: logger)
 var settings = AgentSettings(reconciler: reconciler, interval: .zero, metricsFile: arguments[2] + "/tend.prom")
 let pushEvery = arguments.count == 7 ? Int(arguments[5]) ?? count : count
 settings.cycles = pushEvery

@@ -22,10 +22,10 @@ guard arguments.count >= 4 else {
 var logger = Logger(label: "check-loop")
 logger.logLevel = .warning
 let source = SourceSpec(location: .git(url: arguments[1], ref: nil, path: nil), stateDirectory: arguments[2])
-var reconciler = Reconciler(source: source, root: arguments[3], providers: .standard, lockTimeout: .seconds(5), tendVersion: "bench", logger: logger)
-reconciler.runBy = "tend agent"
-reconciler.catalogCache = CatalogCache()
-if !arguments.contains("--no-stat-cache") { reconciler.statCache = StatCache() }
+var policy = Reconciler.Policy(lockTimeout: .seconds(5))
+policy.runBy = "tend agent"
+var reconciler = Reconciler(source: source, root: arguments[3], providers: .standard, policy: policy, tendVersion: "bench", logger: logger)
+reconciler.caches = Reconciler.Caches(catalogs: CatalogCache(), stat: arguments.contains("--no-stat-cache") ? nil : StatCache())
 
 let first = await reconciler.run(.apply)
 guard first.failure == nil, let commit = first.commit else {
@@ -35,7 +35,7 @@ guard first.failure == nil, let commit = first.commit else {
 reconciler.source.pinnedCommit = commit
 try await Task.sleep(for: .milliseconds(2100))
 _ = await reconciler.run(.apply)
-print("ready; stat cache entries: \(reconciler.statCache?.count ?? 0)")
+print("ready; stat cache entries: \(reconciler.caches.stat?.count ?? 0)")
 fflush(nil)
 while let line = readLine(), line == "check" {
     let started = ContinuousClock.now
