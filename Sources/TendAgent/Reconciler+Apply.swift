@@ -42,7 +42,7 @@ extension Reconciler {
         // verdict) leaves it unrecorded, so the next run checks it again. Later runs of the same
         // commit (drift repairs) are not checked.
         if policy.checksHealth, source.pinnedCommit == nil, !catalog.health.isEmpty, let git = opened.snapshot as? GitSnapshot,
-           let applied = opened.applied, applied.last != git.commit.id.description {
+           opened.lastGood != git.commit.id.description {
             result.healthFailures = await HealthProbe.failures(of: catalog.health, services: services)
         }
         guard result.healthFailures.isEmpty else {
@@ -55,18 +55,11 @@ extension Reconciler {
             throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(result.commit ?? "", reason: result.healthFailures.joined(separator: "; ")))
         }
         caches.catalogs?.enforce(opened.snapshot.origin)
-        // The commit was good enough to apply: a failed apply still records it for the rewind
-        // check (which is about history) and as the last good commit (the agent keeps applying
-        // it), but only one that converged is recorded as applied.
-        if let git = opened.snapshot as? GitSnapshot, let applied = opened.applied {
-            do {
-                try applied.record(git)
-            } catch {
-                throw ReconcileFailure(.unusableHost, "applied, but cannot record commit \(git.commit.id.short) as the last applied: \(error)")
-            }
-        }
-        // Another root keeps its records inside it: a run that changed nothing there leaves it
-        // exactly as it was (an image built twice is the same image).
+        // The commit was good enough to apply: a failed apply still records it as the last good
+        // commit (the rewind check's, and the one the agent keeps applying), but only one that
+        // converged is recorded as applied (`record`). Another root keeps its records inside it:
+        // a run that changed nothing there leaves it exactly as it was (an image built twice is
+        // the same image).
         guard state(for: mode).root == "/" || result.report != nil else { return }
         do {
             try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())

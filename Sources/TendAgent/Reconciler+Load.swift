@@ -79,7 +79,7 @@ extension Reconciler {
         OneShot.keep(catalog)
         mode.recorder?.hide(catalog.sensitivePaths)
         if let rollout = catalog.rollout, let git = opened.snapshot as? GitSnapshot {
-            try checkRollout(rollout, commit: git, applied: opened.applied, host: host, into: &result)
+            try checkRollout(rollout, commit: git, lastGood: opened.lastGood, host: host, into: &result)
         }
         return Loaded(catalog: catalog, facts: facts, inventory: inventoryRecord)
     }
@@ -93,7 +93,7 @@ extension Reconciler {
 
     /// Where `commit` stands in its `rollout` for this host; with `followsRollout`, ends the run
     /// with `.notDue` while this host's wave is not due and there is a commit to keep enforcing.
-    private func checkRollout(_ rollout: Rollout, commit: GitSnapshot, applied: AppliedCommits?, host: HostReader,
+    private func checkRollout(_ rollout: Rollout, commit: GitSnapshot, lastGood: String?, host: HostReader,
                               into result: inout ReconcileResult) throws(ReconcileFailure) {
         let machine = identity.machineID ?? (try? host.read("/etc/machine-id")).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? ""
         let position = Rollout.position(machineID: machine)
@@ -103,7 +103,7 @@ extension Reconciler {
         result.rolloutPolicy = (rollout, committed)
         result.rollout = ReconcileResult.RolloutTiming(wave: wave + 1, waves: rollout.waves.count, share: rollout.waves[wave].share, due: due)
         guard policy.followsRollout, source.pinnedCommit == nil, Date() < due, !machine.isEmpty,
-              let last = applied?.last, last != commit.commit.id.description else { return }
+              let last = lastGood, last != commit.commit.id.description else { return }
         throw ReconcileFailure(.notDue, "commit \(commit.commit.id.short) reaches this host at \(due.formatted(Date.ISO8601FormatStyle())) (wave \(wave + 1) of \(rollout.waves.count): \(Rollout.format(share: rollout.waves[wave].share)) of the fleet, \(DurationText.format(rollout.waves[wave].after)) after the commit); enforcing \(last.prefix(7)) until then")
     }
 

@@ -6,10 +6,10 @@ import FoundationEssentials
 
 // The Source stage of a run: one commit (or folder), fetched, trusted, and no older than the last.
 extension Reconciler {
-    /// The snapshot and, for Git, the record of applied commits.
+    /// The snapshot and, for Git, the last commit applied from the same source to the root.
     struct Opened {
         var snapshot: any Snapshot
-        var applied: AppliedCommits?
+        var lastGood: String?
     }
 
     /// The Source stage: opens the source (or exactly the one a saved plan was made from), fetches,
@@ -44,8 +44,9 @@ extension Reconciler {
                 throw ReconcileFailure(.sourceUnreadable, "cannot read the source: \(error.message)")
             }
         case .git(let url, let ref, let path):
-            let git = try gitSource(url: url, ref: pinned ?? ref, path: path, events: events, into: &result)
-            let applied = AppliedCommits(source: git, root: Self.canonical(root))
+            let lastGood = lastGoodCommit(url: url, path: path, root: root)
+            var git = try gitSource(url: url, ref: pinned ?? ref, path: path, events: events, into: &result)
+            git.keeping = lastGood.map { [$0] } ?? []
             let snapshot: GitSnapshot
             do {
                 snapshot = try git.snapshot(offline: source.offline || pinned != nil)
@@ -60,10 +61,10 @@ extension Reconciler {
             do {
                 if let allowedSigners = source.allowedSigners { try await snapshot.verifySignature(.ssh(allowedSigners: allowedSigners)) }
                 if let keyring = source.openPGPKeyring { try await snapshot.verifySignature(.openPGP(keyring: keyring)) }
-                if checkRewind, !source.allowRewind { try applied.checkForward(snapshot) }
+                if checkRewind, !source.allowRewind, let lastGood { try snapshot.checkForward(from: lastGood) }
                 result.commitInfo = CommitRecord(source: url, ref: ref, path: path, commit: snapshot.commit.id.description, subject: snapshot.commit.summary,
                                                  author: snapshot.commit.author, date: snapshot.commit.date, recorded: Date())
-                return Opened(snapshot: snapshot, applied: applied)
+                return Opened(snapshot: snapshot, lastGood: lastGood)
             } catch {
                 throw ReconcileFailure(error.kind == .refused ? .refused : .sourceUnreadable, error.message)
             }
@@ -102,9 +103,17 @@ extension Reconciler {
 
     /// The last commit of this Git source applied to the root; nil for a folder, or before any.
     public var lastAppliedCommit: String? {
-        guard case .git(let url, let ref, let path) = source.location else { return nil }
-        let git = GitSource(url: url, ref: ref, path: path, stateDirectory: source.stateDirectory, logger: logger)
-        return AppliedCommits(source: git, root: Self.canonical(root)).last
+        guard case .git(let url, _, let path) = source.location else { return nil }
+        return lastGoodCommit(url: url, path: path, root: root)
+    }
+
+    /// The last good commit of the root (`last-good.json`, the one record of it), when it came
+    /// from the repository `url` (and its folder `path`): what the rewind check holds a new
+    /// commit to, and what the agent enforces while a newer one is refused.
+    func lastGoodCommit(url: String, path: String?, root: String) -> String? {
+        let record = StateStore(stateDirectory: source.stateDirectory, root: root).read(.lastGood, as: CommitRecord.self)
+        guard let record, record.source == url, record.path == path else { return nil }
+        return record.commit
     }
 
     /// `root` with links and `..` resolved, so that one root has one record however it is written.

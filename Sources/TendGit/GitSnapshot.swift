@@ -41,6 +41,22 @@ public struct GitSnapshot: Snapshot {
         }
     }
 
+    /// Refuses this commit unless it is `last` (the last commit applied from this source) or
+    /// descends from it: a source that goes back in time (history rewritten, a stale mirror) is
+    /// refused until `--allow-rewind`. The corresponding C function is `git_graph_descendant_of`.
+    public func checkForward(from last: String) throws(GitSourceError) {
+        guard let previous = GitObjectID(hex: last) else { return }
+        let forward: Bool
+        do {
+            forward = try repository.isSameOrDescendant(commit.id, of: previous)
+        } catch {
+            throw GitSourceError(.refused, "commit \(commit.id.short) cannot be checked against the last applied commit \(previous.short) (\(error.message)); --allow-rewind applies it anyway")
+        }
+        guard forward else {
+            throw GitSourceError(.refused, "commit \(commit.id.short) does not descend from \(previous.short), the last commit applied from \(url): history was rewritten or the mirror is stale. --allow-rewind applies it anyway")
+        }
+    }
+
     /// The kind of `path` from the top of the repository, ignoring `self.path`.
     func rootKind(of path: String) -> SnapshotEntry.Kind? {
         let (parent, name) = RepositoryPath.split(path)

@@ -71,6 +71,9 @@ public struct GitSource: Sendable {
     /// Told how a fetch goes, at most ten times a second (a first clone of a large repository
     /// takes a while); nil for nobody.
     public var progress: (@Sendable (FetchProgress) -> Void)?
+    /// Commits a repack of the cache keeps though no reference may reach them any more: the last
+    /// applied one, after history was rewritten.
+    public var keeping: [String] = []
 
     public init(url: String, ref: String? = nil, path: String? = nil, stateDirectory: String,
                 credentials: GitCredentials = GitCredentials(), timeout: Duration = .seconds(60),
@@ -269,7 +272,7 @@ public struct GitSource: Sendable {
         if repository.needsRepack {
             // A cache that cannot be packed still works: it is tried again after the next fetch.
             do {
-                let (objects, removed) = try repository.repack(keeping: AppliedCommits.all(of: self), maximumFileSize: limits.fileSize)
+                let (objects, removed) = try repository.repack(keeping: keeping.compactMap(GitObjectID.init(hex:)), maximumFileSize: limits.fileSize)
                 logger.info("packed the cache of \(url): \(objects) objects in one pack, \(removed) packs removed", metadata: ["cache": "\(cachePath)"])
             } catch {
                 logger.info("the cache of \(url) was not packed: \(error)", metadata: ["cache": "\(cachePath)"])

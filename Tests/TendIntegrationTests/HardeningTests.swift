@@ -206,8 +206,8 @@ struct HardeningTests {
         #expect(apply.stderr.contains("tightened \(state.path) from mode 755 to 700"), "\(apply)")
         #expect(try #require(status(state.path)).st_mode & 0o777 == 0o700)
         #expect(try #require(status(state.url("cache"))).st_mode & 0o777 == 0o700)
-        let applied = try FileManager.default.contentsOfDirectory(atPath: state.url("applied"))
-        #expect(try #require(status(state.url("applied/" + applied[0]))).st_mode & 0o777 == 0o600)
+        #expect(try #require(status(root.url("var/lib/tend/last-good.json"))).st_mode & 0o777 == 0o600)
+        #expect(try #require(status(root.url("var/lib/tend"))).st_mode & 0o777 == 0o700)
 
         let planFile = root.url("plan.json")
         try Data("old".utf8).write(to: URL(fileURLWithPath: planFile))
