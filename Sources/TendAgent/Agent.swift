@@ -340,6 +340,8 @@ public final class Agent: Service, Sendable {
         reconciler.policy.runBy = "tend agent"
         reconciler.policy.followsRollout = true
         reconciler.policy.checksHealth = true
+        // One record a cycle, of the run that ended it, written below.
+        reconciler.policy.recordsRun = false
         let store = StateStore(stateDirectory: reconciler.source.stateDirectory, root: reconciler.root)
         var unhealthy = store.read(.unhealthy, as: UnhealthyCommits.self) { logger.warning("\($0)") } ?? UnhealthyCommits()
         reconciler.policy.unhealthyCommits = unhealthy.reasons
@@ -419,12 +421,21 @@ public final class Agent: Service, Sendable {
             if record.withLock({ $0 != nil && ($0?.stalled != stall || $0?.waiting != waiting) }) {
                 writeRecord(store) { $0.stalled = stall; $0.waiting = waiting }
             }
-            // The newest commit cannot be applied: enforce the last good one, from the cache.
+            // The newest commit cannot be applied: enforce the last good one. As the last cycle
+            // loaded it when it is the catalog enforced (nothing is fetched or loaded again);
+            // else from the cache, a run of its own.
             if [.invalidConfiguration, .refused, .sourceUnreadable, .unhealthy, .notDue].contains(failure.code),
                !stopping.load(ordering: .relaxed), let good = lastGood(reconciler), good != result.commit {
-                var pinned = reconciler
-                pinned.source.pinnedCommit = good
-                let fallback = await run(pinned, mode, events)
+                let fallback: ReconcileResult
+                if case .apply = mode, let kept = catalogs.current, kept.origin.commit == good, kept.facts == reconciler.facts() {
+                    logger.info("enforcing the last good commit \(good.prefix(7)) as an earlier cycle loaded it", metadata: ["action": "enforce"])
+                    fallback = await run(reconciler, .repair(nil), events)
+                } else {
+                    logger.info("enforcing the last good commit \(good.prefix(7)), loaded again from the cache: no cycle of this agent applied it yet", metadata: ["action": "enforce"])
+                    var pinned = reconciler
+                    pinned.source.pinnedCommit = good
+                    fallback = await run(pinned, mode, events)
+                }
                 if let problem = fallback.failure {
                     logger.error("cannot apply the last good commit \(good.prefix(7)) either: \(problem.message)", metadata: ["result": "failed"])
                 } else {
@@ -447,12 +458,16 @@ public final class Agent: Service, Sendable {
         let elapsed = ContinuousClock.now - clock
         let run = RunRecord(started: started, seconds: DurationText.seconds(elapsed), by: "tend agent", result: result, suspended: suspension != nil)
         lastFailure.withLock { $0 = newestFailure ?? result.failure }
-        if let suspension {
-            if run.pending > 0 { logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied") }
+        if let suspension, run.pending > 0 {
+            logger.notice("suspended by \(suspension.by) (\(suspension.reason)): \(run.pending) changes not applied")
+        }
+        // As `Reconciler.run` records a run: not one that could not take the lock, and under
+        // another root only one that changed something there.
+        if result.failure?.code != .locked, result.failure?.code != .usage, store.root == "/" || result.report != nil {
             do {
                 try store.write(.lastRun, run)
             } catch {
-                logger.error("cannot record the run: \(error)", metadata: ["result": "failed"])
+                logger.error("cannot record the run in \(store.directory): \(error)", metadata: ["result": "failed"])
             }
         }
 

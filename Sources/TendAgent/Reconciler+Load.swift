@@ -34,6 +34,12 @@ extension Reconciler {
         }
     }
 
+    /// This host's facts now, as a run would gather them; nil when the root cannot be read.
+    func facts() -> HostFacts? {
+        guard let host = try? HostReader(root: root) else { return nil }
+        return Facts.gather(host: host, hostname: identity.hostname, labels: identity.labels)
+    }
+
     /// What the Load and Catalog stages give the next: the catalog of this host, the facts it was
     /// made for, and what the last apply managed (read once, if asked for).
     struct Loaded {

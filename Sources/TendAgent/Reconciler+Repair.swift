@@ -5,14 +5,15 @@ import FoundationEssentials
 
 // The agent's repair of what a watch saw drift, between full runs.
 extension Reconciler {
-    /// A run limited to `scope` (`Mode.repair`), under the lock already taken: the same Observe,
-    /// Plan and Apply as a full run, with the enforced catalog and facts.
-    func repair(_ scope: Set<ResourceID>, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
+    /// A run limited to `scope` (`Mode.repair`; nil for every resource), under the lock already
+    /// taken: the same Observe, Plan and Apply as a full run, with the enforced catalog and facts.
+    func repair(_ scope: Set<ResourceID>?, events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
         guard let kept = caches.catalogs?.current else {
             throw ReconcileFailure(.usage, "no configuration applied yet to repair against")
         }
         result.sourceDescription = kept.sourceDescription
         result.commit = kept.origin.commit
+        if let good = state(for: .apply).read(.lastGood, as: CommitRecord.self), good.commit == kept.origin.commit { result.commitInfo = good }
         result.resourceCount = kept.catalog.entries.count
         var logger = self.logger
         if let commit = kept.origin.commit { logger[metadataKey: "commit"] = "\(commit)" }

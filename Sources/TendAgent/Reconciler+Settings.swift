@@ -27,6 +27,10 @@ extension Reconciler {
         public var selfManagement = false
         /// Who runs it, as the state's records name it (`tend apply`, `tend agent`).
         public var runBy = "tend apply"
+        /// Whether an apply leaves its record (`last-run.json`) itself; the agent writes one a
+        /// cycle, of the run that ended it, also when the last good commit was applied after the
+        /// newest was refused.
+        public var recordsRun = true
         /// Takes a new commit only once this host's wave of its tend.yaml's `rollout:` is due (the
         /// agent); until then the run ends with `.notDue`, and the agent keeps enforcing the last
         /// good commit. A run pinned to a commit, and one on a host where nothing was applied yet,

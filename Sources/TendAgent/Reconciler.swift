@@ -36,8 +36,10 @@ public struct Reconciler: Sendable {
         case applySaved(Plan)
         /// Only these resources, and what depends on them or is notified by them, against the
         /// catalog the last full run enforced (`CatalogCache.current`), fetching and loading
-        /// nothing: the agent's repair when a watch saw them change. It leaves no `last-run.json`.
-        case repair(Set<ResourceID>)
+        /// nothing: the agent's repair when a watch saw them change. With nil, every resource of
+        /// it: the agent enforcing the last good commit when the newest is refused or cannot be
+        /// fetched, from what it already loaded. It leaves no `last-run.json`.
+        case repair(Set<ResourceID>?)
     }
 
     public var source: SourceSpec
@@ -78,7 +80,7 @@ public struct Reconciler: Sendable {
         } catch {
             result.failure = error
         }
-        if mode.recordsRun, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined,
+        if mode.recordsRun, policy.recordsRun, result.failure?.code != .locked, result.failure?.code != .usage, !result.declined,
            state(for: mode).root == "/" || result.report != nil {
             let record = RunRecord(started: started, seconds: DurationText.seconds(ContinuousClock.now - clock), by: policy.runBy, result: result)
             do {

@@ -86,6 +86,8 @@ struct TrustBoundaryTests {
             #expect(lastGood?["commit"] as? String == good, "the refused commit became last good: \(lastGood ?? [:])")
             try host.write(["/etc/app/message": "drifted again\n"])
             #expect(try await AgentTests.eventually(15) { AgentTests.message(host) == "v1\n" }, "the last good commit is no longer enforced")
+            // The last good commit is enforced as the agent loaded it before, not loaded again.
+            #expect(try await host.tendJournal().text.contains("enforcing the last good commit \(good.prefix(7)) as an earlier cycle loaded it"))
 
             // resume always ends a suspension: no commit can write one back.
             #expect(try await host.tend(["suspend", "--reason", "by hand"]).status == 0)
