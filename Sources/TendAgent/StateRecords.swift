@@ -140,11 +140,7 @@ public struct RunRecord: Codable, Sendable {
         pending = result.report == nil ? (result.plan?.steps.filter { $0.change != nil }.count ?? 0) : 0
         pruneRefused = result.pruneRefused
         self.result = if let failure = result.failure {
-            switch failure.code {
-            case .invalidConfiguration, .refused, .stalePlan, .usage, .unhealthy: .stalled
-            case .sourceUnreadable: .unreachable
-            default: .failed
-            }
+            failure.code.meaning.result
         } else if result.interrupted {
             .interrupted
         } else if !result.stepFailures.isEmpty || !(result.plan?.errors.isEmpty ?? true) {

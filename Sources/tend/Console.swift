@@ -86,34 +86,12 @@ enum Console {
 
     /// The exit code of a run that stopped with `failure`: the list in `tend --help`.
     static func exitCode(for failure: ReconcileFailure) -> ExitCode {
-        switch failure.code {
-        case .invalidConfiguration: TendExit.invalidConfiguration
-        case .stalePlan: TendExit.stalePlan
-        case .usage: TendExit.usage
-        case .sourceUnreadable: TendExit.sourceUnreadable
-        case .refused, .unhealthy, .notDue: TendExit.refused
-        case .locked: TendExit.locked
-        case .resourceFailed, .resourceSkipped: TendExit.failures
-        case .unusableHost: TendExit.unusableHost
-        }
+        ExitCode(failure.code.meaning.exitStatus)
     }
 
     /// `failure` for `--json`: its code as docs/json-output.md lists it, and its message.
     static func runError(_ failure: ReconcileFailure) -> RunError {
-        let code = switch failure.code {
-        case .invalidConfiguration: "invalid_configuration"
-        case .stalePlan: "stale_plan"
-        case .usage: "usage"
-        case .sourceUnreadable: "source_unreadable"
-        case .refused: "refused"
-        case .locked: "locked"
-        case .resourceFailed: "resource_failed"
-        case .resourceSkipped: "resource_skipped"
-        case .unusableHost: "unusable_host"
-        case .unhealthy: "unhealthy"
-        case .notDue: "not_due"
-        }
-        return RunError(code: code, message: failure.message)
+        RunError(code: failure.code.rawValue, message: failure.message)
     }
 
     /// Prints `document` as JSON (snake_case keys, sorted, slashes as they are).
@@ -126,26 +104,18 @@ enum Console {
     /// Prints why a run stopped and exits with the code the README documents for it.
     /// `replan` is the command that makes the plan again, for a stale saved plan.
     static func exit(with failure: ReconcileFailure, replan: String? = nil) throws -> Never {
-        switch failure.code {
-        case .invalidConfiguration:
-            for diagnostic in failure.diagnostics {
-                // One line each: a newline in a file name or a value is shown, not printed.
-                Console.error(Printable.escaped(diagnostic.description))
-            }
-            Console.error("tend: \(failure.message)")
-            throw TendExit.invalidConfiguration
-        case .stalePlan:
+        guard failure.code != .usage else { throw ValidationError(failure.message) }
+        // One line each: a newline in a file name or a value is shown, not printed.
+        for diagnostic in failure.diagnostics { Console.error(Printable.escaped(diagnostic.description)) }
+        if failure.staleSteps.isEmpty {
+            // Messages may hold a journal line or a path from the host: one line, escaped.
+            Console.error("tend: " + Printable.escaped(failure.message))
+        } else {
             Console.error("tend: \(failure.message):")
             for step in failure.staleSteps { Console.error("  " + Printable.escaped(step)) }
             if let replan { Console.error("Make a new plan with: " + Printable.escaped(replan)) }
-            throw TendExit.stalePlan
-        case .usage:
-            throw ValidationError(failure.message)
-        case .sourceUnreadable, .refused, .locked, .unusableHost, .resourceFailed, .resourceSkipped, .unhealthy, .notDue:
-            // Messages may hold a journal line or a path from the host: one line, escaped.
-            Console.error("tend: " + Printable.escaped(failure.message))
-            throw exitCode(for: failure)
         }
+        throw exitCode(for: failure)
     }
 
     /// `tend plan` with what made `plan`: its source, root, host name and labels, and the source
