@@ -239,7 +239,7 @@ public final class Agent: Service, Sendable {
             attempted = ids
         }
         let changes = Dictionary((result.plan?.steps ?? []).compactMap { step in step.change.map { (step.id, $0) } }, uniquingKeysWith: { a, _ in a })
-        for step in result.report?.results ?? [] where step.outcome != .skipped(Executor.stoppingReason) {
+        for step in result.report?.results ?? [] where step.outcome != .skipped(.stopping) {
             var logger = logger
             logger[metadataKey: "resource"] = "\(step.id)"
             attempted.insert(step.id)

@@ -168,8 +168,8 @@ final class DriftWatch: Sendable {
     }
 
     /// Why the unit watcher stopped: a full check now, and the next cycle watches anew.
-    private func unitsFailed(_ reason: String) {
-        logger.warning("the unit watcher stopped (\(reason)); checking everything, and watching again after it", metadata: ["action": "watch"])
+    private func unitsFailed(_ error: SystemdError) {
+        logger.warning("the unit watcher stopped (\(error)); checking everything, and watching again after it", metadata: ["action": "watch"])
         state.withLock { state in
             state.units = nil
             state.generation = nil
@@ -192,7 +192,7 @@ final class DriftWatch: Sendable {
     private func startUnits() -> UnitWatcher? {
         do {
             return try UnitWatcher.start(deliver: { [weak self] units in self?.received(units: units) },
-                                         failed: { [weak self] reason in self?.unitsFailed(reason) })
+                                         failed: { [weak self] error in self?.unitsFailed(error) })
         } catch {
             logger.warning("cannot watch units on the bus, their drift is repaired on the timer only: \(error)", metadata: ["action": "watch"])
             return nil
@@ -204,9 +204,9 @@ final class DriftWatch: Sendable {
             switch event {
             case .changed(let ids): state.pending.formUnion(ids)
             case .overflow: state.missed = state.missed ?? .overflow
-            case .failed(let reason):
+            case .failed(let errno):
                 // Events may have been missed: a full check now, and the next cycle watches anew.
-                logger.warning("the path watcher stopped (\(reason)); checking everything, and watching again after it", metadata: ["action": "watch"])
+                logger.warning("the path watcher stopped (poll: \(errno)); checking everything, and watching again after it", metadata: ["action": "watch"])
                 state.paths = nil
                 state.generation = nil
                 state.missed = .watcherStopped

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Synchronization
+import SystemPackage
 import TendCore
 
 /// Tells the agent, the moment it happens, that a path it manages changed: inotify on each path
@@ -18,7 +19,8 @@ final class PathWatcher: Sendable {
     enum Event: Sendable {
         case changed(Set<ResourceID>)
         case overflow
-        case failed(String)
+        /// poll(2) failed with this errno.
+        case failed(Errno)
     }
 
     private struct Watched {
@@ -130,7 +132,7 @@ final class PathWatcher: Sendable {
             fds[0].revents = 0
             fds[1].revents = 0
             guard poll(&fds, 2, -1) >= 0 || errno == EINTR else {
-                deliver(.failed("poll: \(String(cString: strerror(errno)))"))
+                deliver(.failed(Errno(rawValue: errno)))
                 return
             }
             if fds[1].revents != 0 { return }

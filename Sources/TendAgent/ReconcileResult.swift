@@ -67,8 +67,8 @@ public struct ReconcileResult: Sendable {
         (report?.results ?? []).compactMap { result in
             switch result.outcome {
             case .done: nil
-            case .failed(let reason): ReconcileFailure(.resourceFailed, reason, resource: result.id)
-            case .skipped(let reason): ReconcileFailure(.resourceSkipped, reason, resource: result.id)
+            case .failed(let failure): ReconcileFailure(.resourceFailed, failure.cause, resource: result.id)
+            case .skipped(let skip): ReconcileFailure(.resourceSkipped, skip.description, resource: result.id)
             }
         }
     }

@@ -27,7 +27,7 @@ extension Reconciler {
             events.applying(plan)
             do {
                 result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
-                result.interrupted = result.report?.results.contains { $0.outcome == .skipped(Executor.stoppingReason) } ?? false
+                result.interrupted = result.report?.interrupted ?? false
                 for warning in result.report?.warnings ?? [] { result.note(warning, events) }
             } catch {
                 throw ReconcileFailure(.unusableHost, error.description)

@@ -127,7 +127,7 @@ public protocol ResourceProvider: Sendable {
 
     /// Carries out several changes together; returns, for each, nil when it was done or why not.
     /// Only called when `appliesInBatches`; the executor checks each result afterwards as usual.
-    func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?]
+    func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?]
 }
 
 extension ResourceProvider {
@@ -146,13 +146,13 @@ extension ResourceProvider {
 
     public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {}
 
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
-        batch.map { item -> String? in
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
+        batch.map { item -> StepFailure? in
             do throws(HostError) {
                 try apply(item.change, desired: item.desired, host: host)
                 return nil
             } catch {
-                return error.description
+                return StepFailure(error)
             }
         }
     }

@@ -129,8 +129,8 @@ public struct GroupProvider: ResourceProvider {
 
     /// Each group in turn (the tools lock the files themselves), then the database is read again
     /// for later steps and for the check of each.
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
-        var failures: [String?] = []
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
+        var failures: [StepFailure?] = []
         for (change, desired) in batch {
             do throws(HostError) {
                 switch change.action {
@@ -160,7 +160,7 @@ public struct GroupProvider: ResourceProvider {
                 }
                 failures.append(nil)
             } catch {
-                failures.append(error.description)
+                failures.append(StepFailure(error))
             }
             try? AccountDatabase.refresh(host.reader)
         }

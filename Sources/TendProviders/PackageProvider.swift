@@ -336,13 +336,13 @@ public struct PackageProvider: ResourceProvider {
 
     /// One apt transaction for every ready package, then holds for pins, then a check of each
     /// package against the dpkg database.
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
         let root = host.reader.root
         let status: [String: DpkgPackage]
         do {
             status = try Debian.status(host.reader)
         } catch {
-            return batch.map { _ in error.description }
+            return batch.map { _ in StepFailure(error) }
         }
         var failure: String?
         let wanted = batch.map(\.desired)
@@ -351,7 +351,7 @@ public struct PackageProvider: ResourceProvider {
             policy = try await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)
         } catch {
             // Without apt's candidates every missing package would look unknown: say why instead.
-            return batch.map { _ in error.description }
+            return batch.map { _ in StepFailure(error) }
         }
         // An apt source or pin that this apply wrote, or a package without a candidate not yet
         // refreshed for: the lists are refreshed once, here, before apt installs.
@@ -374,8 +374,8 @@ public struct PackageProvider: ResourceProvider {
             var others = await apply(batch: batch.filter { !names.contains($0.desired.name) }, host: host)[...]
             return batch.map { item in
                 names.contains(item.desired.name)
-                    ? "apt has no installation candidate for \(item.desired.name), with package lists at most 15 minutes old; "
-                        + (unfetched.isEmpty ? "is its repository in the sources?" : "apt-get update could not fetch \(unfetched.joined(separator: ", "))")
+                    ? StepFailure(.changeFailed, "apt has no installation candidate for \(item.desired.name), with package lists at most 15 minutes old; "
+                        + (unfetched.isEmpty ? "is its repository in the sources?" : "apt-get update could not fetch \(unfetched.joined(separator: ", "))"))
                     : others.popFirst() ?? nil
             }
         }
@@ -421,14 +421,17 @@ public struct PackageProvider: ResourceProvider {
         // Maintainer scripts add system users and groups (systemd-journal): names read before are stale.
         host.reader.forgetAccounts()
         // Each package is judged by what dpkg now records, so the ones that made it are done.
-        guard let after = try? Debian.status(host.reader) else { return batch.map { _ in failure ?? "cannot read the dpkg database" } }
+        guard let after = try? Debian.status(host.reader) else {
+            return batch.map { _ in StepFailure(.changeFailed, failure ?? "cannot read the dpkg database") }
+        }
         host.reader.setMemo(Self.statusMemo, after)
         let refreshed = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
         host.reader.setMemo(Self.policyMemo, refreshed)
         host.reader.setMemo(Self.extrasMemo, ("", [String]()))
         return wanted.map { desired in
             let reached = Self.argument(for: desired, installed: after[desired.name], candidate: refreshed[desired.name]?.candidate) == nil
-            return reached ? nil : (failure ?? "\(desired.name) did not reach its state")
+            if reached { return nil }
+            return failure.map { StepFailure(.changeFailed, $0) } ?? StepFailure(.inconsistent, "\(desired.name) did not reach its state")
         }
     }
 }

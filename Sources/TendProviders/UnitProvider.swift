@@ -454,14 +454,14 @@ public struct UnitProvider: ResourceProvider {
 
     /// Every ready unit at once: unit files, drop-ins, masks and enablement for all of them first,
     /// then one daemon-reload if any of that changed, then the jobs in order, each waited for.
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
-        var failures = [String?](repeating: nil, count: batch.count)
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
+        var failures = [StepFailure?](repeating: nil, count: batch.count)
         var reloadNeeded = false
         for (index, (change, desired)) in batch.enumerated() {
             do throws(HostError) {
                 reloadNeeded = try await prepare(change, desired, host: host) || reloadNeeded
             } catch {
-                failures[index] = error.description
+                failures[index] = StepFailure(error)
             }
         }
         // Enablement once every file is written: `Also=` in one unit may name another of the batch.
@@ -478,7 +478,7 @@ public struct UnitProvider: ResourceProvider {
                 }
                 reloadNeeded = true
             } catch {
-                failures[index] = error.description
+                failures[index] = StepFailure(error)
             }
         }
         // A unit a package of this apply installed: systemd may not have loaded it yet.
@@ -495,7 +495,7 @@ public struct UnitProvider: ResourceProvider {
             do throws(HostError) {
                 try services.daemonReload()
             } catch {
-                return failures.map { $0 ?? error.description }
+                return failures.map { $0 ?? StepFailure(error) }
             }
         }
         for (index, (change, desired)) in batch.enumerated() where failures[index] == nil {
@@ -506,7 +506,7 @@ public struct UnitProvider: ResourceProvider {
                     try run(.restart, desired, services, host: host)
                 }
             } catch {
-                failures[index] = error.description
+                failures[index] = StepFailure(error)
             }
         }
         // The units changed: what observing kept of them is refreshed, in one round trip.

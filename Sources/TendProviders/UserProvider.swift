@@ -361,14 +361,14 @@ public struct UserProvider: ResourceProvider {
         throw HostError(path: desired.name, message: "users are applied in batches")
     }
 
-    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [String?] {
-        var failures: [String?] = []
+    public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
+        var failures: [StepFailure?] = []
         for (change, desired) in batch {
             do throws(HostError) {
                 try await apply(change, desired, host: host)
                 failures.append(nil)
             } catch {
-                failures.append(error.description)
+                failures.append(StepFailure(error))
             }
             try? AccountDatabase.refresh(host.reader)
         }

@@ -18,9 +18,9 @@ public final class UnitWatcher: Sendable {
         let units = Mutex<[String: String]>([:])
         let stopping = Atomic<Bool>(false)
         let deliver: @Sendable ([String]) -> Void
-        let failed: @Sendable (String) -> Void
+        let failed: @Sendable (SystemdError) -> Void
 
-        init(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (String) -> Void) {
+        init(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (SystemdError) -> Void) {
             self.deliver = deliver
             self.failed = failed
         }
@@ -35,7 +35,7 @@ public final class UnitWatcher: Sendable {
     /// lost later (the bus restarted), after which nothing is watched.
     /// The corresponding C functions are `sd_bus_open_system`, `sd_bus_add_match` and the
     /// `Subscribe` method.
-    public static func start(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (String) -> Void) throws(SystemdError) -> UnitWatcher {
+    public static func start(deliver: @escaping @Sendable ([String]) -> Void, failed: @escaping @Sendable (SystemdError) -> Void) throws(SystemdError) -> UnitWatcher {
         var opened: OpaquePointer?
         let result = sd_bus_open_system(&opened)
         guard result >= 0, let bus = opened else { throw SystemdError(function: "sd_bus_open_system", code: result) }
@@ -113,13 +113,13 @@ public final class UnitWatcher: Sendable {
         while !box.stopping.load(ordering: .relaxed) {
             let processed = sd_bus_process(bus, nil)
             if processed < 0 {
-                box.failed(SystemdError(function: "sd_bus_process", code: processed).description)
+                box.failed(SystemdError(function: "sd_bus_process", code: processed))
                 return
             }
             if processed > 0 { continue }
             let waited = sd_bus_wait(bus, 500_000)
             if waited < 0, waited != -EINTR {
-                box.failed(SystemdError(function: "sd_bus_wait", code: waited).description)
+                box.failed(SystemdError(function: "sd_bus_wait", code: waited))
                 return
             }
         }

@@ -33,7 +33,7 @@ struct JSONOutputTests {
         #expect((object?["error"] as? [String: Any])?["code"] as? String == "invalid_configuration")
     }
 
-    @Test("apply --json gives each resource's result and typed changes (a boolean for enabled), failed and skipped steps with their reasons, and exits 5")
+    @Test("apply --json gives each resource's result and typed changes (a boolean for enabled), failed and skipped steps with their reasons, codes and retry classes, and exits 5")
     func apply() async throws {
         let repo = try repository(["app.yaml": """
             resources:
@@ -60,7 +60,12 @@ struct JSONOutputTests {
         #expect(enabled?["before"] as? Bool == false && enabled?["after"] as? Bool == true, "\(attributes)")
         #expect(resources["file:/etc/blocked/x"]?["result"] as? String == "failed")
         #expect((resources["file:/etc/blocked/x"]?["reason"] as? String)?.contains("not a directory") == true, "\(run)")
+        #expect(resources["file:/etc/blocked/x"]?["code"] as? String == "unobservable", "\(run)")
+        #expect(resources["file:/etc/blocked/x"]?["retry"] as? String == "next_run", "\(run)")
         #expect(resources["file:/etc/after"]?["result"] as? String == "skipped")
+        #expect(resources["file:/etc/after"]?["code"] as? String == "blocked", "\(run)")
+        #expect(resources["file:/etc/after"]?["retry"] as? String == "after_dependency", "\(run)")
+        #expect(resources["unit:hello.service"]?["code"] == nil, "a done step has no failure code")
         #expect(!run.stdout.contains("Applying"), "text output mixed into the JSON")
 
         // Again: the unit is converged now; the failed file still fails.

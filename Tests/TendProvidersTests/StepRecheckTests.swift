@@ -27,7 +27,7 @@ struct StepRecheckTests {
 
     private func reasons(_ report: ApplyReport) -> [String: String] {
         var reasons: [String: String] = [:]
-        for result in report.results { if case .failed(let reason) = result.outcome { reasons[result.id.description] = reason } }
+        for result in report.results { if case .failed(let failure) = result.outcome { reasons[result.id.description] = failure.cause } }
         return reasons
     }
 

@@ -62,9 +62,6 @@ public struct Executor: Sendable {
         return removed
     }
 
-    /// Why a step was skipped when the run was told to stop before it.
-    public static let stoppingReason = "tend is stopping; the next run applies it"
-
     /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
     /// only when the root cannot be opened or the changed folders cannot be synced at the end.
     /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
@@ -97,15 +94,15 @@ public struct Executor: Sendable {
                 if shown {
                     logger.info("\(step.id): \(action) done\(Self.describe(step.change))", metadata: ["message_id": "\(LogMessageID.stepDone)", "action": "\(action)", "result": "done", "resource": "\(step.id)"])
                 }
-            case .failed(let reason):
+            case .failed(let failure):
                 failed.insert(step.id)
                 if shown {
-                    logger.info("\(step.id): \(action) failed: \(reason)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed", "resource": "\(step.id)"])
+                    logger.info("\(step.id): \(action) failed: \(failure)", metadata: ["message_id": "\(LogMessageID.stepFailed)", "action": "\(action)", "result": "failed", "resource": "\(step.id)"])
                 }
-            case .skipped(let reason):
+            case .skipped(let skip):
                 failed.insert(step.id)
                 if shown {
-                    logger.info("\(step.id): \(action) skipped: \(reason)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped", "resource": "\(step.id)"])
+                    logger.info("\(step.id): \(action) skipped: \(skip)", metadata: ["message_id": "\(LogMessageID.stepSkipped)", "action": "\(action)", "result": "skipped", "resource": "\(step.id)"])
                 }
             }
             report.results.append(result)
@@ -125,7 +122,7 @@ public struct Executor: Sendable {
             let after = Planner.observeAndPlan(staged.map(\.entry), host: writer.reader, context: context, inScope: committed)
             for (((step, _, paths), placed), after) in zip(zip(staged, committed), after) {
                 let failure = placed ? nil : paths.lazy.compactMap({ failures[$0] }).first
-                record(step, failure.map { .failed($0.description) } ?? Self.outcome(after: after))
+                record(step, failure.map { .failed(StepFailure($0)) } ?? Self.outcome(after: after))
             }
             staged.removeAll()
             stagedIDs.removeAll()
@@ -146,11 +143,11 @@ public struct Executor: Sendable {
                 if !stages || step.dependsOn.contains(where: stagedIDs.contains) || writer.changedFolderCount >= HostWriter.stagedFolderLimit { flush() }
                 var outcomes: [(step: Plan.Step, outcome: StepResult.Outcome)] = []
                 if let error = step.error {
-                    outcomes = [(step, .failed(error))]
+                    outcomes = [(step, .failed(StepFailure(.unobservable, error)))]
                 } else if step.change != nil, stop() {
-                    outcomes = [(step, .skipped(Self.stoppingReason))]
+                    outcomes = [(step, .skipped(.stopping))]
                 } else if let blocker = step.dependsOn.first(where: failed.contains) {
-                    outcomes = [(step, .skipped("requires \(blocker), which did not converge"))]
+                    outcomes = [(step, .skipped(.blocked(by: blocker)))]
                 } else if step.change == nil, entry != nil {
                     // Planned again after a package or user step: nothing is left to do.
                     outcomes = [(step, .done)]
@@ -176,11 +173,11 @@ public struct Executor: Sendable {
                         } catch {
                             // What it staged before failing is not put in place by the next commit.
                             writer.discardStaged(from: before)
-                            outcomes = [(step, .failed(error.description))]
+                            outcomes = [(step, .failed(StepFailure(error)))]
                         }
                     }
                 } else {
-                    outcomes = [(step, .failed("not in the catalog"))]
+                    outcomes = [(step, .failed(Self.notInCatalog))]
                 }
                 for (step, outcome) in outcomes { record(step, outcome) }
             }
@@ -255,18 +252,18 @@ public struct Executor: Sendable {
     private func runBatch(_ steps: [Plan.Step], writer: HostWriter, context: PlanContext) async -> [StepResult.Outcome] {
         let entries = steps.compactMap { catalog[$0.id] }
         guard entries.count == steps.count else {
-            return steps.map { _ in .failed("not in the catalog") }
+            return steps.map { _ in .failed(Self.notInCatalog) }
         }
         // A member planned again may have failed to plan, or have nothing left to do.
         var outcomes = steps.map { step -> StepResult.Outcome? in
-            if let error = step.error { return .failed(error) }
+            if let error = step.error { return .failed(StepFailure(.unobservable, error)) }
             return step.change == nil ? .done : nil
         }
         let running = outcomes.indices.filter { outcomes[$0] == nil }
         guard let first = running.first else { return outcomes.map { $0! } }
-        let reasons = await entries[first].resource.apply(batch: running.map { (steps[$0].change!, entries[$0].resource) }, host: writer)
-        for (position, reason) in zip(running, reasons) {
-            outcomes[position] = reason.map { .failed($0) } ?? verify(entries[position], writer: writer, context: context)
+        let failures = await entries[first].resource.apply(batch: running.map { (steps[$0].change!, entries[$0].resource) }, host: writer)
+        for (position, failure) in zip(running, failures) {
+            outcomes[position] = failure.map { .failed($0) } ?? verify(entries[position], writer: writer, context: context)
         }
         return outcomes.map { $0! }
     }
@@ -294,6 +291,8 @@ public struct Executor: Sendable {
         return now
     }
 
+    private static let notInCatalog = StepFailure(.notInCatalog, "not in the catalog")
+
     /// Observes and plans the resource again: it must need nothing more.
     private func verify(_ entry: Catalog.Entry, writer: HostWriter, context: PlanContext) -> StepResult.Outcome {
         // Check the result against the plan, as Terraform does after apply.
@@ -303,70 +302,12 @@ public struct Executor: Sendable {
     /// How a step ended, from its resource observed and planned again after it: done when it
     /// needs nothing more.
     private static func outcome(after: Plan.Step?) -> StepResult.Outcome {
-        if let error = after?.error { return .failed("inconsistent result after apply: \(error)") }
+        if let error = after?.error { return .failed(StepFailure(.inconsistent, "inconsistent result after apply: \(error)")) }
         if let remaining = after?.change {
             let what = remaining.attributes.map(\.name) + (remaining.content == nil ? [] : ["content"])
-            return .failed("inconsistent result after apply: \(what.joined(separator: ", ")) still \(what.count == 1 ? "differs" : "differ")")
+            return .failed(StepFailure(.inconsistent, "inconsistent result after apply: \(what.joined(separator: ", ")) still \(what.count == 1 ? "differs" : "differ")"))
         }
         return .done
-    }
-}
-
-/// What the executor reports while it works.
-public enum ApplyEvent: Sendable {
-    case started(ResourceID, Change.Action)
-    case finished(StepResult)
-}
-
-/// How one step of an apply ended.
-public struct StepResult: Sendable, Hashable {
-    public enum Outcome: Sendable, Hashable {
-        case done
-        case failed(String)
-        case skipped(String)
-
-        public var label: String {
-            switch self {
-            case .done: "done"
-            case .failed: "failed"
-            case .skipped: "skipped"
-            }
-        }
-
-        public var reason: String? {
-            switch self {
-            case .done: nil
-            case .failed(let reason), .skipped(let reason): reason
-            }
-        }
-    }
-
-    public var id: ResourceID
-    public var action: Change.Action?
-    public var outcome: Outcome
-}
-
-/// The results of one apply.
-public struct ApplyReport: Sendable {
-    public var results: [StepResult] = []
-    /// Jobs on tend's own units to queue once the run has ended (`HostWriter.queueAfterRun`).
-    public var jobsAfterRun: [UnitJobRequest] = []
-    /// What the steps' tools warned of without failing (`HostWriter.warn`).
-    public var warnings: [String] = []
-
-    public init() {}
-
-    public var failures: [StepResult] { results.filter { if case .failed = $0.outcome { true } else { false } } }
-    public var skipped: [StepResult] { results.filter { if case .skipped = $0.outcome { true } else { false } } }
-    public var succeeded: Bool { failures.isEmpty && skipped.isEmpty }
-
-    /// How many steps of each action were done.
-    public var done: [Change.Action: Int] {
-        var counts: [Change.Action: Int] = [:]
-        for result in results where result.outcome == .done {
-            if let action = result.action { counts[action, default: 0] += 1 }
-        }
-        return counts
     }
 }
 

@@ -54,7 +54,7 @@ protocol BoundResource: Sendable {
     /// What wakes the agent for this resource; empty when its provider does not watch.
     var watches: [Watch] { get }
     /// Applies this resource's change together with those of `others`, which are of the same kind.
-    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?]
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [StepFailure?]
     /// Prefetches for this resource and `others` of the same kind.
     func prefetch(with others: [any BoundResource], host: HostReader) async throws(HostError)
     /// Refreshes caches for this resource and `others` of the same kind.
@@ -103,7 +103,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
         try await provider.refresh(others.compactMap { ($0 as? Bound<P>)?.desired }, host: host)
     }
 
-    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [String?] {
+    func apply(batch: [(change: Change, resource: any BoundResource)], host: HostWriter) async -> [StepFailure?] {
         let items = batch.map { item -> (change: Change, desired: P.Desired) in
             guard let bound = item.resource as? Bound<P> else {
                 preconditionFailure("\(item.resource.id) was batched with \(provider.kind) resources")

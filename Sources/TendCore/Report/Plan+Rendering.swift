@@ -85,10 +85,10 @@ extension StepResult {
             // Planned again after a package or user step, and found as declared.
             guard let action else { return "  = \(Plan.escaped(id)): already as declared (an earlier step of this run made it so)\n" }
             return "  " + style.action(action, "\(action.symbol) \(Plan.escaped(id))") + ": \(action.pastTense)\n"
-        case .failed(let reason):
-            return "  " + style.red("✗ \(Plan.escaped(id))") + ": failed: \(Printable.escaped(reason, keepingNewlines: true))\n"
-        case .skipped(let reason):
-            return "  " + style.yellow("↷ \(Plan.escaped(id))") + ": skipped: \(Printable.escaped(reason))\n"
+        case .failed(let failure):
+            return "  " + style.red("✗ \(Plan.escaped(id))") + ": failed: \(Printable.escaped(failure.cause, keepingNewlines: true))\n"
+        case .skipped(let skip):
+            return "  " + style.yellow("↷ \(Plan.escaped(id))") + ": skipped: \(Printable.escaped(skip.description))\n"
         }
     }
 }

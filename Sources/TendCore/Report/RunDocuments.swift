@@ -76,11 +76,15 @@ public struct ApplyDocument: Encodable, Sendable {
         public var id: ResourceID
         public var result: String
         public var reason: String?
+        /// What a failed or skipped step is (`StepFailure.Code`, `StepSkip.code`).
+        public var code: String?
+        /// When trying it again can help (`StepRetry`).
+        public var retry: StepRetry?
         public var change: Change?
         public var dependsOn: [ResourceID]
 
         enum CodingKeys: String, CodingKey {
-            case id, result, reason, change, dependsOn = "depends_on"
+            case id, result, reason, code, retry, change, dependsOn = "depends_on"
         }
     }
 
@@ -98,7 +102,7 @@ public struct ApplyDocument: Encodable, Sendable {
         resources = (plan?.steps ?? []).map { step in
             let outcome = outcomes[step.id]
             return ResourceResult(id: step.id, result: outcome?.label ?? "not_run", reason: outcome?.reason ?? step.error,
-                                  change: step.change, dependsOn: step.dependsOn)
+                                  code: outcome?.code, retry: outcome?.retry, change: step.change, dependsOn: step.dependsOn)
         }
         if error != nil {
             result = "error"
