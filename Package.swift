@@ -61,11 +61,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "TendProcess",
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
             name: "TendProviders",
             dependencies: [
                 "TendCore",
+                "TendProcess",
                 "TendSpec",
-                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -73,10 +80,10 @@ let package = Package(
             name: "TendGit",
             dependencies: [
                 "CGit2",
+                "TendProcess",
                 "TendSpec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -93,6 +100,7 @@ let package = Package(
             dependencies: [
                 "TendCore",
                 "TendGit",
+                "TendProcess",
                 "TendProviders",
                 "TendSpec",
                 "TendSystemd",

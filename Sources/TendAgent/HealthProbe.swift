@@ -1,6 +1,6 @@
 internal import Foundation
 import Glibc
-import Subprocess
+import TendProcess
 import SystemPackage
 import TendCore
 import TendSpec
@@ -54,39 +54,13 @@ enum HealthProbe {
     /// It runs in a process group of its own, which is killed whole at the limit, so that
     /// nothing it started keeps its output open and the check waiting.
     private static func run(_ arguments: [String], within limit: Duration) async -> String? {
-        var options = PlatformOptions()
-        options.processGroupID = 0
-        do {
-            let executable: Executable = arguments[0].hasPrefix("/") ? .path(FilePath(arguments[0])) : .name(arguments[0])
-            let result = try await Subprocess.run(executable, arguments: Arguments(Array(arguments.dropFirst())),
-                                                  environment: .inherit.updating(["LC_ALL": "C.UTF-8"]), platformOptions: options,
-                                                  input: .none, output: .sequence, error: .discarded) { execution -> String? in
-                // What it printed (its last line says why it failed), or nil when the limit came first.
-                try await withThrowingTaskGroup(of: String?.self) { group in
-                    group.addTask {
-                        var kept = ""
-                        for try await line in execution.standardOutput.strings() where kept.utf8.count < 4096 { kept += line + "\n" }
-                        return kept
-                    }
-                    group.addTask {
-                        try await Task.sleep(for: limit)
-                        return nil
-                    }
-                    let first = try await group.next() ?? nil
-                    if first == nil { try? execution.send(signal: .kill, toProcessGroup: true) }
-                    group.cancelAll()
-                    return first
-                }
-            }
-            guard let said = result.closureResult else { return "still running after \(DurationText.format(limit)); killed" }
-            switch result.terminationStatus {
-            case .exited(0): return nil
-            case .exited(let code): return "exited \(code)" + (said.split(separator: "\n").last.map { ": " + $0 } ?? "")
-            case .signaled(let signal): return "killed by signal \(signal)"
-            }
-        } catch {
-            return "cannot run \(arguments[0]): \(error)"
-        }
+        let finished = await ChildProcess(arguments, environment: ["LC_ALL": "C.UTF-8"], errors: .withOutput, limit: limit, kept: 4096).run()
+        // What it printed, its errors with it (the last line says why it failed).
+        if finished.timedOut { return "still running after \(DurationText.format(limit)); killed" }
+        if let signal = finished.signal { return "killed by signal \(signal)" }
+        if finished.status == 127, !finished.error.isEmpty { return finished.error }
+        guard finished.status != 0 else { return nil }
+        return "exited \(finished.status)" + (finished.output.split(separator: "\n").last.map { ": " + $0 } ?? "")
     }
 
     /// A GET over plain HTTP/1.0 to the host itself; nil when the answer's status is 200.

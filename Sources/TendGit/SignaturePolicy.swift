@@ -1,6 +1,6 @@
 import FoundationEssentials
 internal import Glibc
-import Subprocess
+import TendProcess
 import SystemPackage
 import TendSpec
 
@@ -101,20 +101,8 @@ extension GitSnapshot {
     }
 
     /// Runs a verification tool; its exit code is a result to inspect, not an error.
-    private func run(_ tool: String, _ arguments: [String], input: String?) async -> (status: Int32, output: String, error: String) {
-        do {
-            let result = try await Subprocess.run(
-                .path(FilePath(tool)), arguments: Arguments(arguments),
-                input: .fileDescriptor(try FileDescriptor.open(FilePath(input ?? "/dev/null"), .readOnly), closeAfterSpawningProcess: true),
-                output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
-            let status: Int32 = switch result.terminationStatus {
-            case .exited(let code): code
-            case .signaled(let signal): 128 + signal
-            }
-            return (status, result.standardOutput, result.standardError)
-        } catch {
-            return (127, "", "cannot run \(tool): \(error)")
-        }
+    private func run(_ tool: String, _ arguments: [String], input: String?) async -> ChildProcess.Finished {
+        await ChildProcess([tool] + arguments, input: input.map { .file(FilePath($0)) } ?? .none, kept: 1 << 20).run()
     }
 }
 

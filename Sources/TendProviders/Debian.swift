@@ -1,5 +1,5 @@
 import FoundationEssentials
-import Subprocess
+import TendProcess
 import SystemPackage
 import TendCore
 import TendSpec
@@ -155,28 +155,9 @@ struct Tool {
     static func run(_ command: [String], root: String, environment: [String: String] = [:], input: String = "",
                     lines: (@Sendable (String) -> Void)? = nil) async -> Tool {
         let full = root == "/" ? command : ["/usr/sbin/chroot", root] + command
-        var settings: [Environment.Key: String?] = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
-                                                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
-        do {
-            let executable: Executable = full[0].contains("/") ? .path(FilePath(full[0])) : .name(full[0])
-            let result = try await Subprocess.run(executable, arguments: Arguments(Array(full.dropFirst())),
-                                                  environment: .inherit.updating(settings),
-                                                  input: .string(input), output: .sequence, error: .string(limit: 8 << 20)) { execution in
-                var kept = ""
-                for try await line in execution.standardOutput.strings() {
-                    lines?(line)
-                    if kept.utf8.count < 8 << 20 { kept += line + "\n" }
-                }
-                return kept
-            }
-            let status: Int32 = switch result.terminationStatus {
-            case .exited(let code): code
-            case .signaled(let signal): 128 + signal
-            }
-            return Tool(status: status, output: result.closureResult, error: result.standardError)
-        } catch {
-            return Tool(status: 127, output: "", error: "cannot run \(full[0]): \(error)")
-        }
+        let settings = ["LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
+                        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"].merging(environment) { _, given in given }
+        let finished = await ChildProcess(full, environment: settings, input: .text(input)).run(lines: lines)
+        return Tool(status: finished.status, output: finished.output, error: finished.error)
     }
 }
