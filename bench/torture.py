@@ -9,7 +9,8 @@ whole apply takes), and then checks the root:
   torn       a managed file whose bytes are neither A's nor B's
   missing    a managed file that is gone (every file exists after the first apply)
   wrongmode  a file whose mode does not go with its content (A: 0644, B: 0600)
-  state      the applied-commit record is not a whole commit id
+  state      the applied-commit record (var/lib/tend/applied.json in the root) is not whole JSON
+             naming a whole commit id
 Then it applies again without a kill, which must converge:
   unconverged  that apply failed, or left a file or the record unlike the commit
   leftovers    temporary files (.NAME.tend-PID-N) still there after it
@@ -100,13 +101,19 @@ def leftovers(*folders):
     return count
 
 
-def record(state):
-    folder = os.path.join(state, "applied")
-    names = [name for name in os.listdir(folder) if not name.startswith(".")] if os.path.isdir(folder) else []
-    if not names:
+def record(root):
+    """The commit of the root's applied-commit record; None when there is none yet, "" when it is
+    torn (not whole JSON, or no whole commit id)."""
+    try:
+        with open(os.path.join(root, "var", "lib", "tend", "applied.json")) as handle:
+            text = handle.read()
+    except FileNotFoundError:
         return None
-    with open(os.path.join(folder, names[0])) as handle:
-        return handle.read()
+    try:
+        commit = json.loads(text).get("commit") or ""
+    except ValueError:
+        return ""
+    return commit if len(commit) == 40 else ""
 
 
 def apply(tend, repo, root, state):
@@ -173,17 +180,16 @@ def main():
             counts["missing"] += missing
             counts["wrongmode"] += wrongmode
             mixed += len(tags) > 1
-            killed_with_leftovers += leftovers(f"{root}/srv", state) > 0
-            text = record(state)
-            if text is not None and (len(text.strip()) != 40 or not text.endswith("\n")):
+            killed_with_leftovers += leftovers(f"{root}/srv", f"{root}/var/lib/tend") > 0
+            if record(root) == "":
                 counts["state"] += 1
             run = apply(args.tend, repo, root, state)
             out, err = run.communicate()
             torn, missing, wrongmode, tags = inspect(root, args.files, wanted)
-            if run.returncode != 0 or torn or missing or wrongmode or tags != {tag} or (record(state) or "").strip() != head:
+            if run.returncode != 0 or torn or missing or wrongmode or tags != {tag} or record(root) != head:
                 counts["unconverged"] += 1
-                print(f"round {round_number}: did not converge (exit {run.returncode}): {err.strip()[:300]}", file=sys.stderr)
-            counts["leftovers"] += leftovers(f"{root}/srv", os.path.join(state, "applied"))
+                print(f"round {round_number}: did not converge (exit {run.returncode}; torn {torn}, missing {missing}, wrong mode {wrongmode}, contents {sorted(tags)} for {tag}, record {record(root)} for {head}): {err.strip()[:300]}", file=sys.stderr)
+            counts["leftovers"] += leftovers(f"{root}/srv", f"{root}/var/lib/tend")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = dict(files=args.files, kills=args.kills, apply_seconds=round(full, 3), noop_apply_seconds=round(statistics.median(durations), 3),

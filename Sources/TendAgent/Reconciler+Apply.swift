@@ -10,12 +10,16 @@ extension Reconciler {
     /// what was applied; jobs on tend's own units are queued last of all.
     func apply(_ plan: Plan, _ mode: Mode, _ loaded: Loaded, _ opened: Opened, observing: Observing, executor: Executor, root: String,
                events: ReconcileEvents, into result: inout ReconcileResult) async throws(ReconcileFailure) {
+        let asked = ContinuousClock.now
         if plan.hasChanges || !plan.errors.isEmpty, !(await events.approve(plan)) {
             result.declined = true
             return
         }
+        // A person read the plan before approving it: what the plan read may have changed since,
+        // and is read again as the steps need it.
+        if ContinuousClock.now - asked > .seconds(1) { observing.host.forgetReads() }
         do {
-            result.removedLeftovers = try executor.removeLeftovers(root: root)
+            result.removedLeftovers = try executor.removeLeftovers(host: observing.host)
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)
         }
@@ -26,7 +30,7 @@ extension Reconciler {
         if plan.hasChanges || !plan.errors.isEmpty {
             events.applying(plan)
             do {
-                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
+                result.report = try await executor.apply(plan, host: observing.host, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
                 result.interrupted = result.report?.interrupted ?? false
                 for warning in result.report?.warnings ?? [] { result.note(warning, events) }
             } catch {
@@ -59,8 +63,11 @@ extension Reconciler {
         // commit (the rewind check's, and the one the agent keeps applying), but only one that
         // converged is recorded as applied (`record`). Another root keeps its records inside it:
         // a run that changed nothing there leaves it exactly as it was (an image built twice is
-        // the same image).
-        guard state(for: mode).root == "/" || result.report != nil else { return }
+        // the same image), unless its record names another commit (a run killed after its last
+        // step and before its record: the next finds nothing to change).
+        let records = state(for: mode)
+        guard records.root == "/" || result.report != nil
+              || records.read(.applied, as: CommitRecord.self)?.commit != result.commitInfo?.commit else { return }
         do {
             try record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode), previous: inventory ?? Inventory())
         } catch {

@@ -22,7 +22,7 @@ extension Reconciler {
             // Caches the plan reads (apt's package lists) are refreshed first, so that the plan
             // applied is made from them; a saved plan is applied as it was made.
             do {
-                for warning in try await executor.refresh(root: root, services: observing.services, toolOutput: events.toolOutput) {
+                for warning in try await executor.refresh(host: host, services: observing.services, toolOutput: events.toolOutput) {
                     result.note(warning, events)
                 }
             } catch {

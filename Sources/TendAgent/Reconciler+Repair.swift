@@ -32,10 +32,10 @@ extension Reconciler {
         let plan = await planner.plan(host: host, scope: scope)
         result.plan = plan
         do {
-            result.removedLeftovers = try executor.removeLeftovers(root: root, scope: scope)
+            result.removedLeftovers = try executor.removeLeftovers(host: host, scope: scope)
             if plan.hasChanges || !plan.errors.isEmpty {
                 events.applying(plan)
-                result.report = try await executor.apply(plan, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
+                result.report = try await executor.apply(plan, host: host, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)
             }
         } catch {
             throw ReconcileFailure(.unusableHost, error.description)

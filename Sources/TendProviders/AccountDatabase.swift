@@ -34,19 +34,19 @@ struct AccountDatabase: Sendable {
     var groups: [String: Group] = [:]
     var shadows: [String: Shadow] = [:]
 
-    static let memo = "account.database"
+    private static let database = BulkRead<AccountDatabase>("account.database")
 
-    /// The database of `host`'s root, from the memo or read now.
+    /// The database of `host`'s root, as this run read it, or read now.
     static func of(_ host: HostReader) throws(HostError) -> AccountDatabase {
-        if let known = host.memo(memo, as: AccountDatabase.self) { return known }
-        let database = try read(host)
-        host.setMemo(memo, database)
-        return database
+        if let known = host[database] { return known }
+        let read = try read(host)
+        host[database] = read
+        return read
     }
 
     /// Reads the files again, after tend changed them, for later steps and for the check of each.
     static func refresh(_ host: HostReader) throws(HostError) {
-        host.setMemo(memo, try read(host))
+        host[database] = try read(host)
         host.forgetAccounts()
     }
 

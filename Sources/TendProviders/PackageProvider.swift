@@ -123,7 +123,7 @@ public struct PackageProvider: ResourceProvider {
            (try? host.reader.read(Self.policyPath)) == Array(Self.policyText.utf8) {
             try host.remove(Self.policyPath, expected: .regular, recursive: false)
         }
-        let status = try Debian.status(host.reader)
+        let status = try Self.dpkgStatus(host.reader)
         let installing = desired.filter { $0.state == .latest || ($0.state == .installed && status[$0.name]?.isInstalled != true) }
         guard !installing.isEmpty else { return }
         var refresh = Debian.listsStale(host.reader, maxAge: listsMaxAge)
@@ -178,19 +178,31 @@ public struct PackageProvider: ResourceProvider {
 
     // MARK: Observing
 
-    static let statusMemo = "package.dpkg-status"
-    private static let policyMemo = "package.apt-policy"
-    private static let extrasMemo = "package.transaction-extras"
-    private static let listsMemo = "package.lists-stale"
+    /// dpkg's record of each package, read once a run (and again after apt ran).
+    static let dpkgStatus = BulkRead<[String: DpkgPackage]>("package.dpkg-status")
+    /// apt's candidates of the packages that need one.
+    private static let aptPolicy = BulkRead<[String: AptPolicy]>("package.apt-policy")
+    /// What the whole transaction would also do, by the first package it changes.
+    private static let transactionExtras = BulkRead<(owner: String, extras: [String])>("package.transaction-extras")
+    private static let listsStale = BulkRead<Bool>("package.lists-stale")
+    /// The key a snapshot keeps apt's candidates under (`HostReader.record`).
+    private static let policyRecord = "package.apt-policy"
+
+    /// dpkg's record of each package, as this run read it, or read now.
+    static func dpkgStatus(_ host: HostReader) throws(HostError) -> [String: DpkgPackage] {
+        if let known = host[dpkgStatus] { return known }
+        let status = try Debian.status(host)
+        host[dpkgStatus] = status
+        return status
+    }
 
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
-        let status = try Debian.status(host)
-        host.setMemo(Self.statusMemo, status)
-        host.setMemo(Self.listsMemo, Debian.listsStale(host, maxAge: listsMaxAge))
+        let status = try Self.dpkgStatus(host)
+        host[Self.listsStale] = Debian.listsStale(host, maxAge: listsMaxAge)
         // A snapshot's preview runs no tools: apt's answers are the ones recorded on the host.
         if host.replaysSnapshot {
-            let recorded = host.recordedValue(Self.policyMemo).flatMap { try? JSONDecoder().decode([String: AptPolicy].self, from: Data($0.utf8)) }
-            host.setMemo(Self.policyMemo, recorded ?? [:])
+            let recorded = host.recordedValue(Self.policyRecord).flatMap { try? JSONDecoder().decode([String: AptPolicy].self, from: Data($0.utf8)) }
+            host[Self.aptPolicy] = recorded ?? [:]
             return
         }
         // apt's candidates only for the packages that need one: to install, to upgrade, to pin;
@@ -204,9 +216,9 @@ public struct PackageProvider: ResourceProvider {
             }
         }.map(\.name)
         let policy = try await Debian.policy(wanted, root: host.root)
-        host.setMemo(Self.policyMemo, policy)
+        host[Self.aptPolicy] = policy
         if host.recorder != nil, let json = try? JSONEncoder().encode(policy) {
-            host.record(Self.policyMemo, value: String(decoding: json, as: UTF8.self))
+            host.record(Self.policyRecord, value: String(decoding: json, as: UTF8.self))
         }
         // Ask apt, without changing anything, what the whole transaction would also do.
         let changing = desired.compactMap { package in
@@ -223,21 +235,16 @@ public struct PackageProvider: ResourceProvider {
             let version = line.firstRange(of: "(").map { String(line[$0.upperBound...].prefix { $0 != " " && $0 != ")" }) }
             extras.append((words[0] == "Inst" ? "installs " : "removes ") + String(words[1]) + (version.map { " (\($0))" } ?? ""))
         }
-        host.setMemo(Self.extrasMemo, (first.0, extras))
+        host[Self.transactionExtras] = (first.0, extras)
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
-        var status = host.memo(Self.statusMemo, as: [String: DpkgPackage].self)
-        if status == nil {
-            status = try Debian.status(host)
-            host.setMemo(Self.statusMemo, status!)
-        }
-        let packages = status ?? [:]
-        let policy = host.memo(Self.policyMemo, as: [String: AptPolicy].self)?[desired.name]
-        let stale = host.memo(Self.listsMemo, as: Bool.self) ?? Debian.listsStale(host, maxAge: listsMaxAge)
+        let packages = try Self.dpkgStatus(host)
+        let policy = host[Self.aptPolicy]?[desired.name]
+        let stale = host[Self.listsStale] ?? Debian.listsStale(host, maxAge: listsMaxAge)
         var observed = Observed(package: packages[desired.name], policy: policy, listsStale: stale, extras: [])
         observed.candidateUnrecorded = policy == nil && host.replaysSnapshot
-        if let (owner, extras) = host.memo(Self.extrasMemo, as: (String, [String]).self), owner == desired.name {
+        if let (owner, extras) = host[Self.transactionExtras], owner == desired.name {
             observed.extras = extras
         }
         if let version = desired.version, let policy, !policy.versions.isEmpty, !policy.versions.contains(version), observed.installed != version {
@@ -340,7 +347,7 @@ public struct PackageProvider: ResourceProvider {
         let root = host.reader.root
         let status: [String: DpkgPackage]
         do {
-            status = try Debian.status(host.reader)
+            status = try Self.dpkgStatus(host.reader)
         } catch {
             return batch.map { _ in StepFailure(error) }
         }
@@ -424,10 +431,10 @@ public struct PackageProvider: ResourceProvider {
         guard let after = try? Debian.status(host.reader) else {
             return batch.map { _ in StepFailure(.changeFailed, failure ?? "cannot read the dpkg database") }
         }
-        host.reader.setMemo(Self.statusMemo, after)
+        host.reader[Self.dpkgStatus] = after
         let refreshed = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
-        host.reader.setMemo(Self.policyMemo, refreshed)
-        host.reader.setMemo(Self.extrasMemo, ("", [String]()))
+        host.reader[Self.aptPolicy] = refreshed
+        host.reader[Self.transactionExtras] = nil
         return wanted.map { desired in
             let reached = Self.argument(for: desired, installed: after[desired.name], candidate: refreshed[desired.name]?.candidate) == nil
             if reached { return nil }

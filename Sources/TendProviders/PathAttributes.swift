@@ -118,7 +118,7 @@ struct PathAttributes {
         func package() -> ResourceID? {
             host.stepDependencies.first { dependency in
                 guard dependency.kind == "package", host.declares(dependency) else { return false }
-                let installed = host.memo(PackageProvider.statusMemo, as: [String: DpkgPackage].self) ?? (try? Debian.status(host))
+                let installed = try? PackageProvider.dpkgStatus(host)
                 return installed?[dependency.name]?.isInstalled != true
             }
         }

@@ -231,30 +231,32 @@ public struct UnitProvider: ResourceProvider {
 
     // MARK: Observing
 
-    private static let statusMemo = "unit.status"
-    private static let offlineMemo = "unit.offline-enablement"
+    /// What the service manager said of every declared unit.
+    private static let managerStatus = BulkRead<[String: UnitStatus]>("unit.status")
+    /// What `systemctl --root` said of each unit's enablement, without a manager.
+    private static let offlineEnablement = BulkRead<[String: String]>("unit.offline-enablement")
 
     /// The state of every declared unit in one round trip (ListUnitsByNames and
     /// ListUnitFilesByPatterns for all of them), kept for `observe`. Without a manager, what
     /// `systemctl --root` says of the enablement of each unit that declares it.
     public func prefetch(_ desired: [Desired], host: HostReader) async throws(HostError) {
         if let services = host.services {
-            host.setMemo(Self.statusMemo, try services.status(of: desired.map(\.name)))
+            host[Self.managerStatus] = try services.status(of: desired.map(\.name))
         } else if host.root != "/" {
             await Self.readEnablement(desired.filter { $0.enabled != nil }.map(\.name), host: host)
         }
     }
 
-    /// `systemctl --root ROOT is-enabled` of each unit, into the memo `observe` reads. One unit a
+    /// `systemctl --root ROOT is-enabled` of each unit, kept for `observe`. One unit a
     /// call: for a unit that has no file yet it prints nothing, which would shift the others.
     private static func readEnablement(_ names: [String], host: HostReader) async {
-        var states = host.memo(offlineMemo, as: [String: String].self) ?? [:]
+        var states = host[offlineEnablement] ?? [:]
         for name in names {
             let run = await Tool.run(["systemctl", "--root=\(host.root)", "is-enabled", "--", name], root: "/")
             let state = run.output.split(separator: "\n").first.map { String($0).trimmingWhitespace() }
             states[name] = state.flatMap { $0.isEmpty ? nil : $0 } ?? "not-found"
         }
-        host.setMemo(offlineMemo, states)
+        host[offlineEnablement] = states
     }
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
@@ -269,7 +271,7 @@ public struct UnitProvider: ResourceProvider {
             observed.dropins[dropin.name] = try host.read(desired.dropinPath(dropin.name))
         }
         if let services = host.services {
-            if let known = host.memo(Self.statusMemo, as: [String: UnitStatus].self)?[desired.name] {
+            if let known = host[Self.managerStatus]?[desired.name] {
                 observed.status = known
             } else {
                 observed.status = try services.status(of: [desired.name])[desired.name]
@@ -299,7 +301,7 @@ public struct UnitProvider: ResourceProvider {
         var masked = false
         if try host.status(maskPath)?.type == .symlink { masked = try host.readLink(maskPath) == "/dev/null" }
         if desired.enabled == true { try Self.checkInstallSection(desired, host: host) }
-        let state = host.memo(Self.offlineMemo, as: [String: String].self)?[desired.name] ?? "unknown"
+        let state = host[Self.offlineEnablement]?[desired.name] ?? "unknown"
         return OfflineState(state: state, masked: masked)
     }
 
@@ -510,10 +512,10 @@ public struct UnitProvider: ResourceProvider {
             }
         }
         // The units changed: what observing kept of them is refreshed, in one round trip.
-        if var known = host.reader.memo(Self.statusMemo, as: [String: UnitStatus].self),
+        if var known = host.reader[Self.managerStatus],
            let now = try? services.status(of: batch.map(\.desired.name)) {
             known.merge(now) { _, new in new }
-            host.reader.setMemo(Self.statusMemo, known)
+            host.reader[Self.managerStatus] = known
         }
         return failures
     }

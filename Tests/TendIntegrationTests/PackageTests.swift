@@ -186,13 +186,7 @@ struct PackageTests {
         let repo = try await DebRepository()
         try await withTestHost { host in
             try await repo.publish(in: host)
-            // An image root that looks like this Debian system, its writes kept apart in /run.
-            let image = try await host.run(["sh", "-c", """
-                mkdir -p /run/image-upper /run/image-work /srv/image &&
-                mount -t overlay overlay -o lowerdir=/,upperdir=/run/image-upper,workdir=/run/image-work /srv/image &&
-                mount --rbind /dev /srv/image/dev && mount -t proc proc /srv/image/proc
-                """])
-            #expect(image.status == 0, "\(image)")
+            try await self.mountImage(host)
             try self.configure(host, "  - package: tend-test-app\n")
             let plan = try await host.tend(["plan", "/srv/config", "--root", "/srv/image"])
             #expect(plan.stdout.contains("version: (absent) → 2.0-1"), "\(plan)")
@@ -331,6 +325,75 @@ struct PackageTests {
             #expect(read(host.outside("/etc/tend-maker.conf")) == "setting = ours\n")
             let again = try await host.tend(["plan", "/srv/config", "--detailed-exitcode"])
             #expect(again.status == 0, "a second plan is not empty: \(again)")
+        }
+    }
+
+    @Test("into an image root: a package that ships a conffile the configuration also declares converges in the first apply")
+    func conffileIntoARoot() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            try await self.mountImage(host)
+            try self.configure(host, """
+                  - package: tend-test-conf
+                  - file: /etc/tend-test-conf.conf
+                    content: "setting = ours\\n"
+
+                """)
+            let apply = try await host.tend(["apply", "/srv/config", "--root", "/srv/image"])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(read(host.outside("/srv/image/etc/tend-test-conf.conf")) == "setting = ours\n")
+            #expect(!FileManager.default.fileExists(atPath: host.outside("/etc/tend-test-conf.conf")), "the host itself is untouched")
+            let again = try await host.tend(["plan", "/srv/config", "--root", "/srv/image", "--detailed-exitcode"])
+            #expect(again.status == 0, "a second plan is not empty: \(again)")
+        }
+    }
+
+    /// An image root at /srv/image in `host` that looks like its Debian system, its writes kept
+    /// apart in /run.
+    func mountImage(_ host: TestHost) async throws {
+        let image = try await host.run(["sh", "-c", """
+            mkdir -p /run/image-upper /run/image-work /srv/image &&
+            mount -t overlay overlay -o lowerdir=/,upperdir=/run/image-upper,workdir=/run/image-work /srv/image &&
+            mount --rbind /dev /srv/image/dev && mount -t proc proc /srv/image/proc
+            """])
+        #expect(image.status == 0, "\(image)")
+    }
+
+    @Test("tend reads dpkg's status file once a run: a plan and an apply whose packages are in place read it once, an apply that installs reads it again only after apt ran",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (installed by make test)"))
+    func dpkgStatusReadOnce() async throws {
+        let repo = try await DebRepository()
+        try await withTestHost { host in
+            try await repo.publish(in: host)
+            /// How often tend itself (not the apt and dpkg it runs) opened the status file.
+            func reads(_ arguments: [String]) async throws -> (run: TendRun, reads: Int) {
+                let run = try await host.run(["strace", "-f", "-y", "-qq", "-e", "trace=openat,execve", "-o", "/run/tend.trace", "/usr/local/bin/tend"] + arguments)
+                let lines = try String(contentsOfFile: host.outside("/run/tend.trace"), encoding: .utf8).split(separator: "\n")
+                // The first execve is tend's own; every other process that executes a program is a tool.
+                let execs = lines.filter { $0.contains(" execve(") }.compactMap { $0.split(separator: " ").first }
+                let tools = Set(execs.dropFirst())
+                let opened = lines.filter { line in
+                    guard let pid = line.split(separator: " ").first, !tools.contains(pid) else { return false }
+                    return line.contains(#/= \d+</var/lib/dpkg/status>$/#)
+                }
+                return (run, opened.count)
+            }
+            func configure(_ content: String) throws {
+                try self.configure(host, "  - package: tend-test-lib\n  - file: /etc/tend-probe\n    content: \"\(content)\\n\"\n")
+            }
+            try configure("one")
+            let install = try await reads(["apply", "/srv/config"])
+            #expect(install.run.status == 0, "\(install.run)")
+            #expect(try await self.installed(host, "tend-test-lib") == "1.0-1 install ok installed")
+            #expect(install.reads == 2, "read \(install.reads) times by an apply that installs: once to plan, once after apt")
+            try configure("two")
+            let update = try await reads(["apply", "/srv/config"])
+            #expect(update.run.status == 0 && update.run.stdout.contains("~ file:/etc/tend-probe: updated"), "\(update.run)")
+            #expect(update.reads == 1, "read \(update.reads) times by an apply whose package is in place")
+            let plan = try await reads(["plan", "/srv/config", "--detailed-exitcode"])
+            #expect(plan.run.status == 0, "\(plan.run)")
+            #expect(plan.reads == 1, "read \(plan.reads) times by a plan")
         }
     }
 

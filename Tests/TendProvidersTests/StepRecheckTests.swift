@@ -18,10 +18,11 @@ struct StepRecheckTests {
         try before(root)
         let catalog = try fixture.catalog()
         let facts = HostFacts(hostname: "web-1", os: "debian")
+        let host = try HostReader(root: root)
         let plan = await Planner(catalog: catalog, snapshot: try DirectorySnapshot(path: fixture.path), facts: facts, tendVersion: "test")
-            .plan(host: try HostReader(root: root))
+            .plan(host: host)
         try meanwhile(root)
-        let report = try await Executor(catalog: catalog, logger: Logger(label: "test")).apply(plan)
+        let report = try await Executor(catalog: catalog, logger: Logger(label: "test")).apply(plan, host: host)
         return (root, report)
     }
 

@@ -28,12 +28,12 @@ public struct Executor: Sendable {
         self.logger = logger
     }
 
-    /// Lets each kind refresh the caches its planning reads (apt's package lists), under `root`,
-    /// before `tend apply` plans.
+    /// Lets each kind refresh the caches its planning reads (apt's package lists), on the run's
+    /// `host`, before `tend apply` plans.
     /// Returns the warnings the refresh gave (`HostWriter.warn`).
     @discardableResult
-    public func refresh(root: String, services: (any ServiceManager)? = nil, toolOutput: (@Sendable (String) -> Void)? = nil) async throws(HostError) -> [String] {
-        let writer = HostWriter(reader: try HostReader(root: root, services: services), services: services)
+    public func refresh(host: HostReader, services: (any ServiceManager)? = nil, toolOutput: (@Sendable (String) -> Void)? = nil) async throws(HostError) -> [String] {
+        let writer = HostWriter(reader: host, services: services)
         writer.toolOutput = toolOutput
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
@@ -49,10 +49,10 @@ public struct Executor: Sendable {
     }
 
     /// Removes the temporary files that interrupted runs of tend left beside the catalog's paths
-    /// (`AtomicFile.isLeftover`), under `root`, or beside those of `scope` only; returns their
-    /// paths. Every apply starts with it, also one with nothing to change.
-    public func removeLeftovers(root: String, scope: Set<ResourceID>? = nil) throws(HostError) -> [String] {
-        let writer = HostWriter(reader: try HostReader(root: root), services: nil)
+    /// (`AtomicFile.isLeftover`), on the run's `host`, or beside those of `scope` only; returns
+    /// their paths. Every apply starts with it, also one with nothing to change.
+    public func removeLeftovers(host: HostReader, scope: Set<ResourceID>? = nil) throws(HostError) -> [String] {
+        let writer = HostWriter(reader: host, services: nil)
         let entries = scope.map { ids in catalog.entries.filter { ids.contains($0.id) } } ?? catalog.entries
         let removed = writer.removeLeftovers(inFoldersOf: entries.flatMap(\.resource.paths))
         for path in removed {
@@ -62,13 +62,18 @@ public struct Executor: Sendable {
         return removed
     }
 
-    /// Applies `plan` under its root, calling `progress` as each step starts and ends. Throws
-    /// only when the root cannot be opened or the changed folders cannot be synced at the end.
+    /// Applies `plan` on the run's `host` (the reader it was planned with, at the plan's root:
+    /// what it read in bulk, dpkg's status, is not read again), calling `progress` as each step
+    /// starts and ends. Throws only when the changed folders cannot be synced at the end.
     /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
     /// left are reported as skipped and not started, so a step is never cut in half.
-    public func apply(_ plan: Plan, services: (any ServiceManager)? = nil, stop: () -> Bool = { false },
+    public func apply(_ plan: Plan, host: HostReader, services: (any ServiceManager)? = nil, stop: () -> Bool = { false },
                       toolOutput: (@Sendable (String) -> Void)? = nil, progress: (ApplyEvent) -> Void = { _ in }) async throws(HostError) -> ApplyReport {
-        let writer = HostWriter(reader: try HostReader(root: plan.root, services: services), services: services)
+        precondition(host.root == plan.root && !host.replaysSnapshot && host.recorder == nil, "a plan is applied with a live reader of its root")
+        // Folders are walked anew from the root: one replaced since planning (by a link, even) is
+        // not written into through a descriptor held from before.
+        host.forgetDirectories()
+        let writer = HostWriter(reader: host, services: services)
         writer.toolOutput = toolOutput
         writer.reader.declaredResources = catalog.declaredPresent
         let context = catalog.planContext

@@ -37,8 +37,8 @@ public final class HostReader {
     /// Open folders by host path, so that observing many files in one folder walks the path once.
     private var directories: [String: FileDescriptor] = [:]
     private var accountsCache: Accounts?
-    /// What providers read in bulk for a whole run (the dpkg status file), by key.
-    private var memos: [String: Any] = [:]
+    /// What providers read in bulk for a whole run (the dpkg status file), by `BulkRead` name.
+    private var bulkReads: [String: Any] = [:]
 
     /// Opens `root`, which must be an existing folder.
     public init(root: String, services: (any ServiceManager)? = nil, recorder: HostSnapshot.Recorder? = nil) throws(HostError) {
@@ -201,15 +201,20 @@ public final class HostReader {
 
     // MARK: Bulk reads
 
-    /// The value kept under `key`, or nil. Providers keep what they read in bulk here (one read of
-    /// the dpkg status file for every package), for the life of this reader.
-    public func memo<T>(_ key: String, as type: T.Type = T.self) -> T? {
-        memos[key] as? T
+    /// What a provider read in bulk (one read of the dpkg status file for every package), kept
+    /// for the life of this reader, which is one run: planning and applying share it. The
+    /// provider that changes what it read sets it again (apt ran: dpkg's status is read anew).
+    public subscript<Value>(_ read: BulkRead<Value>) -> Value? {
+        get { bulkReads[read.name] as? Value }
+        set { bulkReads[read.name] = newValue }
     }
 
-    /// Keeps `value` under `key`, replacing what was there.
-    public func setMemo(_ key: String, _ value: Any) {
-        memos[key] = value
+    /// Forgets every bulk read and open folder: the host may have changed since they were read
+    /// (a person took time to read the plan before approving it).
+    public func forgetReads() {
+        bulkReads.removeAll()
+        accountsCache = nil
+        forgetDirectories()
     }
 
     // MARK: Accounts
@@ -353,7 +358,8 @@ public final class HostReader {
         }
     }
 
-    private func forgetDirectories() {
+    /// Closes every open folder: the next walk starts from the root.
+    func forgetDirectories() {
         for fd in directories.values { try? fd.close() }
         directories.removeAll()
     }
@@ -381,6 +387,16 @@ public final class HostReader {
         } catch {
             throw HostError(path: path, message: error.message, function: error.function, errno: error.errno)
         }
+    }
+}
+
+/// What a provider reads in bulk and keeps for a run (`HostReader[_:]`), named once and typed by
+/// what it holds: `BulkRead<[String: DpkgPackage]>("package.dpkg-status")`.
+public struct BulkRead<Value>: Sendable {
+    public let name: String
+
+    public init(_ name: String) {
+        self.name = name
     }
 }
 
