@@ -97,8 +97,13 @@ public final class HostWriter {
         if !jobsAfterRun.contains(UnitJobRequest(job: job, unit: unit)) { jobsAfterRun.append(UnitJobRequest(job: job, unit: unit)) }
     }
 
+    /// The filesystem under the root, walked as the reader walks it.
+    private let files: HostFiles
+
     init(reader: HostReader, services: (any ServiceManager)?) {
+        guard let files = reader.files else { preconditionFailure("a HostWriter needs a reader of the host, not of a snapshot") }
         self.reader = reader
+        self.files = files
         self.services = services
     }
 
@@ -334,7 +339,7 @@ public final class HostWriter {
     public func writeFile(_ path: String, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32,
                           replacing: FileStatus.FileType?) throws(HostError) {
         let directory = try parentDirectory(of: path)
-        let name = try reader.leaf(path)
+        let name = try files.leaf(path)
         let replace: AtomicFile.Replacing = replacing.map { .only($0) } ?? .nothing
         if staged != nil {
             try stage(contents, path: path, name: name, in: directory, mode: mode, owner: owner, group: group, replacing: replace)
@@ -366,7 +371,7 @@ public final class HostWriter {
     /// unless `throughHardLinks`, have no other name (which may lie outside the root).
     public func setAttributes(_ path: String, type: FileStatus.FileType, mode: UInt32?, owner: UInt32?, group: UInt32?,
                               throughHardLinks: Bool = false) throws(HostError) {
-        let fd = try reader.openFile(path, flags: O_RDONLY | (type == .directory ? O_DIRECTORY : 0))
+        let fd = try files.openFile(path, flags: O_RDONLY | (type == .directory ? O_DIRECTORY : 0))
         defer { try? fd.close() }
         var raw = stat()
         try check(fstat(fd.rawValue, &raw), "fstat", path)
@@ -390,7 +395,7 @@ public final class HostWriter {
     /// Creates the folder at `path` with its final mode and owner.
     public func makeDirectory(_ path: String, mode: UInt32, owner: UInt32, group: UInt32) throws(HostError) {
         let parent = try parentDirectory(of: path)
-        let name = try reader.leaf(path)
+        let name = try files.leaf(path)
         if mkdirat(parent.rawValue, name, mode_t(mode & 0o700)) != 0 {
             let code = Errno(rawValue: Glibc.errno)
             if code == .fileExists {
@@ -406,7 +411,7 @@ public final class HostWriter {
     /// Makes `path` a symbolic link to `target`, atomically; `replacing` as for `writeFile`.
     public func makeSymlink(_ path: String, target: String, replacing: FileStatus.FileType?) throws(HostError) {
         let directory = try parentDirectory(of: path)
-        let name = try reader.leaf(path)
+        let name = try files.leaf(path)
         do {
             try AtomicFile.symlink(target, as: name, in: directory, replacing: replacing.map { .only($0) } ?? .nothing)
         } catch {
@@ -419,8 +424,8 @@ public final class HostWriter {
     /// removing). A folder is removed with everything in it only when `recursive`; otherwise it
     /// must be empty. Links are removed, never followed. Nothing there is not an error.
     public func remove(_ path: String, expected: FileStatus.FileType, recursive: Bool) throws(HostError) {
-        let name = try reader.leaf(path)
-        guard let parent = try reader.directory(HostPath.parent(of: path) ?? "/") else { return }
+        let name = try files.leaf(path)
+        guard let parent = try files.directory(HostPath.parent(of: path) ?? "/") else { return }
         var raw = stat()
         if fstatat(parent.rawValue, name, &raw, AT_SYMLINK_NOFOLLOW) != 0 {
             if Glibc.errno == ENOENT { return }
@@ -431,7 +436,7 @@ public final class HostWriter {
             throw HostError(path: path, message: "is now \(found.article), not \(expected.article) as planned; it was left as it is")
         }
         changed(parent, path: HostPath.parent(of: path) ?? "/")
-        defer { reader.forget(path) }
+        defer { files.forget(path) }
         if found == .directory, !recursive {
             if unlinkat(parent.rawValue, name, AT_REMOVEDIR) != 0 {
                 let code = Errno(rawValue: Glibc.errno)
@@ -453,7 +458,7 @@ public final class HostWriter {
         var removed: [String] = []
         for folder in folders.sorted() {
             // Unsorted: a folder of thousands of managed files is listed on every check.
-            guard let fd = try? reader.directory(folder), let names = try? AtomicFile.entries(of: fd) else { continue }
+            guard let fd = try? files.directory(folder), let names = try? AtomicFile.entries(of: fd) else { continue }
             for name in names where name.utf8.first == UInt8(ascii: ".") && AtomicFile.isLeftover(name) {
                 let type = FileType(of: name, in: fd.rawValue)
                 guard type == .regular || type == .symlink else { continue }
@@ -469,7 +474,7 @@ public final class HostWriter {
     /// Creates the missing folders above `path` (mode 0755, owned by root), as `mkdir -p` would.
     public func makeParentDirectories(of path: String) throws(HostError) {
         // A folder the reader holds open exists: no lstat for each of 10,000 files in 100 folders.
-        guard let parent = HostPath.parent(of: path), !reader.holdsDirectory(parent), try reader.status(parent) == nil else { return }
+        guard let parent = HostPath.parent(of: path), !files.holdsDirectory(parent), try reader.status(parent) == nil else { return }
         try makeParentDirectories(of: parent)
         try makeDirectory(parent, mode: 0o755, owner: 0, group: 0)
     }
@@ -484,7 +489,7 @@ public final class HostWriter {
             let fd = openat(directory.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { throw .system("openat", path: path, Errno(rawValue: Glibc.errno)) }
             defer { close(fd) }
-            for entry in try HostReader.entries(ofDescriptor: FileDescriptor(rawValue: fd), path: path) {
+            for entry in try HostFiles.entries(ofDescriptor: FileDescriptor(rawValue: fd), path: path) {
                 try removeTree(in: FileDescriptor(rawValue: fd), name: entry, path: HostPath.join(path, entry))
             }
             try check(unlinkat(directory.rawValue, name, AT_REMOVEDIR), "unlinkat", path)
@@ -495,7 +500,7 @@ public final class HostWriter {
 
     private func parentDirectory(of path: String) throws(HostError) -> FileDescriptor {
         guard let parent = HostPath.parent(of: path) else { throw HostError(path: path, message: "cannot replace the root") }
-        guard let fd = try reader.directory(parent) else {
+        guard let fd = try files.directory(parent) else {
             throw HostError(path: path, message: "its folder \(parent) does not exist")
         }
         return fd
