@@ -151,11 +151,14 @@ let package = Package(
             path: "bench/AgentLoop"
         ),
         .testTarget(name: "TendSpecTests", dependencies: ["TendSpec"]),
-        .testTarget(name: "TendCoreTests", dependencies: ["TendCore", "TendSpec"], exclude: ["Golden"]),
+        // The catalog, planner and executor are tested with the standard providers' resources.
         .testTarget(
-            name: "TendProvidersTests",
-            dependencies: ["TendProviders", "TendCore", "TendSpec", .product(name: "Logging", package: "swift-log")]
+            name: "TendCoreTests",
+            dependencies: ["TendCore", "TendProviders", "TendSpec", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Golden"]
         ),
+        .testTarget(name: "TendProvidersTests", dependencies: ["TendProviders", "TendCore", "TendSpec"]),
+        .testTarget(name: "TendSystemdTests", dependencies: ["TendSystemd"]),
         .testTarget(name: "TendGitTests", dependencies: ["TendGit", "TendSpec"]),
         .testTarget(
             name: "TendAgentTests",

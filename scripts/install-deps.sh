@@ -5,7 +5,8 @@
 # debootstrap makes the Debian 12 root of `make image` and the provisioning test;
 # systemd-journal-remote collects the fleet test's journals (systemd-journal-upload sends them).
 # python3-prometheus-client parses the agent's metrics file in the tests (a real Prometheus text parser).
-# strace shows the tests which files a fetch made durable (fsync of the Git cache).
+# strace shows the tests which files a fetch made durable (fsync of the Git cache) and how often
+# a run reads dpkg's status file.
 # openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
 # kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
 set -euo pipefail

@@ -4,11 +4,14 @@ import Glibc
 /// Reading the journal.
 enum Journal {
     /// The last `count` messages about `unit` (from its processes and from systemd about it),
-    /// oldest first. The corresponding C functions are `sd_journal_open`, `sd_journal_add_match`,
-    /// `sd_journal_seek_tail`, `sd_journal_previous` and `sd_journal_get_data`.
-    static func lastMessages(unit: String, count: Int) -> [String] {
+    /// oldest first, from this machine's journal, or from the journal files in `directory`.
+    /// The corresponding C functions are `sd_journal_open` (`sd_journal_open_directory`),
+    /// `sd_journal_add_match`, `sd_journal_seek_tail`, `sd_journal_previous` and
+    /// `sd_journal_get_data`.
+    static func lastMessages(unit: String, count: Int, directory: String? = nil) -> [String] {
         var journal: OpaquePointer?
-        guard sd_journal_open(&journal, Int32(SD_JOURNAL_LOCAL_ONLY)) >= 0, let journal else { return [] }
+        let opened = if let directory { sd_journal_open_directory(&journal, directory, 0) } else { sd_journal_open(&journal, Int32(SD_JOURNAL_LOCAL_ONLY)) }
+        guard opened >= 0, let journal else { return [] }
         defer { sd_journal_close(journal) }
         for (index, match) in ["_SYSTEMD_UNIT=\(unit)", "UNIT=\(unit)"].enumerated() {
             if index > 0 { sd_journal_add_disjunction(journal) }
