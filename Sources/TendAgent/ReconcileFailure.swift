@@ -53,12 +53,24 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
         case retryLater = "retry later"
         case waiting
         case stalled = "stalled until the source changes"
+
+        /// The class of a step that did not converge: its own retry class, told the agent's way.
+        public init(_ retry: StepRetry) {
+            self = switch retry {
+            case .nextRun: .retryLater
+            case .afterDependency: .waiting
+            case .afterSourceChange: .stalled
+            }
+        }
     }
 
     public var code: Code
     public var message: String
     /// The resource, for a failure of one resource.
     public var resource: ResourceID?
+    /// When the step of a failed or skipped resource may converge (`StepResult.Outcome.retry`),
+    /// which its class follows.
+    public var stepRetry: StepRetry?
     /// Every problem of an invalid configuration, at its position.
     public var diagnostics: [Diagnostic]
     /// What changed since a saved plan, one line each.
@@ -72,7 +84,7 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
         self.staleSteps = staleSteps
     }
 
-    public var `class`: Class { code.meaning.class }
+    public var `class`: Class { stepRetry.map(Class.init) ?? code.meaning.class }
 
     public var description: String { resource.map { "\($0): \(message)" } ?? message }
 }

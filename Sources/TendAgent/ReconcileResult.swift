@@ -61,15 +61,17 @@ public struct ReconcileResult: Sendable {
         events.note(text)
     }
 
-    /// Every resource that did not converge, as typed failures: a failed step is to be retried
-    /// later, a skipped one waits for what it depends on.
+    /// Every resource that did not converge, as typed failures classed by the step's own retry
+    /// class: a failed step is retried on the next run, a blocked one waits for what it requires.
     public var stepFailures: [ReconcileFailure] {
         (report?.results ?? []).compactMap { result in
-            switch result.outcome {
-            case .done: nil
+            var failure = switch result.outcome {
+            case .done: ReconcileFailure?.none
             case .failed(let failure): ReconcileFailure(.resourceFailed, failure.cause, resource: result.id)
             case .skipped(let skip): ReconcileFailure(.resourceSkipped, skip.description, resource: result.id)
             }
+            failure?.stepRetry = result.outcome.retry
+            return failure
         }
     }
 }

@@ -15,9 +15,13 @@ extension Reconciler {
             result.declined = true
             return
         }
-        // A person read the plan before approving it: what the plan read may have changed since,
-        // and is read again as the steps need it.
-        if ContinuousClock.now - asked > .seconds(1) { observing.host.forgetReads() }
+        // A person read the plan before approving it (the agent, --yes and a pipe approve at once;
+        // a second is longer than that ever takes): what the plan read may have changed since.
+        // It is read again, bulk reads too, as planning read them.
+        if ContinuousClock.now - asked > .seconds(1) {
+            observing.host.forgetReads()
+            _ = await Planner(catalog: loaded.catalog, snapshot: opened.snapshot, facts: loaded.facts, tendVersion: tendVersion).prefetch(host: observing.host)
+        }
         do {
             result.removedLeftovers = try executor.removeLeftovers(host: observing.host)
         } catch {
@@ -63,8 +67,10 @@ extension Reconciler {
         // commit (the rewind check's, and the one the agent keeps applying), but only one that
         // converged is recorded as applied (`record`). Another root keeps its records inside it:
         // a run that changed nothing there leaves it exactly as it was (an image built twice is
-        // the same image), unless its record names another commit (a run killed after its last
-        // step and before its record: the next finds nothing to change).
+        // the same image), unless its record names another commit or none (a run killed after
+        // its last step and before its records: the next finds nothing to change, and writes
+        // them). The applied commit is written last, so a record that names this commit comes
+        // with the rest.
         let records = state(for: mode)
         guard records.root == "/" || result.report != nil
               || records.read(.applied, as: CommitRecord.self)?.commit != result.commitInfo?.commit else { return }
@@ -84,12 +90,6 @@ extension Reconciler {
         let now = Date()
         guard var commit = result.commitInfo else { return }
         commit.recorded = now
-        if !inventoryOnly {
-            try state.write(.lastGood, commit)
-            if result.report?.succeeded ?? plan.errors.isEmpty {
-                try state.write(.applied, commit)
-            }
-        }
         var inventory = Inventory()
         let changed = Set((result.report?.results ?? []).filter { $0.outcome == .done }.map(\.id))
         let unfinished = Set((result.report?.results ?? []).filter { $0.outcome != .done }.map(\.id))
@@ -115,6 +115,12 @@ extension Reconciler {
         }
         // A no-op run of the same commit writes nothing.
         if inventory != previous { try state.writeInventory(inventory) }
+        // Last: `apply` takes an applied record of this commit as all of them written.
+        guard !inventoryOnly else { return }
+        try state.write(.lastGood, commit)
+        if result.report?.succeeded ?? plan.errors.isEmpty {
+            try state.write(.applied, commit)
+        }
     }
 
     /// The same words when the checks fail and on each later refusal, so the agent says it once.

@@ -1,12 +1,15 @@
 public import SystemPackage
+import Glibc
 import Subprocess
+import Synchronization
 
 /// A program tend runs and waits for: apt, dpkg and the shadow tools, `systemctl --root`, gpg and
 /// ssh-keygen for signatures, a health check's command. The one way tend starts a process.
 ///
 /// Its exit status is a result to inspect, not an error: one that cannot be started finishes
-/// with status 127 and says why in `error`. Standard output is read line by line, each line
-/// handed over as it comes if asked; at most `kept` bytes of each output are kept.
+/// with status 127 and says why in `error`. Its outputs are read line by line (standard output's
+/// handed over as they come, if asked), and at most `kept` bytes of each are kept: the rest is
+/// read and dropped, so a tool that says much is neither stopped nor cut off.
 public struct ChildProcess: Sendable {
     /// What the program reads on its standard input.
     public enum Input: Sendable {
@@ -32,7 +35,8 @@ public struct ChildProcess: Sendable {
     public var input: Input
     public var errors: Errors
     /// How long it may run: at the limit it is killed, with every process it started in its own
-    /// process group, so that nothing it left behind keeps its output open and tend waiting.
+    /// process group, whether or not it still writes; and tend stops waiting for its output then,
+    /// so that nothing that left the group and keeps the output open keeps tend waiting.
     public var limit: Duration?
     /// At most this many bytes of each output are kept.
     public var kept: Int
@@ -76,51 +80,93 @@ public struct ChildProcess: Sendable {
     }
 
     private func run<In: InputProtocol>(_ input: In, lines: (@Sendable (String) -> Void)?) async throws -> Finished {
-        switch errors {
+        let kept = kept
+        return switch errors {
         case .kept:
-            let (status, signal, output, timedOut, error) = try await run(input, .string(limit: kept), lines: lines)
-            return Finished(status: status, signal: signal, output: output, error: error, timedOut: timedOut)
+            try await run(input, .sequence, lines: lines) { execution in try await Self.collect(execution.standardError.strings(), kept: kept, each: nil) }
         case .withOutput:
-            let (status, signal, output, timedOut, _) = try await run(input, .combinedWithOutput, lines: lines)
-            return Finished(status: status, signal: signal, output: output, error: "", timedOut: timedOut)
+            try await run(input, .combinedWithOutput, lines: lines) { _ in "" }
         }
     }
 
-    private func run<In: InputProtocol, Err: ErrorOutputProtocol>(_ input: In, _ error: Err, lines: (@Sendable (String) -> Void)?)
-        async throws -> (status: Int32, signal: Int32?, output: String, timedOut: Bool, error: Err.OutputType) {
+    /// What one output said, its lines each handed to `each`, at most `kept` bytes of it kept.
+    private static func collect<Lines: AsyncSequence>(_ lines: Lines, kept: Int, each: (@Sendable (String) -> Void)?) async throws -> String
+        where Lines.Element == String {
+        var said = ""
+        for try await line in lines {
+            each?(line)
+            if said.utf8.count < kept { said += line + "\n" }
+        }
+        return said
+    }
+
+    /// Runs it with `error` as its standard error, which `readErrors` reads while it runs.
+    private func run<In: InputProtocol, Err: ErrorOutputProtocol>(_ input: In, _ error: Err, lines: (@Sendable (String) -> Void)?,
+                                                                   readErrors: @escaping @Sendable (Execution<In, SequenceOutput, Err>) async throws -> String) async throws -> Finished {
         var options = PlatformOptions()
         if limit != nil { options.processGroupID = 0 }
         var settings: [Environment.Key: String?] = [:]
         for (key, value) in environment { settings[Environment.Key(stringLiteral: key)] = value }
         let executable: Executable = arguments[0].contains("/") ? .path(FilePath(arguments[0])) : .name(arguments[0])
         let kept = kept, limit = limit
+        let deadline = Deadline()
+        defer { deadline.cancel() }
         let result = try await Subprocess.run(executable, arguments: Arguments(Array(arguments.dropFirst())), environment: .inherit.updating(settings),
-                                              platformOptions: options, input: input, output: .sequence, error: error) { execution -> (String, Bool) in
-            let read = { @Sendable () async throws -> String in
-                var output = ""
-                for try await line in execution.standardOutput.strings() {
-                    lines?(line)
-                    if output.utf8.count < kept { output += line + "\n" }
+                                              platformOptions: options, input: input, output: .sequence, error: error) { execution -> (output: String, error: String) in
+            if let limit { deadline.start(limit, group: execution.processIdentifier.value) }
+            let read = { @Sendable () async throws -> (output: String, error: String) in
+                try await withThrowingTaskGroup(of: (Bool, String).self) { readers in
+                    readers.addTask { (true, try await Self.collect(execution.standardOutput.strings(), kept: kept, each: lines)) }
+                    readers.addTask { (false, try await readErrors(execution)) }
+                    var said = (output: "", error: "")
+                    for try await (isOutput, text) in readers {
+                        if isOutput { said.output = text } else { said.error = text }
+                    }
+                    return said
                 }
-                return output
             }
-            guard let limit else { return (try await read(), false) }
-            return try await withThrowingTaskGroup(of: String?.self) { group in
-                group.addTask { try await read() }
-                group.addTask {
-                    try await Task.sleep(for: limit)
+            guard let limit else { return try await read() }
+            // Past the limit (and a moment for the kill to end the group), what was read is what
+            // there is: a process that left the group may hold the output open for ever.
+            return try await withThrowingTaskGroup(of: (output: String, error: String)?.self) { race in
+                race.addTask { try await read() }
+                race.addTask {
+                    try await Task.sleep(for: limit + .milliseconds(500))
                     return nil
                 }
-                let first = try await group.next() ?? nil
-                if first == nil { try? execution.send(signal: .kill, toProcessGroup: true) }
-                group.cancelAll()
-                return (first ?? "", first == nil)
+                let first = try await race.next() ?? nil
+                race.cancelAll()
+                return first ?? ("", "")
             }
         }
         let (status, signal): (Int32, Int32?) = switch result.terminationStatus {
         case .exited(let code): (code, nil)
         case .signaled(let signal): (128 + signal, signal)
         }
-        return (status, signal, result.closureResult.0, result.closureResult.1, result.standardError)
+        return Finished(status: status, signal: signal, output: result.closureResult.output, error: result.closureResult.error,
+                        timedOut: deadline.passed)
+    }
+}
+
+/// The limit's timer, started once the process is: at the limit it kills the process group even
+/// when the program closed its output and runs on; cancelled once the program has ended.
+private final class Deadline: Sendable {
+    private let timer = Mutex<Task<Void, Never>?>(nil)
+    private let killed = Atomic(false)
+
+    var passed: Bool { killed.load(ordering: .relaxed) }
+
+    func start(_ limit: Duration, group: pid_t) {
+        timer.withLock {
+            $0 = Task { [self] in
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                killed.store(true, ordering: .relaxed)
+                kill(-group, SIGKILL)
+            }
+        }
+    }
+
+    func cancel() {
+        timer.withLock { $0?.cancel() }
     }
 }

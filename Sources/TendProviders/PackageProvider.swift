@@ -369,6 +369,7 @@ public struct PackageProvider: ResourceProvider {
         if !installing.isEmpty, sourcesChanged || (unknown && Self.mayRefreshForUnknown(host.reader)) {
             do throws(HostError) {
                 unfetched = try await update(host)
+                host.reader[Self.listsStale] = nil
                 policy = (try? await Debian.policy(wanted.filter { $0.state != .absent }.map(\.name), root: root)) ?? policy
             } catch {
                 failure = error.message
@@ -428,6 +429,8 @@ public struct PackageProvider: ResourceProvider {
         // Maintainer scripts add system users and groups (systemd-journal): names read before are stale.
         host.reader.forgetAccounts()
         // Each package is judged by what dpkg now records, so the ones that made it are done.
+        // What was read before apt is stale whatever happens: later steps read it anew.
+        host.reader[Self.dpkgStatus] = nil
         guard let after = try? Debian.status(host.reader) else {
             return batch.map { _ in StepFailure(.changeFailed, failure ?? "cannot read the dpkg database") }
         }

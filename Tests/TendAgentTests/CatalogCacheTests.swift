@@ -18,9 +18,10 @@ struct CatalogCacheTests {
 
     /// Looks `key` up in `cache`, counting the catalogs built.
     func catalog(_ cache: CatalogCache, _ key: CatalogCache.Key, builds: inout Int) throws -> Catalog {
-        try cache.catalog(for: key, description: "test") { () throws(ConfigurationError) -> Catalog in
+        let snapshot = try DirectorySnapshot(path: folder)
+        return try cache.catalog(for: key, description: "test") { () throws(ConfigurationError) -> Catalog in
             builds += 1
-            return try Configuration.catalog(from: try! DirectorySnapshot(path: folder), providers: .standard, facts: key.facts)
+            return try Configuration.catalog(from: snapshot, providers: .standard, facts: key.facts)
         }
     }
 

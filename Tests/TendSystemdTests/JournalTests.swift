@@ -25,7 +25,7 @@ struct JournalTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "systemd-journal-remote failed")
+        try #require(process.terminationStatus == 0, "systemd-journal-remote failed")
         try FileManager.default.removeItem(atPath: folder + "/in.export")
         return folder
     }

@@ -63,8 +63,8 @@ public struct Executor: Sendable {
     }
 
     /// Applies `plan` on the run's `host` (the reader it was planned with, at the plan's root:
-    /// what it read in bulk, dpkg's status, is not read again), calling `progress` as each step
-    /// starts and ends. Throws only when the changed folders cannot be synced at the end.
+    /// what it read in bulk, dpkg's status, is used as read until a step changes it, as apt does),
+    /// calling `progress` as each step starts and ends. Throws only when the changed folders cannot be synced at the end.
     /// `stop` is asked before each step: once it says yes (the agent was told to stop), the steps
     /// left are reported as skipped and not started, so a step is never cut in half.
     public func apply(_ plan: Plan, host: HostReader, services: (any ServiceManager)? = nil, stop: () -> Bool = { false },

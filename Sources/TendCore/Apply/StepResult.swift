@@ -1,11 +1,3 @@
-public import SystemPackage
-
-/// What the executor reports while it works.
-public enum ApplyEvent: Sendable {
-    case started(ResourceID, Change.Action)
-    case finished(StepResult)
-}
-
 /// How one step of an apply ended.
 public struct StepResult: Sendable, Hashable {
     public enum Outcome: Sendable, Hashable {
@@ -56,9 +48,9 @@ public struct StepResult: Sendable, Hashable {
     public var outcome: Outcome
 }
 
-/// Why a step failed: what went wrong (`code`), in words (`cause`), and the errno when a system
-/// call refused.
-public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
+/// Why a step failed: what went wrong (`code`), in words (`cause`), and the host's own error (its
+/// C function and errno) when a system call refused.
+public struct StepFailure: Sendable, Hashable, CustomStringConvertible {
     /// The raw value is the code as `--json` gives it.
     public enum Code: String, Sendable, Hashable {
         /// The resource could not be observed or planned (`Plan.Step.error`).
@@ -73,17 +65,18 @@ public struct StepFailure: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var code: Code
     public var cause: String
-    public var errno: Errno?
+    /// The host's error, with the C function that failed and its errno, when one refused.
+    public var hostError: HostError?
 
-    public init(_ code: Code, _ cause: String, errno: Errno? = nil) {
+    public init(_ code: Code, _ cause: String) {
         self.code = code
         self.cause = cause
-        self.errno = errno
     }
 
     /// A change the host refused.
     public init(_ error: HostError) {
-        self.init(.changeFailed, error.description, errno: error.errno)
+        self.init(.changeFailed, error.description)
+        hostError = error
     }
 
     /// A step that cannot run again to any use until the configuration changes is one whose
@@ -126,30 +119,4 @@ public enum StepRetry: String, Sendable, Hashable, Encodable {
     case afterDependency = "after_dependency"
     /// Only once the configuration changes.
     case afterSourceChange = "after_source_change"
-}
-
-/// The results of one apply.
-public struct ApplyReport: Sendable {
-    public var results: [StepResult] = []
-    /// Jobs on tend's own units to queue once the run has ended (`HostWriter.queueAfterRun`).
-    public var jobsAfterRun: [UnitJobRequest] = []
-    /// What the steps' tools warned of without failing (`HostWriter.warn`).
-    public var warnings: [String] = []
-
-    public init() {}
-
-    public var failures: [StepResult] { results.filter { if case .failed = $0.outcome { true } else { false } } }
-    public var skipped: [StepResult] { results.filter { if case .skipped = $0.outcome { true } else { false } } }
-    public var succeeded: Bool { failures.isEmpty && skipped.isEmpty }
-    /// Whether a step was left because the run was told to stop.
-    public var interrupted: Bool { results.contains { $0.outcome == .skipped(.stopping) } }
-
-    /// How many steps of each action were done.
-    public var done: [Change.Action: Int] {
-        var counts: [Change.Action: Int] = [:]
-        for result in results where result.outcome == .done {
-            if let action = result.action { counts[action, default: 0] += 1 }
-        }
-        return counts
-    }
 }

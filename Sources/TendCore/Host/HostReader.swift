@@ -40,6 +40,12 @@ public final class HostReader {
     /// What providers read in bulk for a whole run (the dpkg status file), by `BulkRead` name.
     private var bulkReads: [String: Any] = [:]
 
+    /// Starts with what `other` read in bulk so far: a reader that joins it over the same root
+    /// (the planner's observing threads) does not read it again.
+    func shareBulkReads(of other: HostReader) {
+        bulkReads = other.bulkReads
+    }
+
     /// Opens `root`, which must be an existing folder.
     public init(root: String, services: (any ServiceManager)? = nil, recorder: HostSnapshot.Recorder? = nil) throws(HostError) {
         self.root = root

@@ -84,7 +84,7 @@ public struct Planner: Sendable {
 
     /// Lets each kind read in bulk what observing needs (for the entries in scope); returns the
     /// kinds whose bulk read failed.
-    func prefetch(host: HostReader, inScope: [Bool]? = nil) async -> [String: HostError] {
+    public func prefetch(host: HostReader, inScope: [Bool]? = nil) async -> [String: HostError] {
         var byKind: [String: [any BoundResource]] = [:]
         var order: [String] = []
         for (position, entry) in catalog.entries.enumerated() where entry.resource.prefetches && inScope?[position] ?? true {
@@ -122,6 +122,7 @@ public struct Planner: Sendable {
             guard let reader = try? HostReader(root: host.root) else { break }
             reader.declaredResources = host.declaredResources
             reader.statCache = host.statCache
+            reader.shareBulkReads(of: host)
             readers.append(reader)
         }
         let indices = parallel
