@@ -1,5 +1,6 @@
 public import FoundationEssentials
 public import TendSpec
+import TendCore
 
 /// What the agent runs with; made again from agent.yaml and the flags on SIGHUP.
 public struct AgentSettings: Sendable {
@@ -32,9 +33,7 @@ public struct AgentSettings: Sendable {
     /// This host's offset within the interval: a stable hash of /etc/machine-id, modulo the splay.
     public var offset: Duration {
         guard splay > .zero else { return .zero }
-        let machineID = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in machineID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hash = MachineID.hash((try? HostReader(root: "/"))?.machineID ?? "", salt: "")
         let splayMilliseconds = UInt64(max(1, splay.components.seconds * 1000 + splay.components.attoseconds / 1_000_000_000_000_000))
         return .milliseconds(Int64(hash % splayMilliseconds))
     }

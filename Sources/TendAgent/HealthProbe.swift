@@ -33,7 +33,8 @@ enum HealthProbe {
         return reason + " (for \(DurationText.format(check.timeout)))"
     }
 
-    private static func attempt(_ probe: HealthCheck.Probe, within limit: Duration, services: (any ServiceManager)?) async -> String? {
+    /// One try of `probe`: why it failed, or nil when it passed.
+    static func attempt(_ probe: HealthCheck.Probe, within limit: Duration, services: (any ServiceManager)?) async -> String? {
         switch probe {
         case .unit(let name):
             guard let services else { return "no service manager to ask (systemd is not PID 1 here)" }

@@ -101,7 +101,7 @@ extension Reconciler {
     /// with `.notDue` while this host's wave is not due and there is a commit to keep enforcing.
     private func checkRollout(_ rollout: Rollout, commit: GitSnapshot, lastGood: String?, host: HostReader,
                               into result: inout ReconcileResult) throws(ReconcileFailure) {
-        let machine = identity.machineID ?? (try? host.read("/etc/machine-id")).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? ""
+        let machine = identity.machineID ?? host.machineID
         let position = Rollout.position(machineID: machine)
         let wave = rollout.wave(at: position)
         let committed = Date(timeIntervalSince1970: Double(commit.commit.committed))

@@ -149,7 +149,9 @@ public struct ChildProcess: Sendable {
 }
 
 /// The limit's timer, started once the process is: at the limit it kills the process group even
-/// when the program closed its output and runs on; cancelled once the program has ended.
+/// when the program closed its output and runs on; cancelled once the program has ended. A
+/// program that ended before the limit but was not reaped yet (its parent, busy, had not looked)
+/// is not killed, nor said to have run out of time.
 private final class Deadline: Sendable {
     private let timer = Mutex<Task<Void, Never>?>(nil)
     private let killed = Atomic(false)
@@ -159,7 +161,7 @@ private final class Deadline: Sendable {
     func start(_ limit: Duration, group: pid_t) {
         timer.withLock {
             $0 = Task { [self] in
-                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                guard (try? await Task.sleep(for: limit)) != nil, !Self.hasEnded(group) else { return }
                 killed.store(true, ordering: .relaxed)
                 kill(-group, SIGKILL)
             }
@@ -168,5 +170,13 @@ private final class Deadline: Sendable {
 
     func cancel() {
         timer.withLock { $0?.cancel() }
+    }
+
+    /// Whether the process `pid` has exited, looked at without reaping it (`waitid` with
+    /// `WNOWAIT`, which leaves that to Subprocess).
+    private static func hasEnded(_ pid: pid_t) -> Bool {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return true }
+        return info._sifields._kill.si_pid == pid
     }
 }

@@ -26,13 +26,10 @@ public struct Rollout: Sendable, Hashable {
         self.location = location
     }
 
-    /// A host's place in the fleet, in [0, 100): a stable hash of its machine ID, its own (not
-    /// the hash that spreads the agents' checks over the interval, so the first wave is not also
-    /// the first to fetch).
+    /// A host's place in the fleet, in [0, 100): a stable hash of its machine ID, salted its own
+    /// way (`MachineID.hash`).
     public static func position(machineID: String) -> Double {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in ("tend-rollout:" + machineID).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Double(hash % 10_000) / 100
+        Double(MachineID.hash(machineID, salt: "tend-rollout:") % 10_000) / 100
     }
 
     /// The index of the wave of the host at `position`: the first whose share is above it.

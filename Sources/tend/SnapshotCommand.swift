@@ -58,7 +58,7 @@ struct SnapshotCommand: AsyncParsableCommand {
         Console.progress.clear()
         if let failure = result.failure { try Console.exit(with: failure) }
         guard let plan = result.plan else { throw TendExit.unusableHost }
-        let machineID = (try? String(contentsOfFile: (rootPath == "/" ? "" : rootPath) + "/etc/machine-id", encoding: .utf8))?.trimmingWhitespace() ?? ""
+        let machineID = (try? HostReader(root: rootPath))?.machineID ?? ""
         let state = StateStore(stateDirectory: reconciler.source.stateDirectory, root: rootPath)
         let inventory = state.read(.inventory, as: Inventory.self) { Console.error("tend: \($0)") }
         let file = HostSnapshotFile(taken: Date(), tendVersion: tendVersion, facts: plan.facts, machineID: machineID,

@@ -98,6 +98,11 @@ public final class HostReader {
         try reads.entries(of: path)
     }
 
+    /// The root's machine ID (`MachineID`), read without following a link; "" when it has none.
+    public var machineID: String {
+        (try? read(MachineID.path)).map(MachineID.parse) ?? ""
+    }
+
     // MARK: Snapshots
 
     /// The digest (`StatCache.digest(of:)`) a replayed snapshot holds instead of the content of
