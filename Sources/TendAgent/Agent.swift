@@ -375,14 +375,14 @@ public final class Agent: Service, Sendable {
         if let failure = result.failure {
             if failure.code == .unhealthy, !result.healthFailures.isEmpty, let commit = result.commit {
                 // Found now, after its apply: kept, so that it is refused until a new commit.
-                unhealthy.add(commit, reason: result.healthFailures.joined(separator: "; "), at: started)
+                unhealthy.add(commit, reason: HealthFailure.line(result.healthFailures), at: started)
                 do {
                     try store.write(.unhealthy, unhealthy)
                 } catch {
                     logger.error("cannot record commit \(commit.prefix(7)) as unhealthy (it will be tried again): \(error)", metadata: ["result": "failed"])
                 }
                 metrics.unhealthyCommit()
-                logger.error("commit \(commit.prefix(7)) failed its health checks on this host; putting back the last good commit: \(result.healthFailures.joined(separator: "; "))",
+                logger.error("commit \(commit.prefix(7)) failed its health checks on this host; putting back the last good commit: \(HealthFailure.line(result.healthFailures))",
                              metadata: ["result": "failed", "action": "health"])
             }
             switch failure.class {

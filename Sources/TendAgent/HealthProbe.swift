@@ -3,17 +3,17 @@ import Glibc
 import TendProcess
 import SystemPackage
 import TendCore
-import TendSpec
+public import TendSpec
 
 /// Runs `health:` checks on the host itself, as the agent does after an apply that changed
 /// something. Each check is tried once a second until it passes or its timeout has gone by.
 enum HealthProbe {
     /// The checks that did not pass, each with why; empty when the host is healthy.
-    static func failures(of checks: [HealthCheck], services: (any ServiceManager)?) async -> [String] {
-        var failures: [String] = []
+    static func failures(of checks: [HealthCheck], services: (any ServiceManager)?) async -> [HealthFailure] {
+        var failures: [HealthFailure] = []
         for check in checks {
             if let reason = await failure(of: check, services: services) {
-                failures.append("\(check) (\(check.location)): \(reason)")
+                failures.append(HealthFailure(check: check, reason: reason))
             }
         }
         return failures
@@ -116,5 +116,20 @@ enum HealthProbe {
             return answer.isEmpty ? "no answer within \(DurationText.format(limit))" : "not an HTTP answer: \(Printable.escaped(String(line.prefix(80))))"
         }
         return parts[1] == "200" ? nil : "answered \(Printable.escaped(parts.dropFirst().joined(separator: " ")))"
+    }
+}
+
+/// A health check that did not pass within its timeout, and why.
+public struct HealthFailure: Sendable, Hashable, CustomStringConvertible {
+    public var check: HealthCheck
+    /// The last try's reason: `exited 1: …`, `inactive (dead)`, `still running after 5s; killed`.
+    public var reason: String
+
+    /// `command nginx -t (tend.yaml:12:7): exited 1: … (for 30s)`.
+    public var description: String { "\(check) (\(check.location)): \(reason)" }
+
+    /// Several, as one line for a log entry or a record.
+    public static func line(_ failures: [HealthFailure]) -> String {
+        failures.map(\.description).joined(separator: "; ")
     }
 }

@@ -34,7 +34,7 @@ public struct ReconcileResult: Sendable {
     /// The commit's `rollout:` and its commit time, for `tend rollout status`.
     public var rolloutPolicy: (rollout: Rollout, committed: Date)?
     /// The health checks that failed after this run's apply, each with why.
-    public var healthFailures: [String] = []
+    public var healthFailures: [HealthFailure] = []
     /// Paths a replayed snapshot did not hold, which the plan took as absent.
     public var assumedAbsent: [String] = []
 

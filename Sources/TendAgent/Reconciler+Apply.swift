@@ -60,7 +60,7 @@ extension Reconciler {
                 try? record(catalog: catalog, plan: plan, result: result, prefix: opened.snapshot.displayPrefix, state: state(for: mode),
                             previous: inventory ?? Inventory(), inventoryOnly: true)
             }
-            throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(result.commit ?? "", reason: result.healthFailures.joined(separator: "; ")))
+            throw ReconcileFailure(.unhealthy, Self.unhealthyMessage(result.commit ?? "", reason: HealthFailure.line(result.healthFailures)))
         }
         caches.catalogs?.enforce(opened.snapshot.origin)
         // The commit was good enough to apply: a failed apply still records it as the last good

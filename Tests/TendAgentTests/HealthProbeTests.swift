@@ -24,8 +24,10 @@ struct HealthProbeTests {
     @Test("a check that never passes is tried until its timeout and says so, with the last reason")
     func triedUntilTimeout() async {
         let check = HealthCheck(probe: .command(["/nonexistent/probe"]), timeout: .seconds(1), location: SourceLocation(file: "tend.yaml", line: 3, column: 5))
-        let failed = await HealthProbe.failure(of: check, services: nil)
-        #expect(failed?.hasPrefix("cannot run /nonexistent/probe") == true && failed?.hasSuffix(" (for 1s)") == true, "\(failed ?? "passed")")
+        let failures = await HealthProbe.failures(of: [check], services: nil)
+        #expect(failures.count == 1 && failures.first?.check == check)
+        let said = failures.first?.description ?? "passed"
+        #expect(said.hasPrefix("command /nonexistent/probe (tend.yaml:3:5): cannot run /nonexistent/probe") && said.hasSuffix(" (for 1s)"), "\(said)")
     }
 
     @Test("a command still running at the limit is killed with what it started, and the check does not wait for them")
