@@ -124,7 +124,7 @@ public struct Executor: Sendable {
             // Each step put in place is checked as `verify` checks it, a long stretch on several
             // threads as planning observes (checking 10,000 new files one by one took a sixth of
             // converging them).
-            let after = Planner.observeAndPlan(staged.map(\.entry), host: writer.reader, context: context, inScope: committed)
+            let after = Planner.observeAndPlan(staged.map(\.entry), host: writer.reader, context: context, inScope: committed).steps
             for (((step, _, paths), placed), after) in zip(zip(staged, committed), after) {
                 let failure = placed ? nil : paths.lazy.compactMap({ failures[$0] }).first
                 record(step, failure.map { .failed(StepFailure($0)) } ?? Self.outcome(after: after))

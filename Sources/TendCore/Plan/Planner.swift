@@ -32,14 +32,15 @@ public struct Planner: Sendable {
         host.declaredResources = catalog.declaredPresent
         let inScope = scope.map { catalog.positions(reaching: $0) }
         let prefetchErrors = await prefetch(host: host, inScope: inScope)
-        var ownSteps = Self.observeAndPlan(catalog.entries, host: host, context: context, inScope: inScope)
+        var own = Self.observeAndPlan(catalog.entries, host: host, context: context, inScope: inScope)
         for (position, entry) in catalog.entries.enumerated() where inScope?[position] ?? true {
             if let error = prefetchErrors[entry.id.kind] {
-                ownSteps[position] = Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
-                                               desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
+                own.steps[position] = Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
+                                                desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
+                own.notifiable[position] = nil
             }
         }
-        let steps = Self.link(catalog.entries, own: ownSteps, host: host, context: context) { inScope?[$0] ?? true }
+        let steps = Self.link(catalog.entries, own: own, host: host, context: context) { inScope?[$0] ?? true }
         return Plan(tendVersion: tendVersion, source: origin, sourceDescription: sourceDescription,
                     root: host.root, facts: facts, resourceCount: catalog.entries.count, steps: steps)
     }
@@ -51,7 +52,7 @@ public struct Planner: Sendable {
     /// the steps it requires, directly or through resources that need nothing. The planner and
     /// the executor's late pass (what a package step changed) both link their steps here, so a
     /// notification travels the same way in both.
-    static func link(_ entries: [Catalog.Entry], own ownSteps: [Plan.Step?], host: HostReader, context: PlanContext,
+    static func link(_ entries: [Catalog.Entry], own observation: Observation, host: HostReader, context: PlanContext,
                      notifiable: (Int) -> Bool) -> [Plan.Step] {
         var steps: [Plan.Step] = []
         // For each resource (by position), the positions of the steps it depends on, directly or
@@ -67,9 +68,13 @@ public struct Planner: Sendable {
                 if isStep[dependency], !ancestors.contains(dependency) { ancestors.append(dependency) }
             }
             stepAncestors[position] = ancestors
-            var own = ownSteps[position]
+            var own = observation.steps[position]
             if let notifiers = notifications[entry.id], notifiable(position) {
-                own = step(for: entry, host: host, context: context, notifiedBy: notifiers)
+                own = if let observed = observation.notifiable[position] {
+                    step(for: entry, observed: observed, context: context, notifiedBy: notifiers)
+                } else {
+                    step(for: entry, host: host, context: context, notifiedBy: notifiers)
+                }
             }
             guard var step = own else { continue }
             if step.change != nil {
@@ -106,14 +111,17 @@ public struct Planner: Sendable {
     /// Observes and plans every entry; nil where nothing is needed. Large catalogs are observed by
     /// several threads, each with its own `HostReader` over the same root, on its own contiguous
     /// slice (so that one folder's files share one reader's open folders).
-    static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext, inScope: [Bool]? = nil) -> [Plan.Step?] {
+    static func observeAndPlan(_ entries: [Catalog.Entry], host: HostReader, context: PlanContext, inScope: [Bool]? = nil) -> Observation {
         var results = [Plan.Step?](repeating: nil, count: entries.count)
+        var kept: [Int: any ObservedState] = [:]
         var parallel: [Int] = []
         for (index, entry) in entries.enumerated() where inScope?[index] ?? true {
             if entry.resource.observesInParallel {
                 parallel.append(index)
             } else {
-                results[index] = step(for: entry, host: host, context: context)
+                let (step, observed) = observe(entry, host: host, context: context)
+                results[index] = step
+                if entry.resource.acceptsNotifications { kept[index] = observed }
             }
         }
         let workers = host.isPlain ? ParallelSlices.workers(for: parallel.count, minimum: 512) : 1
@@ -131,27 +139,48 @@ public struct Planner: Sendable {
             range.map { step(for: entries[indices[$0]], host: shared.readers[worker], context: context) }
         }
         for (slot, step) in slices.joined().enumerated() { results[indices[slot]] = step }
-        return results
+        return Observation(steps: results, notifiable: kept)
+    }
+
+    /// What `observeAndPlan` found: each entry's own step (nil where nothing is needed), and what
+    /// was observed of those a notification may plan again (`acceptsNotifications`), by
+    /// position, so that `link` plans them with their notifiers without observing them twice.
+    struct Observation {
+        var steps: [Plan.Step?]
+        var notifiable: [Int: any ObservedState]
     }
 
     /// Observes and plans one resource; nil when it needs nothing.
     static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext, notifiedBy notifiers: [ResourceID] = []) -> Plan.Step? {
+        observe(entry, host: host, context: context, notifiedBy: notifiers).step
+    }
+
+    /// Observes and plans one resource: its step (nil when it needs nothing), and what was
+    /// observed (nil when observing failed).
+    static func observe(_ entry: Catalog.Entry, host: HostReader, context: PlanContext,
+                        notifiedBy notifiers: [ResourceID] = []) -> (step: Plan.Step?, observed: (any ObservedState)?) {
         let resource = entry.resource
         host.stepDependencies = entry.dependencies
         defer { host.stepDependencies = [] }
         do {
             let observed = try resource.observe(host)
-            var change = resource.plan(observed, context: context)
-            if !notifiers.isEmpty { change = resource.notified(by: notifiers, observed: observed, planned: change) }
-            guard let change else { return nil }
-            var fingerprint = Digest()
-            observed.fingerprint(into: &fingerprint)
-            return Plan.Step(id: entry.id, change: change, error: nil, dependsOn: [],
-                             desiredDigest: resource.desiredDigest(), observedFingerprint: fingerprint.finalize())
+            return (step(for: entry, observed: observed, context: context, notifiedBy: notifiers), observed)
         } catch {
-            return Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
-                             desiredDigest: resource.desiredDigest(), observedFingerprint: nil)
+            return (Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
+                              desiredDigest: resource.desiredDigest(), observedFingerprint: nil), nil)
         }
+    }
+
+    /// Plans one resource from what was observed of it; nil when it needs nothing.
+    static func step(for entry: Catalog.Entry, observed: any ObservedState, context: PlanContext, notifiedBy notifiers: [ResourceID]) -> Plan.Step? {
+        let resource = entry.resource
+        var change = resource.plan(observed, context: context)
+        if !notifiers.isEmpty { change = resource.notified(by: notifiers, observed: observed, planned: change) }
+        guard let change else { return nil }
+        var fingerprint = Digest()
+        observed.fingerprint(into: &fingerprint)
+        return Plan.Step(id: entry.id, change: change, error: nil, dependsOn: [],
+                         desiredDigest: resource.desiredDigest(), observedFingerprint: fingerprint.finalize())
     }
 
     /// The steps of `plan` whose resource is no longer declared the same way, or whose host state
