@@ -200,15 +200,84 @@ public struct DecodeContext: Sendable {
             diagnostics.error("template '\(path)' is not UTF-8 text", at: location)
             return nil
         }
+        guard let partials = partials(of: text, path: path) else { return nil }
         do {
-            return Array(try TemplateRenderer.render(text, with: variables).utf8)
+            return Array(try TemplateRenderer.render(text, with: variables, partials: partials).utf8)
         } catch let error as TemplateError {
-            diagnostics.error(error.message, at: SourceLocation(file: path, line: error.line, column: error.column))
+            diagnostics.error(error.message, at: SourceLocation(file: error.partial.map(Self.partialPath) ?? path, line: error.line, column: error.column))
             return nil
         } catch {
             diagnostics.error("template '\(path)': \(error)", at: location)
             return nil
         }
+    }
+
+    /// Where the partial `name` (`{{> name}}`) is read from: the repository's templates folder.
+    public static func partialPath(_ name: String) -> String { "templates/\(name).mustache" }
+
+    /// The partials the template `text` (at `path`) includes, and those they include, by name:
+    /// each read from `templates/NAME.mustache` at the repository's root. Nil after reporting, at
+    /// the tag that names it, a partial that is missing or not text, one that includes itself
+    /// (through others too), partials nested too deep, or too many of them.
+    mutating func partials(of text: String, path: String) -> [String: String]? {
+        /// Each template's partial tags, by the template's name ("" for `text` itself).
+        var includes: [String: [(name: String, at: SourceLocation)]] = [:]
+        var loaded: [String: String] = [:]
+        var pending: [(name: String, text: String, path: String)] = [("", text, path)]
+        while let (owner, current, currentPath) = pending.popLast() {
+            var tags: [(name: String, at: SourceLocation)] = []
+            var failed = false
+            TemplateRenderer.forEachTag(in: current) { tag in
+                guard tag.sigil == UInt8(ascii: ">") || tag.sigil == UInt8(ascii: "<") else { return true }
+                let name = tag.name
+                let at = SourceLocation(file: currentPath, line: tag.line, column: tag.column)
+                tags.append((name, at))
+                guard loaded[name] == nil else { return true }
+                let file = Self.partialPath(name)
+                if name.isEmpty || RepositoryPath.problem(in: name) != nil || name.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+                    diagnostics.error("template error: \(Printable.quoted(name)) is not a partial's name: a path below templates/, without '..', such as {{> nginx/tls}}", at: at)
+                    failed = true
+                } else if loaded.count >= TemplateRenderer.maximumPartialIncludes {
+                    diagnostics.error("template error: more than \(TemplateRenderer.maximumPartialIncludes) partials", at: at)
+                    failed = true
+                } else if let bytes = try? snapshot.read(file), let partial = String(validating: bytes, as: UTF8.self) {
+                    loaded[name] = partial
+                    pending.append((name, partial, file))
+                } else {
+                    let found = (try? snapshot.read(file)) != nil
+                    diagnostics.error("template error: partial '\(name)' " + (found ? "(\(file)) is not UTF-8 text" : "not found: partials are read from \(file)"), at: at)
+                    failed = true
+                }
+                return !failed
+            }
+            if failed { return nil }
+            includes[owner] = tags
+        }
+        // A partial that includes itself, directly or through others, would render for ever.
+        var depth: [String: Int] = [:]
+        var visiting: [String] = []
+        func deepest(_ name: String) -> Int? {
+            if let known = depth[name] { return known }
+            visiting.append(name)
+            defer { visiting.removeLast() }
+            var most = 0
+            for (included, at) in includes[name] ?? [] {
+                if visiting.contains(included) {
+                    let cycle = visiting.drop { $0 != included }.map { $0 } + [included]
+                    diagnostics.error("template error: partial '\(included)' includes itself (\(cycle.joined(separator: " → ")))", at: at)
+                    return nil
+                }
+                guard let below = deepest(included) else { return nil }
+                guard below + 1 <= TemplateRenderer.maximumPartialDepth else {
+                    diagnostics.error("template error: partials nested deeper than \(TemplateRenderer.maximumPartialDepth) levels", at: at)
+                    return nil
+                }
+                most = max(most, below + 1)
+            }
+            depth[name] = most
+            return most
+        }
+        return deepest("") == nil ? nil : loaded
     }
 
     /// Reads a file named relative to the declaring manifest, reporting at `location` if it

@@ -56,6 +56,15 @@ public struct TemplateError: Error, Sendable {
     public var message: String
     public var line: Int
     public var column: Int
+    /// The partial it is in (`{{> name}}`); nil for the template itself.
+    public var partial: String?
+
+    public init(message: String, line: Int, column: Int, partial: String? = nil) {
+        self.message = message
+        self.line = line
+        self.column = column
+        self.partial = partial
+    }
 }
 
 /// Mustache templates, rendered with swift-mustache.
@@ -74,23 +83,48 @@ public enum TemplateRenderer {
     /// A 7 MB var inside a few nested sections would otherwise build gigabytes before any check.
     public static let maximumOutput = 256 << 20
 
-    public static func render(_ text: String, with variables: TemplateVariables) throws -> String {
+    /// The most partials one render may include, each inclusion counted (a partial inside a
+    /// section is counted once: it is the same template each time).
+    public static let maximumPartialIncludes = 100
+
+    /// How deep partials may include partials.
+    public static let maximumPartialDepth = 10
+
+    /// Renders `text` with `variables`. `partials` holds the text of every partial the template
+    /// may include (`{{> name}}`), by name (`TemplatePartials.load` finds them); a template error
+    /// in one of them names it in `TemplateError.partial`.
+    public static func render(_ text: String, with variables: TemplateVariables, partials: [String: String] = [:]) throws -> String {
         if let (line, column) = positionTooDeep(text) {
             throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column)
         }
+        for (name, partial) in partials {
+            if let (line, column) = positionTooDeep(partial) {
+                throw TemplateError(message: "template error: sections nested deeper than \(maximumSectionDepth) levels", line: line, column: column, partial: name)
+            }
+        }
+        var library = MustacheLibrary()
+        for (name, partial) in partials.sorted(by: { $0.key < $1.key }) {
+            do {
+                library.register(try MustacheTemplate(string: Self.textPragma + partial), named: name)
+            } catch let error as MustacheTemplate.ParserError {
+                throw TemplateError(message: "template error: " + describe(error.error), line: max(1, error.context.lineNumber - 1),
+                                    column: error.context.columnNumber, partial: name)
+            }
+        }
         do {
-            // Configuration files are text, not HTML: `{{value}}` writes the value as it is
-            // (swift-mustache escapes `&`, `<`, `>` and quotes by default, which corrupts them). The
+            // Configuration files are text, not HTML: `{{value}}` writes the value as it is (swift-mustache escapes `&`, `<`, `>` and quotes by default, which corrupts them). The
             // pragma is a standalone line, which Mustache removes with its newline.
             let template = try MustacheTemplate(string: Self.textPragma + text)
             // Checked once the template parses, so that a broken tag is reported as broken.
-            if variables.requiresSetVars, let unset = firstUnsetVar(in: text, variables: variables) {
-                throw TemplateError(message: "template error: '\(unset.name)' is not set: no var of tend.yaml or of a host entry that matches this host, "
-                                    + "and no fact, has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}",
-                                    line: unset.line, column: unset.column)
+            if variables.requiresSetVars, let unset = firstUnsetVar(in: text, variables: variables, partials: partials) {
+                throw TemplateError(message: "template error: '\(unset.name)' is not set: " + (unset.inSection
+                                        ? "no var, no fact, and not every item of the section around it has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}"
+                                        : "no var of tend.yaml or of a host entry that matches this host, and no fact, has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}"),
+                                    line: unset.line, column: unset.column, partial: unset.partial)
             }
-            let budget = IterationBudget(items: maximumIterations, bytes: maximumOutput, templateSize: text.utf8.count)
-            let output = IterationBudget.$current.withValue(budget) { template.render(variables.values) }
+            let size = text.utf8.count + partials.values.reduce(0) { $0 + $1.utf8.count }
+            let budget = IterationBudget(items: maximumIterations, bytes: maximumOutput, templateSize: size)
+            let output = IterationBudget.$current.withValue(budget) { template.render(variables.values, library: library) }
             if let exhausted = budget.exhausted {
                 let reason = switch exhausted {
                 case .items: "its sections iterate over more than \(maximumIterations) list items in all"
@@ -123,32 +157,120 @@ public enum TemplateRenderer {
         return found
     }
 
-    /// The first value tag outside any section (`{{name}}`, `{{{name}}}`, `{{&name}}`) whose var
-    /// is not set, with where it is. Inside a section a name may be the item's, so only the
-    /// top level is checked; a section (`{{#name}}`) is how a template makes a var optional.
-    static func firstUnsetVar(in text: String, variables: TemplateVariables) -> (name: String, line: Int, column: Int)? {
-        var found: (name: String, line: Int, column: Int)?
+    /// A var no render can find, with where it is shown (`partial` nil for the template itself).
+    struct UnsetVar {
+        var name: String
+        var line: Int
+        var column: Int
+        var partial: String?
+        /// Whether it is shown inside a section (whose items might have had it).
+        var inSection: Bool
+    }
+
+    /// A section open around a tag, as the unset-var check follows it: the mappings it may push
+    /// as the context of its body (each item of a list of mappings, a mapping), and whether its
+    /// body can render at all (its var is set somewhere).
+    struct OpenSection {
+        var name: String
+        var frames: [TemplateMap]
+        var renders: Bool
+    }
+
+    /// The first value tag (`{{name}}`, `{{{name}}}`, `{{&name}}`) whose var no render can find:
+    /// not set at the top level, nor on every mapping of a section around it (a list's items, each
+    /// of which is tried before the top level, as Mustache looks names up). A tag inside a section
+    /// of the same name (`{{#tls}}{{tls}}{{/tls}}`) or inside a section whose var is set nowhere
+    /// (its body never renders) is optional. Partials (`{{> name}}`) are followed, with the
+    /// sections open where they are included.
+    static func firstUnsetVar(in text: String, variables: TemplateVariables, partials: [String: String] = [:]) -> UnsetVar? {
+        var followed = 0
+        return firstUnsetVar(in: text, partial: nil, open: [], variables: variables, partials: partials, depth: 0, followed: &followed)
+    }
+
+    private static func firstUnsetVar(in text: String, partial: String?, open outer: [OpenSection], variables: TemplateVariables,
+                                      partials: [String: String], depth: Int, followed: inout Int) -> UnsetVar? {
+        var found: UnsetVar?
+        var open = outer
         forEachTag(in: text) { tag in
-            guard tag.depth == 0, tag.showsValue else { return true }
-            var name = tag.name
-            // A transform, `count(list)` or `first(reversed(list))`, names its var inside the parentheses.
-            while let open = name.firstIndex(of: "("), name.hasSuffix(")") {
-                name = String(name[name.index(after: open)..<name.index(before: name.endIndex)])
+            if tag.sigil == UInt8(ascii: "/") {
+                if open.count > outer.count { open.removeLast() }
+                return true
             }
-            guard name != ".", !name.isEmpty, !isSet(name, in: variables.values) else { return true }
-            found = (tag.name, tag.line, tag.column)
+            if tag.opensSection {
+                let name = varName(tag.name)
+                let renders = open.last?.renders ?? true
+                if tag.sigil == UInt8(ascii: "#") {
+                    let values = possibleValues(of: name, open: open, root: variables.values)
+                    let frames = values.flatMap { value -> [TemplateMap] in
+                        if let list = value as? TemplateList { return list.items.compactMap { $0 as? TemplateMap } }
+                        return (value as? TemplateMap).map { [$0] } ?? []
+                    }
+                    open.append(OpenSection(name: name, frames: frames, renders: renders && !values.isEmpty))
+                } else {
+                    open.append(OpenSection(name: name, frames: [], renders: renders))
+                }
+                return true
+            }
+            if tag.sigil == UInt8(ascii: ">") {
+                // Each partial once per place it is included, as deep as partials may go.
+                guard depth < maximumPartialDepth, followed < maximumPartialIncludes, let included = partials[tag.name] else { return true }
+                followed += 1
+                found = firstUnsetVar(in: included, partial: tag.name, open: open, variables: variables, partials: partials,
+                                      depth: depth + 1, followed: &followed)
+                return found == nil
+            }
+            guard tag.showsValue, open.last?.renders ?? true else { return true }
+            let name = varName(tag.name)
+            guard !name.isEmpty, !name.hasPrefix(".") else { return true }
+            let head = String(name.prefix { $0 != "." })
+            guard !open.contains(where: { $0.name.prefix { $0 != "." } == head }), !isSetEverywhere(name, open: open, root: variables.values) else { return true }
+            found = UnsetVar(name: tag.name, line: tag.line, column: tag.column, partial: partial, inSection: !open.isEmpty)
             return false
         }
         return found
     }
 
-    private static func isSet(_ name: String, in values: TemplateMap) -> Bool {
-        var current: Any = values
+    /// The var a tag names: a transform, `count(list)` or `first(reversed(list))`, names its var
+    /// inside the parentheses.
+    private static func varName(_ tagName: String) -> String {
+        var name = tagName
+        while let open = name.firstIndex(of: "("), name.hasSuffix(")") {
+            name = String(name[name.index(after: open)..<name.index(before: name.endIndex)])
+        }
+        return name
+    }
+
+    /// Whether every render finds `name`: at the top level, or on every mapping a section around
+    /// it may push (those are tried first).
+    private static func isSetEverywhere(_ name: String, open: [OpenSection], root: TemplateMap) -> Bool {
+        if isSet(name, in: root) { return true }
+        return open.contains { section in !section.frames.isEmpty && section.frames.allSatisfy { isSet(name, in: $0) } }
+    }
+
+    /// The values `name` may take where `open` sections are around it: from the innermost
+    /// mappings that have it, and further out for those that do not; empty when it is set nowhere.
+    private static func possibleValues(of name: String, open: [OpenSection], root: TemplateMap) -> [Any] {
+        var values: [Any] = []
+        for section in open.reversed() {
+            let found = section.frames.compactMap { value(of: name, in: $0) }
+            values += found
+            if !section.frames.isEmpty, found.count == section.frames.count { return values }
+        }
+        if let top = value(of: name, in: root) { values.append(top) }
+        return values
+    }
+
+    private static func value(of name: String, in map: TemplateMap) -> Any? {
+        var current: Any = map
         for component in name.split(separator: ".", omittingEmptySubsequences: false) {
-            guard let map = current as? TemplateMap, let next = map.values[String(component)] else { return false }
+            guard let map = current as? TemplateMap, let next = map.values[String(component)] else { return nil }
             current = next
         }
-        return true
+        return current
+    }
+
+    private static func isSet(_ name: String, in values: TemplateMap) -> Bool {
+        value(of: name, in: values) != nil
     }
 
     private static let sigils = Array("#^/!>=&{$<%".utf8)

@@ -87,4 +87,78 @@ struct TemplateTests {
         #expect(apply.status == 0, "\(apply)")
         #expect(read(root.url("etc/app.conf")) == "port = 80\nlisten = 0.0.0.0\n")
     }
+
+    @Test("inside a section, a var neither set nor on every item is an error at its position (a loop body is where it matters most); item fields, top-level vars and optional sections pass")
+    func unsetVarsInSections() async throws {
+        let repo = try repository(["web.yaml": "resources:\n  - file: /etc/vhosts.conf\n    template: files/vhosts.mustache\n"], extra: [
+            "tend.yaml": """
+                vars:
+                  domain: example.com
+                  vhosts:
+                    - { name: shop, port: 8080, tls: { cert: /etc/ssl/shop.pem } }
+                    - { name: blog, port: 8081 }
+                hosts:
+                  - apply: [site]
+                """,
+            "site/files/vhosts.mustache": "{{#vhosts}}\nserver {{name}}.{{domain}} {{port}} {{prot}}\n{{#tls}}\ncert {{cert}}\n{{/tls}}\n{{/vhosts}}\n",
+        ])
+        let invalid = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(invalid.status == 3, "\(invalid)")
+        #expect(invalid.stderr.contains("/site/files/vhosts.mustache:2:37: template error: 'prot' is not set"), "\(invalid)")
+        #expect(!invalid.stderr.contains("'cert'") && !invalid.stderr.contains("'name'") && !invalid.stderr.contains("'domain'"), "\(invalid)")
+        // Set on one item only, it is still unset for the other.
+        try repo.write(["tend.yaml": """
+            vars:
+              domain: example.com
+              vhosts:
+                - { name: shop, port: 8080, prot: https, tls: { cert: /etc/ssl/shop.pem } }
+                - { name: blog, port: 8081 }
+            hosts:
+              - apply: [site]
+            """])
+        let partly = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(partly.status == 3 && partly.stderr.contains("'prot' is not set"), "\(partly)")
+        try repo.write(["tend.yaml": """
+            vars:
+              domain: example.com
+              prot: http
+              vhosts:
+                - { name: shop, port: 8080, prot: https, tls: { cert: /etc/ssl/shop.pem } }
+                - { name: blog, port: 8081 }
+            hosts:
+              - apply: [site]
+            """])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-1"])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/vhosts.conf")) == "server shop.example.com 8080 https\ncert /etc/ssl/shop.pem\nserver blog.example.com 8081 http\n")
+    }
+
+    @Test("partials are read from templates/ and rendered with the context where they are included; a missing one, one that includes itself and an error inside one are reported where they are")
+    func partials() async throws {
+        let repo = try repository(["web.yaml": "resources:\n  - file: /etc/site.conf\n    template: files/site.mustache\n"], extra: [
+            "tend.yaml": "vars:\n  admin: ops@example.com\n  vhosts: [{ name: shop }, { name: blog }]\nhosts:\n  - apply: [site]\n",
+            "site/files/site.mustache": "{{> header}}\n{{#vhosts}}\n{{> nginx/vhost}}\n{{/vhosts}}\n",
+            "templates/header.mustache": "# managed by tend; mail {{admin}}\n",
+            "templates/nginx/vhost.mustache": "server {{name}} {{> footer}}\n",
+            "templates/footer.mustache": "(end)",
+        ])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-1"])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/site.conf")) == "# managed by tend; mail ops@example.com\nserver shop (end)\nserver blog (end)\n")
+
+        try repo.write(["templates/footer.mustache": "{{> nginx/vhost}}"])
+        let cycle = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(cycle.status == 3, "\(cycle)")
+        #expect(cycle.stderr.contains("templates/footer.mustache:1:1: template error: partial 'nginx/vhost' includes itself (nginx/vhost → footer → nginx/vhost)"), "\(cycle)")
+
+        try repo.write(["templates/footer.mustache": "{{> missing}} {{unset_in_partial}}"])
+        let missing = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(missing.status == 3 && missing.stderr.contains("templates/footer.mustache:1:1: template error: partial 'missing' not found: partials are read from templates/missing.mustache"), "\(missing)")
+
+        try repo.write(["templates/footer.mustache": "({{unset_in_partial}})"])
+        let unset = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(unset.status == 3 && unset.stderr.contains("templates/footer.mustache:1:2: template error: 'unset_in_partial' is not set"), "\(unset)")
+    }
 }
