@@ -21,7 +21,7 @@ public enum Configuration {
         let selected = loaded.declarations(for: facts)
         let selectedManifests = Set(selected.map(\.manifest))
         let others = loaded.manifests.values.filter { !selectedManifests.contains($0.path) }.flatMap(\.resources)
-        let variables = TemplateVariables(config: loaded.config, facts: facts)
+        let variables = TemplateVariables(config: loaded.config, varFiles: loaded.varFiles, facts: facts)
         diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables.lenient))
         var catalog: Catalog?
         do {

@@ -22,24 +22,30 @@ public struct TemplateVariables: @unchecked Sendable {
         return copy
     }
 
-    /// The vars of tend.yaml, then those of each host entry that matches (later entries win), and
-    /// `host` with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
-    /// `{{host.labels.env}}`.
-    public init(config: RepositoryConfig?, facts: HostFacts) {
+    /// The vars of this host, layer over layer (`RepositoryConfig.varLayers`: the schema's
+    /// defaults, the repository's var files and vars, then each matching host entry's), and `host`
+    /// with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
+    /// `{{host.labels.env}}`. A later layer wins; mappings are merged key by key, at every depth
+    /// (a host's `tuning: {work_mem: 64MB}` keeps the other keys of `tuning`), while a list or a
+    /// value replaces what was there.
+    public init(config: RepositoryConfig?, varFiles: [String: YAMLNode] = [:], facts: HostFacts) {
         var values: [String: Any] = [:]
-        var layers: [YAMLNode] = []
-        if let vars = config?.vars { layers.append(vars) }
-        for entry in config?.hosts ?? [] where entry.match?.matches(facts) ?? true {
-            if let vars = entry.vars { layers.append(vars) }
-        }
-        for layer in layers {
+        for layer in config?.varLayers(for: facts, varFiles: varFiles) ?? [] {
             for pair in layer.mapping ?? [] {
-                if let key = pair.keyText { values[key] = Self.value(pair.value) }
+                if let key = pair.keyText { values[key] = Self.merged(values[key], Self.value(pair.value)) }
             }
         }
         values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
                                               "labels": TemplateMap(values: facts.labels)])
         self.values = TemplateMap(values: values)
+    }
+
+    /// `new` over `old`: two mappings merge key by key, at every depth; anything else is replaced.
+    private static func merged(_ old: Any?, _ new: Any) -> Any {
+        guard let old = old as? TemplateMap, let new = new as? TemplateMap else { return new }
+        var values = old.values
+        for (key, value) in new.values { values[key] = merged(values[key], value) }
+        return TemplateMap(values: values)
     }
 
     private static func value(_ node: YAMLNode) -> Any {
@@ -119,7 +125,7 @@ public enum TemplateRenderer {
             if variables.requiresSetVars, let unset = firstUnsetVar(in: text, variables: variables, partials: partials) {
                 throw TemplateError(message: "template error: '\(unset.name)' is not set: " + (unset.inSection
                                         ? "no var, no fact, and not every item of the section around it has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}"
-                                        : "no var of tend.yaml or of a host entry that matches this host, and no fact, has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}"),
+                                        : "no var of tend.yaml, of a var file or of a host entry that matches this host, and no fact, has that name; set it, or make it optional with {{#\(unset.name)}}…{{/\(unset.name)}}"),
                                     line: unset.line, column: unset.column, partial: unset.partial)
             }
             let size = text.utf8.count + partials.values.reduce(0) { $0 + $1.utf8.count }

@@ -4,6 +4,10 @@ internal import Glibc
 public struct RepositoryConfig: Sendable {
     /// Repository-wide vars, for templates.
     public var vars: YAMLNode?
+    /// `vars_files:`: files of repository-wide vars, merged in order before `vars`.
+    public var varsFiles: [Located<String>] = []
+    /// `vars_schema:`: the vars the repository knows, if it says.
+    public var varsSchema: VarSchema?
     /// The host entries in the order written.
     public var hosts: [HostEntry]
     /// `prune:`: resources that an earlier apply managed and this commit no longer declares are
@@ -43,6 +47,26 @@ public struct RepositoryConfig: Sendable {
         return result
     }
 
+    /// The layers of vars for a host with these facts, lowest first: the schema's defaults, the
+    /// repository's var files and `vars`, then each matching entry's var files and `vars`. Each
+    /// is a mapping; `varFiles` holds the files' contents by path.
+    public func varLayers(for facts: HostFacts, varFiles: [String: YAMLNode]) -> [YAMLNode] {
+        var layers: [YAMLNode] = []
+        if let schema = varsSchema {
+            let defaults = schema.vars.sorted { $0.key < $1.key }.compactMap { name, declared in
+                declared.defaultValue.map { YAMLPair(key: YAMLNode(.scalar(YAMLScalar(name)), at: declared.location), value: $0) }
+            }
+            if !defaults.isEmpty { layers.append(YAMLNode(.mapping(defaults), at: defaults[0].key.location)) }
+        }
+        layers += varsFiles.compactMap { varFiles[$0.value] }
+        if let vars { layers.append(vars) }
+        for entry in hosts where entry.match?.matches(facts) ?? true {
+            layers += entry.varsFiles.compactMap { varFiles[$0.value] }
+            if let vars = entry.vars { layers.append(vars) }
+        }
+        return layers
+    }
+
     /// Every folder that any host entry names, each once.
     public var allApplied: [Located<String>] {
         var seen: Set<String> = []
@@ -55,6 +79,9 @@ public struct HostEntry: Sendable {
     public var match: HostMatch?
     public var apply: [Located<String>]
     public var vars: YAMLNode?
+    /// `vars_files:`: files of vars for the hosts this entry matches, merged in order before its
+    /// `vars`.
+    public var varsFiles: [Located<String>] = []
     /// `health:`: checked on the hosts this entry matches.
     public var health: [HealthCheck]
     public var location: SourceLocation

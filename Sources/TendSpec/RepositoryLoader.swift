@@ -21,6 +21,8 @@ public struct RepositoryLoader: Sendable {
         public var manifests: [String: Manifest]
         /// For each `apply:` path, the manifest paths it contributes, in name order.
         public var contributions: [String: [String]]
+        /// The var files of tend.yaml (`vars_files:`), each a mapping, by repository path.
+        public var varFiles: [String: YAMLNode] = [:]
         public var diagnostics: Diagnostics
 
         /// The declarations that apply to a host with `facts`, in the order of the host entries,
@@ -69,6 +71,14 @@ public struct RepositoryLoader: Sendable {
         }
         let config = Self.checkSize(bytes, file: Self.configFile, &diagnostics) ? decodeConfig(bytes, &diagnostics) : nil
         result.config = config
+        for file in (config?.varsFiles ?? []) + (config?.hosts.flatMap(\.varsFiles) ?? []) where result.varFiles[file.value] == nil {
+            if let vars = loadVarFile(file, &diagnostics) { result.varFiles[file.value] = vars }
+        }
+        if let schema = config?.varsSchema {
+            for layer in [config?.vars].compactMap({ $0 }) + (config?.hosts.compactMap(\.vars) ?? []) + result.varFiles.sorted(by: { $0.key < $1.key }).map(\.value) {
+                schema.check(layer, &diagnostics)
+            }
+        }
         for applied in config?.allApplied ?? [] {
             let paths = manifestPaths(for: applied, &diagnostics)
             result.contributions[applied.value] = paths
@@ -97,6 +107,10 @@ public struct RepositoryLoader: Sendable {
             diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
         } else {
             config.vars = reader.peek("vars")?.value
+        }
+        config.varsFiles = reader.take("vars_files").map { varsFiles($0, &diagnostics) } ?? []
+        if let schema = reader.take("vars_schema") {
+            config.varsSchema = VarSchema.decode(schema, &diagnostics)
         }
         if let prune = reader.take("prune") {
             if prune.mapping != nil, var settings = MappingReader(prune, what: "'prune'", diagnostics: &diagnostics) {
@@ -157,9 +171,44 @@ public struct RepositoryLoader: Sendable {
         if let vars, vars.mapping == nil {
             diagnostics.error("'vars' must be a mapping, found \(vars.kindDescription)", at: vars.location)
         }
+        let files = reader.take("vars_files").map { varsFiles($0, &diagnostics) } ?? []
         let health = reader.take("health").map { HealthCheck.decodeList($0, &diagnostics) } ?? []
         reader.finish(&diagnostics, context: "a host entry")
-        return HostEntry(match: match, apply: apply, vars: vars, health: health, location: node.location)
+        var entry = HostEntry(match: match, apply: apply, vars: vars, health: health, location: node.location)
+        entry.varsFiles = files
+        return entry
+    }
+
+    /// A `vars_files:` list: repository paths of YAML files.
+    private func varsFiles(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> [Located<String>] {
+        (node.stringList("'vars_files'", &diagnostics) ?? []).compactMap { path in
+            if let problem = Self.problem(inRepositoryPath: path.value) {
+                diagnostics.error("'\(path.value)' in 'vars_files': \(problem)", at: path.location)
+                return nil
+            }
+            return Located(RepositoryPath.resolve(path.value, in: "") ?? path.value, at: path.location)
+        }
+    }
+
+    /// A var file: one YAML document, a mapping of vars; nil after reporting what is wrong.
+    private func loadVarFile(_ file: Located<String>, _ diagnostics: inout Diagnostics) -> YAMLNode? {
+        let bytes: [UInt8]
+        do {
+            bytes = try snapshot.read(file.value)
+        } catch {
+            diagnostics.error("var file '\(file.value)': \(error.code == .notFound ? "not found" : error.message)", at: file.location)
+            return nil
+        }
+        guard Self.checkSize(bytes, file: file.value, &diagnostics) else { return nil }
+        let parsed = YAMLParser.parse(bytes, file: file.value)
+        diagnostics.append(contentsOf: parsed.diagnostics)
+        guard parsed.diagnostics.isEmpty else { return nil }
+        guard parsed.documents.count == 1, let root = parsed.documents.first, root.mapping != nil else {
+            let found = parsed.documents.count == 1 ? parsed.documents[0].kindDescription : "\(parsed.documents.count) documents"
+            diagnostics.error("a var file holds one mapping of vars, found \(found)", at: SourceLocation(file: file.value, line: 1, column: 1))
+            return nil
+        }
+        return root
     }
 
     /// Why a path written in tend.yaml cannot name a folder of the repository, or nil.

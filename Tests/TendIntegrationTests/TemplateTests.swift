@@ -161,4 +161,50 @@ struct TemplateTests {
         let unset = try await tend(["validate", repo.path, "--hostname", "web-1"])
         #expect(unset.status == 3 && unset.stderr.contains("templates/footer.mustache:1:2: template error: 'unset_in_partial' is not set"), "\(unset)")
     }
+
+    @Test("var files per host entry merge deep (a host's tuning keeps the rest of its env's); with vars_schema a misspelt override is an error with 'did you mean', and a mistyped one names the type")
+    func varFilesAndSchema() async throws {
+        let repo = try repository(["db.yaml": "resources:\n  - file: /etc/db.conf\n    template: files/db.conf.mustache\n"], extra: [
+            "tend.yaml": """
+                vars_schema:
+                  pg_shared_buffers: { type: string, default: 128MB, doc: shared_buffers of PostgreSQL }
+                  pg_tuning: map
+                  backup: { type: bool, default: false }
+                  admins: list
+                vars_files: [env/common.yaml]
+                hosts:
+                  - apply: [site]
+                  - match: { labels: { env: prod } }
+                    apply: []
+                    vars_files: [env/prod.yaml]
+                  - match: { hostname: db-11 }
+                    apply: []
+                    vars_files: [hosts/db-11.yaml]
+                """,
+            "env/common.yaml": "admins: [ana]\npg_tuning: { work_mem: 4MB, max_connections: 100 }\n",
+            "env/prod.yaml": "backup: true\npg_shared_buffers: 2GB\npg_tuning: { work_mem: 16MB, max_connections: 500 }\n",
+            "hosts/db-11.yaml": "pg_tuning: { work_mem: 64MB }\n",
+            "site/files/db.conf.mustache": "shared_buffers = {{pg_shared_buffers}}\nwork_mem = {{pg_tuning.work_mem}}\nmax_connections = {{pg_tuning.max_connections}}\nbackup = {{backup}}\n",
+        ])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "db-11", "--label", "env=prod"])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/db.conf")) == "shared_buffers = 2GB\nwork_mem = 64MB\nmax_connections = 500\nbackup = true\n")
+        let staging = try makeRoot()
+        #expect(try await tend(["apply", repo.path, "--root", staging.path, "--hostname", "db-12"]).status == 0)
+        #expect(read(staging.url("etc/db.conf")) == "shared_buffers = 128MB\nwork_mem = 4MB\nmax_connections = 100\nbackup = false\n", "the schema's defaults apply under everything")
+
+        try repo.write(["hosts/db-11.yaml": "pg_shared_buffer: 4GB\nbackup: sometimes\n"])
+        let typo = try await tend(["validate", repo.path, "--hostname", "db-11"])
+        #expect(typo.status == 3, "\(typo)")
+        #expect(typo.stderr.contains("/hosts/db-11.yaml:1:1: var 'pg_shared_buffer' is not in vars_schema; did you mean 'pg_shared_buffers'?"), "\(typo)")
+        #expect(typo.stderr.contains("/hosts/db-11.yaml:2:9: var 'backup' must be true or false (bool), found 'sometimes'"), "\(typo)")
+
+        try repo.write(["hosts/db-11.yaml": "- not a mapping\n"])
+        let list = try await tend(["validate", repo.path, "--hostname", "db-11"])
+        #expect(list.status == 3 && list.stderr.contains("/hosts/db-11.yaml:1:1: a var file holds one mapping of vars, found a sequence"), "\(list)")
+        try repo.write(["tend.yaml": "vars_files: [env/missing.yaml]\nhosts:\n  - apply: [site]\n"])
+        let missing = try await tend(["validate", repo.path, "--hostname", "db-11"])
+        #expect(missing.status == 3 && missing.stderr.contains("tend.yaml:1:14: var file 'env/missing.yaml': not found"), "\(missing)")
+    }
 }
