@@ -35,8 +35,10 @@ extension Inventory {
                     out.member("changed_by", entry.changedBy)
                     out.member("commit", entry.commit)
                     out.member("declared_at", entry.declaredAt)
+                    out.member("instance", entry.instance)
                     out.member("path", entry.path)
                     out.member("since", entry.since)
+                    out.member("via", entry.via)
                 }
             }
         }

@@ -108,7 +108,7 @@ extension Reconciler {
             inventory.resources[key] = Inventory.Entry(
                 declaredAt: "\(file):\(entry.location.line)", commit: commit.commit, since: before?.since ?? commit.commit,
                 changed: changed.contains(entry.id) ? now : before?.changed, changedBy: changed.contains(entry.id) ? commit.commit : before?.changedBy,
-                path: entry.path)
+                path: entry.path, instance: entry.instance, via: entry.location.via)
         }
         for id in Set(inventory.resources.values.flatMap { [$0.commit, $0.since, $0.changedBy] }.compactMap { $0 }) {
             inventory.commits[id] = previous.commits[id] ?? (id == commit.commit ? commit : nil)

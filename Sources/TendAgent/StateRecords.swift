@@ -57,9 +57,16 @@ public struct Inventory: Codable, Sendable, Equatable {
         public var changedBy: String?
         /// The path it manages, for `tend blame PATH`.
         public var path: String?
+        /// The component instance it came from (`nginx-site[shop]`), and the loop item, as the
+        /// position's `via` says them.
+        public var instance: String?
+        public var via: String?
 
-        public init(declaredAt: String, commit: String?, since: String?, changed: Date?, changedBy: String?, path: String?) {
+        public init(declaredAt: String, commit: String?, since: String?, changed: Date?, changedBy: String?, path: String?,
+                    instance: String? = nil, via: String? = nil) {
             self.declaredAt = declaredAt
+            self.instance = instance
+            self.via = via
             self.commit = commit
             self.since = since
             self.changed = changed

@@ -18,10 +18,9 @@ public enum Configuration {
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
         // applies to other hosts is still found here.
-        let selected = loaded.declarations(for: facts)
-        let selectedManifests = Set(selected.map(\.manifest))
-        let others = loaded.manifests.values.filter { !selectedManifests.contains($0.path) }.flatMap(\.resources)
-        let variables = TemplateVariables(config: loaded.config, varFiles: loaded.varFiles, facts: facts)
+        let vars = loaded.vars(for: facts)
+        let (selected, others) = loaded.declarations(for: facts, vars: vars, &diagnostics)
+        let variables = TemplateVariables(vars: vars, facts: facts)
         diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables.lenient))
         var catalog: Catalog?
         do {

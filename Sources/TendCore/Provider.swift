@@ -202,7 +202,7 @@ public struct DecodeContext: Sendable {
         }
         guard let partials = partials(of: text, path: path) else { return nil }
         do {
-            return Array(try TemplateRenderer.render(text, with: variables, partials: partials).utf8)
+            return Array(try TemplateRenderer.render(text, with: variables.adding(declaration.vars), partials: partials).utf8)
         } catch let error as TemplateError {
             diagnostics.error(error.message, at: SourceLocation(file: error.partial.map(Self.partialPath) ?? path, line: error.line, column: error.column))
             return nil

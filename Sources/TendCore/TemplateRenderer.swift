@@ -5,7 +5,7 @@ public import TendSpec
 public struct TemplateVariables: @unchecked Sendable {
     // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
     // after init: safe to share between threads.
-    let values: TemplateMap
+    private(set) var values: TemplateMap
     /// Whether a var that a template shows outside any section must be set. True for this
     /// host's catalog; false when manifests meant for other hosts are checked with this host's
     /// vars (a var set only by their host entries is missing here, and that is no error).
@@ -22,30 +22,31 @@ public struct TemplateVariables: @unchecked Sendable {
         return copy
     }
 
-    /// The vars of this host, layer over layer (`RepositoryConfig.varLayers`: the schema's
-    /// defaults, the repository's var files and vars, then each matching host entry's), and `host`
-    /// with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
-    /// `{{host.labels.env}}`. A later layer wins; mappings are merged key by key, at every depth
-    /// (a host's `tuning: {work_mem: 64MB}` keeps the other keys of `tuning`), while a list or a
-    /// value replaces what was there.
-    public init(config: RepositoryConfig?, varFiles: [String: YAMLNode] = [:], facts: HostFacts) {
-        var values: [String: Any] = [:]
-        for layer in config?.varLayers(for: facts, varFiles: varFiles) ?? [] {
-            for pair in layer.mapping ?? [] {
-                if let key = pair.keyText { values[key] = Self.merged(values[key], Self.value(pair.value)) }
-            }
-        }
+    /// The vars of this host (`RepositoryConfig.vars(for:varFiles:)`: the schema's defaults,
+    /// the repository's var files and vars, then each matching host entry's, merged deep), and
+    /// `host` with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
+    /// `{{host.labels.env}}`.
+    public init(vars: [String: YAMLNode], facts: HostFacts) {
+        var values = vars.mapValues(Self.value)
         values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
                                               "labels": TemplateMap(values: facts.labels)])
         self.values = TemplateMap(values: values)
     }
 
-    /// `new` over `old`: two mappings merge key by key, at every depth; anything else is replaced.
-    private static func merged(_ old: Any?, _ new: Any) -> Any {
-        guard let old = old as? TemplateMap, let new = new as? TemplateMap else { return new }
-        var values = old.values
-        for (key, value) in new.values { values[key] = merged(values[key], value) }
-        return TemplateMap(values: values)
+    /// The vars of a host with `facts` under `config`.
+    public init(config: RepositoryConfig?, varFiles: [String: YAMLNode] = [:], facts: HostFacts) {
+        self.init(vars: config?.vars(for: facts, varFiles: varFiles) ?? [:], facts: facts)
+    }
+
+    /// These vars with `extra` over them, one resource's (`ResourceDeclaration.vars`): a name
+    /// of `extra` replaces the host's var of that name whole.
+    public func adding(_ extra: [String: YAMLNode]) -> TemplateVariables {
+        guard !extra.isEmpty else { return self }
+        var copy = self
+        var values = self.values.values
+        for (name, node) in extra { values[name] = Self.value(node) }
+        copy.values = TemplateMap(values: values)
+        return copy
     }
 
     private static func value(_ node: YAMLNode) -> Any {

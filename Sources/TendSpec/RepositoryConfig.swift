@@ -67,6 +67,32 @@ public struct RepositoryConfig: Sendable {
         return layers
     }
 
+    /// The vars of a host with these facts: its layers (`varLayers`) merged, a later layer
+    /// winning; two mappings merge key by key at every depth, anything else is replaced whole.
+    public func vars(for facts: HostFacts, varFiles: [String: YAMLNode]) -> [String: YAMLNode] {
+        var merged: [String: YAMLNode] = [:]
+        for layer in varLayers(for: facts, varFiles: varFiles) {
+            for pair in layer.mapping ?? [] {
+                if let key = pair.keyText { merged[key] = Self.merged(merged[key], pair.value) }
+            }
+        }
+        return merged
+    }
+
+    /// `new` over `old`: two mappings merge key by key, at every depth; anything else is replaced.
+    private static func merged(_ old: YAMLNode?, _ new: YAMLNode) -> YAMLNode {
+        guard let old, let oldPairs = old.mapping, let newPairs = new.mapping else { return new }
+        var pairs = oldPairs
+        for pair in newPairs {
+            if let index = pairs.firstIndex(where: { $0.keyText != nil && $0.keyText == pair.keyText }) {
+                pairs[index].value = merged(pairs[index].value, pair.value)
+            } else {
+                pairs.append(pair)
+            }
+        }
+        return YAMLNode(.mapping(pairs), at: new.location, tag: new.tag)
+    }
+
     /// Every folder that any host entry names, each once.
     public var allApplied: [Located<String>] {
         var seen: Set<String> = []

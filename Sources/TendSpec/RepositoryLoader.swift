@@ -23,20 +23,50 @@ public struct RepositoryLoader: Sendable {
         public var contributions: [String: [String]]
         /// The var files of tend.yaml (`vars_files:`), each a mapping, by repository path.
         public var varFiles: [String: YAMLNode] = [:]
+        /// The components that manifests use, by name.
+        public var components: [String: Component] = [:]
+        /// The resource kinds that exist.
+        public var kinds: Set<String> = []
         public var diagnostics: Diagnostics
 
-        /// The declarations that apply to a host with `facts`, in the order of the host entries,
-        /// their `apply:` lists and the manifests' names.
-        public func declarations(for facts: HostFacts) -> [ResourceDeclaration] {
-            guard let config else { return [] }
+        /// The vars of a host with `facts` (`RepositoryConfig.vars(for:varFiles:)`).
+        public func vars(for facts: HostFacts) -> [String: YAMLNode] {
+            config?.vars(for: facts, varFiles: varFiles) ?? [:]
+        }
+
+        /// The declarations that apply to a host with `facts` and `vars`, in the order of the
+        /// host entries, their `apply:` lists, the manifests' names and their entries, loops and
+        /// components expanded (`Expander`); and those of every other manifest, for checking,
+        /// expanded where this host's vars allow. Problems of expanding go to `diagnostics`.
+        public func declarations(for facts: HostFacts, vars: [String: YAMLNode],
+                                 _ diagnostics: inout Diagnostics) -> (selected: [ResourceDeclaration], others: [ResourceDeclaration]) {
+            guard let config else { return ([], []) }
             var seen: Set<String> = []
-            var result: [ResourceDeclaration] = []
+            var selected: [ResourceDeclaration] = []
+            var expander = Expander(kinds: kinds, components: components, vars: vars)
             for applied in config.applied(to: facts) {
                 for path in contributions[applied] ?? [] where seen.insert(path).inserted {
-                    result.append(contentsOf: manifests[path]?.resources ?? [])
+                    for entry in manifests[path]?.entries ?? [] {
+                        switch entry {
+                        case .resource(let declaration): selected.append(declaration)
+                        case .expanded(let node): selected += expander.expand(node, manifest: path)
+                        }
+                    }
                 }
             }
-            return result
+            var others: [ResourceDeclaration] = []
+            var lenient = Expander(kinds: kinds, components: components, vars: vars, lenient: true)
+            for (path, manifest) in manifests.sorted(by: { $0.key < $1.key }) where !seen.contains(path) {
+                for entry in manifest.entries {
+                    switch entry {
+                    case .resource(let declaration): others.append(declaration)
+                    case .expanded(let node): others += lenient.expand(node, manifest: path)
+                    }
+                }
+            }
+            diagnostics.append(contentsOf: expander.diagnostics)
+            diagnostics.append(contentsOf: lenient.diagnostics)
+            return (selected, others)
         }
 
         /// The health checks of a host with `facts`: its host entries' and then its manifests',
@@ -79,15 +109,66 @@ public struct RepositoryLoader: Sendable {
                 schema.check(layer, &diagnostics)
             }
         }
+        var uses: [Located<String>] = []
         for applied in config?.allApplied ?? [] {
             let paths = manifestPaths(for: applied, &diagnostics)
             result.contributions[applied.value] = paths
             for path in paths where result.manifests[path] == nil {
-                result.manifests[path] = loadManifest(path, &diagnostics)
+                result.manifests[path] = loadManifest(path, uses: &uses, &diagnostics)
             }
         }
+        result.components = loadComponents(uses, &diagnostics)
+        result.kinds = kinds
         result.diagnostics = diagnostics
         return result
+    }
+
+    // MARK: Components
+
+    /// Every component that `uses` name, and those they use in turn, each read once; a name
+    /// with no component is reported where it is used.
+    private func loadComponents(_ uses: [Located<String>], _ diagnostics: inout Diagnostics) -> [String: Component] {
+        var components: [String: Component] = [:]
+        var failed: Set<String> = []
+        var pending = uses
+        while let use = pending.popLast() {
+            guard components[use.value] == nil else { continue }
+            guard !failed.contains(use.value) else {
+                continue
+            }
+            let path = Component.path(of: use.value)
+            guard let bytes = try? snapshot.read(path) else {
+                let known = ((try? snapshot.entries(in: Component.folder)) ?? []).filter { $0.kind == .directory }.map(\.name)
+                var message = "no component '\(use.value)': components are read from \(path)"
+                if let near = Suggestion.nearest(to: use.value, in: known) { message += "; did you mean '\(near)'?" }
+                diagnostics.error(message, at: use.location)
+                failed.insert(use.value)
+                continue
+            }
+            guard Self.checkSize(bytes, file: path, &diagnostics) else {
+                failed.insert(use.value)
+                continue
+            }
+            let parsed = YAMLParser.parse(bytes, file: path)
+            diagnostics.append(contentsOf: parsed.diagnostics)
+            guard parsed.diagnostics.isEmpty, parsed.documents.count == 1, let root = parsed.documents.first,
+                  let component = Component.decode(root, name: use.value, path: path, &diagnostics) else {
+                if parsed.diagnostics.isEmpty, parsed.documents.count != 1 {
+                    diagnostics.error("a component's file holds one YAML document, found \(parsed.documents.count)", at: SourceLocation(file: path, line: 1, column: 1))
+                }
+                failed.insert(use.value)
+                continue
+            }
+            components[use.value] = component
+            for entry in component.resources {
+                if Expander.expands(entry) {
+                    Expander.check(entry, manifest: path, kinds: kinds, uses: &pending, &diagnostics)
+                } else if let pairs = entry.mapping, let vars = pairs.first(where: { $0.keyText == "vars" })?.value, vars.mapping == nil {
+                    diagnostics.error("'vars' must be a mapping of names to values for the template, found \(vars.kindDescription)", at: vars.location)
+                }
+            }
+        }
+        return components
     }
 
     // MARK: tend.yaml
@@ -262,8 +343,8 @@ public struct RepositoryLoader: Sendable {
         }
     }
 
-    private func loadManifest(_ path: String, _ diagnostics: inout Diagnostics) -> Manifest {
-        var manifest = Manifest(path: path, resources: [])
+    private func loadManifest(_ path: String, uses: inout [Located<String>], _ diagnostics: inout Diagnostics) -> Manifest {
+        var manifest = Manifest(path: path, entries: [])
         let bytes: [UInt8]
         do {
             bytes = try snapshot.read(path)
@@ -278,7 +359,7 @@ public struct RepositoryLoader: Sendable {
             guard var reader = MappingReader(document, what: "a manifest", diagnostics: &diagnostics) else { continue }
             if let resources = reader.take("resources") {
                 if let items = resources.sequence {
-                    manifest.resources += decodeEntries(items, manifest: path, &diagnostics)
+                    manifest.entries += decodeEntries(items, manifest: path, uses: &uses, &diagnostics)
                 } else if !resources.isNull {
                     diagnostics.error("'resources' must be a list, found \(resources.kindDescription)", at: resources.location)
                 }
@@ -301,18 +382,33 @@ public struct RepositoryLoader: Sendable {
     /// Kinds whose name other kinds take as an attribute.
     static let kindsThatAreAlsoAttributes: Set<String> = ["group"]
 
-    /// Decodes a `resources:` list; a long one on several threads, problems kept in order.
-    private func decodeEntries(_ items: [YAMLNode], manifest: String, _ diagnostics: inout Diagnostics) -> [ResourceDeclaration] {
+    /// Decodes a `resources:` list; a long one on several threads, problems kept in order. An
+    /// entry that expands is checked as written and kept for each host's `Expander`.
+    private func decodeEntries(_ items: [YAMLNode], manifest: String, uses: inout [Located<String>],
+                               _ diagnostics: inout Diagnostics) -> [Manifest.Entry] {
+        let kinds = kinds
         let slices = ParallelSlices.map(items.count, minimum: 1024) { _, range in
             var found = Diagnostics()
-            let declarations = items[range].compactMap { decodeEntry($0, manifest: manifest, &found) }
-            return (declarations, found)
+            var uses: [Located<String>] = []
+            let entries: [Manifest.Entry] = items[range].compactMap { item in
+                if Expander.expands(item) {
+                    Expander.check(item, manifest: manifest, kinds: kinds, uses: &uses, &found)
+                    return .expanded(item)
+                }
+                return Self.decodeEntry(item, manifest: manifest, kinds: kinds, &found).map(Manifest.Entry.resource)
+            }
+            return (entries, found, uses)
         }
-        for (_, found) in slices { diagnostics.append(contentsOf: found) }
+        for (_, found, used) in slices {
+            diagnostics.append(contentsOf: found)
+            uses += used
+        }
         return slices.flatMap(\.0)
     }
 
-    private func decodeEntry(_ node: YAMLNode, manifest: String, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
+    /// Decodes one resource as written (or as a loop or component made it): its kind key, name,
+    /// `requires`, `notify` and `vars`; the kind decodes the rest.
+    static func decodeEntry(_ node: YAMLNode, manifest: String, kinds: Set<String>, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
         guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return nil }
         // `group` is also an attribute (the owner group of a file, a user's primary group): beside
         // another kind key it is that attribute, wherever it is written.
@@ -340,7 +436,20 @@ public struct RepositoryLoader: Sendable {
         guard let nameNode = reader.take(kind), let name = nameNode.string("the name of a \(kind)", &diagnostics) else { return nil }
         let requires = reader.take("requires")?.stringList("'requires'", &diagnostics) ?? []
         let notify = reader.take("notify")?.stringList("'notify'", &diagnostics) ?? []
-        return ResourceDeclaration(kind: kind, name: name, nameLocation: nameNode.location, attributes: reader,
-                                   requires: requires, notify: notify, manifest: manifest)
+        var vars: [String: YAMLNode] = [:]
+        if let node = reader.take("vars") {
+            if let pairs = node.mapping {
+                for pair in pairs { if let key = pair.keyText { vars[key] = pair.value } }
+                if reader.peek("template") == nil {
+                    diagnostics.error("'vars' gives values to a template, and this \(kind) has no 'template'", at: node.location)
+                }
+            } else {
+                diagnostics.error("'vars' must be a mapping of names to values for the template, found \(node.kindDescription)", at: node.location)
+            }
+        }
+        var declaration = ResourceDeclaration(kind: kind, name: name, nameLocation: nameNode.location, attributes: reader,
+                                              requires: requires, notify: notify, manifest: manifest)
+        declaration.vars = vars
+        return declaration
     }
 }

@@ -14,6 +14,12 @@ public struct ResourceDeclaration: Sendable {
     public var notify: [Located<String>]
     /// The repository path of the manifest that declares it (`source:` is relative to its folder).
     public var manifest: String
+    /// What its template sees besides the host's vars: its `vars:`, and the loop item and the
+    /// component inputs it was expanded with.
+    public var vars: [String: YAMLNode] = [:]
+    /// The component instance it came from (`nginx-site[shop]`, `web/nginx-site[shop]` inside
+    /// another), shown by plan and blame; nil when written in a manifest.
+    public var instance: String?
 
     public init(kind: String, name: String, nameLocation: SourceLocation, attributes: MappingReader,
                 requires: [Located<String>], notify: [Located<String>], manifest: String) {
@@ -35,13 +41,27 @@ public struct ResourceDeclaration: Sendable {
 
 /// One manifest file and what it declares.
 public struct Manifest: Sendable {
+    /// One entry of `resources:`.
+    public enum Entry: Sendable {
+        /// A resource as written.
+        case resource(ResourceDeclaration)
+        /// An entry with `for_each:`, `use:` or a `resources:` group, expanded for each host with
+        /// its vars (`Expander`).
+        case expanded(YAMLNode)
+    }
+
     public var path: String
-    public var resources: [ResourceDeclaration]
+    public var entries: [Entry]
     /// `health:` of the manifest: checked on every host it applies to.
     public var health: [HealthCheck] = []
 
-    public init(path: String, resources: [ResourceDeclaration]) {
+    public init(path: String, entries: [Entry]) {
         self.path = path
-        self.resources = resources
+        self.entries = entries
+    }
+
+    /// The resources written as they are, without those a loop or a component makes.
+    public var written: [ResourceDeclaration] {
+        entries.compactMap { if case .resource(let declaration) = $0 { declaration } else { nil } }
     }
 }

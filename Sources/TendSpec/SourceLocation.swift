@@ -4,17 +4,26 @@ public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConver
     public var file: String
     public var line: Int
     public var column: Int
+    /// How a resource written once came to be here when a loop or a component expanded it: the
+    /// item and the instance, innermost first (`vhosts[3] "shop"`, `nginx-site[shop] from
+    /// web.yaml:12:5`). Nil where the text was read as written.
+    public var via: String?
 
-    public init(file: String, line: Int, column: Int) {
+    public init(file: String, line: Int, column: Int, via: String? = nil) {
         self.file = file
         self.line = line
         self.column = column
+        self.via = via
     }
 
-    /// `file:line:col`, the form editors and compilers use.
-    public var description: String { "\(file):\(line):\(column)" }
+    /// `file:line:col`, the form editors and compilers use, and what expanded it, if anything:
+    /// `web.yaml:12:5 (vhosts[3] "shop")`.
+    public var description: String {
+        let position = "\(file):\(line):\(column)"
+        return via.map { "\(position) (\($0))" } ?? position
+    }
 
     public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
-        (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
+        (lhs.file, lhs.line, lhs.column, lhs.via ?? "") < (rhs.file, rhs.line, rhs.column, rhs.via ?? "")
     }
 }

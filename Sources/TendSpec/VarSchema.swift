@@ -21,16 +21,17 @@ public struct VarSchema: Sendable {
     /// By name.
     public var vars: [String: Declared]
 
-    /// Decodes `vars_schema:`, reporting what is wrong at its position.
-    static func decode(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> VarSchema? {
+    /// Decodes `vars_schema:` (or a component's `inputs:`: `noun` "input", `owner` "component
+    /// 'nginx-site'"), reporting what is wrong at its position.
+    static func decode(_ node: YAMLNode, noun: String = "var", owner: String = "'vars_schema'", _ diagnostics: inout Diagnostics) -> VarSchema? {
         guard let pairs = node.mapping else {
-            diagnostics.error("'vars_schema' must be a mapping of var names to their type, default and doc, found \(node.kindDescription)", at: node.location)
+            diagnostics.error("\(owner) must be a mapping of \(noun) names to their type, default and doc, found \(node.kindDescription)", at: node.location)
             return nil
         }
         var schema = VarSchema(vars: [:])
         for pair in pairs {
             guard let name = pair.keyText else { continue }
-            let what = "var '\(name)' of 'vars_schema'"
+            let what = "\(noun) '\(name)' of \(owner)"
             // `name: int` is short for `name: {type: int}`.
             if let scalar = pair.value.scalar {
                 guard let type = VarType(rawValue: scalar.text) else {

@@ -289,6 +289,8 @@ struct BlameCommand: ParsableCommand {
         }
         var lines = [Printable.escaped(id)]
         lines.append("  declared at   " + Printable.escaped(entry.declaredAt) + (entry.commit.map { " in \(commit($0))" } ?? ""))
+        if let instance = entry.instance { lines.append("  instance of   " + Printable.escaped(instance)) }
+        if let via = entry.via { lines.append("  expanded by   " + Printable.escaped(via)) }
         if let since = entry.since, since != entry.commit { lines.append("  declared since " + commit(since)) }
         if let changed = entry.changed {
             lines.append("  last changed  \(changed.formatted(.iso8601)) by tend" + (entry.changedBy.map { ", from \(commit($0))" } ?? " (from a folder, not a commit)"))

@@ -30,13 +30,14 @@ struct InventoryJSONTests {
             inventory.resources[id] = Inventory.Entry(
                 declaredAt: "site/web.yaml:\(index + 1)", commit: index == 0 ? nil : commit, since: index % 2 == 0 ? commit : nil,
                 changed: index % 3 == 0 ? Date(timeIntervalSince1970: 1_764_436_808 + Double(index) * 3_601.5) : nil,
-                changedBy: index % 3 == 0 ? commit : nil, path: index == 4 ? nil : String(id.drop { $0 != ":" }.dropFirst()))
+                changedBy: index % 3 == 0 ? commit : nil, path: index == 4 ? nil : String(id.drop { $0 != ":" }.dropFirst()),
+                instance: index == 2 ? "nginx-site[shop \"ä\"]" : nil, via: index == 2 ? "nginx-site[shop] at site/web.yaml:7:10, vhosts[0] \"shop\"" : nil)
         }
         let (file, encoder, readBack) = try written(inventory)
         #expect(file == encoder)
         #expect(readBack == inventory.withWholeSeconds, "read back as written, dates to the second as ISO 8601 keeps them")
         // The writer names each field: one added to the records must be added there too.
-        #expect(Mirror(reflecting: try #require(inventory.resources.values.first)).children.count == 6, "Inventory.json writes six fields of an entry")
+        #expect(Mirror(reflecting: try #require(inventory.resources.values.first)).children.count == 8, "Inventory.json writes eight fields of an entry")
         #expect(Mirror(reflecting: try #require(inventory.commits.values.first)).children.count == 8, "Inventory.json writes eight fields of a commit")
     }
 

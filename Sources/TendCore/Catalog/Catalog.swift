@@ -8,6 +8,8 @@ public struct Catalog: Sendable {
         public let id: ResourceID
         /// Where its name was written.
         public let location: SourceLocation
+        /// The component instance it came from (`nginx-site[shop]`), if any.
+        public let instance: String?
         /// The resources it comes after: `requires`, notifiers, its declared parent path, its
         /// declared owner, and so on.
         public let dependencies: [ResourceID]
@@ -21,9 +23,10 @@ public struct Catalog: Sendable {
         /// Every path it writes (`BoundResource.paths`).
         let paths: [String]
 
-        init(id: ResourceID, location: SourceLocation, dependencies: [ResourceID], dependencyPositions: [Int],
+        init(id: ResourceID, location: SourceLocation, instance: String? = nil, dependencies: [ResourceID], dependencyPositions: [Int],
              notify: [ResourceID], resource: any BoundResource, path: String?, paths: [String]) {
             self.id = id
+            self.instance = instance
             self.path = path
             self.paths = paths
             self.location = location
@@ -257,7 +260,7 @@ extension Catalog {
         var positionInOrder = [Int](repeating: 0, count: unique.count)
         for (position, index) in order.enumerated() { positionInOrder[index] = position }
         return Catalog(ordered: order.map { index in
-            Entry(id: unique[index].id, location: unique[index].nameLocation,
+            Entry(id: unique[index].id, location: unique[index].nameLocation, instance: unique[index].instance,
                   dependencies: dependencies[index].map { unique[$0].id },
                   dependencyPositions: dependencies[index].map { positionInOrder[$0] },
                   notify: notifies[index], resource: unique[index].resource, path: unique[index].path, paths: unique[index].paths)
@@ -275,7 +278,7 @@ extension Catalog {
             for declaration in declarations[range] {
                 if let resource = providers.bind(declaration, context: &context) {
                     bound.append(Declared(resource: resource, id: resource.id, path: resource.path, paths: resource.paths,
-                                          nameLocation: declaration.nameLocation, requires: declaration.requires, notify: declaration.notify))
+                                          nameLocation: declaration.nameLocation, instance: declaration.instance, requires: declaration.requires, notify: declaration.notify))
                 }
             }
             return (bound, context.diagnostics)
@@ -300,12 +303,14 @@ extension Catalog {
         let path: String?
         let paths: [String]
         let nameLocation: SourceLocation
+        let instance: String?
         let requires: [Located<String>]
         let notify: [Located<String>]
 
         init(resource: any BoundResource, id: ResourceID, path: String?, paths: [String], nameLocation: SourceLocation,
-             requires: [Located<String>], notify: [Located<String>]) {
+             instance: String?, requires: [Located<String>], notify: [Located<String>]) {
             self.resource = resource
+            self.instance = instance
             self.id = id
             self.path = path
             self.paths = paths

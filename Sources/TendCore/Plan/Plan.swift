@@ -37,9 +37,13 @@ public struct Plan: Sendable, Codable {
         public var desiredDigest: String
         /// SHA-256 of what was observed, to tell that the host is the same at apply time.
         public var observedFingerprint: String?
+        /// The component instance the resource came from (`nginx-site[shop]`), if any.
+        public var instance: String?
 
-        public init(id: ResourceID, change: Change?, error: String?, dependsOn: [ResourceID], desiredDigest: String, observedFingerprint: String?) {
+        public init(id: ResourceID, change: Change?, error: String?, dependsOn: [ResourceID], desiredDigest: String, observedFingerprint: String?,
+                    instance: String? = nil) {
             self.id = id
+            self.instance = instance
             self.change = change
             self.error = error
             self.dependsOn = dependsOn
@@ -80,7 +84,7 @@ public struct Plan: Sendable, Codable {
 
 extension Plan.Step {
     enum CodingKeys: String, CodingKey {
-        case id, change, error, dependsOn = "depends_on", desiredDigest = "desired_digest", observedFingerprint = "observed_fingerprint"
+        case id, change, error, dependsOn = "depends_on", desiredDigest = "desired_digest", observedFingerprint = "observed_fingerprint", instance
     }
 }
 

@@ -36,7 +36,7 @@ public struct Planner: Sendable {
         for (position, entry) in catalog.entries.enumerated() where inScope?[position] ?? true {
             if let error = prefetchErrors[entry.id.kind] {
                 own.steps[position] = Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
-                                                desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil)
+                                                desiredDigest: entry.resource.desiredDigest(), observedFingerprint: nil, instance: entry.instance)
                 own.notifiable[position] = nil
             }
         }
@@ -167,7 +167,7 @@ public struct Planner: Sendable {
             return (step(for: entry, observed: observed, context: context, notifiedBy: notifiers), observed)
         } catch {
             return (Plan.Step(id: entry.id, change: nil, error: error.description, dependsOn: [],
-                              desiredDigest: resource.desiredDigest(), observedFingerprint: nil), nil)
+                              desiredDigest: resource.desiredDigest(), observedFingerprint: nil, instance: entry.instance), nil)
         }
     }
 
@@ -180,7 +180,7 @@ public struct Planner: Sendable {
         var fingerprint = Digest()
         observed.fingerprint(into: &fingerprint)
         return Plan.Step(id: entry.id, change: change, error: nil, dependsOn: [],
-                         desiredDigest: resource.desiredDigest(), observedFingerprint: fingerprint.finalize())
+                         desiredDigest: resource.desiredDigest(), observedFingerprint: fingerprint.finalize(), instance: entry.instance)
     }
 
     /// The steps of `plan` whose resource is no longer declared the same way, or whose host state

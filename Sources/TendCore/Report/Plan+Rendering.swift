@@ -33,10 +33,12 @@ extension Plan {
     }
 
     static func render(_ step: Step, style: Style) -> String {
+        // The component instance it came from, after the id: `(nginx-site[shop])`.
+        let instance = step.instance.map { " " + style.dim("(\(Printable.escaped($0)))") } ?? ""
         guard let change = step.change else {
-            return "  " + style.red("! \(Plan.escaped(step.id))") + ": " + Printable.escaped(step.error ?? "unknown error", keepingNewlines: true) + "\n"
+            return "  " + style.red("! \(Plan.escaped(step.id))") + instance + ": " + Printable.escaped(step.error ?? "unknown error", keepingNewlines: true) + "\n"
         }
-        var out = "  " + style.action(change.action, "\(change.action.symbol) \(Plan.escaped(step.id))") + "\n"
+        var out = "  " + style.action(change.action, "\(change.action.symbol) \(Plan.escaped(step.id))") + instance + "\n"
         let width = change.attributes.map(\.name.count).max() ?? 0
         for attribute in change.attributes {
             let name = attribute.name + ":" + String(repeating: " ", count: width - attribute.name.count)

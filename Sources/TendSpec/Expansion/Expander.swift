@@ -1,0 +1,258 @@
+/// Expand, the end of Load: the entries that a loop (`for_each:`), a group (`resources:`) or a
+/// component (`use:`) write once become the resources they stand for, with one host's vars.
+/// Each is then decoded by the same rules as a written one, so paths, ids and limits hold for
+/// what was expanded; a problem in one names the entry's position and the item or instance
+/// (`web.yaml:12:5 (vhosts[3] "shop")`).
+///
+/// ```yaml
+/// - for_each: vhosts          # a list or mapping var of the host, or one written here
+///   as: site                  # default: item
+///   file: /etc/nginx/sites-available/{{site.name}}
+///   template: site.conf.mustache        # sees {{site.name}} too
+/// - use: nginx-site           # components/nginx-site/component.yaml
+///   for_each: vhosts
+///   as: site
+///   with: { name: "{{site.name}}", port: "{{site.port}}" }
+/// ```
+///
+/// Over a mapping, each item is `{key: K, value: V}`. Expansion is bounded: at most
+/// `maximumResources` resources for a host, components nested at most `maximumDepth` deep, and a
+/// component that uses itself is an error.
+public struct Expander: Sendable {
+    /// The most resources loops and components make for one host, and the most loop items and
+    /// component instances they go through (so that loops in loops that make nothing are
+    /// bounded too).
+    public static let maximumResources = 100_000
+    /// How deep components may use components.
+    public static let maximumDepth = 8
+    /// The keys that make an entry one that expands.
+    static let keys: Set<String> = ["for_each", "use", "resources"]
+
+    let kinds: Set<String>
+    let components: [String: Component]
+    /// The host's vars, which `for_each: NAME` lists.
+    let vars: [String: YAMLNode]
+    /// For manifests meant for other hosts: a loop over a var this host does not have is
+    /// skipped, not an error.
+    let lenient: Bool
+    public private(set) var diagnostics = Diagnostics()
+    /// Resources made so far.
+    public private(set) var count = 0
+    /// Loop items and component instances gone through so far.
+    private var visited = 0
+    private var exhausted = false
+
+    public init(kinds: Set<String>, components: [String: Component], vars: [String: YAMLNode], lenient: Bool = false) {
+        self.kinds = kinds
+        self.components = components
+        self.vars = vars
+        self.lenient = lenient
+    }
+
+    /// The resources `entry` of `manifest` stands for on this host.
+    public mutating func expand(_ entry: YAMLNode, manifest: String) -> [ResourceDeclaration] {
+        expand(entry, manifest: manifest, bindings: Bindings(), chain: [])
+    }
+
+    /// Whether an entry of `resources:` expands (rather than being one resource as written).
+    static func expands(_ node: YAMLNode) -> Bool {
+        node.mapping?.contains { $0.keyText.map(keys.contains) ?? false } ?? false
+    }
+
+    // MARK: Expanding
+
+    private mutating func expand(_ node: YAMLNode, manifest: String, bindings: Bindings, chain: [String]) -> [ResourceDeclaration] {
+        guard !exhausted, let pairs = node.mapping else { return [] }
+        guard let forEach = pairs.first(where: { $0.keyText == "for_each" }) else {
+            return expandOne(node, manifest: manifest, bindings: bindings, chain: chain)
+        }
+        let name = pairs.first { $0.keyText == "as" }?.value.scalar?.text ?? "item"
+        guard let items = items(of: forEach.value, bindings: bindings) else { return [] }
+        let body = YAMLNode(.mapping(pairs.filter { $0.keyText != "for_each" && $0.keyText != "as" }), at: node.location, tag: node.tag)
+        var result: [ResourceDeclaration] = []
+        for item in items where !exhausted {
+            guard visit(node.location, bindings) else { break }
+            var inner = bindings
+            inner.values[name] = item.value
+            inner.via.insert(item.label, at: 0)
+            result += expandOne(body, manifest: manifest, bindings: inner, chain: chain)
+        }
+        return result
+    }
+
+    private mutating func expandOne(_ node: YAMLNode, manifest: String, bindings: Bindings, chain: [String]) -> [ResourceDeclaration] {
+        let pairs = node.mapping ?? []
+        if let use = pairs.first(where: { $0.keyText == "use" }) {
+            return instantiate(use.value, with: pairs.first { $0.keyText == "with" }?.value, bindings: bindings, chain: chain)
+        }
+        if let group = pairs.first(where: { $0.keyText == "resources" }) {
+            return (group.value.sequence ?? []).flatMap { expand($0, manifest: manifest, bindings: bindings, chain: chain) }
+        }
+        guard count < Self.maximumResources else {
+            exhausted = true
+            diagnostics.error("loops and components make more than \(Self.maximumResources) resources for this host; tend expands at most that many", at: marked(node.location, bindings))
+            return []
+        }
+        guard let substituted = bindings.substitute(node, &diagnostics),
+              var declaration = RepositoryLoader.decodeEntry(substituted, manifest: manifest, kinds: kinds, &diagnostics) else { return [] }
+        count += 1
+        // Its template sees the item and the inputs too; its own `vars:` win.
+        declaration.vars = bindings.values.merging(declaration.vars) { $1 }
+        declaration.instance = bindings.instances.isEmpty ? nil : bindings.instances.joined(separator: "/")
+        return [declaration]
+    }
+
+    /// One instance of a component: its resources, expanded with its inputs alone (an instance
+    /// does not see the loop around it, only what `with:` gives it).
+    private mutating func instantiate(_ use: YAMLNode, with: YAMLNode?, bindings: Bindings, chain: [String]) -> [ResourceDeclaration] {
+        let at = marked(use.location, bindings)
+        guard let name = use.scalar?.text, let component = components[name] else { return [] }
+        if chain.contains(name) {
+            diagnostics.error("component '\(name)' uses itself (\((chain + [name]).joined(separator: " → ")))", at: at)
+            return []
+        }
+        guard chain.count < Self.maximumDepth else {
+            diagnostics.error("components are nested more than \(Self.maximumDepth) deep (\((chain + [name]).joined(separator: " → ")))", at: at)
+            return []
+        }
+        var given: YAMLNode?
+        if let with {
+            guard let substituted = bindings.substitute(with, &diagnostics) else { return [] }
+            given = substituted
+        }
+        guard let values = component.inputValues(given, use: at, &diagnostics), visit(use.location, bindings) else { return [] }
+        let label = values["name"]?.scalar?.text ?? bindings.via.first.flatMap(Self.itemName)
+        let instance = label.map { "\(name)[\(Printable.escaped($0))]" } ?? name
+        var position = use.location
+        position.via = nil
+        let inner = Bindings(values: values, via: ["\(instance) at \(position)"] + bindings.via, instances: bindings.instances + [instance])
+        return component.resources.flatMap { expand($0, manifest: component.path, bindings: inner, chain: chain + [name]) }
+    }
+
+    /// The items `for_each:` goes over, each with how messages name it; nil after reporting why
+    /// there are none to go over.
+    private mutating func items(of node: YAMLNode, bindings: Bindings) -> [(value: YAMLNode, label: String)]? {
+        let at = marked(node.location, bindings)
+        var list = node
+        var shownName = "for_each"
+        if let text = node.scalar?.text, !text.contains("{{") {
+            shownName = text
+            guard let found = lookUp(text) else {
+                if lenient { return nil }
+                var message = "for_each: this host has no var '\(text)'"
+                if let near = Suggestion.nearest(to: text, in: vars.keys) { message += "; did you mean '\(near)'?" }
+                diagnostics.error(message, at: at)
+                return nil
+            }
+            list = found
+        } else {
+            if let text = node.scalar?.text { shownName = text.replacing("{{", with: "").replacing("}}", with: "").trimmingWhitespace() }
+            guard let substituted = bindings.substitute(node, &diagnostics) else { return nil }
+            list = substituted
+        }
+        let count = list.sequence?.count ?? list.mapping?.count ?? 0
+        if visited + count > Self.maximumResources {
+            exhausted = true
+            diagnostics.error("for_each: '\(Printable.escaped(shownName))' has \(count) items; loops and components go through at most \(Self.maximumResources) items and make at most that many resources for a host", at: at)
+            return nil
+        }
+        if let items = list.sequence {
+            return items.enumerated().map { index, item in
+                let name = (item.scalar?.text ?? item.mapping?.first { $0.keyText == "name" }?.value.scalar?.text).map { " \"\(Self.shortened($0))\"" } ?? ""
+                return (item, "\(shownName)[\(index)]\(name)")
+            }
+        }
+        if let pairs = list.mapping {
+            return pairs.map { pair in
+                let key = YAMLNode(.scalar(YAMLScalar("key")), at: pair.key.location)
+                let value = YAMLNode(.scalar(YAMLScalar("value")), at: pair.key.location)
+                let item = YAMLNode(.mapping([YAMLPair(key: key, value: pair.key), YAMLPair(key: value, value: pair.value)]), at: pair.key.location)
+                return (item, "\(shownName)[\"\(Self.shortened(pair.keyText ?? ""))\"]")
+            }
+        }
+        diagnostics.error("for_each needs a list or a mapping; '\(Printable.escaped(shownName))' is \(list.kindDescription)", at: at)
+        return nil
+    }
+
+    /// Counts one loop item or component instance; false, once reported, past the limit.
+    private mutating func visit(_ location: SourceLocation, _ bindings: Bindings) -> Bool {
+        visited += 1
+        guard visited > Self.maximumResources else { return true }
+        if !exhausted {
+            diagnostics.error("loops and components go through more than \(Self.maximumResources) items and instances for this host; tend expands at most that many", at: marked(location, bindings))
+        }
+        exhausted = true
+        return false
+    }
+
+    /// The host's var at a dotted path (`web.vhosts`).
+    private func lookUp(_ path: String) -> YAMLNode? {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        guard var node = vars[String(parts[0])] else { return nil }
+        for part in parts.dropFirst() {
+            guard let next = node.mapping?.first(where: { $0.keyText == String(part) })?.value else { return nil }
+            node = next
+        }
+        return node
+    }
+
+    private func marked(_ location: SourceLocation, _ bindings: Bindings) -> SourceLocation {
+        var location = location
+        location.via = bindings.viaText
+        return location
+    }
+
+    /// The quoted name in an item's label (`vhosts[3] "shop"` → `shop`).
+    private static func itemName(_ label: String) -> String? {
+        guard let open = label.firstIndex(of: "\""), label.last == "\"", open < label.index(before: label.endIndex) else {
+            return label.firstIndex(of: "[").map { String(label[label.index(after: $0)...].dropLast()) }
+        }
+        return String(label[label.index(after: open)..<label.index(before: label.endIndex)])
+    }
+
+    private static func shortened(_ text: String) -> String {
+        let shown = Printable.escaped(text)
+        return shown.count > 40 ? String(shown.prefix(39)) + "…" : shown
+    }
+
+    // MARK: Checking as loaded
+
+    /// Checks an entry that expands as written, for every host alike: its keys, `as:`, and that
+    /// `use:` names a component (collected into `uses`, loaded next).
+    static func check(_ node: YAMLNode, manifest: String, kinds: Set<String>, uses: inout [Located<String>], _ diagnostics: inout Diagnostics) {
+        guard var reader = MappingReader(node, what: "a resource", diagnostics: &diagnostics) else { return }
+        let forEach = reader.take("for_each")
+        if let forEach, forEach.isNull || (forEach.scalar?.text.isEmpty ?? false) {
+            diagnostics.error("for_each needs a list or mapping, or the name of a var that holds one", at: forEach.location)
+        }
+        if let name = reader.take("as") {
+            if forEach == nil {
+                diagnostics.error("'as' names the item of 'for_each', and this entry has none", at: name.location)
+            } else if let text = name.string("'as'", &diagnostics), Bindings.namePath(Substring(text))?.count != 1 {
+                diagnostics.error("'as' must be a name (letters, digits, '_' and '-', not first a digit), found '\(Printable.escaped(text))'", at: name.location)
+            }
+        }
+        if let use = reader.take("use") {
+            if let name = use.string("'use'", &diagnostics) {
+                if let problem = Component.problem(inName: name) {
+                    diagnostics.error("'use': \(problem)", at: use.location)
+                } else {
+                    uses.append(Located(name, at: use.location))
+                }
+            }
+            if let with = reader.take("with"), with.mapping == nil {
+                diagnostics.error("'with' gives a component its inputs as a mapping, found \(with.kindDescription)", at: with.location)
+            }
+            reader.finish(&diagnostics, context: "an entry that uses a component")
+        } else if let group = reader.take("resources") {
+            if let items = group.sequence {
+                for item in items where expands(item) {
+                    check(item, manifest: manifest, kinds: kinds, uses: &uses, &diagnostics)
+                }
+            } else {
+                diagnostics.error("'resources' of a group must be a list, found \(group.kindDescription)", at: group.location)
+            }
+            reader.finish(&diagnostics, context: "a group of resources")
+        }
+    }
+}
