@@ -1,18 +1,49 @@
 internal import Mustache
+import Synchronization
 public import TendSpec
 
 /// Values that templates can use, built from tend.yaml's vars and the host's facts.
 public struct TemplateVariables: @unchecked Sendable {
+    /// The vars as templates see them, made the first time a template is rendered: a catalog
+    /// without templates (10,000 files written by a loop over a list var) never converts them.
+    private final class Lazy: @unchecked Sendable {
+        let vars: [String: YAMLNode]
+        let facts: HostFacts?
+        private let made = Mutex<TemplateMap?>(nil)
+
+        init(vars: [String: YAMLNode], facts: HostFacts?) {
+            self.vars = vars
+            self.facts = facts
+        }
+
+        var map: TemplateMap {
+            made.withLock { made in
+                if let made { return made }
+                var values = vars.mapValues(TemplateVariables.value)
+                if let facts {
+                    values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
+                                                          "labels": TemplateMap(values: facts.labels)])
+                }
+                let map = TemplateMap(values: values)
+                made = map
+                return map
+            }
+        }
+    }
+
+    private let lazy: Lazy
+    /// A resource's own values over the host's (`adding`), or nil.
+    private var own: TemplateMap?
     // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
-    // after init: safe to share between threads.
-    private(set) var values: TemplateMap
+    // after it is made: safe to share between threads.
+    var values: TemplateMap { own ?? lazy.map }
     /// Whether a var that a template shows outside any section must be set. True for this
     /// host's catalog; false when manifests meant for other hosts are checked with this host's
     /// vars (a var set only by their host entries is missing here, and that is no error).
     public var requiresSetVars = true
 
     public init() {
-        values = TemplateMap(values: [:])
+        lazy = Lazy(vars: [:], facts: nil)
     }
 
     /// The same vars, with unset vars allowed (manifests for other hosts).
@@ -27,10 +58,7 @@ public struct TemplateVariables: @unchecked Sendable {
     /// `host` with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
     /// `{{host.labels.env}}`.
     public init(vars: [String: YAMLNode], facts: HostFacts) {
-        var values = vars.mapValues(Self.value)
-        values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
-                                              "labels": TemplateMap(values: facts.labels)])
-        self.values = TemplateMap(values: values)
+        lazy = Lazy(vars: vars, facts: facts)
     }
 
     /// The vars of a host with `facts` under `config`.
@@ -45,11 +73,11 @@ public struct TemplateVariables: @unchecked Sendable {
         var copy = self
         var values = self.values.values
         for (name, node) in extra { values[name] = Self.value(node) }
-        copy.values = TemplateMap(values: values)
+        copy.own = TemplateMap(values: values)
         return copy
     }
 
-    private static func value(_ node: YAMLNode) -> Any {
+    fileprivate static func value(_ node: YAMLNode) -> Any {
         switch node.content {
         case .scalar(let scalar): scalar.boolValue ?? scalar.text
         case .sequence(let items): TemplateList(items: items.map(value))

@@ -44,6 +44,16 @@ public struct Diagnostics: Sendable {
         all.append(contentsOf: other)
     }
 
+    /// Marks the problems from the `start`th on that have a position but no `via` with `via`:
+    /// those found in the text of a resource a loop or component expanded, which is shared by
+    /// every item and so not marked itself (`Bindings.substitute`).
+    public mutating func mark(from start: Int, via: String?) {
+        guard let via, start < all.count else { return }
+        for index in start..<all.count where all[index].location != nil && all[index].location?.via == nil {
+            all[index].location?.via = via
+        }
+    }
+
     /// In file, line and column order; diagnostics without a location first.
     public var sorted: [Diagnostic] {
         all.enumerated().sorted { a, b in

@@ -49,7 +49,7 @@ public struct RepositoryLoader: Sendable {
                     for entry in manifests[path]?.entries ?? [] {
                         switch entry {
                         case .resource(let declaration): selected.append(declaration)
-                        case .expanded(let node): selected += expander.expand(node, manifest: path)
+                        case .expanded(let node): expander.expand(node, manifest: path, into: &selected)
                         }
                     }
                 }
@@ -60,7 +60,7 @@ public struct RepositoryLoader: Sendable {
                 for entry in manifest.entries {
                     switch entry {
                     case .resource(let declaration): others.append(declaration)
-                    case .expanded(let node): others += lenient.expand(node, manifest: path)
+                    case .expanded(let node): lenient.expand(node, manifest: path, into: &others)
                     }
                 }
             }

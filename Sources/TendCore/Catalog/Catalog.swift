@@ -276,6 +276,9 @@ extension Catalog {
             var bound: [Declared] = []
             bound.reserveCapacity(range.count)
             for declaration in declarations[range] {
+                let start = context.diagnostics.all.count
+                // A problem in what a loop or component expanded names the item too.
+                defer { context.diagnostics.mark(from: start, via: declaration.nameLocation.via) }
                 if let resource = providers.bind(declaration, context: &context) {
                     bound.append(Declared(resource: resource, id: resource.id, path: resource.path, paths: resource.paths,
                                           nameLocation: declaration.nameLocation, instance: declaration.instance, requires: declaration.requires, notify: declaration.notify))

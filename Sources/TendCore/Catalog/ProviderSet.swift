@@ -19,7 +19,11 @@ public struct ProviderSet: Sendable {
     /// The problems in `declarations` that their providers find when decoding them one by one.
     public func check(_ declarations: [ResourceDeclaration], snapshot: any Snapshot, variables: TemplateVariables = TemplateVariables()) -> [Diagnostic] {
         var context = DecodeContext(snapshot: snapshot, variables: variables)
-        for declaration in declarations { _ = bind(declaration, context: &context) }
+        for declaration in declarations {
+            let start = context.diagnostics.all.count
+            _ = bind(declaration, context: &context)
+            context.diagnostics.mark(from: start, via: declaration.nameLocation.via)
+        }
         return context.diagnostics.all
     }
 
