@@ -91,10 +91,10 @@ extension Reconciler {
     }
 
     /// What no configuration may declare on `root`, and what only a self-managed host may.
-    func protectedPaths(root: String) -> ProtectedPaths {
+    func protectedPaths(root: String, selfManagement: Bool? = nil) -> ProtectedPaths {
         let binary = Self.canonical("/proc/self/exe")
         return ProtectedPaths(root: Self.canonical(root), stateDirectory: Self.canonical(source.stateDirectory),
-                              binary: binary == "/proc/self/exe" ? nil : binary, selfManagement: policy.selfManagement)
+                              binary: binary == "/proc/self/exe" ? nil : binary, selfManagement: selfManagement ?? policy.selfManagement)
     }
 
     /// Where `commit` stands in its `rollout` for this host; with `followsRollout`, ends the run

@@ -1,5 +1,4 @@
 public import TendSpec
-internal import Glibc
 
 /// Load, Select and Catalog in one call: the catalog of this host from one snapshot.
 public enum Configuration {
@@ -84,34 +83,5 @@ public enum Configuration {
         var reader = MappingReader(YAMLNode(.mapping(pairs), at: location), what: "a removal", diagnostics: &diagnostics)!
         _ = reader.take(id.kind)
         return ResourceDeclaration(kind: id.kind, name: id.name, nameLocation: location, attributes: reader, requires: [], notify: [], manifest: location.file)
-    }
-}
-
-/// What tend knows about the host it plans for: its name, its operating system, its labels.
-public enum Facts {
-    /// The facts of the host under `host`'s root. The hostname is the machine's own unless given;
-    /// the operating system is read from the root's os-release.
-    public static func gather(host: HostReader, hostname: String? = nil, labels: [String: String] = [:]) -> HostFacts {
-        var facts = HostFacts(hostname: hostname ?? systemHostname(), labels: labels)
-        let release = (try? host.read("/etc/os-release")) ?? (try? host.read("/usr/lib/os-release")) ?? []
-        for line in String(decoding: release, as: UTF8.self).split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals]
-            var value = String(line[line.index(after: equals)...])
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
-            switch key {
-            case "ID": facts.os = value
-            case "ID_LIKE": facts.osLike = value.split(separator: " ").map(String.init)
-            case "VERSION_ID": facts.osVersion = value
-            default: break
-            }
-        }
-        return facts
-    }
-
-    private static func systemHostname() -> String {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        let ok = buffer.withUnsafeMutableBytes { gethostname($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) } == 0
-        return ok ? String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self) : "localhost"
     }
 }

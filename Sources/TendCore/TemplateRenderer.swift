@@ -21,8 +21,9 @@ public struct TemplateVariables: @unchecked Sendable {
                 if let made { return made }
                 var values = vars.mapValues(TemplateVariables.value)
                 if let facts {
-                    values["host"] = TemplateMap(values: ["hostname": facts.hostname, "os": facts.os, "os_version": facts.osVersion,
-                                                          "labels": TemplateMap(values: facts.labels)])
+                    var host: [String: Any] = ["labels": TemplateMap(values: facts.labels)]
+                    for (name, value) in facts.named { if let value { host[name] = value } }
+                    values["host"] = TemplateMap(values: host)
                 }
                 let map = TemplateMap(values: values)
                 made = map

@@ -54,6 +54,11 @@ public struct Diagnostics: Sendable {
         }
     }
 
+    /// Forgets the problems from the `start`th on.
+    public mutating func drop(from start: Int) {
+        if start < all.count { all.removeSubrange(start...) }
+    }
+
     /// In file, line and column order; diagnostics without a location first.
     public var sorted: [Diagnostic] {
         all.enumerated().sorted { a, b in

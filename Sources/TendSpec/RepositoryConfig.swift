@@ -129,6 +129,9 @@ public struct HostMatch: Sendable {
     public var labels: [String: String]
     /// Operating system ids (`debian`, `ubuntu`); the host's ID or one of its ID_LIKE must be one.
     public var os: [String]?
+    /// `facts:`: for each fact named (`architecture`, `virtualization`, `codename`), shell globs,
+    /// one of which its value must match.
+    public var facts: [String: [String]] = [:]
 
     public init(hostnames: [String]? = nil, labels: [String: String] = [:], os: [String]? = nil) {
         self.hostnames = hostnames
@@ -140,11 +143,19 @@ public struct HostMatch: Sendable {
         if let hostnames, !hostnames.contains(where: { fnmatch($0, facts.hostname, 0) == 0 }) { return false }
         for (key, value) in labels where facts.labels[key] != value { return false }
         if let os, !os.contains(where: { $0 == facts.os || facts.osLike.contains($0) }) { return false }
+        if !self.facts.isEmpty {
+            let known = facts.named
+            for (name, globs) in self.facts {
+                let value = known.first { $0.name == name }?.value ?? ""
+                if !globs.contains(where: { fnmatch($0, value, 0) == 0 }) { return false }
+            }
+        }
         return true
     }
 }
 
-/// What host selection knows about a host.
+/// What tend knows about a host: what selection (`match:`) and templates (`{{host.NAME}}`)
+/// use. Gathered once a run (`Facts.gather`); `tend facts` prints them.
 public struct HostFacts: Sendable, Codable, Hashable {
     public var hostname: String
     /// `ID` from os-release (`debian`).
@@ -155,9 +166,30 @@ public struct HostFacts: Sendable, Codable, Hashable {
     public var osVersion: String
     /// Labels given to the host by its operator.
     public var labels: [String: String]
+    /// `VERSION_CODENAME` from os-release (`bookworm`).
+    public var codename: String?
+    /// Debian's name of the machine's architecture (`amd64`, `arm64`).
+    public var architecture: String?
+    /// The memory the kernel manages, in MiB.
+    public var memoryMB: Int?
+    /// The CPUs online.
+    public var cpus: Int?
+    /// The address the host reaches others from by default (its default route's source).
+    public var ipv4: String?
+    public var ipv6: String?
+    /// The root's /etc/machine-id.
+    public var machineID: String?
+    /// The DNS domain: the host name's after its first dot, else resolv.conf's `domain` or
+    /// first `search`.
+    public var domain: String?
+    /// What the host runs in, named as `systemd-detect-virt` names it (`none`, `kvm`, `qemu`,
+    /// `vmware`, `microsoft`, `xen`, `amazon`, `google`, `vm` when unknown; `systemd-nspawn`,
+    /// `docker`, `podman`, `lxc` for containers).
+    public var virtualization: String?
 
     enum CodingKeys: String, CodingKey {
-        case hostname, os, osLike = "os_like", osVersion = "os_version", labels
+        case hostname, os, osLike = "os_like", osVersion = "os_version", labels, codename, architecture
+        case memoryMB = "memory_mb", cpus, ipv4, ipv6, machineID = "machine_id", domain, virtualization
     }
 
     public init(hostname: String, os: String = "", osLike: [String] = [], osVersion: String = "", labels: [String: String] = [:]) {
@@ -166,5 +198,28 @@ public struct HostFacts: Sendable, Codable, Hashable {
         self.osLike = osLike
         self.osVersion = osVersion
         self.labels = labels
+    }
+
+    /// Every fact with a single value, by the name templates and `match: {facts:}` use
+    /// (`labels` and `os_like` aside).
+    public var named: [(name: String, value: String?)] {
+        [("hostname", hostname), ("fqdn", domain.flatMap { $0.isEmpty || hostname.contains(".") ? nil : "\(hostname).\($0)" } ?? hostname),
+         ("os", os), ("os_version", osVersion), ("codename", codename), ("architecture", architecture),
+         ("memory_mb", memoryMB.map(String.init)), ("cpus", cpus.map(String.init)), ("ipv4", ipv4), ("ipv6", ipv6),
+         ("machine_id", machineID), ("domain", domain), ("virtualization", virtualization)]
+    }
+
+    /// The names of `named`.
+    public static let names = HostFacts(hostname: "").named.map(\.name)
+
+    /// The facts as one mapping (`{{host.memory_mb}}` in an entry that expands); a fact not
+    /// known is an empty text, and `labels` a mapping.
+    public func node(at location: SourceLocation) -> YAMLNode {
+        func scalar(_ text: String) -> YAMLNode { YAMLNode(.scalar(YAMLScalar(text, style: .doubleQuoted)), at: location) }
+        var pairs = named.map { YAMLPair(key: scalar($0.name), value: scalar($0.value ?? "")) }
+        pairs.append(YAMLPair(key: scalar("labels"), value: YAMLNode(.mapping(labels.sorted { $0.key < $1.key }.map {
+            YAMLPair(key: scalar($0.key), value: scalar($0.value))
+        }), at: location)))
+        return YAMLNode(.mapping(pairs), at: location)
     }
 }

@@ -43,7 +43,7 @@ public struct RepositoryLoader: Sendable {
             guard let config else { return ([], []) }
             var seen: Set<String> = []
             var selected: [ResourceDeclaration] = []
-            var expander = Expander(kinds: kinds, components: components, vars: vars)
+            var expander = Expander(kinds: kinds, components: components, vars: vars, facts: facts)
             for applied in config.applied(to: facts) {
                 for path in contributions[applied] ?? [] where seen.insert(path).inserted {
                     for entry in manifests[path]?.entries ?? [] {
@@ -55,7 +55,7 @@ public struct RepositoryLoader: Sendable {
                 }
             }
             var others: [ResourceDeclaration] = []
-            var lenient = Expander(kinds: kinds, components: components, vars: vars, lenient: true)
+            var lenient = Expander(kinds: kinds, components: components, vars: vars, facts: facts, lenient: true)
             for (path, manifest) in manifests.sorted(by: { $0.key < $1.key }) where !seen.contains(path) {
                 for entry in manifest.entries {
                     switch entry {
@@ -233,6 +233,20 @@ public struct RepositoryLoader: Sendable {
             selector.hostnames = matchReader.take("hostname")?.stringList("'hostname'", &diagnostics)?.map(\.value)
             selector.labels = matchReader.take("labels")?.stringMap("'labels'", &diagnostics)?.mapValues(\.value) ?? [:]
             selector.os = matchReader.take("os")?.stringList("'os'", &diagnostics)?.map(\.value)
+            if let facts = matchReader.take("facts"), let pairs = facts.mapping {
+                for pair in pairs {
+                    guard let name = pair.keyText else { continue }
+                    guard HostFacts.names.contains(name) else {
+                        var message = "unknown fact '\(name)' in 'match' (facts: \(HostFacts.names.joined(separator: ", ")))"
+                        if let near = Suggestion.nearest(to: name, in: HostFacts.names) { message += "; did you mean '\(near)'?" }
+                        diagnostics.error(message, at: pair.key.location)
+                        continue
+                    }
+                    if let globs = pair.value.stringList("'\(name)' of 'facts'", &diagnostics) { selector.facts[name] = globs.map(\.value) }
+                }
+            } else if let facts = matchReader.peek("facts")?.value {
+                diagnostics.error("'facts' of 'match' must be a mapping of fact names to shell globs, found \(facts.kindDescription)", at: facts.location)
+            }
             matchReader.finish(&diagnostics, context: "'match'")
             match = selector
         }

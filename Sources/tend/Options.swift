@@ -67,11 +67,15 @@ struct SourceOptions: ParsableArguments {
         }
     }
 
-    @Option(help: "Take the host's name as this when matching `hostname:` (default: this machine's).")
-    var hostname: String?
-
-    @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
-    var labels: [String] = []
+    @OptionGroup var host: HostOptions
+    var hostname: String? {
+        get { host.hostname }
+        set { host.hostname = newValue }
+    }
+    var labels: [String] {
+        get { host.labels }
+        set { host.labels = newValue }
+    }
 
     @Option(name: .customLong("lock-timeout"), help: ArgumentHelp("How long to wait for a lock another process holds: another tend applying to the same root, or dpkg's lock (default: 300).", valueName: "seconds"))
     var givenLockTimeout: Int?
@@ -85,6 +89,17 @@ struct SourceOptions: ParsableArguments {
     var providers: ProviderSet {
         .standard(packages: PackageProvider(lockTimeout: lockTimeout, listsMaxAge: .seconds(aptMaxAge)))
     }
+
+    func labelMap() throws -> [String: String] { try host.labelMap() }
+}
+
+/// Who this host is taken to be: its name and labels, for `match:` and `{{host.…}}`.
+struct HostOptions: ParsableArguments {
+    @Option(help: "Take the host's name as this when matching `hostname:` (default: this machine's).")
+    var hostname: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
+    var labels: [String] = []
 
     func labelMap() throws -> [String: String] {
         var map: [String: String] = [:]

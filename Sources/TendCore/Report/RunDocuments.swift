@@ -28,6 +28,53 @@ public struct ValidationDocument: Encodable, Sendable {
     }
 }
 
+/// `tend validate --all-hosts --json`: each host of the hosts file, whether its catalog is valid,
+/// and every problem in it.
+public struct HostsValidationDocument: Encodable, Sendable {
+    public struct Host: Encodable, Sendable {
+        public var hostname: String
+        public var labels: [String: String]
+        public var valid: Bool
+        public var resourceCount: Int
+        public var diagnostics: [DiagnosticEntry]
+
+        public init(hostname: String, labels: [String: String], resourceCount: Int, diagnostics: [Diagnostic]) {
+            self.hostname = hostname
+            self.labels = labels
+            self.valid = diagnostics.isEmpty
+            self.resourceCount = resourceCount
+            self.diagnostics = diagnostics.map(DiagnosticEntry.init)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case hostname, labels, valid, resourceCount = "resource_count", diagnostics
+        }
+    }
+
+    public var formatVersion = 1
+    public var tendVersion: String
+    public var sourceDescription: String
+    public var valid: Bool
+    public var hosts: [Host]
+    /// Problems of the hosts file itself.
+    public var diagnostics: [DiagnosticEntry]
+    public var error: RunError?
+
+    public init(tendVersion: String, sourceDescription: String, hosts: [Host], diagnostics: [Diagnostic], error: RunError?) {
+        self.tendVersion = tendVersion
+        self.sourceDescription = sourceDescription
+        self.valid = error == nil && hosts.allSatisfy(\.valid)
+        self.hosts = hosts
+        self.diagnostics = diagnostics.map(DiagnosticEntry.init)
+        self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", tendVersion = "tend_version", sourceDescription = "source_description"
+        case valid, hosts, diagnostics, error
+    }
+}
+
 /// One problem of a repository: `file`, `line` and `column` are left out for a problem of the
 /// repository as a whole.
 public struct DiagnosticEntry: Encodable, Sendable {

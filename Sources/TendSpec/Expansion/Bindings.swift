@@ -130,7 +130,7 @@ struct Bindings: Sendable {
 
         /// `text` cut into literal text and `{{name.field}}` references; braces that hold no
         /// name stay text.
-        private static func pieces(of source: String) -> [Piece] {
+        static func pieces(of source: String) -> [Piece] {
             let bytes = source.utf8
             guard var open = Bindings.find(UInt8(ascii: "{"), in: bytes, from: bytes.startIndex) else { return [.text(source)] }
             var pieces: [Piece] = []

@@ -45,6 +45,9 @@ public struct Component: Sendable {
         guard var reader = MappingReader(root, what: "\(path), a component,", diagnostics: &diagnostics) else { return nil }
         let doc = reader.take("doc")?.string("'doc' of \(what)", &diagnostics)
         let inputs = reader.take("inputs").flatMap { VarSchema.decode($0, noun: "input", owner: what, &diagnostics) } ?? VarSchema(vars: [:])
+        for name in inputs.vars.keys.sorted() where Expander.reserved.contains(name) {
+            diagnostics.error("input '\(name)' of \(what) would hide the host's \(name == "vars" ? "vars" : "facts") ({{\(name).…}}); name it otherwise", at: inputs.vars[name]!.location)
+        }
         var resources: [YAMLNode] = []
         if let node = reader.take("resources") {
             if let items = node.sequence {

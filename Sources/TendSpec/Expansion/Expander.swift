@@ -26,7 +26,7 @@ public struct Expander: Sendable {
     /// How deep components may use components.
     public static let maximumDepth = 8
     /// The keys that make an entry one that expands.
-    static let keys: Set<String> = ["for_each", "use", "resources"]
+    static let keys: Set<String> = ["for_each", "use", "resources", "when"]
 
     let kinds: Set<String>
     let components: [String: Component]
@@ -42,21 +42,44 @@ public struct Expander: Sendable {
     private var visited = 0
     private var exhausted = false
 
-    public init(kinds: Set<String>, components: [String: Component], vars: [String: YAMLNode], lenient: Bool = false) {
+    /// What every entry that expands sees: `vars` (the host's vars) and `host` (its facts).
+    let base: [String: YAMLNode]
+    /// The names `base` binds, which no input or item may take.
+    static let reserved: Set<String> = ["vars", "host"]
+
+    public init(kinds: Set<String>, components: [String: Component], vars: [String: YAMLNode], facts: HostFacts, lenient: Bool = false) {
         self.kinds = kinds
         self.components = components
         self.vars = vars
         self.lenient = lenient
+        let at = SourceLocation(file: RepositoryLoader.configFile, line: 1, column: 1)
+        base = ["vars": YAMLNode(.mapping(vars.sorted { $0.key < $1.key }.map { YAMLPair(key: YAMLNode(.scalar(YAMLScalar($0.key)), at: at), value: $0.value) }), at: at),
+                "host": facts.node(at: at)]
     }
 
     /// The resources `entry` of `manifest` stands for on this host.
     public mutating func expand(_ entry: YAMLNode, manifest: String, into made: inout [ResourceDeclaration]) {
-        expand(entry, manifest: manifest, bindings: Bindings(), chain: [], into: &made)
+        expand(entry, manifest: manifest, bindings: Bindings(values: base), chain: [], into: &made)
     }
 
     /// Whether an entry of `resources:` expands (rather than being one resource as written).
     static func expands(_ node: YAMLNode) -> Bool {
-        node.mapping?.contains { $0.keyText.map(keys.contains) ?? false } ?? false
+        guard let pairs = node.mapping else { return false }
+        return pairs.contains { $0.keyText.map(keys.contains) ?? false } || pairs.contains { refersToHost($0.value) }
+    }
+
+    /// Whether a value names the host's vars or facts (`{{vars.pg_version}}`, `{{host.cpus}}`),
+    /// which makes even a resource written once one that expands for each host.
+    static func refersToHost(_ node: YAMLNode) -> Bool {
+        switch node.content {
+        case .scalar(let scalar):
+            guard scalar.text.utf8.contains(UInt8(ascii: "{")) else { return false }
+            return Bindings.Template.pieces(of: scalar.text).contains {
+                if case .reference(let path, _, _) = $0 { reserved.contains(path[0]) } else { false }
+            }
+        case .sequence(let items): return items.contains(where: refersToHost)
+        case .mapping(let pairs): return pairs.contains { refersToHost($0.value) }
+        }
     }
 
     // MARK: Expanding
@@ -73,7 +96,7 @@ public struct Expander: Sendable {
         // manifest is decoded.
         if items.count >= 1024, !Self.expands(body), visited + items.count <= Self.maximumResources, count + items.count <= Self.maximumResources {
             visited += items.count
-            let (kinds, name, template) = (kinds, name, Bindings.Template(body))
+            let (kinds, name, template, lenient) = (kinds, name, Bindings.Template(body), lenient)
             let slices = ParallelSlices.map(items.count, minimum: 1024) { _, range in
                 var found = Diagnostics()
                 var made: [ResourceDeclaration] = []
@@ -85,7 +108,7 @@ public struct Expander: Sendable {
                 for item in items[range] {
                     inner.values[name] = item.value
                     inner.via[0] = item.label
-                    if let declaration = Self.resource(template, manifest: manifest, bindings: inner, kinds: kinds, &found) {
+                    if let declaration = Self.resource(template, manifest: manifest, bindings: inner, kinds: kinds, lenient: lenient, &found) {
                         made.append(declaration)
                     }
                 }
@@ -108,7 +131,19 @@ public struct Expander: Sendable {
     }
 
     private mutating func expandOne(_ node: YAMLNode, manifest: String, bindings: Bindings, chain: [String], into result: inout [ResourceDeclaration]) {
-        let pairs = node.mapping ?? []
+        var pairs = node.mapping ?? []
+        var node = node
+        // `when:` (for each item, after for_each): true or false, the entry is made or not.
+        if let index = pairs.firstIndex(where: { $0.keyText == "when" }) {
+            guard let condition = bindings.substitute(pairs[index].value, &diagnostics) else { return }
+            guard let made = condition.scalar?.boolValue, condition.scalar?.style == .plain || pairs[index].value.scalar?.text.contains("{{") == true else {
+                diagnostics.error("'when' must be true or false (a reference such as \"{{site.tls}}\" to one), found \(condition.kindDescription)", at: marked(pairs[index].value.location, bindings))
+                return
+            }
+            guard made else { return }
+            pairs.remove(at: index)
+            node = YAMLNode(.mapping(pairs), at: node.location, tag: node.tag)
+        }
         if let use = pairs.first(where: { $0.keyText == "use" }) {
             return instantiate(use.value, with: pairs.first { $0.keyText == "with" }?.value, bindings: bindings, chain: chain, into: &result)
         }
@@ -121,19 +156,23 @@ public struct Expander: Sendable {
             diagnostics.error("loops and components make more than \(Self.maximumResources) resources for this host; tend expands at most that many", at: marked(node.location, bindings))
             return
         }
-        guard let declaration = Self.resource(Bindings.Template(node), manifest: manifest, bindings: bindings, kinds: kinds, &diagnostics) else { return }
+        guard let declaration = Self.resource(Bindings.Template(node), manifest: manifest, bindings: bindings, kinds: kinds, lenient: lenient, &diagnostics) else { return }
         count += 1
         result.append(declaration)
     }
 
-    /// One resource, its references replaced, decoded as a written one.
-    private static func resource(_ template: Bindings.Template, manifest: String, bindings: Bindings, kinds: Set<String>,
+    /// One resource, its references replaced, decoded as a written one. For a manifest meant
+    /// for other hosts (`lenient`), one that names what this host lacks is left out unsaid.
+    private static func resource(_ template: Bindings.Template, manifest: String, bindings: Bindings, kinds: Set<String>, lenient: Bool,
                                  _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
         let start = diagnostics.all.count
         let via = bindings.viaText
         defer { diagnostics.mark(from: start, via: via) }
-        guard let substituted = bindings.substitute(template, via: via, &diagnostics),
-              var declaration = RepositoryLoader.decodeEntry(substituted, manifest: manifest, kinds: kinds, &diagnostics) else { return nil }
+        guard let substituted = bindings.substitute(template, via: via, &diagnostics) else {
+            if lenient { diagnostics.drop(from: start) }
+            return nil
+        }
+        guard var declaration = RepositoryLoader.decodeEntry(substituted, manifest: manifest, kinds: kinds, &diagnostics) else { return nil }
         declaration.nameLocation.via = via
         // Its template sees the item and the inputs too; its own `vars:` win.
         if declaration.attributes.peek("template") != nil {
@@ -166,7 +205,7 @@ public struct Expander: Sendable {
         let instance = label.map { "\(name)[\(Printable.escaped($0))]" } ?? name
         var position = use.location
         position.via = nil
-        let inner = Bindings(values: values, via: ["\(instance) at \(position)"] + bindings.via, instances: bindings.instances + [instance])
+        let inner = Bindings(values: values.merging(base) { $1 }, via: ["\(instance) at \(position)"] + bindings.via, instances: bindings.instances + [instance])
         for entry in component.resources { expand(entry, manifest: component.path, bindings: inner, chain: chain + [name], into: &result) }
     }
 
@@ -266,11 +305,18 @@ public struct Expander: Sendable {
         if let forEach, forEach.isNull || (forEach.scalar?.text.isEmpty ?? false) {
             diagnostics.error("for_each needs a list or mapping, or the name of a var that holds one", at: forEach.location)
         }
+        if let when = reader.take("when"), when.scalar == nil || when.isNull {
+            diagnostics.error("'when' must be true or false, or a reference to one (\"{{site.tls}}\"), found \(when.kindDescription)", at: when.location)
+        }
         if let name = reader.take("as") {
             if forEach == nil {
                 diagnostics.error("'as' names the item of 'for_each', and this entry has none", at: name.location)
-            } else if let text = name.string("'as'", &diagnostics), Bindings.namePath(Substring(text))?.count != 1 {
-                diagnostics.error("'as' must be a name (letters, digits, '_' and '-', not first a digit), found '\(Printable.escaped(text))'", at: name.location)
+            } else if let text = name.string("'as'", &diagnostics) {
+                if Bindings.namePath(Substring(text))?.count != 1 {
+                    diagnostics.error("'as' must be a name (letters, digits, '_' and '-', not first a digit), found '\(Printable.escaped(text))'", at: name.location)
+                } else if reserved.contains(text) {
+                    diagnostics.error("'as: \(text)' would hide the host's \(text == "vars" ? "vars" : "facts") ({{\(text).…}}); name the item otherwise", at: name.location)
+                }
             }
         }
         if let use = reader.take("use") {
