@@ -1,4 +1,6 @@
 import Foundation
+import Subprocess
+import SystemPackage
 import Testing
 
 /// Loops (`for_each:`), groups, components (`use:`) and per-resource template vars: what a fleet
@@ -129,5 +131,110 @@ struct LanguageTests {
         try repo.write(["site/a.yaml": "resources:\n  - file: /etc/app/one.conf\n    content: x\n    vars: { port: 1 }\n"])
         let invalid = try await tend(["validate", repo.path])
         #expect(invalid.status == 3 && invalid.stderr.contains("/site/a.yaml:4:11: 'vars' gives values to a template, and this file has no 'template'"), "\(invalid)")
+    }
+
+    @Test("when: makes an entry or a group only when true; {{vars.x}} and {{host.x}} work in an entry written once, and braces that name neither stay as written")
+    func whenAndHostReferences() async throws {
+        let repo = try repository(["a.yaml": """
+            resources:
+              - file: /etc/pg/{{vars.pg_version}}/tend.conf
+                content: "cpus={{host.cpus}} host={{host.hostname}} env={{host.labels.env}}\\n"
+              - file: /etc/literal
+                content: "{{kept}} as written\\n"
+              - for_each: sites
+                as: site
+                resources:
+                  - when: "{{site.tls}}"
+                    file: /etc/ssl/{{site.name}}.pem
+                    content: "cert of {{site.name}}\\n"
+                  - file: /etc/sites/{{site.name}}
+                    content: "{{site.name}}\\n"
+            """], extra: ["tend.yaml": "vars:\n  pg_version: 15\n  sites: [{ name: shop, tls: true }, { name: blog, tls: false }]\nhosts:\n  - apply: [site]\n"])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-1", "--label", "env=prod"])
+        #expect(apply.status == 0, "\(apply)")
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        #expect(read(root.url("etc/pg/15/tend.conf")) == "cpus=\(cpus) host=web-1 env=prod\n")
+        #expect(read(root.url("etc/literal")) == "{{kept}} as written\n")
+        #expect(read(root.url("etc/ssl/shop.pem")) == "cert of shop\n" && read(root.url("etc/sites/blog")) == "blog\n")
+        #expect(!FileManager.default.fileExists(atPath: root.url("etc/ssl/blog.pem")), "when: false makes nothing")
+
+        try repo.write(["site/a.yaml": "resources:\n  - for_each: [a]\n    when: \"{{item}}\"\n    file: /etc/x\n  - file: /etc/{{vars.pg_versoin}}\n"])
+        let invalid = try await tend(["validate", repo.path])
+        #expect(invalid.status == 3, "\(invalid)")
+        #expect(invalid.stderr.contains("/site/a.yaml:3:11 (for_each[0] \"a\"): 'when' must be true or false"), "\(invalid)")
+        #expect(invalid.stderr.contains("/site/a.yaml:5:11: '{{vars.pg_versoin}}': vars has no 'pg_versoin' (its fields: pg_version, sites); did you mean 'pg_version'?"), "\(invalid)")
+    }
+
+    @Test("tend facts says what the machine is; templates see the facts as host.NAME and match: selects by them")
+    func facts() async throws {
+        let json = try await tend(["facts", "--json", "--hostname", "web-1.shop.example", "--label", "env=prod"])
+        #expect(json.status == 0, "\(json)")
+        let facts = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(facts["hostname"] as? String == "web-1.shop.example" && facts["domain"] as? String == "shop.example")
+        #expect(facts["cpus"] as? Int == ProcessInfo.processInfo.activeProcessorCount)
+        let meminfo = try String(contentsOfFile: "/proc/meminfo", encoding: .utf8)
+        let total = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        #expect(facts["memory_mb"] as? Int == total.map { $0 / 1024 })
+        let release = try String(contentsOfFile: "/etc/os-release", encoding: .utf8)
+        #expect(release.contains("VERSION_CODENAME=\(facts["codename"] as? String ?? "?")"))
+        let arch = try await Subprocess.run(.path(FilePath("/usr/bin/dpkg")), arguments: ["--print-architecture"], output: .string(limit: 4096), error: .discarded)
+        #expect(facts["architecture"] as? String == arch.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect((facts["labels"] as? [String: String]) == ["env": "prod"])
+        #expect(facts["virtualization"] is String)
+        let text = try await tend(["facts"])
+        #expect(text.status == 0 && text.stdout.contains("memory_mb") && text.stdout.contains("virtualization"), "\(text)")
+
+        let architecture = try #require(facts["architecture"] as? String)
+        let repo = try repository(["a.yaml": "resources:\n  - file: /etc/facts\n    template: facts.mustache\n"], extra: [
+            "tend.yaml": "hosts:\n  - match: { facts: { architecture: [\(architecture)], memory_mb: \"*\" } }\n    apply: [site]\n  - match: { facts: { architecture: not-this-one } }\n    apply: [other]\n",
+            "site/facts.mustache": "{{host.architecture}} {{host.cpus}} {{host.codename}}{{#host.ipv6}} v6{{/host.ipv6}}\n",
+            "other/b.yaml": "resources:\n  - file: /etc/other\n",
+        ])
+        let root = try makeRoot()
+        try root.write(["etc/os-release": release])
+        let apply = try await tend(["apply", repo.path, "--root", root.path])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(read(root.url("etc/facts"))?.hasPrefix("\(architecture) \(ProcessInfo.processInfo.activeProcessorCount) \(facts["codename"] as? String ?? "")") == true)
+        #expect(!FileManager.default.fileExists(atPath: root.url("etc/other")), "a host entry whose facts do not match applies nothing")
+        try repo.write(["tend.yaml": "hosts:\n  - match: { facts: { architectur: amd64 } }\n    apply: [site]\n"])
+        let typo = try await tend(["validate", repo.path])
+        #expect(typo.status == 3 && typo.stderr.contains("tend.yaml:2:23: unknown fact 'architectur' in 'match'") && typo.stderr.contains("did you mean 'architecture'?"), "\(typo)")
+    }
+
+    @Test("validate --all-hosts checks every host of hosts.yaml (or --hosts) and says each one's problems under its name; a bad hosts file is refused at its position")
+    func allHosts() async throws {
+        let repo = try repository(["web.yaml": "resources:\n  - file: /etc/web.conf\n    template: web.mustache\n"], extra: [
+            "tend.yaml": "hosts:\n  - match: { hostname: \"web-*\" }\n    apply: [site]\n  - match: { labels: { env: prod } }\n    apply: []\n    vars: { workers: 8 }\n",
+            "site/web.mustache": "workers {{workers}} on {{host.memory_mb}} MiB\n",
+            "hosts.yaml": "- { hostname: web-01, labels: { env: prod }, facts: { memory_mb: 4096 } }\n- { hostname: web-s1, labels: { env: staging } }\n- { hostname: db-01 }\n",
+        ])
+        let all = try await tend(["validate", repo.path, "--all-hosts"])
+        #expect(all.status == 3, "\(all)")
+        #expect(all.stdout.contains("web-01  valid: 1 resources"), "\(all)")
+        #expect(all.stdout.contains("web-s1  1 problem:\n    \(repo.path)/site/web.mustache:1:9: template error: 'workers' is not set"), "\(all)")
+        #expect(all.stdout.contains("db-01   valid: 0 resources"), "\(all)")
+        #expect(all.stdout.contains("is invalid for 1 of 3 hosts"), "\(all)")
+
+        let json = try await tend(["validate", repo.path, "--all-hosts", "--json"])
+        #expect(json.status == 3, "\(json)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let hosts = try #require(document["hosts"] as? [[String: Any]])
+        #expect(document["valid"] as? Bool == false && hosts.map { $0["hostname"] as? String } == ["web-01", "web-s1", "db-01"])
+        #expect(hosts.map { $0["valid"] as? Bool } == [true, false, true])
+
+        let ci = try Scratch("tend-ci")
+        try ci.write(["hosts.yaml": "- { hostname: web-01, labels: { env: prod } }\n"])
+        let given = try await tend(["validate", repo.path, "--all-hosts", "--hosts", ci.url("hosts.yaml")])
+        #expect(given.status == 0 && given.stdout.contains("is valid for all 1 hosts"), "\(given)")
+
+        try repo.write(["hosts.yaml": "- { hostname: web-01 }\n- { hostname: web-01 }\n- { hostname: x, facts: { memroy_mb: 1 } }\n"])
+        let bad = try await tend(["validate", repo.path, "--all-hosts"])
+        #expect(bad.status == 3, "\(bad)")
+        #expect(bad.stderr.contains("hosts.yaml:2:15: host 'web-01' is listed twice (first at hosts.yaml:1:15)"), "\(bad)")
+        #expect(bad.stderr.contains("hosts.yaml:3:27: unknown fact 'memroy_mb'") && bad.stderr.contains("did you mean 'memory_mb'?"), "\(bad)")
+        try FileManager.default.removeItem(atPath: repo.url("hosts.yaml"))
+        let none = try await tend(["validate", repo.path, "--all-hosts"])
+        #expect(none.status != 0 && none.stderr.contains("has no hosts.yaml at its top"), "\(none)")
     }
 }
