@@ -7,10 +7,13 @@
 # python3-prometheus-client parses the agent's metrics file in the tests (a real Prometheus text parser).
 # strace shows the tests which files a fetch made durable (fsync of the Git cache) and how often
 # a run reads dpkg's status file.
+# age encrypts the secrets the tests decrypt (tend runs Debian's age for its own decryption);
+# nginx-light and sudo are what the hooks are tested on in a test host (reload, visudo), kept
+# from starting on the machine by the same policy-rc.d.
 # openssh-server is only for the tests, which run their own sshd on 127.0.0.1: its own service is
 # kept from starting while it installs (policy-rc.d), so no sshd is left listening on the machine.
 set -euo pipefail
-packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap systemd-journal-remote strace)
+packages=(pkg-config libyaml-dev libgit2-dev libsystemd-dev systemd dpkg-dev git openssh-client openssh-server gpg gpgv openssl python3 python3-prometheus-client iproute2 binutils lintian man-db bash-completion debootstrap systemd-journal-remote strace age nginx-light sudo)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

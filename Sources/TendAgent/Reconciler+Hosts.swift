@@ -57,9 +57,11 @@ extension Reconciler {
             return validation
         }
         let machine = facts() ?? HostFacts(hostname: "")
+        // Loaded once; each host's catalog is then built from it, as that host's run would.
+        let loaded = RepositoryLoader(snapshot: opened.snapshot, kinds: providers.kinds).load()
         for host in list.hosts {
             do {
-                let catalog = try Configuration.catalog(from: opened.snapshot, providers: providers, facts: host.applied(to: machine),
+                let catalog = try Configuration.catalog(loaded: loaded, snapshot: opened.snapshot, providers: providers, facts: host.applied(to: machine),
                                                         protected: protectedPaths(root: root, selfManagement: host.selfManage))
                 validation.hosts.append(.init(host: host, resourceCount: catalog.entries.count, diagnostics: []))
             } catch {

@@ -14,6 +14,13 @@ public enum Configuration {
                                managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         defer { OneShot.keep(loaded) }
+        return try catalog(loaded: loaded, snapshot: snapshot, providers: providers, facts: facts, protected: protected, managed: managed)
+    }
+
+    /// The catalog of the host described by `facts` from a repository loaded once (`tend
+    /// validate --all-hosts` builds every host's from one load).
+    public static func catalog(loaded: RepositoryLoader.Result, snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
+                               protected: ProtectedPaths? = nil, managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
         // applies to other hosts is still found here.

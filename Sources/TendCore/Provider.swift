@@ -98,11 +98,16 @@ public protocol ResourceProvider: Sendable {
     func plan(_ desired: Desired, observed: Observed, context: PlanContext) -> Change?
 
     /// The plan once `notifiers`, which notify this resource, change: `planned` is its own change,
-    /// if any. Units restart; the default ignores notifications. Pure, like `plan`.
-    func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change?
+    /// if any. Units restart or reload, commands run; the default ignores notifications. Pure,
+    /// like `plan`.
+    func notified(by notifiers: [Notifier], desired: Desired, observed: Observed, planned: Change?) -> Change?
 
-    /// Carries out `change`.
-    func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError)
+    /// What a notification may ask of this kind besides a restart (`{reload: ID}`).
+    var refreshes: Set<Refresh> { get }
+
+    /// Carries out `change`. Asynchronous so that a step may wait for a program it runs (a
+    /// file's `validate:`); most kinds apply synchronously.
+    func apply(_ change: Change, desired: Desired, host: HostWriter) async throws(HostError)
 
     /// Whether the executor hands this provider every ready step of its kind at once (one apt
     /// transaction for all packages; one daemon-reload for all units) instead of one at a time.
@@ -131,9 +136,11 @@ public protocol ResourceProvider: Sendable {
 }
 
 extension ResourceProvider {
-    public func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change? {
+    public func notified(by notifiers: [Notifier], desired: Desired, observed: Observed, planned: Change?) -> Change? {
         planned
     }
+
+    public var refreshes: Set<Refresh> { [] }
 
     public var acceptsNotifications: Bool { false }
     public var observesInParallel: Bool { false }
@@ -147,14 +154,16 @@ extension ResourceProvider {
     public func refresh(_ desired: [Desired], host: HostWriter) async throws(HostError) {}
 
     public func apply(batch: [(change: Change, desired: Desired)], host: HostWriter) async -> [StepFailure?] {
-        batch.map { item -> StepFailure? in
+        var failures: [StepFailure?] = []
+        for item in batch {
             do throws(HostError) {
-                try apply(item.change, desired: item.desired, host: host)
-                return nil
+                try await apply(item.change, desired: item.desired, host: host)
+                failures.append(nil)
             } catch {
-                return StepFailure(error)
+                failures.append(StepFailure(error))
             }
         }
+        return failures
     }
 }
 
@@ -169,6 +178,17 @@ public enum Watch: Sendable, Hashable {
     /// A systemd unit: its properties changing on the bus (ActiveState, UnitFileState, a changed
     /// unit file).
     case unit(String)
+}
+
+/// A resource that notifies another, and what it asks of it.
+public struct Notifier: Hashable, Sendable {
+    public var id: ResourceID
+    public var refresh: Refresh
+
+    public init(id: ResourceID, refresh: Refresh = .restart) {
+        self.id = id
+        self.refresh = refresh
+    }
 }
 
 /// The watch capability, a protocol of its own beside `ResourceProvider` (mgmt's check, apply and

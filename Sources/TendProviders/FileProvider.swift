@@ -202,7 +202,7 @@ public struct FileProvider: ResourceProvider {
             try host.makeParentDirectories(of: path)
             try host.writeFile(path, contents: desired.content ?? [], mode: desired.modeWhenCreated,
                                owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group, replacing: replacing)
-        case .update, .restart, .reload:
+        case .update, .restart, .reload, .reloadOrRestart:
             guard let current = try host.reader.status(path), current.type == .regular else {
                 throw HostError(path: path, message: "is no longer a regular file; it was left as it is")
             }

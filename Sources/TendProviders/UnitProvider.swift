@@ -424,12 +424,23 @@ public struct UnitProvider: ResourceProvider {
         return Change(action, attributes: attributes, content: content, notes: notes)
     }
 
-    public func notified(by notifiers: [ResourceID], desired: Desired, observed: Observed, planned: Change?) -> Change? {
-        let reason = "restart (notified by \(notifiers.map(\.description).joined(separator: ", ")))"
+    public var refreshes: Set<Refresh> { [.reload, .reloadOrRestart] }
+
+    /// A running unit (or one to be started) is restarted, reloaded or either, as the most any
+    /// notifier asks (a restart over a reload); a unit whose own files changed while it runs is
+    /// restarted whatever was asked.
+    public func notified(by notifiers: [Notifier], desired: Desired, observed: Observed, planned: Change?) -> Change? {
+        let refresh = notifiers.map(\.refresh).max() ?? .restart
         let willRun = desired.state == .running || (desired.state == nil && observed.isRunning)
         guard observed.status != nil, willRun, desired.masked != true else { return planned }
-        var change = planned ?? Change(.restart)
-        if change.action != .create { change.action = .restart }
+        let action: Change.Action = switch refresh {
+        case .restart: .restart
+        case .reload: .reload
+        case .reloadOrRestart: .reloadOrRestart
+        }
+        var change = planned ?? Change(action)
+        let reason = "\(refresh.rawValue) (notified by \(notifiers.map(\.id.description).joined(separator: ", ")))"
+        if change.action != .create, change.action != .restart { change.action = action }
         change.notes.append(reason)
         if ProtectedPaths.isTendUnit(desired.name), !change.notes.contains(Self.queuedNote) { change.notes.append(Self.queuedNote) }
         return change
@@ -506,6 +517,10 @@ public struct UnitProvider: ResourceProvider {
                     try run(desired.state == .running ? .start : .stop, desired, services, host: host)
                 } else if change.action == .restart {
                     try run(.restart, desired, services, host: host)
+                } else if change.action == .reload {
+                    try run(.reload, desired, services, host: host)
+                } else if change.action == .reloadOrRestart {
+                    try run(.reloadOrRestart, desired, services, host: host)
                 }
             } catch {
                 failures[index] = StepFailure(error)

@@ -83,10 +83,13 @@ public struct RepositoryConfig: Sendable {
     private static func merged(_ old: YAMLNode?, _ new: YAMLNode) -> YAMLNode {
         guard let old, let oldPairs = old.mapping, let newPairs = new.mapping else { return new }
         var pairs = oldPairs
+        var index: [String: Int] = [:]
+        for (position, pair) in pairs.enumerated() { if let key = pair.keyText { index[key] = position } }
         for pair in newPairs {
-            if let index = pairs.firstIndex(where: { $0.keyText != nil && $0.keyText == pair.keyText }) {
-                pairs[index].value = merged(pairs[index].value, pair.value)
+            if let key = pair.keyText, let position = index[key] {
+                pairs[position].value = merged(pairs[position].value, pair.value)
             } else {
+                if let key = pair.keyText { index[key] = pairs.count }
                 pairs.append(pair)
             }
         }
@@ -146,7 +149,8 @@ public struct HostMatch: Sendable {
         if !self.facts.isEmpty {
             let known = facts.named
             for (name, globs) in self.facts {
-                let value = known.first { $0.name == name }?.value ?? ""
+                // A fact the host does not know matches nothing, not even `*`.
+                guard let value = known.first(where: { $0.name == name })?.value else { return false }
                 if !globs.contains(where: { fnmatch($0, value, 0) == 0 }) { return false }
             }
         }

@@ -420,6 +420,23 @@ public struct RepositoryLoader: Sendable {
         return slices.flatMap(\.0)
     }
 
+    /// `notify:`: ids to restart, or `{reload: ID}`, `{reload-or-restart: ID}`, `{restart: ID}`.
+    static func decodeNotify(_ node: YAMLNode, _ diagnostics: inout Diagnostics) -> [NotifyTarget] {
+        let items = node.sequence ?? [node]
+        return items.compactMap { item in
+            if let pairs = item.mapping {
+                guard pairs.count == 1, let key = pairs[0].keyText, let refresh = Refresh(rawValue: key) else {
+                    var message = "an entry of 'notify' is an id (restart it) or one of {reload: ID}, {reload-or-restart: ID}, {restart: ID}"
+                    if let key = pairs.first?.keyText, let near = Suggestion.nearest(to: key, in: Refresh.allCases.map(\.rawValue)) { message += "; did you mean '\(near)'?" }
+                    diagnostics.error(message, at: item.location)
+                    return nil
+                }
+                return pairs[0].value.string("'\(key)' in 'notify'", &diagnostics).map { NotifyTarget(Located($0, at: pairs[0].value.location), refresh: refresh) }
+            }
+            return item.string("an entry of 'notify'", &diagnostics).map { NotifyTarget(Located($0, at: item.location)) }
+        }
+    }
+
     /// Decodes one resource as written (or as a loop or component made it): its kind key, name,
     /// `requires`, `notify` and `vars`; the kind decodes the rest.
     static func decodeEntry(_ node: YAMLNode, manifest: String, kinds: Set<String>, _ diagnostics: inout Diagnostics) -> ResourceDeclaration? {
@@ -449,7 +466,7 @@ public struct RepositoryLoader: Sendable {
         }
         guard let nameNode = reader.take(kind), let name = nameNode.string("the name of a \(kind)", &diagnostics) else { return nil }
         let requires = reader.take("requires")?.stringList("'requires'", &diagnostics) ?? []
-        let notify = reader.take("notify")?.stringList("'notify'", &diagnostics) ?? []
+        let notify = reader.take("notify").map { decodeNotify($0, &diagnostics) } ?? []
         var vars: [String: YAMLNode] = [:]
         if let node = reader.take("vars") {
             if let pairs = node.mapping {

@@ -11,7 +11,7 @@ public struct ResourceDeclaration: Sendable {
     /// `requires:` as written.
     public var requires: [Located<String>]
     /// `notify:` as written.
-    public var notify: [Located<String>]
+    public var notify: [NotifyTarget]
     /// The repository path of the manifest that declares it (`source:` is relative to its folder).
     public var manifest: String
     /// What its template sees besides the host's vars: its `vars:`, and the loop item and the
@@ -22,7 +22,7 @@ public struct ResourceDeclaration: Sendable {
     public var instance: String?
 
     public init(kind: String, name: String, nameLocation: SourceLocation, attributes: MappingReader,
-                requires: [Located<String>], notify: [Located<String>], manifest: String) {
+                requires: [Located<String>], notify: [NotifyTarget], manifest: String) {
         self.kind = kind
         self.name = name
         self.nameLocation = nameLocation
@@ -37,6 +37,31 @@ public struct ResourceDeclaration: Sendable {
 
     /// Where the entry starts.
     public var location: SourceLocation { attributes.node.location }
+}
+
+/// One entry of `notify:`: the resource to tell when this one changes, and what to ask of it
+/// (`unit:nginx.service` restarts it; `{reload: unit:nginx.service}` reloads it).
+public struct NotifyTarget: Sendable {
+    public var id: Located<String>
+    public var refresh: Refresh
+
+    public init(_ id: Located<String>, refresh: Refresh = .restart) {
+        self.id = id
+        self.refresh = refresh
+    }
+}
+
+/// What a notification asks of a unit.
+public enum Refresh: String, Sendable, Codable, CaseIterable, Comparable {
+    case reload
+    /// Reload if the unit can (it has `ExecReload=`), restart otherwise.
+    case reloadOrRestart = "reload-or-restart"
+    case restart
+
+    /// A restart asks more than a reload: several notifications ask the most any of them does.
+    public static func < (lhs: Refresh, rhs: Refresh) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
 }
 
 /// One manifest file and what it declares.

@@ -23,7 +23,8 @@ public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConver
         return via.map { "\(position) (\($0))" } ?? position
     }
 
+    /// By position alone: problems of one position, one per item, keep the items' order.
     public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
-        (lhs.file, lhs.line, lhs.column, lhs.via ?? "") < (rhs.file, rhs.line, rhs.column, rhs.via ?? "")
+        (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
     }
 }

@@ -106,7 +106,11 @@ extension VarSchema.VarType {
         case .map: "a mapping"
         case .path: "an absolute path"
         }
-        let found = node.scalar.map { "'\($0.text)'" } ?? node.kindDescription
+        // What was found, cut short: a value can be long, and is the repository's to show, not ours to copy.
+        let found = node.scalar.map { scalar in
+            let shown = Printable.escaped(scalar.text)
+            return shown.count > 40 ? "'\(shown.prefix(39))…'" : "'\(shown)'"
+        } ?? node.kindDescription
         return "must be \(wanted) (\(rawValue)), found \(found)"
     }
 }

@@ -111,6 +111,7 @@ public final class SystemdManager: ServiceManager {
         case .stop: "StopUnit"
         case .restart: "RestartUnit"
         case .reload: "ReloadUnit"
+        case .reloadOrRestart: "ReloadOrRestartUnit"
         }
         let reply = try call(method) { message throws(SystemdError) in
             try append(message, string: unit)

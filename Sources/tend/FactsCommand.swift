@@ -32,7 +32,7 @@ struct FactsCommand: AsyncParsableCommand {
         do {
             reader = try HostReader(root: root.root)
         } catch {
-            Console.error("tend: \(error.description)")
+            Console.error("tend: " + Printable.escaped(error.description))
             throw TendExit.unusableHost
         }
         let facts = Facts.gather(host: reader, hostname: host.hostname, labels: try host.labelMap())
@@ -43,8 +43,11 @@ struct FactsCommand: AsyncParsableCommand {
         var rows = facts.named.map { ($0.name, $0.value ?? "(unknown)") }
         if !facts.osLike.isEmpty { rows.append(("os_like", facts.osLike.joined(separator: " "))) }
         rows += facts.labels.sorted { $0.key < $1.key }.map { ("labels.\($0.key)", $0.value) }
-        let width = rows.map(\.0.count).max() ?? 0
-        Console.out(rows.map { name, value in name + String(repeating: " ", count: width - name.count) + "  " + Printable.escaped(value) }
+        let width = rows.map { Printable.escaped($0.0).count }.max() ?? 0
+        Console.out(rows.map { name, value in
+            let shown = Printable.escaped(name)
+            return shown + String(repeating: " ", count: max(0, width - shown.count)) + "  " + Printable.escaped(value)
+        }
             .joined(separator: "\n") + "\n")
     }
 }

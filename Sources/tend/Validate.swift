@@ -10,7 +10,7 @@ struct Validate: AsyncParsableCommand {
         discussion: """
             Reads tend.yaml and every manifest it names, decodes every resource, and builds the \
             catalog of this host. Problems are printed as path:line:col: message. Nothing on the \
-            host is read except its name and os-release.
+            host is read but its facts (tend facts).
 
             With --all-hosts, every host that the repository's hosts.yaml (or --hosts FILE) \
             lists is checked, each with its name, labels and the facts it gives, the other facts \
@@ -95,11 +95,11 @@ struct Validate: AsyncParsableCommand {
             if !validation.valid { throw Console.exitCode(for: ReconcileFailure(.invalidConfiguration, "")) }
             return
         }
-        let width = validation.hosts.map(\.host.hostname.count).max() ?? 0
+        let width = validation.hosts.map { Printable.escaped($0.host.hostname).count }.max() ?? 0
         var out = ""
         for host in validation.hosts {
             let name = Printable.escaped(host.host.hostname)
-            let padded = name + String(repeating: " ", count: max(0, width - host.host.hostname.count))
+            let padded = name + String(repeating: " ", count: max(0, width - name.count))
             if host.diagnostics.isEmpty {
                 out += "\(padded)  valid: \(host.resourceCount) resources\n"
             } else {

@@ -237,4 +237,40 @@ struct LanguageTests {
         let none = try await tend(["validate", repo.path, "--all-hosts"])
         #expect(none.status != 0 && none.stderr.contains("has no hosts.yaml at its top"), "\(none)")
     }
+
+    @Test("a long loop (made on every core) makes the same resources as a short one and reports its items' problems in item order; an item's template sees the host's facts unset where unknown; when: on what only other hosts set, or on an absent optional field, is false there")
+    func longLoopsAndWhen() async throws {
+        let items = (0..<1500).map { "{ name: f\($0), mode: \"\($0 == 12 || $0 == 1205 ? "9999" : "0644")\" }" }.joined(separator: ", ")
+        let repo = try repository(["a.yaml": """
+            resources:
+              - for_each: files
+                file: /srv/many/{{item.name}}
+                mode: "{{item.mode}}"
+              - use: site
+                with: { name: shop }
+              - for_each: [{ name: a }]
+                file: /etc/flag
+                when: "{{item.flag?}}"
+            """], extra: [
+            "tend.yaml": "vars:\n  files: [\(items)]\nhosts:\n  - apply: [site]\n  - match: { hostname: db-1 }\n    apply: [db]\n    vars: { is_primary: true }\n",
+            "db/db.yaml": "resources:\n  - file: /etc/primary\n    when: \"{{vars.is_primary}}\"\n",
+            "components/site/component.yaml": "inputs: { name: string }\nresources:\n  - file: /etc/sites/{{name}}\n    template: site.mustache\n",
+            "components/site/site.mustache": "{{name}}{{#host.ipv6}} v6 {{host.ipv6}}{{/host.ipv6}}{{^host.ipv6}} v4 only{{/host.ipv6}}\n",
+        ])
+        let invalid = try await tend(["validate", repo.path, "--hostname", "web-1"])
+        #expect(invalid.status == 3, "\(invalid)")
+        let lines = invalid.stderr.split(separator: "\n").filter { $0.contains("/site/a.yaml:4:11") }
+        #expect(lines.count == 2 && lines[0].contains("(files[12] \"f12\")") && lines[1].contains("(files[1205] \"f1205\")"), "\(invalid)")
+        #expect(!invalid.stderr.contains("is_primary"), "a var only other hosts set is no error here: \(invalid)")
+
+        try repo.write(["tend.yaml": "vars:\n  files: [\((0..<1500).map { "{ name: f\($0), mode: \"0644\" }" }.joined(separator: ", "))]\nhosts:\n  - apply: [site]\n"])
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--hostname", "web-1"])
+        #expect(apply.status == 0, "\(apply)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.url("srv/many")).count == 1500)
+        #expect(!FileManager.default.fileExists(atPath: root.url("etc/flag")), "when: on an absent optional field is false")
+        let facts = try #require(try JSONSerialization.jsonObject(with: Data(try await tend(["facts", "--json"]).stdout.utf8)) as? [String: Any])
+        let expected = (facts["ipv6"] as? String).map { "shop v6 \($0)\n" } ?? "shop v4 only\n"
+        #expect(read(root.url("etc/sites/shop")) == expected)
+    }
 }

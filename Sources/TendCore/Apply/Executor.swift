@@ -137,9 +137,10 @@ public struct Executor: Sendable {
             var handled: Set<Int> = []
             // Which changing steps of these notify each resource, found once: `current` asks for
             // every step that comes after a done package or user.
-            var notifiers: [ResourceID: [ResourceID]] = [:]
+            var notifiers: [ResourceID: [Notifier]] = [:]
             for step in steps where step.change != nil {
-                for target in catalog[step.id]?.notify ?? [] { notifiers[target, default: []].append(step.id) }
+                guard let notifier = catalog[step.id] else { continue }
+                for target in notifier.notify { notifiers[target, default: []].append(notifier.notifier(of: target)) }
             }
             for (index, planned) in steps.enumerated() where !handled.contains(index) {
                 let entry = catalog[planned.id]
@@ -168,7 +169,7 @@ public struct Executor: Sendable {
                         if stages { writer.beginStaging() }
                         let before = writer.stagedCount
                         do {
-                            try entry.resource.apply(change, host: writer)
+                            try await entry.resource.apply(change, host: writer)
                             if writer.stagedCount > before {
                                 staged.append((step, entry, writer.stagedPaths(from: before)))
                                 stagedIDs.insert(step.id)
@@ -282,7 +283,7 @@ public struct Executor: Sendable {
     /// since it was planned". The changing steps run with it (the plan, or the late pass) that
     /// notify it, by resource (`notifiers`), still do (a restart is kept when the unit is
     /// otherwise converged).
-    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, notifiers: [ResourceID: [ResourceID]],
+    private func current(_ step: Plan.Step, entry: Catalog.Entry?, after reshaping: Set<ResourceID>, notifiers: [ResourceID: [Notifier]],
                          writer: HostWriter, context: PlanContext) -> Plan.Step {
         guard replans, let entry, step.error == nil, let change = step.change, !reshaping.isEmpty,
               change.action == .create || step.dependsOn.contains(where: reshaping.contains) else { return step }

@@ -17,6 +17,8 @@ public struct Catalog: Sendable {
         let dependencyPositions: [Int]
         /// The resources it notifies when it changes.
         public let notify: [ResourceID]
+        /// What it asks of those it notifies where that is not a restart (`{reload: ID}`).
+        public let refreshes: [ResourceID: Refresh]
         let resource: any BoundResource
         /// The path it manages, if any.
         public let path: String?
@@ -24,7 +26,7 @@ public struct Catalog: Sendable {
         let paths: [String]
 
         init(id: ResourceID, location: SourceLocation, instance: String? = nil, dependencies: [ResourceID], dependencyPositions: [Int],
-             notify: [ResourceID], resource: any BoundResource, path: String?, paths: [String]) {
+             notify: [ResourceID], refreshes: [ResourceID: Refresh] = [:], resource: any BoundResource, path: String?, paths: [String]) {
             self.id = id
             self.instance = instance
             self.path = path
@@ -33,7 +35,13 @@ public struct Catalog: Sendable {
             self.dependencies = dependencies
             self.dependencyPositions = dependencyPositions
             self.notify = notify
+            self.refreshes = refreshes
             self.resource = resource
+        }
+
+        /// This resource as a notifier of `target`: what it asks of it.
+        public func notifier(of target: ResourceID) -> Notifier {
+            Notifier(id: id, refresh: refreshes[target] ?? .restart)
         }
 
         /// The digest of how it is declared: the same for the same declaration, in any commit.
@@ -167,6 +175,7 @@ extension Catalog {
         // Edges: dependencies[i] holds the indices that i comes after.
         var dependencies = [[Int]](repeating: [], count: unique.count)
         var notifies = [[ResourceID]](repeating: [], count: unique.count)
+        var refreshes = [[ResourceID: Refresh]](repeating: [:], count: unique.count)
         // A suggestion compares the name with every declared id: for the first few unknown names
         // only, or 3,000 of them took 30 s (and 100,000 would take hours).
         var suggestionsLeft = Self.suggestionsPerCatalog
@@ -195,14 +204,22 @@ extension Catalog {
             for text in item.requires {
                 if let target = reference(text, from: index, as: "requires") { dependencies[index].append(target) }
             }
-            for text in item.notify {
+            for notify in item.notify {
+                let text = notify.id
                 guard let target = reference(text, from: index, as: "notify") else { continue }
                 guard unique[target].resource.acceptsNotifications else {
-                    diagnostics.error("'notify' names \(unique[target].id), but a \(unique[target].id.kind) cannot be notified; only units restart or reload on a change", at: text.location)
+                    diagnostics.error("'notify' names \(unique[target].id), but a \(unique[target].id.kind) cannot be notified; only units restart or reload, and commands run, on a change", at: text.location)
                     continue
+                }
+                if notify.refresh != .restart {
+                    guard let refreshes = unique[target].resource.refreshes, refreshes.contains(notify.refresh) else {
+                        diagnostics.error("'\(notify.refresh.rawValue)' asks \(unique[target].id) for what a \(unique[target].id.kind) does not do; notify it with its id alone", at: text.location)
+                        continue
+                    }
                 }
                 dependencies[target].append(index)
                 notifies[index].append(unique[target].id)
+                if notify.refresh != .restart { refreshes[index][unique[target].id] = notify.refresh }
             }
             for id in item.resource.implicitDependencies {
                 if let target = byID[id], target != index { dependencies[index].append(target) }
@@ -263,7 +280,7 @@ extension Catalog {
             Entry(id: unique[index].id, location: unique[index].nameLocation, instance: unique[index].instance,
                   dependencies: dependencies[index].map { unique[$0].id },
                   dependencyPositions: dependencies[index].map { positionInOrder[$0] },
-                  notify: notifies[index], resource: unique[index].resource, path: unique[index].path, paths: unique[index].paths)
+                  notify: notifies[index], refreshes: refreshes[index], resource: unique[index].resource, path: unique[index].path, paths: unique[index].paths)
         })
     }
 
@@ -308,10 +325,10 @@ extension Catalog {
         let nameLocation: SourceLocation
         let instance: String?
         let requires: [Located<String>]
-        let notify: [Located<String>]
+        let notify: [NotifyTarget]
 
         init(resource: any BoundResource, id: ResourceID, path: String?, paths: [String], nameLocation: SourceLocation,
-             instance: String?, requires: [Located<String>], notify: [Located<String>]) {
+             instance: String?, requires: [Located<String>], notify: [NotifyTarget]) {
             self.resource = resource
             self.instance = instance
             self.id = id

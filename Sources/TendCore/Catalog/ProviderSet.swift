@@ -66,8 +66,10 @@ protocol BoundResource: Sendable {
     func desiredDigest() -> String
     func observe(_ host: HostReader) throws(HostError) -> any ObservedState
     func plan(_ observed: any ObservedState, context: PlanContext) -> Change?
-    func notified(by notifiers: [ResourceID], observed: any ObservedState, planned: Change?) -> Change?
-    func apply(_ change: Change, host: HostWriter) throws(HostError)
+    func notified(by notifiers: [Notifier], observed: any ObservedState, planned: Change?) -> Change?
+    func apply(_ change: Change, host: HostWriter) async throws(HostError)
+    /// What a notification may ask of it besides a restart, or nil if it cannot be notified.
+    var refreshes: Set<Refresh>? { get }
 }
 
 struct Bound<P: ResourceProvider>: BoundResource {
@@ -83,6 +85,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var reachesBelow: Bool { desired.reachesBelow }
     var isSensitive: Bool { desired.isSensitive }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
+    var refreshes: Set<Refresh>? { provider.acceptsNotifications ? provider.refreshes : nil }
     var observesInParallel: Bool { provider.observesInParallel }
     var appliesInBatches: Bool { provider.appliesInBatches }
     var stagesWrites: Bool { provider.stagesWrites }
@@ -135,14 +138,14 @@ struct Bound<P: ResourceProvider>: BoundResource {
         return provider.plan(desired, observed: observed, context: context)
     }
 
-    func notified(by notifiers: [ResourceID], observed: any ObservedState, planned: Change?) -> Change? {
+    func notified(by notifiers: [Notifier], observed: any ObservedState, planned: Change?) -> Change? {
         guard let observed = observed as? P.Observed else {
             preconditionFailure("\(id): an observation of another kind was handed to the \(provider.kind) provider")
         }
         return provider.notified(by: notifiers, desired: desired, observed: observed, planned: planned)
     }
 
-    func apply(_ change: Change, host: HostWriter) throws(HostError) {
-        try provider.apply(change, desired: desired, host: host)
+    func apply(_ change: Change, host: HostWriter) async throws(HostError) {
+        try await provider.apply(change, desired: desired, host: host)
     }
 }

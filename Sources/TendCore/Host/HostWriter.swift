@@ -353,6 +353,39 @@ public final class HostWriter {
         changed(directory, path: HostPath.parent(of: path) ?? "/")
     }
 
+    /// Writes `contents` as `writeFile` does, never staged, but asks `check` about the temporary
+    /// (its path as this machine sees it, under the root) once it is written and durable, and
+    /// renames it into place only if `check` returns: a file's `validate:` command. When `check`
+    /// throws, the temporary is removed and the old file stays.
+    public func writeFile(_ path: String, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32,
+                          replacing: FileStatus.FileType?, checkedBy check: (String) async throws(HostError) -> Void) async throws(HostError) {
+        let directory = try parentDirectory(of: path)
+        let name = try files.leaf(path)
+        let folder = HostPath.parent(of: path) ?? "/"
+        let temporary: AtomicFile.Temporary
+        do {
+            temporary = try AtomicFile.writeTemporary(contents, for: name, in: directory, mode: mode, owner: owner, group: group, keepOpen: true)
+        } catch {
+            throw HostError(error, path: path)
+        }
+        var placed = false
+        defer {
+            if let fd = temporary.descriptor { close(fd) }
+            if !placed { unlinkat(directory.rawValue, temporary.name, 0) }
+        }
+        if let fd = temporary.descriptor, fsync(fd) != 0 { throw .system("fsync", path: path, Errno(rawValue: Glibc.errno)) }
+        let seen = (reader.root == "/" ? "" : reader.root) + (folder == "/" ? "" : folder) + "/" + temporary.name
+        try await check(seen)
+        do {
+            try AtomicFile.place(temporary.name, as: name, in: directory, replacing: replacing.map { .only($0) } ?? .nothing)
+            placed = true
+        } catch {
+            placed = error.placed
+            throw HostError(error, path: path)
+        }
+        changed(directory, path: folder)
+    }
+
     private func stage(_ contents: [UInt8], path: String, name: String, in directory: FileDescriptor, mode: UInt32,
                        owner: UInt32, group: UInt32, replacing: AtomicFile.Replacing) throws(HostError) {
         let folder = HostPath.parent(of: path) ?? "/"

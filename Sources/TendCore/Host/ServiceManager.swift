@@ -58,6 +58,7 @@ public struct UnitStatus: Sendable, Hashable, Codable {
 /// A job on a unit.
 public enum UnitJob: String, Sendable, Hashable {
     case start, stop, restart, reload
+    case reloadOrRestart = "reload-or-restart"
 }
 
 /// A job asked for on a unit.

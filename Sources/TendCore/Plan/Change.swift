@@ -3,6 +3,8 @@
 public struct Change: Sendable, Codable, Hashable {
     public enum Action: String, Sendable, Codable, Hashable, CaseIterable {
         case create, update, delete, replace, restart, reload
+        /// Reload if the unit can, restart otherwise (`{reload-or-restart: ID}`).
+        case reloadOrRestart = "reload-or-restart"
 
         /// The symbol a plan shows, as Terraform does.
         public var symbol: String {
@@ -11,7 +13,7 @@ public struct Change: Sendable, Codable, Hashable {
             case .update: "~"
             case .delete: "-"
             case .replace: "±"
-            case .restart, .reload: "↻"
+            case .restart, .reload, .reloadOrRestart: "↻"
             }
         }
     }

@@ -60,7 +60,7 @@ public struct Planner: Sendable {
         var stepAncestors = [[Int]](repeating: [], count: entries.count)
         var isStep = [Bool](repeating: false, count: entries.count)
         // Notifiers that change, by the resource they notify.
-        var notifications: [ResourceID: [ResourceID]] = [:]
+        var notifications: [ResourceID: [Notifier]] = [:]
         for (position, entry) in entries.enumerated() {
             var ancestors: [Int] = []
             for dependency in entry.dependencyPositions {
@@ -78,7 +78,7 @@ public struct Planner: Sendable {
             }
             guard var step = own else { continue }
             if step.change != nil {
-                for target in entry.notify { notifications[target, default: []].append(entry.id) }
+                for target in entry.notify { notifications[target, default: []].append(entry.notifier(of: target)) }
             }
             step.dependsOn = ancestors.sorted().map { entries[$0].id }
             steps.append(step)
@@ -151,14 +151,14 @@ public struct Planner: Sendable {
     }
 
     /// Observes and plans one resource; nil when it needs nothing.
-    static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext, notifiedBy notifiers: [ResourceID] = []) -> Plan.Step? {
+    static func step(for entry: Catalog.Entry, host: HostReader, context: PlanContext, notifiedBy notifiers: [Notifier] = []) -> Plan.Step? {
         observe(entry, host: host, context: context, notifiedBy: notifiers).step
     }
 
     /// Observes and plans one resource: its step (nil when it needs nothing), and what was
     /// observed (nil when observing failed).
     static func observe(_ entry: Catalog.Entry, host: HostReader, context: PlanContext,
-                        notifiedBy notifiers: [ResourceID] = []) -> (step: Plan.Step?, observed: (any ObservedState)?) {
+                        notifiedBy notifiers: [Notifier] = []) -> (step: Plan.Step?, observed: (any ObservedState)?) {
         let resource = entry.resource
         host.stepDependencies = entry.dependencies
         defer { host.stepDependencies = [] }
@@ -172,7 +172,7 @@ public struct Planner: Sendable {
     }
 
     /// Plans one resource from what was observed of it; nil when it needs nothing.
-    static func step(for entry: Catalog.Entry, observed: any ObservedState, context: PlanContext, notifiedBy notifiers: [ResourceID]) -> Plan.Step? {
+    static func step(for entry: Catalog.Entry, observed: any ObservedState, context: PlanContext, notifiedBy notifiers: [Notifier]) -> Plan.Step? {
         let resource = entry.resource
         var change = resource.plan(observed, context: context)
         if !notifiers.isEmpty { change = resource.notified(by: notifiers, observed: observed, planned: change) }

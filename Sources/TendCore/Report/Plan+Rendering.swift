@@ -27,6 +27,7 @@ extension Plan {
         if let replace = counts[.replace] { parts.append("\(replace) to replace") }
         if let restart = counts[.restart] { parts.append("\(restart) to restart") }
         if let reload = counts[.reload] { parts.append("\(reload) to reload") }
+        if let either = counts[.reloadOrRestart] { parts.append("\(either) to reload or restart") }
         var line = style.bold("Plan: " + parts.joined(separator: ", ") + ".")
         if !errors.isEmpty { line += " " + style.red("\(errors.count) could not be planned.") }
         return line
@@ -103,6 +104,7 @@ extension ApplyReport {
         if let replaced = done[.replace] { parts.append("\(replaced) replaced") }
         if let restarted = done[.restart] { parts.append("\(restarted) restarted") }
         if let reloaded = done[.reload] { parts.append("\(reloaded) reloaded") }
+        if let either = done[.reloadOrRestart] { parts.append("\(either) reloaded or restarted") }
         var line = "Apply: " + parts.joined(separator: ", ")
         if !succeeded {
             line += "; " + style.red("\(failures.count) failed") + ", " + style.yellow("\(skipped.count) skipped")
@@ -120,6 +122,7 @@ extension Change.Action {
         case .replace: "replaced"
         case .restart: "restarted"
         case .reload: "reloaded"
+        case .reloadOrRestart: "reloaded or restarted"
         }
     }
 }

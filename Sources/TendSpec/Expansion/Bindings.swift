@@ -16,8 +16,11 @@ struct Bindings: Sendable {
     var via: [String] = []
     /// The component instances around it, outermost first (`web`, `nginx-site[shop]`).
     var instances: [String] = []
+    /// The host's vars, which `values["vars"]` also holds as one mapping, by name.
+    var hostVars: [String: YAMLNode]?
 
-    var viaText: String? { via.count < 2 ? via.first : via.joined(separator: ", ") }
+    /// `via` as messages show it; nil when nothing expanded the text.
+    var viaText: String? { via.isEmpty ? nil : via.joined(separator: ", ") }
 
     /// `node` with its references replaced and its position marked with `via`; nil after
     /// reporting a reference that cannot be replaced.
@@ -27,9 +30,14 @@ struct Bindings: Sendable {
 
     /// `template` filled in with these bindings; nil after reporting a reference that cannot be
     /// replaced. A loop finds an entry's references once (`Template`) and fills them in per item.
-    func substitute(_ template: Template, via: String?? = nil, _ diagnostics: inout Diagnostics) -> YAMLNode? {
+    func substitute(_ template: Template, _ diagnostics: inout Diagnostics) -> YAMLNode? {
+        substitute(template, via: viaText, &diagnostics)
+    }
+
+    /// `substitute`, with `via` (this bindings' `viaText`) worked out once by the caller.
+    func substitute(_ template: Template, via: String?, _ diagnostics: inout Diagnostics) -> YAMLNode? {
         var failed = false
-        let result = fill(template.root, via: via ?? viaText, failed: &failed, &diagnostics)
+        let result = fill(template.root, via: via, failed: &failed, &diagnostics)
         return failed ? nil : result ?? YAMLNode(.scalar(YAMLScalar("")), at: template.root.node.location)
     }
 
@@ -79,11 +87,23 @@ struct Bindings: Sendable {
                         return node
                     }
                     text += bound.text
+                    // A value put into text is copied: a large var written into many values
+                    // would otherwise grow without a bound.
+                    guard text.utf8.count <= Self.maximumText else {
+                        diagnostics.error("'{{\(written)}}' makes this value more than \(Self.maximumText >> 20) MiB; write the reference alone as the whole value, or use a template", at: location)
+                        failed = true
+                        return node
+                    }
                 }
             }
             return YAMLNode(.scalar(YAMLScalar(text, style: .doubleQuoted)), at: location, tag: node.tag)
         }
     }
+
+    /// The most bytes a value that references are put into may grow to.
+    static let maximumText = 1 << 20
+    /// The most names a message lists.
+    static let listedNames = 20
 
     /// An entry's text with the references in it found once: what stays as written, and each
     /// scalar cut into literal text and references.
@@ -137,6 +157,8 @@ struct Bindings: Sendable {
             var copied = bytes.startIndex
             while let close = Bindings.find(UInt8(ascii: "}"), in: bytes, from: bytes.index(open, offsetBy: 2)) {
                 let after = bytes.index(close, offsetBy: 2)
+                // `{{ x {{item}}`: the reference is the last `{{` before the `}}`.
+                while let inner = Bindings.find(UInt8(ascii: "{"), in: bytes, from: bytes.index(after: open)), inner < close { open = inner }
                 var first = bytes.index(open, offsetBy: 2), last = close
                 while first < last, bytes[first] == UInt8(ascii: " ") { first = bytes.index(after: first) }
                 while first < last, bytes[bytes.index(before: last)] == UInt8(ascii: " ") { last = bytes.index(before: last) }
@@ -173,15 +195,23 @@ struct Bindings: Sendable {
     /// `optional`: the caller leaves it out).
     private func resolve(_ path: [String], optional: Bool, written: String, at location: SourceLocation, _ diagnostics: inout Diagnostics) -> YAMLNode? {
         let name = path[0]
-        guard var value = values[name] else {
+        var fields = path.dropFirst()
+        var walked = name
+        var found = values[name]
+        // The host's vars by name, not by a walk through thousands of keys for each item.
+        if name == "vars", let first = fields.first, let hostVars, let value = hostVars[first] {
+            found = value
+            walked += "." + first
+            fields = fields.dropFirst()
+        }
+        guard var value = found else {
             var message = "'{{\(written)}}': '\(name)' is not bound here"
-            message += values.isEmpty ? "" : " (bound: \(values.keys.sorted().joined(separator: ", ")))"
+            message += values.isEmpty ? "" : " (bound: \(Self.listed(values.keys.sorted())))"
             if let near = Suggestion.nearest(to: name, in: values.keys) { message += "; did you mean '\(near)'?" }
             diagnostics.error(message, at: location)
             return nil
         }
-        var walked = name
-        for field in path.dropFirst() {
+        for field in fields {
             if let pairs = value.mapping, let found = pairs.first(where: { $0.key.scalar?.text == field }) {
                 value = found.value
             } else if let items = value.sequence, let index = Int(field), items.indices.contains(index) {
@@ -191,8 +221,8 @@ struct Bindings: Sendable {
                 var message = "'{{\(written)}}': \(walked) has no '\(field)'"
                 if let pairs = value.mapping {
                     let fields = pairs.compactMap(\.keyText)
-                    message += fields.isEmpty ? " (it is an empty mapping)" : " (its fields: \(fields.joined(separator: ", ")))"
-                    if let near = Suggestion.nearest(to: field, in: fields) { message += "; did you mean '\(near)'?" }
+                    message += fields.isEmpty ? " (it is an empty mapping)" : " (its fields: \(Self.listed(fields)))"
+                    if fields.count <= 1000, let near = Suggestion.nearest(to: field, in: fields) { message += "; did you mean '\(near)'?" }
                 } else {
                     message += " (it is \(value.kindDescription))"
                 }
@@ -202,6 +232,12 @@ struct Bindings: Sendable {
             walked += "." + field
         }
         return value
+    }
+
+    /// Names for a message: the first `listedNames`, and how many more.
+    static func listed(_ names: [String]) -> String {
+        names.count <= listedNames ? names.joined(separator: ", ")
+            : names.prefix(listedNames).joined(separator: ", ") + " and \(names.count - listedNames) more"
     }
 
     /// The dotted name in `{{…}}`, or nil when the braces hold something else.

@@ -59,7 +59,7 @@ public struct Expander: Sendable {
 
     /// The resources `entry` of `manifest` stands for on this host.
     public mutating func expand(_ entry: YAMLNode, manifest: String, into made: inout [ResourceDeclaration]) {
-        expand(entry, manifest: manifest, bindings: Bindings(values: base), chain: [], into: &made)
+        expand(entry, manifest: manifest, bindings: Bindings(values: base, hostVars: vars), chain: [], into: &made)
     }
 
     /// Whether an entry of `resources:` expands (rather than being one resource as written).
@@ -135,12 +135,14 @@ public struct Expander: Sendable {
         var node = node
         // `when:` (for each item, after for_each): true or false, the entry is made or not.
         if let index = pairs.firstIndex(where: { $0.keyText == "when" }) {
-            guard let condition = bindings.substitute(pairs[index].value, &diagnostics) else { return }
-            guard let made = condition.scalar?.boolValue, condition.scalar?.style == .plain || pairs[index].value.scalar?.text.contains("{{") == true else {
+            guard let condition = substitute(pairs[index].value, bindings) else { return }
+            // An optional reference to what the item lacks (`{{site.tls?}}`) is false.
+            let absent = condition.scalar?.text.isEmpty == true && pairs[index].value.scalar?.text.contains("?}}") == true
+            guard absent || condition.scalar?.boolValue != nil else {
                 diagnostics.error("'when' must be true or false (a reference such as \"{{site.tls}}\" to one), found \(condition.kindDescription)", at: marked(pairs[index].value.location, bindings))
                 return
             }
-            guard made else { return }
+            guard !absent, condition.scalar?.boolValue == true else { return }
             pairs.remove(at: index)
             node = YAMLNode(.mapping(pairs), at: node.location, tag: node.tag)
         }
@@ -175,8 +177,10 @@ public struct Expander: Sendable {
         guard var declaration = RepositoryLoader.decodeEntry(substituted, manifest: manifest, kinds: kinds, &diagnostics) else { return nil }
         declaration.nameLocation.via = via
         // Its template sees the item and the inputs too; its own `vars:` win.
+        // (`vars` and `host` are the host's, which the template sees already.)
         if declaration.attributes.peek("template") != nil {
-            declaration.vars = declaration.vars.isEmpty ? bindings.values : bindings.values.merging(declaration.vars) { $1 }
+            let own = bindings.values.filter { !reserved.contains($0.key) }
+            declaration.vars = declaration.vars.isEmpty ? own : own.merging(declaration.vars) { $1 }
         }
         declaration.instance = bindings.instances.isEmpty ? nil : bindings.instances.joined(separator: "/")
         return declaration
@@ -197,15 +201,16 @@ public struct Expander: Sendable {
         }
         var given: YAMLNode?
         if let with {
-            guard let substituted = bindings.substitute(with, &diagnostics) else { return }
+            guard let substituted = substitute(with, bindings) else { return }
             given = substituted
         }
         guard let values = component.inputValues(given, use: at, &diagnostics), visit(use.location, bindings) else { return }
         let label = values["name"]?.scalar?.text ?? bindings.via.first.flatMap(Self.itemName)
-        let instance = label.map { "\(name)[\(Printable.escaped($0))]" } ?? name
+        let instance = label.map { "\(name)[\(Self.shortened($0))]" } ?? name
         var position = use.location
         position.via = nil
-        let inner = Bindings(values: values.merging(base) { $1 }, via: ["\(instance) at \(position)"] + bindings.via, instances: bindings.instances + [instance])
+        let inner = Bindings(values: values.merging(base) { $1 }, via: ["\(instance) at \(position)"] + bindings.via, instances: bindings.instances + [instance],
+                             hostVars: vars)
         for entry in component.resources { expand(entry, manifest: component.path, bindings: inner, chain: chain + [name], into: &result) }
     }
 
@@ -227,13 +232,14 @@ public struct Expander: Sendable {
             list = found
         } else {
             if let text = node.scalar?.text { shownName = text.replacing("{{", with: "").replacing("}}", with: "").trimmingWhitespace() }
-            guard let substituted = bindings.substitute(node, &diagnostics) else { return nil }
+            guard let substituted = substitute(node, bindings) else { return nil }
             list = substituted
         }
         let count = list.sequence?.count ?? list.mapping?.count ?? 0
         if visited + count > Self.maximumResources {
             exhausted = true
-            diagnostics.error("for_each: '\(Printable.escaped(shownName))' has \(count) items; loops and components go through at most \(Self.maximumResources) items and make at most that many resources for a host", at: at)
+            let before = visited > 0 ? " after \(visited) others" : ""
+            diagnostics.error("for_each: '\(Printable.escaped(shownName))' has \(count) items\(before); loops and components go through at most \(Self.maximumResources) items and make at most that many resources for a host", at: at)
             return nil
         }
         if let items = list.sequence {
@@ -274,6 +280,15 @@ public struct Expander: Sendable {
             node = next
         }
         return node
+    }
+
+    /// `node` with `bindings`' references replaced; in a manifest for other hosts, one that
+    /// names what this host lacks is nil, unsaid.
+    private mutating func substitute(_ node: YAMLNode, _ bindings: Bindings) -> YAMLNode? {
+        let start = diagnostics.all.count
+        let result = bindings.substitute(node, &diagnostics)
+        if result == nil, lenient { diagnostics.drop(from: start) }
+        return result
     }
 
     private func marked(_ location: SourceLocation, _ bindings: Bindings) -> SourceLocation {
