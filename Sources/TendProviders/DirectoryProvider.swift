@@ -113,7 +113,7 @@ public struct DirectoryProvider: ResourceProvider {
             try host.makeParentDirectories(of: path)
             try host.makeDirectory(path, mode: desired.attributes.mode ?? 0o755,
                                    owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group)
-        case .update, .restart, .reload, .reloadOrRestart:
+        case .update, .restart, .reload, .reloadOrRestart, .run:
             for name in change.removes {
                 // Purge: the plan listed these entries to be removed with what they hold.
                 let entry = HostPath.join(path, name)

@@ -21,6 +21,9 @@ public struct FileProvider: ResourceProvider {
         var sensitive: Bool
         /// Show the content of a file that others may not read (`show_diff: true`).
         var showDiff: Bool
+        /// `validate:`: a command (its `%s` the new content's temporary file) that must accept
+        /// the new content before it replaces the old.
+        var validate: [String]?
         /// `StatCache.digest(of: content)`, worked out once per catalog, when a stat cache asks.
         let contentDigest = ContentDigest()
 
@@ -35,6 +38,7 @@ public struct FileProvider: ResourceProvider {
             digest.add("content", content ?? Array("\u{0}unmanaged".utf8))
             digest.add("sensitive", sensitive ? "true" : "false")
             digest.add("show_diff", showDiff ? "true" : "false")
+            if let validate { digest.add("validate", validate.joined(separator: "\u{0}")) }
         }
 
         /// The mode a new file gets: the declared one; else 0600 for a sensitive file, 0644 otherwise.
@@ -82,7 +86,11 @@ public struct FileProvider: ResourceProvider {
         if sensitive, showDiff, let node = showDiffNode {
             context.diagnostics.error("a sensitive file never shows its content; remove 'show_diff' or 'sensitive'", at: node.location)
         }
-        return Desired(attributes: attributes, content: content, sensitive: sensitive, showDiff: showDiff)
+        var desired = Desired(attributes: attributes, content: content, sensitive: sensitive, showDiff: showDiff)
+        if let node = declaration.attributes.take("validate") {
+            desired.validate = Validation.decode(node, what: "a file", hasContent: content != nil, context: &context)
+        }
+        return desired
     }
 
     /// The digest of a desired content, kept with the catalog entry: the agent's catalog lives as
@@ -170,13 +178,15 @@ public struct FileProvider: ResourceProvider {
                     ? "changes all \(status.linkCount) hard links to this file (force: true)"
                     : "is one of \(status.linkCount) hard links to one file: replaced by a copy, so the other names keep their owner and mode")
             }
+            if content != nil, let validate = desired.validate { notes.append(Validation.note(validate)) }
             return Change(.update, attributes: attributes, content: content, notes: notes, found: .regular)
         case let status:
             var ownership = observed.ownership
             ownership.mode = desired.modeWhenCreated
             let content = ContentChange.between(nil, desired.content ?? [], path: path, sensitive: hidden)
             guard let status else {
-                return Change(.create, attributes: ownership.changes(from: nil, host: observed.names), content: content)
+                return Change(.create, attributes: ownership.changes(from: nil, host: observed.names), content: content,
+                              notes: desired.validate.map { [Validation.note($0)] } ?? [])
             }
             let replaced = status.type == .symlink ? "replaces a symbolic link to \(observed.linkTarget ?? "?")" : "replaces \(status.type.article) and everything in it"
             return Change(.replace, attributes: ownership.changes(from: nil, host: observed.names), content: content, notes: [replaced], found: status.type)
@@ -186,7 +196,7 @@ public struct FileProvider: ResourceProvider {
     /// Carries out `change`, checking at each write that the host still holds what the plan found
     /// (`Change.found`): a path that appeared since is never replaced, a folder is removed with
     /// its contents only when the plan said so.
-    public func apply(_ change: Change, desired: Desired, host: HostWriter) throws(HostError) {
+    public func apply(_ change: Change, desired: Desired, host: HostWriter) async throws(HostError) {
         let path = desired.attributes.path
         let (owner, group) = try desired.attributes.resolveAccounts(host.reader)
         switch change.action {
@@ -200,9 +210,9 @@ public struct FileProvider: ResourceProvider {
                 replacing = nil
             }
             try host.makeParentDirectories(of: path)
-            try host.writeFile(path, contents: desired.content ?? [], mode: desired.modeWhenCreated,
-                               owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group, replacing: replacing)
-        case .update, .restart, .reload, .reloadOrRestart:
+            try await write(desired, contents: desired.content ?? [], mode: desired.modeWhenCreated,
+                            owner: owner ?? ProcessIdentity.user, group: group ?? ProcessIdentity.group, replacing: replacing, host: host)
+        case .update, .restart, .reload, .reloadOrRestart, .run:
             guard let current = try host.reader.status(path), current.type == .regular else {
                 throw HostError(path: path, message: "is no longer a regular file; it was left as it is")
             }
@@ -217,12 +227,26 @@ public struct FileProvider: ResourceProvider {
                 content = nil
             }
             if let content {
-                try host.writeFile(path, contents: content, mode: desired.attributes.mode ?? current.permissions,
-                                   owner: owner ?? current.owner, group: group ?? current.group, replacing: .regular)
+                try await write(desired, contents: content, mode: desired.attributes.mode ?? current.permissions,
+                                owner: owner ?? current.owner, group: group ?? current.group, replacing: .regular, host: host)
             } else {
                 try host.setAttributes(path, type: .regular, mode: desired.attributes.mode, owner: owner, group: group,
                                        throughHardLinks: desired.attributes.force)
             }
+        }
+    }
+
+    /// Writes the file, checked by its `validate:` command first when it has one.
+    private func write(_ desired: Desired, contents: [UInt8], mode: UInt32, owner: UInt32, group: UInt32,
+                       replacing: FileStatus.FileType?, host: HostWriter) async throws(HostError) {
+        let path = desired.attributes.path
+        guard let validate = desired.validate else {
+            try host.writeFile(path, contents: contents, mode: mode, owner: owner, group: group, replacing: replacing)
+            return
+        }
+        let hidden = desired.hidesContent(current: try host.reader.status(path))
+        try await host.writeFile(path, contents: contents, mode: mode, owner: owner, group: group, replacing: replacing) { temporary throws(HostError) in
+            try await Validation.run(validate, on: temporary, for: path, hidesOutput: hidden)
         }
     }
 }

@@ -6,7 +6,7 @@ extension ProviderSet {
 
     /// Every provider, with the package provider's options.
     public static func standard(packages: PackageProvider = PackageProvider()) -> ProviderSet {
-        ProviderSet([GroupProvider(), UserProvider(), FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider(), packages])
+        ProviderSet([GroupProvider(), UserProvider(), FileProvider(), DirectoryProvider(), SymlinkProvider(), UnitProvider(), CommandProvider(), packages])
     }
 }
 

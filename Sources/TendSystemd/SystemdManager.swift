@@ -152,6 +152,38 @@ public final class SystemdManager: ServiceManager {
         Journal.lastMessages(unit: unit, count: count)
     }
 
+    /// `StartTransientUnit` of a oneshot service that runs `command`, collected once it ends,
+    /// whose start job ends when the program does: "done" when it exits 0.
+    public func run(_ command: TransientCommand) throws(HostError) -> UnitJobResult {
+        do {
+            try subscribe()
+            let reply = try call("StartTransientUnit") { message throws(SystemdError) in
+                try append(message, string: command.unit)
+                try append(message, string: "fail")
+                try check(sd_bus_message_open_container(message, SystemdManager.type("a"), "(sv)"), "sd_bus_message_open_container")
+                try property(message, "Description", string: command.description)
+                try property(message, "Type", string: "oneshot")
+                try property(message, "CollectMode", string: "inactive-or-failed")
+                try property(message, "TimeoutStartUSec", microseconds: UInt64(command.timeout.components.seconds) * 1_000_000)
+                if let user = command.user { try property(message, "User", string: user) }
+                if let directory = command.workingDirectory { try property(message, "WorkingDirectory", string: directory) }
+                if !command.environment.isEmpty {
+                    try property(message, "Environment", strings: command.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+                }
+                try execStart(message, path: command.arguments[0], arguments: command.arguments)
+                try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+                try check(sd_bus_message_open_container(message, SystemdManager.type("a"), "(sa(sv))"), "sd_bus_message_open_container")
+                try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+            }
+            defer { sd_bus_message_unref(reply) }
+            let job = try readString(reply, type: "o")
+            // The job outlives a start that timed out: leave it a moment more than the unit's own limit.
+            return UnitJobResult(try wait(forJob: job, timeout: command.timeout + .seconds(5)))
+        } catch {
+            throw HostError(path: command.unit, message: "cannot run it as a transient service: \(error)")
+        }
+    }
+
     // MARK: Jobs
 
     /// Subscribes to the manager's signals and watches JobRemoved, once per connection.
@@ -265,6 +297,53 @@ private func append(_ message: OpaquePointer, strings: [String]) throws(SystemdE
 private func append(_ message: OpaquePointer, bool: Bool) throws(SystemdError) {
     var value: Int32 = bool ? 1 : 0
     try check(sd_bus_message_append_basic(message, SystemdManager.type("b"), &value), "sd_bus_message_append_basic")
+}
+
+/// One `(sv)` property of a transient unit, its value a string.
+private func property(_ message: OpaquePointer, _ name: String, string: String) throws(SystemdError) {
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
+    try append(message, string: name)
+    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "s"), "sd_bus_message_open_container")
+    try append(message, string: string)
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+}
+
+/// One `(sv)` property whose value is a list of strings.
+private func property(_ message: OpaquePointer, _ name: String, strings: [String]) throws(SystemdError) {
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
+    try append(message, string: name)
+    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "as"), "sd_bus_message_open_container")
+    try append(message, strings: strings)
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+}
+
+/// One `(sv)` property whose value is a number of microseconds (`t`).
+private func property(_ message: OpaquePointer, _ name: String, microseconds: UInt64) throws(SystemdError) {
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
+    try append(message, string: name)
+    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "t"), "sd_bus_message_open_container")
+    var value = microseconds
+    try check(sd_bus_message_append_basic(message, SystemdManager.type("t"), &value), "sd_bus_message_append_basic")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+}
+
+/// The `ExecStart` property, `a(sasb)`: one program, its arguments, and no "ignore failure".
+private func execStart(_ message: OpaquePointer, path: String, arguments: [String]) throws(SystemdError) {
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
+    try append(message, string: "ExecStart")
+    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "a(sasb)"), "sd_bus_message_open_container")
+    try check(sd_bus_message_open_container(message, SystemdManager.type("a"), "(sasb)"), "sd_bus_message_open_container")
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sasb"), "sd_bus_message_open_container")
+    try append(message, string: path)
+    try append(message, strings: arguments)
+    try append(message, bool: false)
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
 }
 
 /// Enters a container; false at the end of an array.

@@ -28,6 +28,7 @@ extension HostSnapshot {
         func queue(_ job: UnitJob, unit: String) throws(HostError) { throw Self.readOnly }
         func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw Self.readOnly }
         func recentLog(of unit: String, count: Int) -> [String] { [] }
+        func run(_ command: TransientCommand) throws(HostError) -> UnitJobResult { throw Self.readOnly }
 
         static let readOnly = HostError(path: "/", message: "a snapshot is planned against, never changed")
     }
@@ -54,5 +55,6 @@ extension HostSnapshot {
         func queue(_ job: UnitJob, unit: String) throws(HostError) { throw ReplayedServices.readOnly }
         func change(_ change: UnitFileChange, unit: String) throws(HostError) { throw ReplayedServices.readOnly }
         func recentLog(of unit: String, count: Int) -> [String] { manager.recentLog(of: unit, count: count) }
+        func run(_ command: TransientCommand) throws(HostError) -> UnitJobResult { throw ReplayedServices.readOnly }
     }
 }

@@ -18,6 +18,33 @@ public protocol ServiceManager: AnyObject {
     func change(_ change: UnitFileChange, unit: String) throws(HostError)
     /// The last `count` lines the journal holds about `unit`, oldest first.
     func recentLog(of unit: String, count: Int) -> [String]
+    /// Runs `command` as a transient service of its own (`systemd-run --wait`-style) and waits,
+    /// up to its timeout, for it to end; its output goes to the journal under that unit.
+    func run(_ command: TransientCommand) throws(HostError) -> UnitJobResult
+}
+
+/// A program run once as a transient service unit: `command:` resources.
+public struct TransientCommand: Sendable, Hashable {
+    /// The unit's name (`tend-command-NAME-….service`).
+    public var unit: String
+    public var description: String
+    /// The program's path and its arguments, the first being the program's name.
+    public var arguments: [String]
+    public var user: String?
+    public var workingDirectory: String?
+    public var environment: [String: String]
+    public var timeout: Duration
+
+    public init(unit: String, description: String, arguments: [String], user: String?, workingDirectory: String?,
+                environment: [String: String], timeout: Duration) {
+        self.unit = unit
+        self.description = description
+        self.arguments = arguments
+        self.user = user
+        self.workingDirectory = workingDirectory
+        self.environment = environment
+        self.timeout = timeout
+    }
 }
 
 /// The read side of a service manager, all that observing may use.

@@ -5,6 +5,8 @@ public struct Change: Sendable, Codable, Hashable {
         case create, update, delete, replace, restart, reload
         /// Reload if the unit can, restart otherwise (`{reload-or-restart: ID}`).
         case reloadOrRestart = "reload-or-restart"
+        /// Run a `command`.
+        case run
 
         /// The symbol a plan shows, as Terraform does.
         public var symbol: String {
@@ -14,6 +16,7 @@ public struct Change: Sendable, Codable, Hashable {
             case .delete: "-"
             case .replace: "±"
             case .restart, .reload, .reloadOrRestart: "↻"
+            case .run: "▶"
             }
         }
     }

@@ -28,6 +28,7 @@ extension Plan {
         if let restart = counts[.restart] { parts.append("\(restart) to restart") }
         if let reload = counts[.reload] { parts.append("\(reload) to reload") }
         if let either = counts[.reloadOrRestart] { parts.append("\(either) to reload or restart") }
+        if let run = counts[.run] { parts.append("\(run) to run") }
         var line = style.bold("Plan: " + parts.joined(separator: ", ") + ".")
         if !errors.isEmpty { line += " " + style.red("\(errors.count) could not be planned.") }
         return line
@@ -105,6 +106,7 @@ extension ApplyReport {
         if let restarted = done[.restart] { parts.append("\(restarted) restarted") }
         if let reloaded = done[.reload] { parts.append("\(reloaded) reloaded") }
         if let either = done[.reloadOrRestart] { parts.append("\(either) reloaded or restarted") }
+        if let ran = done[.run] { parts.append("\(ran) ran") }
         var line = "Apply: " + parts.joined(separator: ", ")
         if !succeeded {
             line += "; " + style.red("\(failures.count) failed") + ", " + style.yellow("\(skipped.count) skipped")
@@ -123,6 +125,7 @@ extension Change.Action {
         case .restart: "restarted"
         case .reload: "reloaded"
         case .reloadOrRestart: "reloaded or restarted"
+        case .run: "ran"
         }
     }
 }

@@ -20,7 +20,7 @@ public struct Style: Sendable {
         case .update: yellow(text)
         case .delete: red(text)
         case .replace: magenta(text)
-        case .restart, .reload, .reloadOrRestart: cyan(text)
+        case .restart, .reload, .reloadOrRestart, .run: cyan(text)
         }
     }
 
