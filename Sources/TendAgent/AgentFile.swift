@@ -18,6 +18,8 @@ public struct AgentFile: Sendable {
     public var verify: String?
     public var verifyGpg: String?
     public var hostname: String?
+    /// `age_identity`: the age identity (or SSH key) that opens the repository's secrets.
+    public var ageIdentity: String?
     public var labels: [String: String] = [:]
     public var interval: Duration?
     public var splay: Duration?
@@ -110,6 +112,7 @@ public struct AgentFile: Sendable {
         result.verify = string("verify")
         result.verifyGpg = string("verify_gpg")
         result.hostname = string("hostname")
+        result.ageIdentity = string("age_identity")
         result.metricsFile = reader.take("metrics_file").flatMap { $0.isNull ? "" : $0.string("metrics_file", &diagnostics) }
         if let node = reader.take("labels"), let map = node.stringMap("labels", &diagnostics) {
             result.labels = map.mapValues(\.value)

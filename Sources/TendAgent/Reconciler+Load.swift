@@ -3,6 +3,7 @@ public import TendCore
 public import TendGit
 public import TendSpec
 import TendSystemd
+import TendProviders
 import FoundationEssentials
 
 // The Observe set-up and the Load and Catalog stages of a run.
@@ -67,6 +68,7 @@ extension Reconciler {
         do {
             let build = { () throws(ConfigurationError) -> Catalog in
                 try Configuration.catalog(from: opened.snapshot, providers: self.providers, facts: facts, protected: protectedPaths(root: root),
+                                          secrets: AgeSecrets(identity: identity.ageIdentity ?? AgeSecrets.hostKey(root: root)),
                                           managed: { inventoryRecord.value?.retirable ?? [:] })
             }
             if let catalogs = caches.catalogs {
@@ -84,6 +86,7 @@ extension Reconciler {
         result.resourceCount = catalog.entries.count
         OneShot.keep(catalog)
         mode.recorder?.hide(catalog.sensitivePaths)
+        mode.recorder?.omit(catalog.secretPaths)
         if let rollout = catalog.rollout, let git = opened.snapshot as? GitSnapshot {
             try checkRollout(rollout, commit: git, lastGood: opened.lastGood, host: host, into: &result)
         }

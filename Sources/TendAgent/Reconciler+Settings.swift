@@ -8,11 +8,15 @@ extension Reconciler {
         public var hostname: String?
         public var labels: [String: String]
         public var machineID: String?
+        /// The age identity that opens the repository's secrets on this host (agent.yaml's
+        /// `age_identity`, `--age-identity`); the root's SSH host key when nil.
+        public var ageIdentity: String?
 
-        public init(hostname: String? = nil, labels: [String: String] = [:], machineID: String? = nil) {
+        public init(hostname: String? = nil, labels: [String: String] = [:], machineID: String? = nil, ageIdentity: String? = nil) {
             self.hostname = hostname
             self.labels = labels
             self.machineID = machineID
+            self.ageIdentity = ageIdentity
         }
     }
 

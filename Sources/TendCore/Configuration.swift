@@ -11,22 +11,23 @@ public enum Configuration {
     /// file that became a link) is not removed: the new resource takes the path over. Nor is one
     /// of tend's own (`protected`), which no commit may remove.
     public static func catalog(from snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts, protected: ProtectedPaths? = nil,
-                               managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
+                               secrets: (any SecretOpener)? = nil, managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         let loaded = RepositoryLoader(snapshot: snapshot, kinds: providers.kinds).load()
         defer { OneShot.keep(loaded) }
-        return try catalog(loaded: loaded, snapshot: snapshot, providers: providers, facts: facts, protected: protected, managed: managed)
+        return try catalog(loaded: loaded, snapshot: snapshot, providers: providers, facts: facts, protected: protected, secrets: secrets, managed: managed)
     }
 
     /// The catalog of the host described by `facts` from a repository loaded once (`tend
     /// validate --all-hosts` builds every host's from one load).
     public static func catalog(loaded: RepositoryLoader.Result, snapshot: any Snapshot, providers: ProviderSet, facts: HostFacts,
-                               protected: ProtectedPaths? = nil, managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
+                               protected: ProtectedPaths? = nil, secrets: (any SecretOpener)? = nil,
+                               managed: () -> [ResourceID: Retirable] = { [:] }) throws(ConfigurationError) -> Catalog {
         var diagnostics = loaded.diagnostics
         // Every declaration of every manifest is decoded, so that an error in a manifest that
         // applies to other hosts is still found here.
         let vars = loaded.vars(for: facts)
         let (selected, others) = loaded.declarations(for: facts, vars: vars, &diagnostics)
-        let variables = TemplateVariables(vars: vars, facts: facts)
+        let variables = TemplateVariables(vars: vars, facts: facts, secrets: secrets)
         diagnostics.append(contentsOf: providers.check(others, snapshot: snapshot, variables: variables.lenient))
         var catalog: Catalog?
         do {

@@ -25,6 +25,9 @@ public protocol DesiredState: Sendable {
     /// Whether the content at `paths` must never be shown nor kept (`sensitive: true`): a
     /// snapshot of the host (`tend snapshot`) keeps only its digest.
     var isSensitive: Bool { get }
+    /// Whether its content is a secret opened on this host: a snapshot keeps nothing of it, not
+    /// even a digest (a plain digest of a short secret can be checked against guesses).
+    var holdsSecret: Bool { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -38,6 +41,7 @@ extension DesiredState {
     public var isRemoval: Bool { false }
     public var reachesBelow: Bool { isRemoval }
     public var isSensitive: Bool { false }
+    public var holdsSecret: Bool { false }
 }
 
 /// What a provider read from the host about one resource.
@@ -211,9 +215,28 @@ public struct DecodeContext: Sendable {
         self.variables = variables
     }
 
+    /// `ciphertext`, read from `file` (named at `location`), opened with this host's identity.
+    public func openSecret(_ ciphertext: [UInt8], file: String, at location: SourceLocation) -> SecretContent {
+        guard let secrets = variables.secrets else {
+            return .unopened("\(location): secret '\(file)' cannot be opened: no age identity is set for this run")
+        }
+        switch secrets.open(ciphertext) {
+        case .success(let plaintext): return .opened(plaintext)
+        case .failure(let error): return .unopened("\(location): secret '\(file)' cannot be opened here: \(error.message)")
+        }
+    }
+
     /// Renders the Mustache template named relative to the declaring manifest, reporting a
     /// missing file at `location` and a template error at its own `path:line:col`.
-    public mutating func renderTemplate(_ relative: String, of declaration: ResourceDeclaration, at location: SourceLocation) -> [UInt8]? {
+    /// A rendered template, and whether it shows a secret var (then it is sensitive) or one that
+    /// could not be opened here (then its resource fails alone, with this reason).
+    public struct Rendered: Sendable {
+        public var bytes: [UInt8]
+        public var holdsSecret: Bool
+        public var unopened: String?
+    }
+
+    public mutating func renderTemplate(_ relative: String, of declaration: ResourceDeclaration, at location: SourceLocation) -> Rendered? {
         guard let bytes = readSource(relative, of: declaration, at: location),
               let path = RepositoryPath.resolve(relative, in: declaration.manifestDirectory) else { return nil }
         guard let text = String(validating: bytes, as: UTF8.self) else {
@@ -221,8 +244,10 @@ public struct DecodeContext: Sendable {
             return nil
         }
         guard let partials = partials(of: text, path: path) else { return nil }
+        let secret = variables.secretUse(of: text, partials: partials)
         do {
-            return Array(try TemplateRenderer.render(text, with: variables.adding(declaration.vars), partials: partials).utf8)
+            let bytes = Array(try TemplateRenderer.render(text, with: variables.adding(declaration.vars), partials: partials).utf8)
+            return Rendered(bytes: bytes, holdsSecret: secret.holdsSecret, unopened: secret.unopened)
         } catch let error as TemplateError {
             diagnostics.error(error.message, at: SourceLocation(file: error.partial.map(Self.partialPath) ?? path, line: error.line, column: error.column))
             return nil

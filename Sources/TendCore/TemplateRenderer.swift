@@ -6,20 +6,46 @@ public import TendSpec
 public struct TemplateVariables: @unchecked Sendable {
     /// The vars as templates see them, made the first time a template is rendered: a catalog
     /// without templates (10,000 files written by a loop over a list var) never converts them.
-    private final class Lazy: @unchecked Sendable {
+    private final class Lazy: Sendable {
         let vars: [String: YAMLNode]
         let facts: HostFacts?
+        let secrets: (any SecretOpener)?
         private let made = Mutex<TemplateMap?>(nil)
+        /// Why each var holding a secret that could not be opened here could not, by name.
+        private let unopened = Mutex<[String: String]>([:])
 
-        init(vars: [String: YAMLNode], facts: HostFacts?) {
+        init(vars: [String: YAMLNode], facts: HostFacts?, secrets: (any SecretOpener)?) {
             self.vars = vars
             self.facts = facts
+            self.secrets = secrets
+        }
+
+        /// The vars that hold a secret, and why those that could not be opened could not.
+        var secretVars: (names: Set<String>, unopened: [String: String]) {
+            _ = map
+            return (Set(vars.filter { $0.value.holdsSecret }.keys), unopened.withLock { $0 })
         }
 
         var map: TemplateMap {
             made.withLock { made in
                 if let made { return made }
-                var values = vars.mapValues(TemplateVariables.value)
+                var failures: [String: String] = [:]
+                var values: [String: Any] = [:]
+                for (name, node) in vars {
+                    values[name] = TemplateVariables.value(node) { secret in
+                        guard let secrets = self.secrets else {
+                            failures[name] = "\(secret.location): var '\(name)' is a secret, and no age identity is set for this run"
+                            return ""
+                        }
+                        switch secrets.open(Array(secret.scalar?.text.utf8 ?? "".utf8)) {
+                        case .success(let plaintext): return String(decoding: plaintext, as: UTF8.self)
+                        case .failure(let error):
+                            failures[name] = "\(secret.location): var '\(name)' is a secret that cannot be opened here: \(error.message)"
+                            return ""
+                        }
+                    }
+                }
+                unopened.withLock { $0 = failures }
                 if let facts {
                     var host: [String: Any] = ["labels": TemplateMap(values: facts.labels)]
                     for (name, value) in facts.named { if let value { host[name] = value } }
@@ -33,6 +59,8 @@ public struct TemplateVariables: @unchecked Sendable {
     }
 
     private let lazy: Lazy
+    /// What opens the `!age` vars; nil when the run has no identity.
+    public var secrets: (any SecretOpener)? { lazy.secrets }
     /// A resource's own values over the host's (`adding`), or nil.
     private var own: TemplateMap?
     // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
@@ -44,7 +72,7 @@ public struct TemplateVariables: @unchecked Sendable {
     public var requiresSetVars = true
 
     public init() {
-        lazy = Lazy(vars: [:], facts: nil)
+        lazy = Lazy(vars: [:], facts: nil, secrets: nil)
     }
 
     /// The same vars, with unset vars allowed (manifests for other hosts).
@@ -58,8 +86,24 @@ public struct TemplateVariables: @unchecked Sendable {
     /// the repository's var files and vars, then each matching host entry's, merged deep), and
     /// `host` with the facts: `{{host.hostname}}`, `{{host.os}}`, `{{host.os_version}}`,
     /// `{{host.labels.env}}`.
-    public init(vars: [String: YAMLNode], facts: HostFacts) {
-        lazy = Lazy(vars: vars, facts: facts)
+    public init(vars: [String: YAMLNode], facts: HostFacts, secrets: (any SecretOpener)? = nil) {
+        lazy = Lazy(vars: vars, facts: facts, secrets: secrets)
+    }
+
+    /// Whether `template` shows a var that holds a secret (its first name, as `{{db.password}}`
+    /// or `{{#db}}` names `db`), and if one of those could not be opened here, why.
+    func secretUse(of template: String, partials: [String: String]) -> (holdsSecret: Bool, unopened: String?) {
+        let (names, unopened) = lazy.secretVars
+        guard !names.isEmpty else { return (false, nil) }
+        var used: [String] = []
+        for text in [template] + partials.values.sorted() {
+            TemplateRenderer.forEachTag(in: text) { tag in
+                let head = String(tag.name.prefix { $0 != "." })
+                if names.contains(head), !used.contains(head) { used.append(head) }
+                return true
+            }
+        }
+        return (!used.isEmpty, used.lazy.compactMap { unopened[$0] }.first)
     }
 
     /// The vars of a host with `facts` under `config`.
@@ -73,16 +117,19 @@ public struct TemplateVariables: @unchecked Sendable {
         guard !extra.isEmpty else { return self }
         var copy = self
         var values = self.values.values
-        for (name, node) in extra { values[name] = Self.value(node) }
+        for (name, node) in extra { values[name] = Self.value(node) { _ in "" } }
         copy.own = TemplateMap(values: values)
         return copy
     }
 
-    fileprivate static func value(_ node: YAMLNode) -> Any {
+    /// A var as templates see it; `open` gives the text of a secret (`!age`).
+    fileprivate static func value(_ node: YAMLNode, open: (YAMLNode) -> String) -> Any {
+        if node.tag == YAMLNode.secretTag { return open(node) }
         switch node.content {
-        case .scalar(let scalar): scalar.boolValue ?? scalar.text
-        case .sequence(let items): TemplateList(items: items.map(value))
-        case .mapping(let pairs): TemplateMap(values: Dictionary(pairs.compactMap { pair in pair.keyText.map { ($0, value(pair.value)) } }) { _, new in new })
+        case .scalar(let scalar): return scalar.boolValue ?? scalar.text
+        case .sequence(let items): return TemplateList(items: items.map { value($0, open: open) })
+        case .mapping(let pairs):
+            return TemplateMap(values: Dictionary(pairs.compactMap { pair in pair.keyText.map { ($0, value(pair.value, open: open)) } }) { _, new in new })
         }
     }
 }

@@ -24,6 +24,11 @@ public struct FileProvider: ResourceProvider {
         /// `validate:`: a command (its `%s` the new content's temporary file) that must accept
         /// the new content before it replaces the old.
         var validate: [String]?
+        /// The content is, or shows, a secret: always sensitive, never in the stat cache, and
+        /// its digest is keyed with the host's key (`SecretDigest`), not a plain hash of it.
+        var secretDigest: String?
+        /// Why the secret could not be opened here: observing fails with it.
+        var unopened: String?
         /// `StatCache.digest(of: content)`, worked out once per catalog, when a stat cache asks.
         let contentDigest = ContentDigest()
 
@@ -31,23 +36,28 @@ public struct FileProvider: ResourceProvider {
         public var path: String? { attributes.path }
         public var implicitDependencies: [ResourceID] { attributes.implicitDependencies }
         public var isRemoval: Bool { attributes.state == .absent }
-        public var isSensitive: Bool { sensitive }
+        public var isSensitive: Bool { sensitive || secretDigest != nil }
+        public var holdsSecret: Bool { secretDigest != nil }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)
-            digest.add("content", content ?? Array("\u{0}unmanaged".utf8))
+            if let secretDigest {
+                digest.add("secret", secretDigest)
+            } else {
+                digest.add("content", content ?? Array("\u{0}unmanaged".utf8))
+            }
             digest.add("sensitive", sensitive ? "true" : "false")
             digest.add("show_diff", showDiff ? "true" : "false")
             if let validate { digest.add("validate", validate.joined(separator: "\u{0}")) }
         }
 
         /// The mode a new file gets: the declared one; else 0600 for a sensitive file, 0644 otherwise.
-        var modeWhenCreated: UInt32 { attributes.mode ?? (sensitive ? 0o600 : 0o644) }
+        var modeWhenCreated: UInt32 { attributes.mode ?? (isSensitive ? 0o600 : 0o644) }
 
         /// Whether content diffs must be hidden: the file is `sensitive`, or (unless `show_diff`)
         /// its current or its new mode lets others not read it, as /etc/shadow's does.
         func hidesContent(current: FileStatus?) -> Bool {
-            if sensitive { return true }
+            if isSensitive { return true }
             if showDiff { return false }
             let othersMayNotRead = { (mode: UInt32) in mode & 0o004 == 0 }
             if let current, current.type == .regular, othersMayNotRead(current.permissions) { return true }
@@ -76,6 +86,7 @@ public struct FileProvider: ResourceProvider {
         guard let attributes = PathAttributes(&declaration, ownership: true, context: &context) else { return nil }
         defer { declaration.attributes.finish(&context.diagnostics, context: "a file") }
         let (content, contentNode) = UnitProvider.decodeContent(&declaration, what: "a file", context: &context)
+        let secret = contentNode?.secret == true
         if contentNode != nil, content == nil { return nil }
         if attributes.state == .absent, let node = contentNode {
             context.diagnostics.error("an absent file has no content; remove '\(node.key)' or the 'state: absent'", at: node.location)
@@ -83,10 +94,15 @@ public struct FileProvider: ResourceProvider {
         let sensitive = declaration.attributes.take("sensitive")?.bool("'sensitive'", &context.diagnostics) ?? false
         let showDiffNode = declaration.attributes.take("show_diff")
         let showDiff = showDiffNode?.bool("'show_diff'", &context.diagnostics) ?? false
-        if sensitive, showDiff, let node = showDiffNode {
-            context.diagnostics.error("a sensitive file never shows its content; remove 'show_diff' or 'sensitive'", at: node.location)
+        if sensitive || secret, showDiff, let node = showDiffNode {
+            context.diagnostics.error("a \(secret ? "secret" : "sensitive") file never shows its content; remove 'show_diff'\(secret ? "" : " or 'sensitive'")", at: node.location)
         }
         var desired = Desired(attributes: attributes, content: content, sensitive: sensitive, showDiff: showDiff)
+        if secret {
+            desired.unopened = contentNode?.unopened
+            desired.secretDigest = desired.unopened.map { "unopened \($0)" }
+                ?? SecretDigest.of(content ?? [], key: context.variables.secrets?.digestKey ?? [])
+        }
         if let node = declaration.attributes.take("validate") {
             desired.validate = Validation.decode(node, what: "a file", hasContent: content != nil, context: &context)
         }
@@ -111,7 +127,8 @@ public struct FileProvider: ResourceProvider {
     /// `wanted` is recorded, unless racy.
     private func content(of path: String, status: FileStatus, wanted: [UInt8], desired: Desired, host: HostReader) throws(HostError) -> [UInt8]? {
         guard host.recordedDigest(path) == nil else { return nil }
-        guard let cache = host.statCache else { return try host.read(path) }
+        // The stat cache is saved to disk with a plain digest of what it vouches for: a secret's is not put there.
+        guard let cache = host.statCache, desired.secretDigest == nil else { return try host.read(path) }
         let digest = desired.contentDigest.of(wanted)
         if cache.trustedDigest(path, status: status) == digest { return nil }
         let readAt = StatCache.now()
@@ -126,6 +143,8 @@ public struct FileProvider: ResourceProvider {
 
     public func observe(_ desired: Desired, host: HostReader) throws(HostError) -> Observed {
         let path = desired.attributes.path
+        // A secret this host cannot open fails its resource alone; nothing is written.
+        if let unopened = desired.unopened { throw HostError(path: path, message: unopened) }
         let status = try host.status(path)
         var observed = Observed(status: status, ownership: Ownership(), names: AccountNames())
         switch status?.type {
@@ -179,6 +198,7 @@ public struct FileProvider: ResourceProvider {
                     : "is one of \(status.linkCount) hard links to one file: replaced by a copy, so the other names keep their owner and mode")
             }
             if content != nil, let validate = desired.validate { notes.append(Validation.note(validate)) }
+            if content != nil, desired.holdsSecret { notes.append("secret changed: opened on this host, never shown nor kept") }
             return Change(.update, attributes: attributes, content: content, notes: notes, found: .regular)
         case let status:
             var ownership = observed.ownership

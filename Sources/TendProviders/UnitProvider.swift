@@ -127,6 +127,9 @@ public struct UnitProvider: ResourceProvider {
         defer { declaration.attributes.finish(&context.diagnostics, context: "a unit") }
         var desired = Desired(name: name, unitFile: nil, dropins: [], enabled: nil, state: nil, masked: nil)
         let (unitFile, unitFileNode) = Self.decodeContent(&declaration, what: "a unit", context: &context)
+        if let origin = unitFileNode, origin.secret {
+            context.diagnostics.error("a unit file is shown in plans and readable by every user, so it holds no secret; put the secret in a file (its EnvironmentFile= or LoadCredential=) managed as a file", at: origin.location)
+        }
         desired.unitFile = unitFile
         if unitFileNode != nil, unitFile == nil { return nil }
         if let unitFile, let origin = unitFileNode {
@@ -200,6 +203,11 @@ public struct UnitProvider: ResourceProvider {
         var key: String
         var location: SourceLocation
         var file: String?
+        /// The content is, or shows, a secret (a `.age` source, a template that shows an `!age`
+        /// var): sensitive, and digested with the host's key.
+        var secret = false
+        /// Why that secret could not be opened here: the resource fails alone when observed.
+        var unopened: String?
     }
 
     static func decodeContent(_ declaration: inout ResourceDeclaration, what: String, context: inout DecodeContext) -> ([UInt8]?, ContentOrigin?) {
@@ -214,10 +222,21 @@ public struct UnitProvider: ResourceProvider {
         case "content": return (Array(text.utf8), origin)
         case "source":
             origin.file = RepositoryPath.resolve(text, in: declaration.manifestDirectory)
-            return (context.readSource(text, of: declaration, at: node.location), origin)
+            guard let bytes = context.readSource(text, of: declaration, at: node.location) else { return (nil, origin) }
+            guard text.hasSuffix(".age") else { return (bytes, origin) }
+            origin.secret = true
+            switch context.openSecret(bytes, file: origin.file ?? text, at: node.location) {
+            case .opened(let plaintext): return (plaintext, origin)
+            case .unopened(let why):
+                origin.unopened = why
+                return ([], origin)
+            }
         default:
             origin.file = RepositoryPath.resolve(text, in: declaration.manifestDirectory)
-            return (context.renderTemplate(text, of: declaration, at: node.location), origin)
+            guard let rendered = context.renderTemplate(text, of: declaration, at: node.location) else { return (nil, origin) }
+            origin.secret = rendered.holdsSecret
+            origin.unopened = rendered.unopened
+            return (rendered.bytes, origin)
         }
     }
 

@@ -124,6 +124,7 @@ struct AgentCommand: AsyncParsableCommand {
         merged.verify = source.verify ?? (git ? file.verify : nil)
         merged.verifyGpg = source.verifyGpg ?? (git ? file.verifyGpg : nil)
         merged.hostname = source.hostname ?? file.hostname
+        merged.ageIdentity = source.ageIdentity ?? file.ageIdentity
         if merged.labels.isEmpty { merged.labels = file.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         merged.givenFetchTimeout = source.givenFetchTimeout ?? file.fetchTimeout.map { Int(DurationText.seconds($0)) }
         merged.givenFetchMaxSizeMiB = source.givenFetchMaxSizeMiB ?? file.fetchMaxSizeMiB

@@ -61,7 +61,7 @@ enum Console {
             if let problem { Console.error("tend: " + problem) }
             policy.selfManagement = selfManaged
         }
-        return Reconciler(source: source, root: root, identity: Reconciler.Identity(hostname: options.hostname, labels: try options.labelMap()),
+        return Reconciler(source: source, root: root, identity: Reconciler.Identity(hostname: options.hostname, labels: try options.labelMap(), ageIdentity: options.ageIdentity),
                           providers: options.providers, policy: policy, tendVersion: tendVersion, logger: logger)
     }
 

@@ -76,6 +76,10 @@ struct SourceOptions: ParsableArguments {
         get { host.labels }
         set { host.labels = newValue }
     }
+    var ageIdentity: String? {
+        get { host.ageIdentity }
+        set { host.ageIdentity = newValue }
+    }
 
     @Option(name: .customLong("lock-timeout"), help: ArgumentHelp("How long to wait for a lock another process holds: another tend applying to the same root, or dpkg's lock (default: 300).", valueName: "seconds"))
     var givenLockTimeout: Int?
@@ -100,6 +104,9 @@ struct HostOptions: ParsableArguments {
 
     @Option(name: .customLong("label"), help: ArgumentHelp("A label of this host for `match: labels:`, as key=value; repeatable.", valueName: "key=value"))
     var labels: [String] = []
+
+    @Option(name: .customLong("age-identity"), help: ArgumentHelp("The age identity (or SSH private key) that opens the repository's secrets (default: the root's /etc/ssh/ssh_host_ed25519_key).", valueName: "file"), completion: .file())
+    var ageIdentity: String?
 
     func labelMap() throws -> [String: String] {
         var map: [String: String] = [:]

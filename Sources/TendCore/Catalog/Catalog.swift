@@ -109,6 +109,12 @@ public struct Catalog: Sendable {
         Set(entries.filter(\.resource.isSensitive).flatMap(\.paths))
     }
 
+    /// The paths whose content is a secret (`DesiredState.holdsSecret`): a snapshot keeps
+    /// nothing of it.
+    public var secretPaths: Set<String> {
+        Set(entries.filter(\.resource.holdsSecret).flatMap(\.paths))
+    }
+
     /// What wakes the agent, each with the resources it wakes (`WatchingProvider`).
     public var watches: [Watch: [ResourceID]] {
         var watches: [Watch: [ResourceID]] = [:]

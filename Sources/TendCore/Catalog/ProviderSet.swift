@@ -49,6 +49,7 @@ protocol BoundResource: Sendable {
     var isRemoval: Bool { get }
     var reachesBelow: Bool { get }
     var isSensitive: Bool { get }
+    var holdsSecret: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -84,6 +85,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var isRemoval: Bool { desired.isRemoval }
     var reachesBelow: Bool { desired.reachesBelow }
     var isSensitive: Bool { desired.isSensitive }
+    var holdsSecret: Bool { desired.holdsSecret }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var refreshes: Set<Refresh>? { provider.acceptsNotifications ? provider.refreshes : nil }
     var observesInParallel: Bool { provider.observesInParallel }

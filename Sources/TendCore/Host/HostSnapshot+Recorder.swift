@@ -14,9 +14,23 @@ extension HostSnapshot {
             update { $0.taken = Date() }
         }
 
+        /// Paths whose contents are not kept at all: secrets (`Catalog.secretPaths`).
+        private let omitted = Mutex(Set<String>())
+
         /// Keeps only digests of the contents at `paths` from now on.
         public func hide(_ paths: Set<String>) {
             hidden.withLock { $0.formUnion(paths) }
+        }
+
+        /// Keeps nothing of the contents at `paths` from now on, and forgets what was kept.
+        public func omit(_ paths: Set<String>) {
+            omitted.withLock { $0.formUnion(paths) }
+            update { snapshot in
+                for path in paths {
+                    snapshot.paths[path]?.text = nil
+                    snapshot.paths[path]?.digest = nil
+                }
+            }
         }
 
         /// What was recorded so far.
@@ -41,7 +55,9 @@ extension HostSnapshot {
             self.path(path) { entry in
                 // A file read without its status asked first (os-release) is found as it was.
                 entry.status = entry.status ?? status
-                if HostSnapshot.redactedFiles.contains(path) {
+                if omitted.withLock({ $0.contains(path) }) {
+                    return
+                } else if HostSnapshot.redactedFiles.contains(path) {
                     entry.text = Data(HostSnapshot.redacted(bytes))
                 } else if othersMayRead, bytes.count <= HostSnapshot.largestText(path), !hidden.withLock({ $0.contains(path) }) {
                     entry.text = Data(bytes)

@@ -231,6 +231,12 @@ struct Bindings: Sendable {
             }
             walked += "." + field
         }
+        // A secret's plaintext must stay in files that are sensitive; an entry's values are
+        // shown in plans, so a secret is never put into one.
+        if value.tag == "!age" || value.holdsAgeSecret {
+            diagnostics.error("'{{\(written)}}' is a secret (!age): it reaches a file through a template or a source ending in .age, where it stays sensitive, never through an entry's values", at: location)
+            return nil
+        }
         return value
     }
 
@@ -265,5 +271,17 @@ struct Bindings: Sendable {
 
     private static func isLetter(_ byte: UInt8) -> Bool {
         (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z")
+    }
+}
+
+extension YAMLNode {
+    /// Whether a value holds an `!age` secret anywhere in it.
+    public var holdsAgeSecret: Bool {
+        if tag == "!age" { return true }
+        switch content {
+        case .scalar: return false
+        case .sequence(let items): return items.contains(where: \.holdsAgeSecret)
+        case .mapping(let pairs): return pairs.contains { $0.value.holdsAgeSecret }
+        }
     }
 }
