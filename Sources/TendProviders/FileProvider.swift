@@ -109,6 +109,9 @@ public struct FileProvider: ResourceProvider {
         return desired
     }
 
+    /// What a plan says of a secret's content that changes.
+    static let secretNote = "secret changed: opened on this host, never shown nor kept"
+
     /// The digest of a desired content, kept with the catalog entry: the agent's catalog lives as
     /// long as its commit, so each content is hashed once, not on every check.
     final class ContentDigest: Sendable {
@@ -198,7 +201,7 @@ public struct FileProvider: ResourceProvider {
                     : "is one of \(status.linkCount) hard links to one file: replaced by a copy, so the other names keep their owner and mode")
             }
             if content != nil, let validate = desired.validate { notes.append(Validation.note(validate)) }
-            if content != nil, desired.holdsSecret { notes.append("secret changed: opened on this host, never shown nor kept") }
+            if content != nil, desired.holdsSecret { notes.append(Self.secretNote) }
             return Change(.update, attributes: attributes, content: content, notes: notes, found: .regular)
         case let status:
             var ownership = observed.ownership
@@ -206,7 +209,7 @@ public struct FileProvider: ResourceProvider {
             let content = ContentChange.between(nil, desired.content ?? [], path: path, sensitive: hidden)
             guard let status else {
                 return Change(.create, attributes: ownership.changes(from: nil, host: observed.names), content: content,
-                              notes: desired.validate.map { [Validation.note($0)] } ?? [])
+                              notes: (desired.validate.map { [Validation.note($0)] } ?? []) + (desired.holdsSecret ? [Self.secretNote] : []))
             }
             let replaced = status.type == .symlink ? "replaces a symbolic link to \(observed.linkTarget ?? "?")" : "replaces \(status.type.article) and everything in it"
             return Change(.replace, attributes: ownership.changes(from: nil, host: observed.names), content: content, notes: [replaced], found: status.type)
