@@ -24,6 +24,8 @@ public struct FileProvider: ResourceProvider {
         /// `validate:`: a command (its `%s` the new content's temporary file) that must accept
         /// the new content before it replaces the old.
         var validate: [String]?
+        /// How long `validate` may run.
+        var validateTimeout = Validation.limit
         /// The content is, or shows, a secret: always sensitive, never in the stat cache, and
         /// its digest is keyed with the host's key (`SecretDigest`), not a plain hash of it.
         var secretDigest: String?
@@ -48,7 +50,7 @@ public struct FileProvider: ResourceProvider {
             }
             digest.add("sensitive", sensitive ? "true" : "false")
             digest.add("show_diff", showDiff ? "true" : "false")
-            if let validate { digest.add("validate", validate.joined(separator: "\u{0}")) }
+            if let validate { digest.add("validate", validate.joined(separator: "\u{0}") + "\u{0}" + DurationText.format(validateTimeout)) }
         }
 
         /// The mode a new file gets: the declared one; else 0600 for a sensitive file, 0644 otherwise.
@@ -105,6 +107,10 @@ public struct FileProvider: ResourceProvider {
         }
         if let node = declaration.attributes.take("validate") {
             desired.validate = Validation.decode(node, what: "a file", hasContent: content != nil, context: &context)
+        }
+        if let node = declaration.attributes.take("validate_timeout"), let limit = node.duration("'validate_timeout'", &context.diagnostics) {
+            if desired.validate == nil { context.diagnostics.error("'validate_timeout' is how long 'validate' may run, and this file has none", at: node.location) }
+            desired.validateTimeout = limit
         }
         return desired
     }
@@ -269,7 +275,7 @@ public struct FileProvider: ResourceProvider {
         }
         let hidden = desired.hidesContent(current: try host.reader.status(path))
         try await host.writeFile(path, contents: contents, mode: mode, owner: owner, group: group, replacing: replacing) { temporary throws(HostError) in
-            try await Validation.run(validate, on: temporary, for: path, hidesOutput: hidden)
+            try await Validation.run(validate, on: temporary, for: path, hidesOutput: hidden, limit: desired.validateTimeout)
         }
     }
 }

@@ -8,7 +8,7 @@ import TendProcess
 /// anything else, or running out of time, and the old file stays, the step fails with what the
 /// command said, and what depends on the file is skipped. Never run by `tend plan`.
 enum Validation {
-    /// How long a check may run.
+    /// How long a check may run unless `validate_timeout:` says.
     static let limit: Duration = .seconds(60)
     /// How much of what it says a failure shows.
     static let shown = 2000
@@ -37,7 +37,7 @@ enum Validation {
     }
 
     /// Runs `command` on `temporary`; throws, for `path`, what it said if it refused it.
-    static func run(_ command: [String], on temporary: String, for path: String, hidesOutput: Bool) async throws(HostError) {
+    static func run(_ command: [String], on temporary: String, for path: String, hidesOutput: Bool, limit: Duration) async throws(HostError) {
         let arguments = command.map { $0.replacing("%s", with: temporary) }
         let finished = await ChildProcess(arguments, environment: ["LC_ALL": "C.UTF-8"], errors: .withOutput, limit: limit, kept: 64 << 10).run()
         guard finished.status != 0 || finished.timedOut else { return }

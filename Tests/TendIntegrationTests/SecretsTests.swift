@@ -22,7 +22,7 @@ struct SecretsTests {
 
     /// The repository: the nginx TLS key from a .age file, the database password from an !age
     /// var through a template, and a plain file beside them.
-    static func repository() async throws -> [String: String] {
+    static func secretRepository() async throws -> [String: String] {
         let password = try await encrypt(Self.password, armored: true)
         return [
             "tend.yaml": "vars:\n  db_password: !age |\n" + password.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\nhosts:\n  - apply: [site]\n",
@@ -42,7 +42,7 @@ struct SecretsTests {
     @Test("the nginx key and a database password, age-encrypted to the host's SSH key, are applied 0600 root with the right bytes; no plaintext in plans, JSON, plan file, snapshot, journal, state, metrics or Git cache; a hand edit is repaired by the agent; a host without the key fails those resources alone at their position",
           .enabled(if: TestHost.available, "\(TestHost.unavailableReason)"))
     func secretsOnTheHost() async throws {
-        let files = try await Self.repository()
+        let files = try await Self.secretRepository()
         let key = try await Self.encrypt(Self.tlsKey, armored: false)
         try await withTestHost { host in
             try host.write(files.mapKeys { "/srv/repo/" + $0 })
@@ -123,5 +123,47 @@ struct SecretsTests {
         #expect(try await sh("/usr/bin/age", ["-d", "-i", folder.url("operator.key"), folder.url("keys/b.age")]) == "secret b\n")
         #expect(read(folder.url("keys/a.age"))?.hasPrefix("-----BEGIN AGE ENCRYPTED FILE-----") == true)
         #expect(FileManager.default.contents(atPath: folder.url("keys/b.age"))?.starts(with: Array("age-encryption.org/v1".utf8)) == true)
+    }
+
+    @Test("bad secrets and hooks fail with a clear message, each bounded: a truncated .age, one for another recipient, a 1 GB .age, a validate: that hangs",
+          .enabled(if: isRoot, "opens the host key"))
+    func badInputs() async throws {
+        let good = try await Self.encrypt("a secret\n", armored: false)
+        let other = try Scratch("tend-age-other")
+        try await sh("/usr/bin/age-keygen", ["-o", other.url("key")])
+        try other.write(["plain": "for someone else\n"])
+        let someoneElse = try await sh("/usr/bin/age-keygen", ["-y", other.url("key")]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await sh("/usr/bin/age", ["-r", someoneElse, "-o", other.url("out"), other.url("plain")])
+        let repo = try repository(["a.yaml": """
+            resources:
+              - file: /etc/truncated
+                source: truncated.age
+              - file: /etc/someone-else
+                source: other.age
+              - file: /etc/fine
+                content: "fine\\n"
+              - file: /etc/hangs
+                content: "x\\n"
+                validate: [/bin/sh, -c, "sleep 1000", check, "%s"]
+                validate_timeout: 1s
+            """])
+        let bytes = Array(good.data(using: Self.isoLatin)!)
+        try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: repo.url("site/truncated.age")))
+        try FileManager.default.copyItem(atPath: other.url("out"), toPath: repo.url("site/other.age"))
+        let root = try makeRoot()
+        let apply = try await tend(["apply", repo.path, "--root", root.path, "--age-identity", "/etc/ssh/ssh_host_ed25519_key"], timeout: 60)
+        #expect(apply.status == 5, "\(apply)")
+        #expect(apply.stdout.contains("site/a.yaml:3:13: secret 'site/truncated.age' cannot be opened here: "), "\(apply)")
+        #expect(apply.stdout.contains("site/a.yaml:5:13: secret 'site/other.age' cannot be opened here: this host's identity (/etc/ssh/ssh_host_ed25519_key) is not one of its recipients"), "\(apply)")
+        #expect(apply.stdout.contains("/etc/hangs: validate: /bin/sh ran out of time after 1s; the file was left as it was"), "\(apply)")
+        #expect(read(root.url("etc/fine")) == "fine\n", "the rest converges")
+        #expect(!FileManager.default.fileExists(atPath: root.url("etc/hangs")) && !FileManager.default.fileExists(atPath: root.url("etc/truncated")))
+
+        // 1 GB of ciphertext (sparse): refused as it is read, before age sees a byte of it.
+        let huge = repo.url("site/huge.age")
+        #expect(FileManager.default.createFile(atPath: huge, contents: nil) && truncate(huge, 1 << 30) == 0)
+        try repo.write(["site/a.yaml": "resources:\n  - file: /etc/huge\n    source: huge.age\n"])
+        let refused = try await tend(["validate", repo.path, "--age-identity", "/etc/ssh/ssh_host_ed25519_key"], timeout: 60)
+        #expect(refused.status == 3 && refused.stderr.contains("site/a.yaml:3:13: source file 'site/huge.age': is 1073741824 bytes; tend reads files of at most 64 MiB"), "\(refused)")
     }
 }
