@@ -155,7 +155,7 @@ struct CatalogTests {
         defer { fixture.remove() }
         #expect(fixture.problems() == [
             "m/a.yaml:3:16: directory:/etc/x manages /etc/x, which file:/etc/x (declared at m/a.yaml:2:11) already manages; the two would undo each other on every apply",
-            "m/a.yaml:5:14: 'notify' names file:/etc/x, but a file cannot be notified; only units restart or reload on a change",
+            "m/a.yaml:5:14: 'notify' names file:/etc/x, but a file cannot be notified; only units restart or reload, and commands run, on a change",
         ])
     }
 
