@@ -80,7 +80,16 @@ public final class AgeSecrets: SecretOpener {
 
     /// `plaintext` encrypted again to every recipient of `recipientsFile` (armored if `armored`).
     public static func encrypt(_ plaintext: [UInt8], recipientsFile: String, armored: Bool) -> Result<[UInt8], SecretError> {
-        let (finished, encrypted) = ChildProcess(["age", "--encrypt", "--recipients-file", recipientsFile] + (armored ? ["--armor"] : []),
+        encrypt(plaintext, arguments: ["--recipients-file", recipientsFile] + (armored ? ["--armor"] : []))
+    }
+
+    /// `plaintext` encrypted to one `recipient` (an age or SSH public key).
+    public static func encrypt(_ plaintext: [UInt8], recipient: String) -> Result<[UInt8], SecretError> {
+        encrypt(plaintext, arguments: ["--recipient", recipient])
+    }
+
+    private static func encrypt(_ plaintext: [UInt8], arguments: [String]) -> Result<[UInt8], SecretError> {
+        let (finished, encrypted) = ChildProcess(["age", "--encrypt"] + arguments,
                                                  limit: limit, kept: plaintext.count + 1 << 20).runWaiting(input: plaintext)
         guard finished.status == 0, !encrypted.isEmpty else {
             return .failure(SecretError("age could not encrypt it: " + Printable.escaped(finished.error.trimmingWhitespace())))

@@ -47,7 +47,11 @@ public final class SystemdManager: ServiceManager {
         guard !units.isEmpty else { return [:] }
         do {
             var result: [String: UnitStatus] = [:]
-            let reply = try call("ListUnitsByNames") { message throws(SystemdError) in try append(message, strings: units) }
+            // A template (getty@.service) is no unit the manager loads: it has a unit file state
+            // (masked, enabled through an instance) but no runtime state, and asking for one
+            // fails the whole call.
+            let loadable = units.filter { !Self.isTemplate($0) }
+            let reply = try call("ListUnitsByNames") { message throws(SystemdError) in try append(message, strings: loadable) }
             defer { sd_bus_message_unref(reply) }
             try enter(reply, "a", "(ssssssouso)")
             while try enter(reply, "r", "ssssssouso") {
@@ -247,6 +251,12 @@ public final class SystemdManager: ServiceManager {
                                name: error.name.map { String(cString: $0) }, message: error.message.map { String(cString: $0) })
         }
         return reply
+    }
+
+    /// Whether `unit` names a template (`getty@.service`), not an instance of one.
+    static func isTemplate(_ unit: String) -> Bool {
+        guard let at = unit.firstIndex(of: "@") else { return false }
+        return unit[unit.index(after: at)...].hasPrefix(".")
     }
 
     fileprivate static func type(_ character: Character) -> CChar {

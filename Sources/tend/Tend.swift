@@ -57,7 +57,7 @@ struct Tend: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [Validate.self, PlanCommand.self, ApplyCommand.self, AgentCommand.self, StatusCommand.self, RolloutCommand.self, SnapshotCommand.self,
-                      SuspendCommand.self, ResumeCommand.self, BlameCommand.self, FactsCommand.self, SecretsCommand.self]
+                      SuspendCommand.self, ResumeCommand.self, BlameCommand.self, FactsCommand.self, SecretsCommand.self, AdoptCommand.self]
     )
 
     /// SIGPIPE is ignored, so that a write to a closed socket fails with EPIPE instead of killing

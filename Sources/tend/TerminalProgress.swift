@@ -34,6 +34,12 @@ final class TerminalProgress: Sendable {
         state.withLock { draw("fetching: \(objects)\(Self.bytes(progress.receivedBytes))", &$0) }
     }
 
+    /// What a long read is at (`tend adopt`: "reading files").
+    func show(_ text: String) {
+        guard enabled else { return }
+        state.withLock { draw(text, &$0) }
+    }
+
     /// An apply of `steps` steps begins.
     func begin(steps: Int) {
         state.withLock { $0.total = steps; $0.done = 0 }
