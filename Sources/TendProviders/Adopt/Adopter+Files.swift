@@ -78,7 +78,7 @@ extension Adopter {
         for path in owned where path.hasPrefix("/usr/share/") {
             if let name = path.split(separator: "/").last { shipped[name, default: []].append(path) }
         }
-        var manifests: [String: String] = [:]
+        var manifests = Concerns()
         var conffiles: Set<String> = []
         for package in packages.values.sorted(by: { $0.name < $1.name }) {
             for (path, md5) in package.conffiles {
@@ -159,7 +159,7 @@ extension Adopter {
                 }
             }
         }
-        for (name, text) in manifests {
+        for (name, text) in manifests.rendered() {
             result.files["\(Self.manifests)/\(name).yaml"] = Array(("resources:\n" + text).utf8)
         }
         result.counts["files"] = result.taken.filter { $0.id.hasPrefix("file:") || $0.id.hasPrefix("symlink:") || $0.id.hasPrefix("directory:") }.count
@@ -167,7 +167,7 @@ extension Adopter {
 
     /// A regular file as a resource: its content in `files/` (encrypted to the host's recipient
     /// when it is private), its owner and mode.
-    private func adopt(path: String, status: FileStatus, bytes: [UInt8], why: String, into manifests: inout [String: String], _ result: inout Result) {
+    private func adopt(path: String, status: FileStatus, bytes: [UInt8], why: String, into manifests: inout Concerns, _ result: inout Result) {
         let privateFile = status.permissions & 0o004 == 0 || String(decoding: bytes.prefix(1 << 16), as: UTF8.self).contains("PRIVATE KEY")
         var source = "files" + path
         if privateFile {
@@ -186,8 +186,7 @@ extension Adopter {
         } else {
             result.files["\(Self.manifests)/\(source)"] = bytes
         }
-        let note = privateFile ? " Private: encrypted to this host's age recipient." : ""
-        append(to: &manifests, path: path, "  # \(YAMLText.comment(why)).\(note)\n  - file: \(YAMLText.quoted(path))\n    source: \(YAMLText.quoted(source))\n" + ownership(status))
+        manifests.add(file: path, shape: Concerns.Shape(why: why, encrypted: privateFile, ownership: ownership(status)))
         result.taken.append(Taken(id: "file:\(path)", why: why + (privateFile ? " (private: encrypted)" : "")))
     }
 
@@ -200,10 +199,64 @@ extension Adopter {
 
     /// Adds `text` to the manifest of the concern `path` belongs to: the folder under /etc it is
     /// in (`etc-nginx`), or `etc` for files directly in /etc.
-    private func append(to manifests: inout [String: String], path: String, _ text: String) {
-        let parts = path.split(separator: "/")
-        let name = parts.count > 2 ? "etc-" + parts[1].filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." } : "etc"
-        manifests[name, default: ""] += text
+    private func append(to manifests: inout Concerns, path: String, _ text: String) {
+        manifests.add(text, path: path)
+    }
+
+    /// The manifests being written, one per concern: the folder under /etc a path is in
+    /// (`etc-nginx`), or `etc` for what is directly in /etc. Files of one shape (the same
+    /// reason, owner, group and mode) are written as one loop over their paths when there are
+    /// several, each otherwise.
+    struct Concerns {
+        struct Shape: Hashable {
+            var why: String
+            var encrypted: Bool
+            var ownership: String
+        }
+
+        private var entries: [String: String] = [:]
+        private var files: [String: [Shape: [String]]] = [:]
+        private var order: [String: [Shape]] = [:]
+
+        static func name(of path: String) -> String {
+            let parts = path.split(separator: "/")
+            return parts.count > 2 ? "etc-" + parts[1].filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." } : "etc"
+        }
+
+        mutating func add(_ text: String, path: String) {
+            entries[Self.name(of: path), default: ""] += text
+        }
+
+        mutating func add(file path: String, shape: Shape) {
+            let name = Self.name(of: path)
+            if files[name]?[shape] == nil { order[name, default: []].append(shape) }
+            files[name, default: [:]][shape, default: []].append(path)
+        }
+
+        func rendered() -> [String: String] {
+            var result = entries
+            for (name, shapes) in order {
+                for shape in shapes {
+                    let paths = files[name]?[shape] ?? []
+                    let note = shape.encrypted ? " Private: encrypted to this host's age recipient." : ""
+                    let why = YAMLText.comment(shape.why)
+                    let sentence = why.prefix(1).uppercased() + why.dropFirst()
+                    let suffix = shape.encrypted ? ".age" : ""
+                    if paths.count >= 3 {
+                        let many = sentence.hasSuffix(" it") ? sentence.dropLast(3) + " them" : Substring(sentence)
+                        var text = "  # \(many).\(note)\n  - for_each:\n"
+                        text += paths.map { "      - \(YAMLText.quoted($0))\n" }.joined()
+                        text += "    file: \"{{item}}\"\n    source: \"files{{item}}\(suffix)\"\n" + shape.ownership
+                        result[name, default: ""] += text
+                    } else {
+                        for path in paths {
+                            result[name, default: ""] += "  # \(sentence).\(note)\n  - file: \(YAMLText.quoted(path))\n    source: \(YAMLText.quoted("files" + path + suffix))\n" + shape.ownership
+                        }
+                    }
+                }
+            }
+            return result
+        }
     }
 
     /// `path` with `.` and `..` components resolved, as text.
