@@ -53,7 +53,9 @@ extension Adopter {
 
     /// Why `path` is left out, if it is.
     static func leftOutReason(_ path: String) -> String? {
-        for (prefix, why) in leftOutFiles {
+        // By the name under /etc first: each path is asked about, and /etc holds thousands.
+        let name = path.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? ""
+        for (prefix, why) in leftOutByName[leftOutKey(name)] ?? [] {
             if let last = prefix.last, last == "/" || last == "_" || last == "-" {
                 if path.hasPrefix(prefix) { return why }
             } else if path == prefix || path.hasPrefix(prefix + "/") || path == prefix + "-" {
@@ -62,6 +64,13 @@ extension Adopter {
         }
         return nil
     }
+
+    /// `leftOutFiles` by the first letters of the name under /etc they are about.
+    private static let leftOutByName: [String: [(prefix: String, why: String)]] = Dictionary(grouping: leftOutFiles) {
+        leftOutKey($0.prefix.split(separator: "/").dropFirst().first.map(String.init) ?? "")
+    }
+
+    private static func leftOutKey(_ name: String) -> String { String(name.prefix(3)) }
 
     /// The most entries of /etc walked.
     static let maximumEntries = 200_000

@@ -80,7 +80,7 @@ extension Adopter {
                 guard let colon = line.firstIndex(of: ":") else { continue }
                 let key = String(line[..<colon])
                 if key == "Conffiles" { inConffiles = true }
-                fields[key] = line[line.index(after: colon)...].trimmingWhitespace()
+                fields[key] = String(line[line.index(after: colon)...].drop { $0 == " " })
             }
             let status = (fields["Status"] ?? "").split(separator: " ")
             guard let name = fields["Package"], status.count == 3, ["installed", "triggers-awaited", "triggers-pending"].contains(status[2]) else { continue }
