@@ -1,4 +1,6 @@
 import Foundation
+import Subprocess
+import SystemPackage
 import Testing
 
 /// `tend adopt` on a host configured by hand: the repository it writes validates, and tend plan
@@ -65,6 +67,86 @@ struct AdoptTests {
             #expect(validate.status == 0, "\(validate)")
             let plan = try await host.tend(["plan", "/srv/adopted", "--detailed-exitcode"])
             #expect(plan.status == 0 && plan.stdout.contains("No changes"), "the adopted repository does not describe the host it came from: \(plan)")
+        }
+    }
+
+    /// The Debian 12 base tree `make image` starts from (scripts/make-image.sh keeps it as a
+    /// tarball in its cache): a copy of it in `folder`, made now if the cache has none.
+    static func baseImage(in folder: String) async throws {
+        let cache = "/var/cache/tend-image"
+        let tarball = cache + "/bookworm-minbase.tar"
+        if !FileManager.default.fileExists(atPath: tarball) {
+            let work = try Scratch("tend-debootstrap")
+            try FileManager.default.createDirectory(atPath: cache + "/debs", withIntermediateDirectories: true)
+            try await sh("/usr/sbin/debootstrap", ["--variant=minbase", "--cache-dir=\(cache)/debs", "bookworm", work.url("root"), "http://deb.debian.org/debian"])
+            try await sh("/bin/tar", ["--numeric-owner", "--xattrs", "-C", work.url("root"), "-cf", tarball, "."])
+        }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try await sh("/bin/tar", ["--numeric-owner", "--xattrs", "-C", folder, "-xf", tarball])
+    }
+
+    /// What is compared between the original and the rebuilt host: manual packages beyond a
+    /// minimal Debian, enabled and masked units, conffiles changed from their packages, and
+    /// people's accounts (without password hashes).
+    static func profile(of root: String) async throws -> [String: [String]] {
+        let manual = try await sh("/usr/sbin/chroot", [root, "apt-mark", "showmanual"]).split(separator: "\n").map(String.init)
+        let priorities = try await sh("/usr/bin/dpkg-query", ["--admindir=\(root)/var/lib/dpkg", "-W", "-f", "${Package} ${Priority}\\n"])
+        let minimal = Set(priorities.split(separator: "\n").filter { $0.hasSuffix(" required") || $0.hasSuffix(" important") }.map { String($0.split(separator: " ")[0]) })
+        func units(_ state: String) async throws -> [String] {
+            try await sh("/bin/systemctl", ["--root=\(root)", "list-unit-files", "--state=\(state)", "--no-legend", "--no-pager"])
+                .split(separator: "\n").map { String($0.split(separator: " ")[0]) }.sorted()
+        }
+        let verify = try await Subprocess.run(.path("/usr/bin/dpkg"), arguments: ["--root=\(root)", "--verify"], output: .string(limit: 1 << 20), error: .discarded)
+        let conffiles = verify.standardOutput.split(separator: "\n").filter { $0.contains(" c /") && $0.dropFirst(2).hasPrefix("5") }
+            .map { String($0.split(separator: " ").last ?? "") }.sorted()
+        let passwd = (read(root + "/etc/passwd") ?? "").split(separator: "\n").filter { line in
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            return fields.count > 2 && (1000..<60000).contains(Int(fields[2]) ?? 0)
+        }.map(String.init).sorted()
+        let groups = (read(root + "/etc/group") ?? "").split(separator: "\n").filter { line in
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            return fields.count > 2 && (1000..<60000).contains(Int(fields[2]) ?? 0)
+        }.map(String.init).sorted()
+        return ["manual packages": manual.filter { !minimal.contains($0) }.sorted(), "enabled units": try await units("enabled"),
+                "masked units": try await units("masked"), "changed conffiles": conffiles, "people": passwd, "their groups": groups]
+    }
+
+    @Test("round trip through an image: a Debian 12 image set up by hand is adopted; the repository, applied to a fresh image root, gives a host that boots with the same manual packages, enabled and masked units, changed conffiles and accounts",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/debootstrap"), "needs debootstrap (installed by make test)"))
+    func imageRoundTrip() async throws {
+        let scratch = try Scratch("tend-adopt-image")
+        let original = scratch.url("original")
+        try await Self.baseImage(in: original)
+        // The original: packages installed with apt, then the same handiwork as above, on its own systemd.
+        try scratch.write(["original/usr/sbin/policy-rc.d": "#!/bin/sh\nexit 101\n"])
+        chmod(scratch.url("original/usr/sbin/policy-rc.d"), 0o755)
+        try await sh("/usr/sbin/chroot", [original, "sh", "-c", "apt-get update -qq && apt-get install -y -qq systemd-sysv dbus nginx-light sudo e2fsprogs"],
+                     environment: ["DEBIAN_FRONTEND": "noninteractive"])
+        try FileManager.default.removeItem(atPath: scratch.url("original/usr/sbin/policy-rc.d"))
+        // The handiwork on its own systemd; adopted, and profiled, from outside while it runs.
+        let adopted = scratch.url("adopted")
+        let before = try await withTestHost(image: original) { host in
+            let setup = try await host.run(["/bin/sh", "-c", Self.handiwork])
+            #expect(setup.status == 0, "\(setup)")
+            let adopt = try await tend(["adopt", "--root", host.outside("/"), "--hostname", "web-07", "--out", adopted])
+            #expect(adopt.status == 0, "\(adopt)")
+            return try await Self.profile(of: host.outside("/"))
+        }
+
+        let rebuilt = scratch.url("rebuilt")
+        try await Self.baseImage(in: rebuilt)
+        let apply = try await tend(["apply", adopted, "--root", rebuilt, "--hostname", "web-07", "--age-identity", "/nonexistent"])
+        // Private files were encrypted to the original's host key, which a fresh image does not have: they fail alone.
+        #expect(apply.stdout.contains("Apply:"), "\(apply)")
+        let after = try await Self.profile(of: rebuilt)
+        for (what, items) in before.sorted(by: { $0.key < $1.key }) {
+            #expect(after[what] == items, "\(what) differ: original \(items), rebuilt \(after[what] ?? [])\n\(apply)")
+        }
+        #expect(!(before["people"] ?? []).isEmpty && !(before["changed conffiles"] ?? []).isEmpty && !(before["masked units"] ?? []).isEmpty)
+        try await withTestHost(image: rebuilt) { host in
+            let state = try await host.run(["systemctl", "is-system-running"])
+            #expect(state.stdout == "running\n" || state.stdout == "degraded\n", "\(state)")
+            #expect(try await host.unit("report.timer")["ActiveState"] == "active", "the adopted timer runs on the rebuilt host")
         }
     }
 }

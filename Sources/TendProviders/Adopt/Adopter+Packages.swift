@@ -21,15 +21,15 @@ extension Adopter {
     }
 
     /// The packages installed on purpose: apt's manual marks, minus what a minimal Debian brings
-    /// (Priority required or important, Essential: what debootstrap installs), written as one
-    /// loop over a var; held ones with their version.
+    /// (Priority required, Essential: what `debootstrap --variant=minbase`, and so `make image`,
+    /// installs), written as one loop over a var; held ones with their version.
     func adoptPackages(into result: inout Result) throws(HostError) -> Packages {
         let installed = try readInstalled()
         let automatic = readAutomatic()
         var manual: [Installed] = []
         for package in installed.values.sorted(by: { $0.name < $1.name }) {
             guard !automatic.contains(package.name) else { continue }
-            if package.essential || ["required", "important"].contains(package.priority) {
+            if package.essential || package.priority == "required" {
                 if package.held {
                     result.leftOut.append(LeftOut(path: "package:\(package.name)", why: "held, but part of a minimal Debian (Priority \(package.priority)); hold it again by hand if it must stay at \(package.version)"))
                 }
@@ -39,7 +39,7 @@ extension Adopter {
         }
         guard !manual.isEmpty else { return Packages(database: installed, vars: "") }
         let loose = manual.filter { !$0.held }
-        var vars = "# Installed on purpose (apt's manual marks), beyond a minimal Debian.\npackages:\n"
+        var vars = "# Installed on purpose (apt's manual marks), beyond a minimal Debian (Priority required).\npackages:\n"
         vars += loose.map { "  - \(YAMLText.quoted($0.name))" }.joined(separator: "\n") + "\n"
         var manifest = "resources:\n"
         if !loose.isEmpty {

@@ -41,7 +41,11 @@ extension Adopter {
         }
         let presets = readPresets()
         // What a fresh install enables: packages (deb-systemd-helper's records) and the presets.
-        let recorded = Set((try? host.entries(of: Self.packageEnabled)) ?? []).filter { $0.hasSuffix(".dsh-also") }.map { String($0.dropLast(".dsh-also".count)) }
+        // deb-systemd-helper mirrors each link it made in /etc/systemd/system in its own folder.
+        var recorded: [String] = []
+        for folder in (try? host.entries(of: Self.packageEnabled)) ?? [] where folder.hasSuffix(".wants") || folder.hasSuffix(".requires") {
+            recorded += (try? host.entries(of: Self.packageEnabled + "/" + folder)) ?? []
+        }
         let enabledByPackages = Set(recorded).union(enabledNow.filter { presets.enables($0) == true })
         var manifest = ""
         var count = 0

@@ -5,8 +5,8 @@ public import TendSpec
 /// repository that rebuilds it: what was configured, and nothing that the distribution would
 /// have done anyway. The method, in five parts, each in a file of its own:
 ///
-/// - packages: apt's manual marks, minus what a minimal Debian brings (Priority required or
-///   important, Essential), with holds as pinned versions;
+/// - packages: apt's manual marks, minus what a minimal Debian brings (Priority required,
+///   Essential: what debootstrap's minbase installs), with holds as pinned versions;
 /// - files: conffiles that differ from their package's (dpkg's digests), and what no package owns
 ///   under /etc, with owner and mode; links as links; machine-specific files left out by a
 ///   documented list; private files encrypted to the host's own age recipient, or left out;
