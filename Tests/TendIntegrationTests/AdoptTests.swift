@@ -33,6 +33,7 @@ struct AdoptTests {
         done
         echo 'deb http://deb.example.com/debian bookworm main' > /etc/apt/sources.list.d/example.list
         printf 'Package: *\\nPin: origin deb.example.com\\nPin-Priority: 100\\n' > /etc/apt/preferences.d/example
+        echo 'ana:correct-horse-battery' | chpasswd
         mkdir -p /etc/shop
         echo 'mode = production' > /etc/shop/app.conf
         printf 'token = s3cr3t-TOKEN-77\\n' > /etc/shop/token.conf
@@ -58,7 +59,10 @@ struct AdoptTests {
             }
             #expect(report.contains("`/etc/ssh/ssh_host_ed25519_key`: machine-specific"), "\(report)")
             #expect(report.contains("`/etc/machine-id`: machine-specific"), "\(report)")
-            let secrets = try await host.run(["grep", "-r", "-l", "-e", "s3cr3t-TOKEN", "-e", "PRIVATE KEY", "/srv/adopted"])
+            #expect(report.contains("`user:ana`: its password hash"), "a hash left out is said so: \(report)")
+            let hash = try #require(read(host.outside("/etc/shadow"))?.split(separator: "\n").first { $0.hasPrefix("ana:") }?.split(separator: ":")[1])
+            #expect(hash.hasPrefix("$"), "ana has a password hash")
+            let secrets = try await host.run(["grep", "-r", "-l", "-F", "-e", "s3cr3t-TOKEN", "-e", "PRIVATE KEY", "-e", String(hash), "/srv/adopted"])
             #expect(secrets.status == 1, "a secret in clear in the adopted repository: \(secrets.stdout)")
             #expect(FileManager.default.fileExists(atPath: host.outside("/srv/adopted/host/files/etc/shop/token.conf.age")))
             #expect(read(host.outside("/srv/adopted/host/units.yaml"))?.contains("# Masked by hand.") == true)
