@@ -157,7 +157,7 @@ let package = Package(
             dependencies: ["TendCore", "TendProviders", "TendSpec", .product(name: "Logging", package: "swift-log")],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "TendProvidersTests", dependencies: ["TendProviders", "TendCore", "TendSpec"]),
+        .testTarget(name: "TendProvidersTests", dependencies: ["TendProviders", "TendCore", "TendProcess", "TendSpec"]),
         .testTarget(name: "TendSystemdTests", dependencies: ["TendSystemd"]),
         .testTarget(name: "TendGitTests", dependencies: ["TendGit", "TendSpec"]),
         .testTarget(

@@ -49,7 +49,9 @@ public final class CatalogCache: Sendable {
             return count
         }
         let built = Kept(key: key, catalog: try build(), sourceDescription: description, generation: generation)
-        kept.withLock { $0 = key.origin.commit == nil ? nil : built }
+        // A catalog with a secret this host could not open is built again next time: the key may
+        // be installed meanwhile, or age may have run out of time on a busy host.
+        kept.withLock { $0 = key.origin.commit == nil || built.catalog.hasUnopenedSecrets ? nil : built }
         latest.withLock { $0 = built }
         return built.catalog
     }

@@ -28,6 +28,8 @@ public protocol DesiredState: Sendable {
     /// Whether its content is a secret opened on this host: a snapshot keeps nothing of it, not
     /// even a digest (a plain digest of a short secret can be checked against guesses).
     var holdsSecret: Bool { get }
+    /// Whether it needs a secret that could not be opened on this host: observing it fails.
+    var lacksSecret: Bool { get }
     /// Feeds every attribute of the desired state into `digest`, so a plan file can tell whether
     /// the configuration changed since it was made.
     func digest(into digest: inout Digest)
@@ -42,6 +44,7 @@ extension DesiredState {
     public var reachesBelow: Bool { isRemoval }
     public var isSensitive: Bool { false }
     public var holdsSecret: Bool { false }
+    public var lacksSecret: Bool { false }
 }
 
 /// What a provider read from the host about one resource.
@@ -244,9 +247,10 @@ public struct DecodeContext: Sendable {
             return nil
         }
         guard let partials = partials(of: text, path: path) else { return nil }
+        let variables = variables.adding(declaration.vars)
         let secret = variables.secretUse(of: text, partials: partials)
         do {
-            let bytes = Array(try TemplateRenderer.render(text, with: variables.adding(declaration.vars), partials: partials).utf8)
+            let bytes = Array(try TemplateRenderer.render(text, with: variables, partials: partials).utf8)
             return Rendered(bytes: bytes, holdsSecret: secret.holdsSecret, unopened: secret.unopened)
         } catch let error as TemplateError {
             diagnostics.error(error.message, at: SourceLocation(file: error.partial.map(Self.partialPath) ?? path, line: error.line, column: error.column))

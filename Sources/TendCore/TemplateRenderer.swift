@@ -63,6 +63,9 @@ public struct TemplateVariables: @unchecked Sendable {
     public var secrets: (any SecretOpener)? { lazy.secrets }
     /// A resource's own values over the host's (`adding`), or nil.
     private var own: TemplateMap?
+    /// Those of its own values that hold a secret, and why those that could not be opened here
+    /// could not (a loop item with an `!age` field).
+    private var ownSecrets: (names: Set<String>, unopened: [String: String]) = ([], [:])
     // Holds only String, Bool, TemplateList and TemplateMap values built from YAML, never mutated
     // after it is made: safe to share between threads.
     var values: TemplateMap { own ?? lazy.map }
@@ -93,7 +96,9 @@ public struct TemplateVariables: @unchecked Sendable {
     /// Whether `template` shows a var that holds a secret (its first name, as `{{db.password}}`
     /// or `{{#db}}` names `db`), and if one of those could not be opened here, why.
     func secretUse(of template: String, partials: [String: String]) -> (holdsSecret: Bool, unopened: String?) {
-        let (names, unopened) = lazy.secretVars
+        let (hostNames, hostUnopened) = lazy.secretVars
+        let names = hostNames.union(ownSecrets.names)
+        let unopened = hostUnopened.merging(ownSecrets.unopened) { _, own in own }
         guard !names.isEmpty else { return (false, nil) }
         var used: [String] = []
         for text in [template] + partials.values.sorted() {
@@ -117,7 +122,24 @@ public struct TemplateVariables: @unchecked Sendable {
         guard !extra.isEmpty else { return self }
         var copy = self
         var values = self.values.values
-        for (name, node) in extra { values[name] = Self.value(node) { _ in "" } }
+        for (name, node) in extra {
+            guard node.holdsSecret else {
+                values[name] = Self.value(node) { _ in "" }
+                continue
+            }
+            // A loop item or a resource's var that holds a secret: opened as the host's vars are.
+            copy.ownSecrets.names.insert(name)
+            values[name] = Self.value(node) { secret in
+                switch secrets.map({ $0.open(Array(secret.scalar?.text.utf8 ?? "".utf8)) }) {
+                case .success(let plaintext)?: return String(decoding: plaintext, as: UTF8.self)
+                case .failure(let error)?:
+                    copy.ownSecrets.unopened[name] = "\(secret.location): '\(name)' holds a secret that cannot be opened here: \(error.message)"
+                case nil:
+                    copy.ownSecrets.unopened[name] = "\(secret.location): '\(name)' holds a secret, and no age identity is set for this run"
+                }
+                return ""
+            }
+        }
         copy.own = TemplateMap(values: values)
         return copy
     }

@@ -1,22 +1,34 @@
 import Glibc
 
+/// pipe2(2), which Glibc's module map leaves out: a pipe whose ends are close-on-exec from the
+/// start, so that a child another thread spawns meanwhile does not inherit them.
+@_silgen_name("pipe2")
+private func pipe2(_ ends: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+
 extension ChildProcess {
-    /// Runs it and blocks the calling thread until it ends or its `limit` passes, with `input`
-    /// on its standard input and its standard output kept as bytes (at most `kept`), not as
-    /// lines of text: for callers that are not asynchronous and read binary output (decrypting a
-    /// secret while a catalog is built). It waits on `poll`, not on a Swift task, so it cannot
-    /// starve the concurrency pool it may be called from. `environment` and `limit` are as in
-    /// `run`; its standard error is kept in `Finished.error`.
-    public func runWaiting(input: [UInt8]) -> (finished: Finished, output: [UInt8]) {
-        func failed(_ why: String) -> (Finished, [UInt8]) {
-            (Finished(status: 127, signal: nil, output: "", error: "cannot run \(arguments[0]): \(why)", timedOut: false), [])
+    /// How `runWaiting` ended, with its standard output as bytes.
+    public struct Waited: Sendable {
+        public var finished: Finished
+        public var output: [UInt8]
+        /// Whether the output was cut at `kept`.
+        public var truncated: Bool
+    }
+
+    /// Runs it to its end or its `limit`, with `input` on its standard input and its standard
+    /// output kept as bytes (at most `kept`), not as lines of text. For callers that cannot
+    /// `await`: building a catalog, which is synchronous, decrypts secrets with it. It blocks the
+    /// calling thread on `poll` and `waitpid`, never on a Swift task, so it cannot wait for the
+    /// very pool it runs on. `environment` and `limit` are as in `run`; its standard error is
+    /// kept in `Finished.error`. With `ownGroup` false, the child stays in tend's process group,
+    /// in the foreground of a terminal, where a program that asks for a passphrase can.
+    public func runWaiting(input: [UInt8], ownGroup: Bool = true) -> Waited {
+        func failed(_ why: String) -> Waited {
+            Waited(finished: Finished(status: 127, signal: nil, output: "", error: "cannot run \(arguments[0]): \(why)", timedOut: false),
+                   output: [], truncated: false)
         }
         var stdin: [Int32] = [0, 0], stdout: [Int32] = [0, 0], stderr: [Int32] = [0, 0]
-        /// A pipe whose ends other children do not inherit.
         func pipeClosedOnExec(_ ends: inout [Int32]) -> Int32 {
-            guard pipe(&ends) == 0 else { return -1 }
-            for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            return 0
+            ends.withUnsafeMutableBufferPointer { pipe2($0.baseAddress!, O_CLOEXEC) }
         }
         guard pipeClosedOnExec(&stdin) == 0 else { return failed(String(cString: strerror(errno))) }
         guard pipeClosedOnExec(&stdout) == 0 else {
@@ -46,7 +58,7 @@ extension ChildProcess {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        posix_spawnattr_setflags(&attributes, Int16((ownGroup ? POSIX_SPAWN_SETPGROUP : 0) | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var settings: [String: String] = [:]
         var entry = environ
         while let pointer = entry.pointee {
@@ -69,8 +81,9 @@ extension ChildProcess {
         var output: [UInt8] = [], error: [UInt8] = []
         var written = 0
         var open = (input: input.isEmpty ? -1 : stdin[1], output: stdout[0], error: stderr[0])
-        if input.isEmpty { close(stdin[1]) }
-        _ = fcntl(stdin[1], F_SETFL, O_NONBLOCK)
+        if input.isEmpty { close(stdin[1]) } else { _ = fcntl(stdin[1], F_SETFL, O_NONBLOCK) }
+        var truncated = false
+        let kill = { (pid: pid_t) in _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
         var timedOut = false
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while open.output >= 0 || open.error >= 0 {
@@ -81,7 +94,7 @@ extension ChildProcess {
                 let left = deadline - ContinuousClock.now
                 if left <= .zero {
                     timedOut = true
-                    kill(-pid, SIGKILL)
+                    kill(pid)
                     break
                 }
                 wait = Int32(min(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
@@ -100,6 +113,7 @@ extension ChildProcess {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n > 0 {
                     if index == 1 {
+                        if output.count + n > kept { truncated = true }
                         if output.count < kept { output += buffer.prefix(min(n, kept - output.count)) }
                     } else if error.count < 64 << 10 {
                         error += buffer.prefix(n)
@@ -111,11 +125,23 @@ extension ChildProcess {
             }
         }
         for fd in [open.input, open.output, open.error] where fd >= 0 { close(fd) }
+        // A child that closed its outputs and runs on is still held to the limit.
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped < 0, errno != EINTR {
+                return failed("it could not be waited for: \(String(cString: strerror(errno)))")
+            }
+            if let deadline, ContinuousClock.now >= deadline, !timedOut {
+                timedOut = true
+                kill(pid)
+            }
+            usleep(timedOut ? 1000 : 5000)
+        }
         let signal = status & 0x7f
         let exit: Int32 = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-        return (Finished(status: exit, signal: signal == 0 ? nil : signal, output: "", error: String(decoding: error, as: UTF8.self), timedOut: timedOut),
-                output)
+        return Waited(finished: Finished(status: exit, signal: signal == 0 ? nil : signal, output: "", error: String(decoding: error, as: UTF8.self), timedOut: timedOut),
+                      output: output, truncated: truncated)
     }
 }

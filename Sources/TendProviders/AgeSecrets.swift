@@ -25,8 +25,13 @@ public final class AgeSecrets: SecretOpener {
         (root == "/" ? "" : root) + "/etc/ssh/ssh_host_ed25519_key"
     }
 
-    public init(identity: String) {
+    /// Whether `age` may ask on the terminal (a passphrase-protected operator key, `tend secrets
+    /// rekey`): it then runs in tend's foreground process group.
+    let interactive: Bool
+
+    public init(identity: String, interactive: Bool = false) {
         self.identity = identity
+        self.interactive = interactive
         // A key for digests of plaintext that only this host can compute: derived from its
         // identity, which never leaves it.
         let bytes = Self.read(identity) ?? []
@@ -45,13 +50,14 @@ public final class AgeSecrets: SecretOpener {
 
     private func decrypt(_ ciphertext: [UInt8]) -> Result<[UInt8], SecretError> {
         guard access(identity, F_OK) == 0 else {
-            return .failure(SecretError("this host has no identity at \(identity) (agent.yaml's age_identity or --age-identity names another)"))
+            return .failure(SecretError("this host has no identity at \(Printable.escaped(identity)) (agent.yaml's age_identity or --age-identity names another)"))
         }
         guard access(identity, R_OK) == 0 else {
-            return .failure(SecretError("cannot read the identity \(identity): run as root"))
+            return .failure(SecretError("cannot read the identity \(Printable.escaped(identity)): run as root"))
         }
-        let (finished, plaintext) = ChildProcess(["age", "--decrypt", "--identity", identity], environment: ["LC_ALL": "C.UTF-8"],
-                                                 limit: Self.limit, kept: ciphertext.count + 4096).runWaiting(input: ciphertext)
+        let waited = ChildProcess(["age", "--decrypt", "--identity", identity], environment: ["LC_ALL": "C.UTF-8"],
+                                  limit: interactive ? nil : Self.limit, kept: ciphertext.count + 4096).runWaiting(input: ciphertext, ownGroup: !interactive)
+        let (finished, plaintext) = (waited.finished, waited.output)
         if finished.status == 0, !finished.timedOut { return .success(plaintext) }
         if finished.timedOut { return .failure(SecretError("age ran out of time after \(DurationText.format(Self.limit))")) }
         if finished.status == 127, finished.error.hasPrefix("cannot run") {
@@ -60,7 +66,7 @@ public final class AgeSecrets: SecretOpener {
         let said = finished.error.split(separator: "\n").first { $0.hasPrefix("age: error: ") }.map { String($0.dropFirst("age: error: ".count)) }
             ?? finished.error.split(separator: "\n").first.map(String.init) ?? "age exited with status \(finished.status)"
         if said.contains("no identity matched any of the recipients") {
-            return .failure(SecretError("this host's identity (\(identity)) is not one of its recipients; encrypt it to this host's recipient too (tend secrets recipients)"))
+            return .failure(SecretError("this host's identity (\(Printable.escaped(identity))) is not one of its recipients; encrypt it to this host's recipient too (tend secrets recipients)"))
         }
         return .failure(SecretError(Printable.escaped(String(said.prefix(300)))))
     }
@@ -73,7 +79,7 @@ public final class AgeSecrets: SecretOpener {
         }
         let derived = await ChildProcess(["age-keygen", "-y", identity], kept: 4096).run()
         guard derived.status == 0 else {
-            return .failure(SecretError("no recipient for \(identity): " + Printable.escaped(derived.error.trimmingWhitespace())))
+            return .failure(SecretError("no recipient for \(Printable.escaped(identity)): " + Printable.escaped(derived.error.trimmingWhitespace())))
         }
         return .success(derived.output.trimmingWhitespace())
     }
@@ -89,12 +95,13 @@ public final class AgeSecrets: SecretOpener {
     }
 
     private static func encrypt(_ plaintext: [UInt8], arguments: [String]) -> Result<[UInt8], SecretError> {
-        let (finished, encrypted) = ChildProcess(["age", "--encrypt"] + arguments,
-                                                 limit: limit, kept: plaintext.count + 1 << 20).runWaiting(input: plaintext)
-        guard finished.status == 0, !encrypted.isEmpty else {
-            return .failure(SecretError("age could not encrypt it: " + Printable.escaped(finished.error.trimmingWhitespace())))
+        // Armored ciphertext is about 4/3 of the plaintext, and age adds its header.
+        let waited = ChildProcess(["age", "--encrypt"] + arguments, limit: limit, kept: plaintext.count * 2 + (1 << 20)).runWaiting(input: plaintext)
+        guard waited.finished.status == 0, !waited.truncated, !waited.output.isEmpty else {
+            let why = waited.truncated ? "its output was larger than expected" : Printable.escaped(waited.finished.error.trimmingWhitespace())
+            return .failure(SecretError("age could not encrypt it: " + why))
         }
-        return .success(encrypted)
+        return .success(waited.output)
     }
 
     private static func read(_ path: String) -> [UInt8]? {

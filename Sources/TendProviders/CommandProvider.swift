@@ -76,11 +76,10 @@ public struct CommandProvider: ResourceProvider {
             return nil
         }
         guard let arguments = argvNode.stringList("'argv'", &context.diagnostics)?.map(\.value) else { return nil }
-        guard let program = arguments.first, program.hasPrefix("/") else {
+        guard arguments.first?.hasPrefix("/") == true else {
             context.diagnostics.error("'argv' starts with the program's absolute path (/usr/bin/…): a transient unit does not search PATH", at: argvNode.location)
             return nil
         }
-        _ = program
         var desired = Desired(name: declaration.name, arguments: arguments, user: nil, workingDirectory: nil, environment: [:],
                               timeout: Self.defaultTimeout, creates: nil)
         desired.user = declaration.attributes.take("user")?.string("'user'", &context.diagnostics)
@@ -98,7 +97,8 @@ public struct CommandProvider: ResourceProvider {
             }
         }
         if let node = declaration.attributes.take("timeout"), let timeout = node.duration("'timeout'", &context.diagnostics) {
-            desired.timeout = timeout
+            if timeout < .seconds(1) { context.diagnostics.error("'timeout' is at least 1s", at: node.location) }
+            desired.timeout = max(timeout, .seconds(1))
         }
         if let node = declaration.attributes.take("creates"), let path = node.string("'creates'", &context.diagnostics) {
             if let problem = HostPath.problem(in: path) {

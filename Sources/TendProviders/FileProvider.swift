@@ -40,6 +40,7 @@ public struct FileProvider: ResourceProvider {
         public var isRemoval: Bool { attributes.state == .absent }
         public var isSensitive: Bool { sensitive || secretDigest != nil }
         public var holdsSecret: Bool { secretDigest != nil }
+        public var lacksSecret: Bool { unopened != nil }
 
         public func digest(into digest: inout Digest) {
             attributes.digest(into: &digest)
@@ -275,7 +276,7 @@ public struct FileProvider: ResourceProvider {
         }
         let hidden = desired.hidesContent(current: try host.reader.status(path))
         try await host.writeFile(path, contents: contents, mode: mode, owner: owner, group: group, replacing: replacing) { temporary throws(HostError) in
-            try await Validation.run(validate, on: temporary, for: path, hidesOutput: hidden, limit: desired.validateTimeout)
+            try await Validation.run(validate, on: temporary, for: path, root: host.reader.root, hidesOutput: hidden, limit: desired.validateTimeout)
         }
     }
 }

@@ -157,6 +157,8 @@ public struct UnitProvider: ResourceProvider {
                         context.diagnostics.error("drop-in \(Printable.quoted(file)) takes 'content' or 'source', not both", at: dropinSource.location)
                     } else if let text = dropinContent?.string("'content'", &context.diagnostics) {
                         desired.dropins.append((file, Array(text.utf8)))
+                    } else if let relative = dropinSource?.string("'source'", &context.diagnostics), relative.hasSuffix(".age") {
+                        context.diagnostics.error("a drop-in is shown in plans and readable by every user, so it holds no secret; put the secret in a file (its EnvironmentFile= or LoadCredential=) managed as a file", at: dropinSource!.location)
                     } else if let relative = dropinSource?.string("'source'", &context.diagnostics),
                               let bytes = context.readSource(relative, of: declaration, at: dropinSource!.location) {
                         desired.dropins.append((file, bytes))

@@ -168,7 +168,9 @@ public final class SystemdManager: ServiceManager {
                 try property(message, "Description", string: command.description)
                 try property(message, "Type", string: "oneshot")
                 try property(message, "CollectMode", string: "inactive-or-failed")
-                try property(message, "TimeoutStartUSec", microseconds: UInt64(command.timeout.components.seconds) * 1_000_000)
+                // Whole microseconds, at least one: 0 would be no limit at all.
+                let limit = command.timeout.components
+                try property(message, "TimeoutStartUSec", microseconds: max(1, UInt64(limit.seconds) * 1_000_000 + UInt64(limit.attoseconds / 1_000_000_000_000)))
                 if let user = command.user { try property(message, "User", string: user) }
                 if let directory = command.workingDirectory { try property(message, "WorkingDirectory", string: directory) }
                 if !command.environment.isEmpty {

@@ -70,7 +70,7 @@ struct SecretsCommand: AsyncParsableCommand {
                 Console.error("tend: no .age file under \(Printable.escaped(folder))")
                 throw TendExit.unusableHost
             }
-            let opener = AgeSecrets(identity: ageIdentity)
+            let opener = AgeSecrets(identity: ageIdentity, interactive: true)
             var failed = 0
             for file in files {
                 let path = (folder as NSString).appendingPathComponent(file)

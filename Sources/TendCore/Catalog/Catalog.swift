@@ -109,6 +109,9 @@ public struct Catalog: Sendable {
         Set(entries.filter(\.resource.isSensitive).flatMap(\.paths))
     }
 
+    /// Whether a resource needs a secret this host could not open (`DesiredState.lacksSecret`).
+    public var hasUnopenedSecrets: Bool { entries.contains(where: \.resource.lacksSecret) }
+
     /// The paths whose content is a secret (`DesiredState.holdsSecret`): a snapshot keeps
     /// nothing of it.
     public var secretPaths: Set<String> {

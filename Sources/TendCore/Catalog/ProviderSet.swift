@@ -50,6 +50,7 @@ protocol BoundResource: Sendable {
     var reachesBelow: Bool { get }
     var isSensitive: Bool { get }
     var holdsSecret: Bool { get }
+    var lacksSecret: Bool { get }
     var acceptsNotifications: Bool { get }
     var observesInParallel: Bool { get }
     var appliesInBatches: Bool { get }
@@ -86,6 +87,7 @@ struct Bound<P: ResourceProvider>: BoundResource {
     var reachesBelow: Bool { desired.reachesBelow }
     var isSensitive: Bool { desired.isSensitive }
     var holdsSecret: Bool { desired.holdsSecret }
+    var lacksSecret: Bool { desired.lacksSecret }
     var acceptsNotifications: Bool { provider.acceptsNotifications }
     var refreshes: Set<Refresh>? { provider.acceptsNotifications ? provider.refreshes : nil }
     var observesInParallel: Bool { provider.observesInParallel }

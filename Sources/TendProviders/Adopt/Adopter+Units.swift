@@ -14,7 +14,7 @@ extension Adopter {
         guard try host.status(Self.systemFolder) != nil else { return }
         var localFiles: [String: FileStatus] = [:]
         var masked: [String] = []
-        var dropins: [String: [(name: String, text: String)]] = [:]
+        var dropins: [String: [(name: String, source: String)]] = [:]
         var enabledNow: Set<String> = []
         for name in try host.entries(of: Self.systemFolder).sorted() {
             let path = Self.systemFolder + "/" + name
@@ -26,8 +26,14 @@ extension Adopter {
                     let unit = String(name.dropLast(2))
                     for file in try host.entries(of: path).sorted() where file.hasSuffix(".conf") {
                         guard let found = try host.status(path + "/" + file), found.type == .regular, found.size <= 1 << 20 else { continue }
-                        let text = String(decoding: try host.read(path + "/" + file), as: UTF8.self)
-                        dropins[unit, default: []].append((file, text))
+                        // A unit's files are readable by every user: one that is not was kept private on purpose.
+                        guard found.permissions & 0o004 != 0 else {
+                            result.leftOut.append(LeftOut(path: path + "/" + file, why: "a private drop-in: units hold no secrets in tend; move the secret to an EnvironmentFile= or LoadCredential= file"))
+                            continue
+                        }
+                        let source = "files" + path + "/" + file
+                        result.files["\(Self.manifests)/\(source)"] = try host.read(path + "/" + file)
+                        dropins[unit, default: []].append((file, source))
                     }
                 }
                 continue
@@ -36,6 +42,10 @@ extension Adopter {
             if status.type == .symlink {
                 if try host.readLink(path) == "/dev/null" { masked.append(name) }
             } else if status.type == .regular {
+                guard status.permissions & 0o004 != 0 else {
+                    result.leftOut.append(LeftOut(path: path, why: "a private unit file: units hold no secrets in tend; move the secret to an EnvironmentFile= or LoadCredential= file"))
+                    continue
+                }
                 localFiles[name] = status
             }
         }
@@ -66,7 +76,7 @@ extension Adopter {
         }
         // Package units: enabled or disabled unlike their package left them, and their drop-ins.
         let packageUnits = Set(enabledByPackages).union(enabledNow).union(dropins.keys).subtracting(localFiles.keys).subtracting(masked)
-        for name in packageUnits.sorted() where !name.hasPrefix("tend") {
+        for name in packageUnits.sorted() where !ProtectedPaths.isTendUnit(name) {
             let byPackage = enabledByPackages.contains(name), now = enabledNow.contains(name)
             let extra = dropinLines(dropins[name])
             guard byPackage != now || !extra.isEmpty else { continue }
@@ -107,25 +117,28 @@ extension Adopter {
         }
     }
 
+    /// As systemd reads them: every folder's files sorted by name together, a file in /etc
+    /// hiding one of the same name in /usr/lib.
     func readPresets() -> Presets {
         var rules: [(Bool, String)] = []
-        var seen: Set<String> = []
-        for folder in ["/etc/systemd/system-preset", "/usr/lib/systemd/system-preset"] {
-            for name in ((try? host.entries(of: folder)) ?? []).sorted() where name.hasSuffix(".preset") && seen.insert(name).inserted {
-                let text = String(decoding: (try? host.read(folder + "/" + name)) ?? [], as: UTF8.self)
-                for line in text.split(separator: "\n") {
-                    let words = line.split(separator: " ")
-                    guard words.count >= 2, words[0] == "enable" || words[0] == "disable" else { continue }
-                    rules.append((words[0] == "enable", String(words[1])))
-                }
+        var files: [String: String] = [:]
+        for folder in ["/usr/lib/systemd/system-preset", "/etc/systemd/system-preset"] {
+            for name in (try? host.entries(of: folder)) ?? [] where name.hasSuffix(".preset") { files[name] = folder + "/" + name }
+        }
+        for (_, path) in files.sorted(by: { $0.key < $1.key }) {
+            let text = String(decoding: (try? host.read(path)) ?? [], as: UTF8.self)
+            for line in text.split(separator: "\n") {
+                let words = line.split(separator: " ")
+                guard words.count >= 2, words[0] == "enable" || words[0] == "disable" else { continue }
+                rules.append((words[0] == "enable", String(words[1])))
             }
         }
         return Presets(rules: rules)
     }
 
     /// A unit's `dropins:` attribute for these drop-in files, or nothing.
-    private func dropinLines(_ dropins: [(name: String, text: String)]?) -> String {
+    private func dropinLines(_ dropins: [(name: String, source: String)]?) -> String {
         guard let dropins, !dropins.isEmpty else { return "" }
-        return "    dropins:\n" + dropins.map { "      \(YAMLText.quoted($0.name)): \(YAMLText.quoted($0.text))\n" }.joined()
+        return "    dropins:\n" + dropins.map { "      \(YAMLText.quoted($0.name)): { source: \(YAMLText.quoted($0.source)) }\n" }.joined()
     }
 }

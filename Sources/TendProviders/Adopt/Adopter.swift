@@ -100,7 +100,7 @@ enum YAMLText {
             (scalar.value >= 0x30 && scalar.value <= 0x39) || (scalar.value | 0x20 >= 0x61 && scalar.value | 0x20 <= 0x7a)
                 || "/._-+@".unicodeScalars.contains(scalar)
         } && !["true", "false", "yes", "no", "null", "on", "off", "~"].contains(text.lowercased()) && Int(text) == nil && Double(text) == nil
-            && !text.hasPrefix("-") && !text.hasPrefix(".")
+            && !text.hasPrefix("-") && !text.hasPrefix(".") && !text.hasPrefix("@")
         if plainSafe { return text }
         var out = "\""
         for scalar in text.unicodeScalars {
@@ -113,6 +113,9 @@ enum YAMLText {
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0) {
                     out += "\\x" + String(scalar.value, radix: 16).leftPadded(2)
+                } else if [0x2028, 0x2029, 0xfeff, 0xfffe, 0xffff].contains(scalar.value) {
+                    // Line and paragraph separators fold, and a byte-order mark is refused, inside quotes.
+                    out += "\\u" + String(scalar.value, radix: 16).leftPadded(4)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
