@@ -1,4 +1,5 @@
 public import SystemPackage
+import Dispatch
 import Glibc
 import Subprocess
 import Synchronization
@@ -152,24 +153,28 @@ public struct ChildProcess: Sendable {
 /// when the program closed its output and runs on; cancelled once the program has ended. A
 /// program that ended before the limit but was not reaped yet (its parent, busy, had not looked)
 /// is not killed, nor said to have run out of time.
+///
+/// The timer runs on a Dispatch queue, not as a Swift task: when every thread of the concurrency
+/// pool is busy (a full test suite, an agent applying in parallel), a task's sleep can end long
+/// after its time, and a check once waited out a 30 s command with a 1 s limit that way.
 private final class Deadline: Sendable {
-    private let timer = Mutex<Task<Void, Never>?>(nil)
+    private let cancelled = Atomic(false)
     private let killed = Atomic(false)
 
     var passed: Bool { killed.load(ordering: .relaxed) }
 
     func start(_ limit: Duration, group: pid_t) {
-        timer.withLock {
-            $0 = Task { [self] in
-                guard (try? await Task.sleep(for: limit)) != nil, !Self.hasEnded(group) else { return }
-                killed.store(true, ordering: .relaxed)
-                kill(-group, SIGKILL)
-            }
+        let (seconds, attoseconds) = limit.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(max(0, nanoseconds))) { [self] in
+            guard !cancelled.load(ordering: .relaxed), !Self.hasEnded(group) else { return }
+            killed.store(true, ordering: .relaxed)
+            kill(-group, SIGKILL)
         }
     }
 
     func cancel() {
-        timer.withLock { $0?.cancel() }
+        cancelled.store(true, ordering: .relaxed)
     }
 
     /// Whether the process `pid` has exited, looked at without reaping it (`waitid` with
