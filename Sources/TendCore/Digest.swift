@@ -40,13 +40,13 @@ public struct Digest {
         hasher.finalize().withUnsafeBytes { Self.hex($0) }
     }
 
-    /// `bytes` in lowercase hex, two digits each.
     /// The MD5 of `bytes` in hex: dpkg's digest of a conffile as its package shipped it, which
     /// `tend adopt` compares with the file; never used to trust anything.
     public static func md5(_ bytes: [UInt8]) -> String {
         hex(Array(Insecure.MD5.hash(data: bytes)))
     }
 
+    /// `bytes` in lowercase hex, two digits each.
     public static func hex(_ bytes: some Collection<UInt8>) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { text in
             var index = 0

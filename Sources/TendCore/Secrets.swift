@@ -17,13 +17,8 @@ public protocol SecretOpener: Sendable {
 /// SHA-256 of a short password could.
 public enum SecretDigest {
     public static func of(_ plaintext: [UInt8], key: [UInt8]) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: plaintext, using: SymmetricKey(data: key))
-        return code.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        Digest.hex(Array(HMAC<SHA256>.authenticationCode(for: plaintext, using: SymmetricKey(data: key))))
     }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// Why a secret could not be opened here: no identity, not one of its recipients, broken.

@@ -311,51 +311,45 @@ private func append(_ message: OpaquePointer, bool: Bool) throws(SystemdError) {
     try check(sd_bus_message_append_basic(message, SystemdManager.type("b"), &value), "sd_bus_message_append_basic")
 }
 
-/// One `(sv)` property of a transient unit, its value a string.
+/// One `(sv)` property of a transient unit: its name, and its value of D-Bus type `signature`,
+/// which `value` appends.
+private func property(_ message: OpaquePointer, _ name: String, _ signature: String,
+                      _ value: (OpaquePointer) throws(SystemdError) -> Void) throws(SystemdError) {
+    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
+    try append(message, string: name)
+    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), signature), "sd_bus_message_open_container")
+    try value(message)
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+}
+
 private func property(_ message: OpaquePointer, _ name: String, string: String) throws(SystemdError) {
-    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
-    try append(message, string: name)
-    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "s"), "sd_bus_message_open_container")
-    try append(message, string: string)
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try property(message, name, "s") { message throws(SystemdError) in try append(message, string: string) }
 }
 
-/// One `(sv)` property whose value is a list of strings.
 private func property(_ message: OpaquePointer, _ name: String, strings: [String]) throws(SystemdError) {
-    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
-    try append(message, string: name)
-    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "as"), "sd_bus_message_open_container")
-    try append(message, strings: strings)
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try property(message, name, "as") { message throws(SystemdError) in try append(message, strings: strings) }
 }
 
-/// One `(sv)` property whose value is a number of microseconds (`t`).
+/// A number of microseconds (`t`).
 private func property(_ message: OpaquePointer, _ name: String, microseconds: UInt64) throws(SystemdError) {
-    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
-    try append(message, string: name)
-    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "t"), "sd_bus_message_open_container")
-    var value = microseconds
-    try check(sd_bus_message_append_basic(message, SystemdManager.type("t"), &value), "sd_bus_message_append_basic")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try property(message, name, "t") { message throws(SystemdError) in
+        var value = microseconds
+        try check(sd_bus_message_append_basic(message, SystemdManager.type("t"), &value), "sd_bus_message_append_basic")
+    }
 }
 
 /// The `ExecStart` property, `a(sasb)`: one program, its arguments, and no "ignore failure".
 private func execStart(_ message: OpaquePointer, path: String, arguments: [String]) throws(SystemdError) {
-    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sv"), "sd_bus_message_open_container")
-    try append(message, string: "ExecStart")
-    try check(sd_bus_message_open_container(message, SystemdManager.type("v"), "a(sasb)"), "sd_bus_message_open_container")
-    try check(sd_bus_message_open_container(message, SystemdManager.type("a"), "(sasb)"), "sd_bus_message_open_container")
-    try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sasb"), "sd_bus_message_open_container")
-    try append(message, string: path)
-    try append(message, strings: arguments)
-    try append(message, bool: false)
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
-    try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    try property(message, "ExecStart", "a(sasb)") { message throws(SystemdError) in
+        try check(sd_bus_message_open_container(message, SystemdManager.type("a"), "(sasb)"), "sd_bus_message_open_container")
+        try check(sd_bus_message_open_container(message, SystemdManager.type("r"), "sasb"), "sd_bus_message_open_container")
+        try append(message, string: path)
+        try append(message, strings: arguments)
+        try append(message, bool: false)
+        try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+        try check(sd_bus_message_close_container(message), "sd_bus_message_close_container")
+    }
 }
 
 /// Enters a container; false at the end of an array.

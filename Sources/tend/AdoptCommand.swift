@@ -40,13 +40,7 @@ struct AdoptCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reader: HostReader
-        do {
-            reader = try HostReader(root: root.root)
-        } catch {
-            Console.error("tend: " + Printable.escaped(error.description))
-            throw TendExit.unusableHost
-        }
+        let reader = try root.reader()
         if let out, let entries = try? FileManager.default.contentsOfDirectory(atPath: out), !entries.isEmpty {
             Console.error("tend: \(Printable.escaped(out)) is not empty; adopt writes a new repository")
             throw TendExit.unusableHost

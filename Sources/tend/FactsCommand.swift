@@ -28,14 +28,7 @@ struct FactsCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let reader: HostReader
-        do {
-            reader = try HostReader(root: root.root)
-        } catch {
-            Console.error("tend: " + Printable.escaped(error.description))
-            throw TendExit.unusableHost
-        }
-        let facts = Facts.gather(host: reader, hostname: host.hostname, labels: try host.labelMap())
+        let facts = Facts.gather(host: try root.reader(), hostname: host.hostname, labels: try host.labelMap())
         if json {
             try Console.printJSON(facts)
             return

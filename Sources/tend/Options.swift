@@ -173,4 +173,15 @@ struct RootOptions: ParsableArguments {
     @Option(name: .customLong("root"), help: "Manage the files under this folder instead of / (image building, provisioning, trying things out).", completion: .directory)
     var givenRoot: String?
     var root: String { givenRoot ?? "/" }
+
+    /// A reader of the root, for the commands that only read it (`tend facts`, `tend adopt`);
+    /// exits with what is wrong when the root cannot be opened.
+    func reader() throws -> HostReader {
+        do {
+            return try HostReader(root: root)
+        } catch {
+            Console.error("tend: " + Printable.escaped(error.description))
+            throw TendExit.unusableHost
+        }
+    }
 }
