@@ -53,12 +53,6 @@ def generate(root, packages, files):
                          f"Conffiles:\n {paths[0]} {sums[0][0]}\nDescription: {name}\n\n")
 
 
-def timed(command):
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def main():
     rounds, tend = int(sys.argv[1]), os.path.abspath(sys.argv[2])
     packages = int(os.environ.get("PACKAGES", "2000"))

@@ -29,10 +29,14 @@ extension Reconciler {
         }
         let planner = Planner(catalog: kept.catalog, origin: kept.origin, sourceDescription: kept.sourceDescription, facts: kept.facts, tendVersion: tendVersion)
         let executor = Executor(catalog: kept.catalog, logger: logger)
-        let plan = await planner.plan(host: host, scope: scope)
+        // A repair never prunes: what is no longer declared goes in a full run, under the prune
+        // budget (`prune`), which a repair does not weigh; so the retired are out of its scope.
+        let retired = kept.catalog.retired
+        let inScope = retired.isEmpty ? scope : (scope ?? Set(kept.catalog.entries.map(\.id))).subtracting(retired)
+        let plan = await planner.plan(host: host, scope: inScope)
         result.plan = plan
         do {
-            result.removedLeftovers = try executor.removeLeftovers(host: host, scope: scope)
+            result.removedLeftovers = try executor.removeLeftovers(host: host, scope: inScope)
             if plan.hasChanges || !plan.errors.isEmpty {
                 events.applying(plan)
                 result.report = try await executor.apply(plan, host: host, services: services, stop: events.shouldStop, toolOutput: events.toolOutput, progress: events.step)

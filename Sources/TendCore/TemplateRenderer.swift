@@ -13,6 +13,8 @@ public struct TemplateVariables: @unchecked Sendable {
         private let made = Mutex<TemplateMap?>(nil)
         /// Why each var holding a secret that could not be opened here could not, by name.
         private let unopened = Mutex<[String: String]>([:])
+        /// The names of the vars that hold a secret, found once with the map.
+        private let secretNames = Mutex<Set<String>>([])
 
         init(vars: [String: YAMLNode], facts: HostFacts?, secrets: (any SecretOpener)?) {
             self.vars = vars
@@ -23,7 +25,7 @@ public struct TemplateVariables: @unchecked Sendable {
         /// The vars that hold a secret, and why those that could not be opened could not.
         var secretVars: (names: Set<String>, unopened: [String: String]) {
             _ = map
-            return (Set(vars.filter { $0.value.holdsSecret }.keys), unopened.withLock { $0 })
+            return (secretNames.withLock { $0 }, unopened.withLock { $0 })
         }
 
         var map: TemplateMap {
@@ -46,6 +48,7 @@ public struct TemplateVariables: @unchecked Sendable {
                     }
                 }
                 unopened.withLock { $0 = failures }
+                secretNames.withLock { $0 = Set(vars.filter { $0.value.holdsSecret }.keys) }
                 if let facts {
                     var host: [String: Any] = ["labels": TemplateMap(values: facts.labels)]
                     for (name, value) in facts.named { if let value { host[name] = value } }
@@ -59,8 +62,10 @@ public struct TemplateVariables: @unchecked Sendable {
     }
 
     private let lazy: Lazy
-    /// What opens the `!age` vars; nil when the run has no identity.
-    public var secrets: (any SecretOpener)? { lazy.secrets }
+    /// What opens the `!age` vars and `.age` sources; nil when the run has no identity, and for
+    /// the manifests of other hosts (`lenient`), whose secrets are not this host's to open.
+    public var secrets: (any SecretOpener)? { opensSecrets ? lazy.secrets : nil }
+    private var opensSecrets = true
     /// A resource's own values over the host's (`adding`), or nil.
     private var own: TemplateMap?
     /// Those of its own values that hold a secret, and why those that could not be opened here
@@ -82,6 +87,7 @@ public struct TemplateVariables: @unchecked Sendable {
     public var lenient: TemplateVariables {
         var copy = self
         copy.requiresSetVars = false
+        copy.opensSecrets = false
         return copy
     }
 

@@ -15,8 +15,12 @@ import Glibc
 public final class AgeSecrets: SecretOpener {
     /// The identity's path on this machine.
     public let identity: String
-    public let digestKey: [UInt8]
+    /// Derived from the identity the first time a digest is made: a run without secrets never
+    /// reads the host's key.
+    private let key = Mutex<[UInt8]?>(nil)
     private let opened = Mutex<[String: Result<[UInt8], SecretError>]>([:])
+    /// Debian's age, by its path: not whatever PATH finds first.
+    static let age = "/usr/bin/age"
     /// How long `age` may take for one secret.
     static let limit: Duration = .seconds(30)
 
@@ -32,10 +36,17 @@ public final class AgeSecrets: SecretOpener {
     public init(identity: String, interactive: Bool = false) {
         self.identity = identity
         self.interactive = interactive
-        // A key for digests of plaintext that only this host can compute: derived from its
-        // identity, which never leaves it.
-        let bytes = Self.read(identity) ?? []
-        digestKey = Array(SecretDigest.of(bytes, key: Array("tend secret digest".utf8)).utf8)
+    }
+
+    /// A key for digests of plaintext that only this host can compute: derived from its
+    /// identity, which never leaves it.
+    public var digestKey: [UInt8] {
+        key.withLock { key in
+            if let key { return key }
+            let derived = Array(SecretDigest.of(Self.read(identity) ?? [], key: Array("tend secret digest".utf8)).utf8)
+            key = derived
+            return derived
+        }
     }
 
     public func open(_ ciphertext: [UInt8]) -> Result<[UInt8], SecretError> {
@@ -55,7 +66,7 @@ public final class AgeSecrets: SecretOpener {
         guard access(identity, R_OK) == 0 else {
             return .failure(SecretError("cannot read the identity \(Printable.escaped(identity)): run as root"))
         }
-        let waited = ChildProcess(["age", "--decrypt", "--identity", identity], environment: ["LC_ALL": "C.UTF-8"],
+        let waited = ChildProcess([Self.age, "--decrypt", "--identity", identity], environment: ["LC_ALL": "C.UTF-8"],
                                   limit: interactive ? nil : Self.limit, kept: ciphertext.count + 4096).runWaiting(input: ciphertext, ownGroup: !interactive)
         let (finished, plaintext) = (waited.finished, waited.output)
         if finished.status == 0, !finished.timedOut { return .success(plaintext) }
@@ -77,7 +88,7 @@ public final class AgeSecrets: SecretOpener {
         if let publicKey = read(identity + ".pub").map({ String(decoding: $0, as: UTF8.self) }), publicKey.hasPrefix("ssh-") {
             return .success(publicKey.split(separator: " ").prefix(2).joined(separator: " "))
         }
-        let derived = await ChildProcess(["age-keygen", "-y", identity], kept: 4096).run()
+        let derived = await ChildProcess(["/usr/bin/age-keygen", "-y", identity], kept: 4096).run()
         guard derived.status == 0 else {
             return .failure(SecretError("no recipient for \(Printable.escaped(identity)): " + Printable.escaped(derived.error.trimmingWhitespace())))
         }
@@ -96,7 +107,7 @@ public final class AgeSecrets: SecretOpener {
 
     private static func encrypt(_ plaintext: [UInt8], arguments: [String]) -> Result<[UInt8], SecretError> {
         // Armored ciphertext is about 4/3 of the plaintext, and age adds its header.
-        let waited = ChildProcess(["age", "--encrypt"] + arguments, limit: limit, kept: plaintext.count * 2 + (1 << 20)).runWaiting(input: plaintext)
+        let waited = ChildProcess([age, "--encrypt"] + arguments, limit: limit, kept: plaintext.count * 2 + (1 << 20)).runWaiting(input: plaintext)
         guard waited.finished.status == 0, !waited.truncated, !waited.output.isEmpty else {
             let why = waited.truncated ? "its output was larger than expected" : Printable.escaped(waited.finished.error.trimmingWhitespace())
             return .failure(SecretError("age could not encrypt it: " + why))

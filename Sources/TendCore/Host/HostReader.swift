@@ -89,6 +89,12 @@ public final class HostReader {
     }
 
     /// The target of the symbolic link at `path`.
+    /// Whether every user on the host may read the file at `path`: it is readable by others and
+    /// every folder above it lets them through. A reader that replays a snapshot says no.
+    public func othersMayRead(_ path: String, status: FileStatus) -> Bool {
+        files?.othersMayRead(path, status: status) ?? false
+    }
+
     public func readLink(_ path: String) throws(HostError) -> String {
         try reads.readLink(path)
     }

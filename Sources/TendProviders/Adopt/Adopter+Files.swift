@@ -94,11 +94,15 @@ extension Adopter {
                 conffiles.insert(path)
                 if Self.leftOutReason(path) != nil { continue }
                 guard let status = try host.status(path) else {
-                    append(to: &manifests, path: path, "  # A conffile of \(package.name) \(YAMLText.comment(package.version)), removed by hand.\n  - file: \(YAMLText.quoted(path))\n    state: absent\n")
+                    manifests.add(path: path, "  # A conffile of \(package.name) \(YAMLText.comment(package.version)), removed by hand.\n  - file: \(YAMLText.quoted(path))\n    state: absent\n")
                     result.taken.append(Taken(id: "file:\(path)", why: "conffile of \(package.name), removed"))
                     continue
                 }
-                guard status.type == .regular, status.size <= Self.largestFile else { continue }
+                guard status.type == .regular, status.size <= Self.largestFile else {
+                    result.leftOut.append(LeftOut(path: path, why: status.type == .regular ? "a conffile of \(status.size) bytes, more than tend reads of one file"
+                                                                                          : "a conffile of \(package.name) that is now \(status.type.article)"))
+                    continue
+                }
                 let bytes = try host.read(path)
                 guard Digest.md5(bytes) != md5 else { continue }
                 adopt(path: path, status: status, bytes: bytes, why: "conffile changed from \(package.name) \(package.version)", into: &manifests, &result)
@@ -123,7 +127,7 @@ extension Adopter {
                 guard let status = try host.status(path) else { continue }
                 if status.type == .directory {
                     if !owned.contains(path), try host.entries(of: path).isEmpty || status.permissions != 0o755 || status.owner != 0 || status.group != 0 {
-                        append(to: &manifests, path: path, "  # No package owns it.\n  - directory: \(YAMLText.quoted(path))\n" + ownership(status))
+                        manifests.add(path: path, "  # No package owns it.\n  - directory: \(YAMLText.quoted(path))\n" + ownership(status))
                         result.taken.append(Taken(id: "directory:\(path)", why: "no package owns it"))
                     }
                     pending.append(path)
@@ -143,7 +147,7 @@ extension Adopter {
                         result.leftOut.append(LeftOut(path: path, why: "a link to \(Self.normalized(resolved)), which a package ships: made by its scripts"))
                         continue
                     }
-                    append(to: &manifests, path: path, "  # No package owns it.\n  - symlink: \(YAMLText.quoted(path))\n    target: \(YAMLText.quoted(target))\n")
+                    manifests.add(path: path, "  # No package owns it.\n  - symlink: \(YAMLText.quoted(path))\n    target: \(YAMLText.quoted(target))\n")
                     result.taken.append(Taken(id: "symlink:\(path)", why: "no package owns it"))
                 case .regular where status.size <= Self.largestFile:
                     let bytes = try host.read(path)
@@ -177,7 +181,8 @@ extension Adopter {
     /// A regular file as a resource: its content in `files/` (encrypted to the host's recipient
     /// when it is private), its owner and mode.
     private func adopt(path: String, status: FileStatus, bytes: [UInt8], why: String, into manifests: inout Concerns, _ result: inout Result) {
-        let privateFile = status.permissions & 0o004 == 0 || String(decoding: bytes.prefix(1 << 16), as: UTF8.self).contains("PRIVATE KEY")
+        // Private: others may not read it (itself, or a folder above it keeps them out), or it holds a key.
+        let privateFile = !host.othersMayRead(path, status: status) || String(decoding: bytes.prefix(1 << 16), as: UTF8.self).contains("PRIVATE KEY")
         var source = "files" + path
         if privateFile {
             guard let recipient else {
@@ -208,10 +213,6 @@ extension Adopter {
 
     /// Adds `text` to the manifest of the concern `path` belongs to: the folder under /etc it is
     /// in (`etc-nginx`), or `etc` for files directly in /etc.
-    private func append(to manifests: inout Concerns, path: String, _ text: String) {
-        manifests.add(text, path: path)
-    }
-
     /// The manifests being written, one per concern: the folder under /etc a path is in
     /// (`etc-nginx`), or `etc` for what is directly in /etc. Files of one shape (the same
     /// reason, owner, group and mode) are written as one loop over their paths when there are
@@ -232,7 +233,7 @@ extension Adopter {
             return parts.count > 2 ? "etc-" + parts[1].filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." } : "etc"
         }
 
-        mutating func add(_ text: String, path: String) {
+        mutating func add(path: String, _ text: String) {
             entries[Self.name(of: path), default: ""] += text
         }
 
