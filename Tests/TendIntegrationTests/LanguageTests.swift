@@ -238,7 +238,7 @@ struct LanguageTests {
         #expect(none.status != 0 && none.stderr.contains("has no hosts.yaml at its top"), "\(none)")
     }
 
-    @Test("a long loop (made on every core) makes the same resources as a short one and reports its items' problems in item order; an item's template sees the host's facts unset where unknown; when: on what only other hosts set, or on an absent optional field, is false there")
+    @Test("a long loop (made on every core) makes the same resources as a short one and reports its items' problems in item order; an item's template sees the host's facts unset where unknown; a manifest for other hosts is not held to a when: on what only they set; when: on an absent optional field is false")
     func longLoopsAndWhen() async throws {
         let items = (0..<1500).map { "{ name: f\($0), mode: \"\($0 == 12 || $0 == 1205 ? "9999" : "0644")\" }" }.joined(separator: ", ")
         let repo = try repository(["a.yaml": """
@@ -262,6 +262,8 @@ struct LanguageTests {
         let lines = invalid.stderr.split(separator: "\n").filter { $0.contains("/site/a.yaml:4:11") }
         #expect(lines.count == 2 && lines[0].contains("(files[12] \"f12\")") && lines[1].contains("(files[1205] \"f1205\")"), "\(invalid)")
         #expect(!invalid.stderr.contains("is_primary"), "a var only other hosts set is no error here: \(invalid)")
+        let db = try await tend(["validate", repo.path, "--hostname", "db-1"])
+        #expect(!db.stderr.contains("is_primary"), "the host that sets it has it: \(db)")
 
         try repo.write(["tend.yaml": "vars:\n  files: [\((0..<1500).map { "{ name: f\($0), mode: \"0644\" }" }.joined(separator: ", "))]\nhosts:\n  - apply: [site]\n"])
         let root = try makeRoot()

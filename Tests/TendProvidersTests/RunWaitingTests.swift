@@ -23,9 +23,18 @@ struct RunWaitingTests {
 
     @Test("a child that closes its outputs and runs on is killed at its limit, and what it started with it")
     func limit() {
-        let waited = ChildProcess(["/bin/sh", "-c", "exec >/dev/null 2>&1; sleep 30 & sleep 30"], limit: .milliseconds(300)).runWaiting(input: [])
+        let waited = ChildProcess(["/bin/sh", "-c", "exec >/dev/null 2>&1; sleep 30.4041 & sleep 30"], limit: .milliseconds(300)).runWaiting(input: [])
         // Killed at the limit, not ended by its own sleep: the flag says the limit was enforced.
         #expect(waited.finished.timedOut && waited.finished.signal == SIGKILL)
+        // The background sleep went with the group (a SIGKILL is delivered at once; look twice to be sure).
+        var stray: [Int32] = []
+        for _ in 0..<2 {
+            usleep(100_000)
+            stray = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) }.filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains("30.4041")
+            } ?? []
+        }
+        #expect(stray.isEmpty, "what the child started survived: \(stray)")
     }
 
     @Test("several at once, from several threads, each get their own output")
