@@ -202,7 +202,7 @@ public enum TemplateRenderer {
     public static let maximumPartialDepth = 10
 
     /// Renders `text` with `variables`. `partials` holds the text of every partial the template
-    /// may include (`{{> name}}`), by name (`TemplatePartials.load` finds them); a template error
+    /// may include (`{{> name}}`), by name (`DecodeContext.partials(of:path:)` finds them); a template error
     /// in one of them names it in `TemplateError.partial`.
     public static func render(_ text: String, with variables: TemplateVariables, partials: [String: String] = [:]) throws -> String {
         if let (line, column) = positionTooDeep(text) {

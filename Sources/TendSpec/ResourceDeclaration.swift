@@ -84,9 +84,4 @@ public struct Manifest: Sendable {
         self.path = path
         self.entries = entries
     }
-
-    /// The resources written as they are, without those a loop or a component makes.
-    public var written: [ResourceDeclaration] {
-        entries.compactMap { if case .resource(let declaration) = $0 { declaration } else { nil } }
-    }
 }
